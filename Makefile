@@ -1,0 +1,47 @@
+# Two commands for users: `make demo` and `make test`. Everything they need installs from here.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mirada-installed
+PYTHON ?= python3
+# On our offline build machines pip is capped to the torch build on local disk (/etc/xdg/pip);
+# that pair is the one whose torchvision imports. Elsewhere pyproject's ranges decide.
+TORCH_PIN ?= $(shell [ -e /etc/xdg/pip ] && echo "torch==2.14.1 torchvision==0.29.1")
+
+.PHONY: setup demo test test-deps bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@if [ -n "$(TORCH_PIN)" ]; then $(PY) -m pip install -q $(TORCH_PIN); fi
+	$(PY) -m pip install -q -e '.[postgres,test]'
+	@touch $(STAMP)
+
+# System tools some tests use: Debian's chromium (browser test), docker-compose (compose
+# validation). Installed only when missing and when we can (root + apt); tests skip otherwise.
+test-deps:
+	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	 command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	 if [ -n "$$missing" ]; then \
+	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	     echo "installing$$missing"; (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || echo "could not install$$missing; those tests will skip"; \
+	   else echo "not installing$$missing (needs root + apt); those tests will skip"; fi; \
+	 fi
+
+test: setup test-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+demo: setup
+	$(VENV)/bin/mirada demo
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) mirada-data .pytest_cache

@@ -1,0 +1,118 @@
+"""The `mirada` command line. Each subcommand is one decorated function in a shared.cli module.
+
+Command modules must import quickly: heavy libraries (torch, transformers, streamlit) are
+imported inside the command function, never at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import MiradaError
+
+# Modules that define commands; registering one more command is one decorated function.
+COMMAND_MODULES = (
+    "shared.cli.datasets",
+    "shared.cli.models",
+    "shared.cli.runs",
+    "shared.cli.captions",
+    "shared.cli.demo",
+)
+
+
+@dataclass(frozen=True)
+class Arg:
+    flags: tuple[str, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def arg(*flags: str, **kwargs: Any) -> Arg:
+    return Arg(flags, kwargs)
+
+
+Handler = Callable[[argparse.Namespace], "int | None"]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    run: Handler
+    arguments: tuple[Arg, ...]
+    description: str | None
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(
+    name: str, help: str, *arguments: Arg, description: str | None = None
+) -> Callable[[Handler], Handler]:
+    """Register `fn(args) -> exit code` as `mirada NAME`."""
+
+    def register(fn: Handler) -> Handler:
+        if name in COMMANDS:
+            raise RuntimeError(f"mirada command {name!r} is registered twice")
+        COMMANDS[name] = Command(name, help, fn, arguments, description or fn.__doc__)
+        return fn
+
+    return register
+
+
+def print_json(payload: Any) -> None:
+    json.dump(payload, sys.stdout, indent=2, default=str, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    for module in COMMAND_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    parser = argparse.ArgumentParser(
+        prog="mirada",
+        description="Benchmark vision-language models on your own captioned images.",
+    )
+    from shared import __version__
+
+    parser.add_argument("--version", action="version", version=f"mirada {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(
+            cmd.name,
+            help=cmd.help,
+            description=cmd.description or cmd.help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        for a in cmd.arguments:
+            p.add_argument(*a.flags, **a.kwargs)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except MiradaError as exc:
+        print(f"mirada {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"mirada {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Settings read from the environment, so every process (CLI, worker, dashboard) agrees."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not an integer; unset it or give a number") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    max_zip_bytes: int
+    max_zip_files: int
+    max_image_pixels: int
+    max_csv_rows: int
+    heartbeat_seconds: int
+    stale_after_seconds: int
+
+    @property
+    def images_dir(self) -> Path:
+        return self.home / "images"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.home / "thumbs"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.home / "staging"
+
+
+def get_settings() -> Settings:
+    """Read settings now; cheap, so callers never hold stale copies across env changes."""
+    home = Path(os.environ.get("MIRADA_HOME") or "./mirada-data").expanduser().resolve()
+    url = os.environ.get("MIRADA_DATABASE_URL") or f"sqlite:///{home / 'mirada.db'}"
+    return Settings(
+        home=home,
+        database_url=url,
+        max_zip_bytes=_int_env("MIRADA_MAX_ZIP_BYTES", 4 * 1024**3),
+        max_zip_files=_int_env("MIRADA_MAX_ZIP_FILES", 200_000),
+        max_image_pixels=_int_env("MIRADA_MAX_IMAGE_PIXELS", 89_478_485),
+        max_csv_rows=_int_env("MIRADA_MAX_CSV_ROWS", 1_000_000),
+        heartbeat_seconds=_int_env("MIRADA_HEARTBEAT_SECONDS", 10),
+        stale_after_seconds=_int_env("MIRADA_STALE_AFTER_SECONDS", 60),
+    )

@@ -1,0 +1,311 @@
+"""The storage schema. Typed SQLAlchemy 2.0 models; Alembic migrations mirror this file.
+
+Status changes of runs and workers happen only in `shared.queue`; result rows are written
+only by `shared.results` (inside the transaction that finishes a run); dataset rows only by
+`shared.datasets.store`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on both backends (SQLite drops tzinfo on the way back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+        bytes: LargeBinary(),
+        str: String(255),
+    }
+
+
+class RunStatus(str, enum.Enum):
+    """Allowed transitions (enforced in shared.queue):
+
+    queued -> running | cancelled
+    running -> succeeded | failed | cancelled | queued (worker lost, attempts left)
+    failed | cancelled -> queued (retry)
+    """
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Task(str, enum.Enum):
+    match = "match"
+    caption = "caption"
+    benchmark = "benchmark"
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    source_format: Mapped[str] = mapped_column(String(32))
+    source_path: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+    items: Mapped[list[Item]] = relationship(
+        back_populates="dataset", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Image(Base):
+    """An image file stored once under $MIRADA_HOME/images/<sha256>.<ext>."""
+
+    __tablename__ = "images"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ext: Mapped[str] = mapped_column(String(8))
+    width: Mapped[int]
+    height: Mapped[int]
+    original_format: Mapped[str | None] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Item(Base):
+    """One image as it appears in one dataset."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("dataset_id", "filename"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), index=True)
+    filename: Mapped[str] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(200))
+    position: Mapped[int]
+
+    dataset: Mapped[Dataset] = relationship(back_populates="items", lazy="raise")
+    captions: Mapped[list[Caption]] = relationship(
+        back_populates="item", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Caption(Base):
+    __tablename__ = "captions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    position: Mapped[int]
+
+    item: Mapped[Item] = relationship(back_populates="captions", lazy="raise")
+
+
+class HardwareProfile(Base):
+    """What a run ran on; deduplicated by a hash of its fields."""
+
+    __tablename__ = "hardware_profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    hostname: Mapped[str]
+    os: Mapped[str]
+    cpu_model: Mapped[str]
+    cpu_cores: Mapped[int]
+    ram_bytes: Mapped[int] = mapped_column(BigInteger)
+    gpu_name: Mapped[str | None]
+    gpu_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    python_version: Mapped[str] = mapped_column(String(32))
+    torch_version: Mapped[str | None] = mapped_column(String(64))
+    cuda_version: Mapped[str | None] = mapped_column(String(32))
+    transformers_version: Mapped[str | None] = mapped_column(String(64))
+    open_clip_version: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Worker(Base):
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    hostname: Mapped[str]
+    pid: Mapped[int]
+    labels: Mapped[list[Any]] = mapped_column(default=list)
+    devices: Mapped[list[Any]] = mapped_column(default=list)
+    hardware_profile_id: Mapped[int | None] = mapped_column(ForeignKey("hardware_profiles.id"))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None]
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    model_id: Mapped[str] = mapped_column(String(500))
+    task: Mapped[str] = mapped_column(String(16))
+    device: Mapped[str] = mapped_column(String(8), default="auto")
+    resolved_device: Mapped[str | None] = mapped_column(String(16))
+    dtype: Mapped[str] = mapped_column(String(8), default="fp32")
+    batch_size: Mapped[int] = mapped_column(default=32)
+    requires: Mapped[str | None] = mapped_column(String(200))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.queued.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    progress_done: Mapped[int] = mapped_column(default=0)
+    progress_total: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"), index=True)
+    hardware_profile_id: Mapped[int | None] = mapped_column(ForeignKey("hardware_profiles.id"))
+    model_fingerprint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class Metric(Base):
+    __tablename__ = "metrics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float | None] = mapped_column(Float)
+    category: Mapped[str | None] = mapped_column(String(200))
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Timing(Base):
+    __tablename__ = "timings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(16))
+    batch_size: Mapped[int | None]
+
+
+class RunEmbedding(Base):
+    """All embeddings of one kind for a run, as one contiguous float32 blob (row-major)."""
+
+    __tablename__ = "run_embeddings"
+    __table_args__ = (UniqueConstraint("run_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "image" | "text"
+    count: Mapped[int]
+    dim: Mapped[int]
+    data: Mapped[bytes]
+    row_ids: Mapped[bytes]  # int64 item ids (image) or caption ids (text), same order as data
+
+
+class EmbeddingCache(Base):
+    """One cached vector per (model fingerprint+preprocessing+dtype key, content hash)."""
+
+    __tablename__ = "embedding_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    content_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes]
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ItemResult(Base):
+    """Per-image outcome of a run, for drill-down, worst-first sorting and paired tests."""
+
+    __tablename__ = "item_results"
+    __table_args__ = (UniqueConstraint("run_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    correct: Mapped[bool | None]
+    rank: Mapped[int | None]
+    score: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class GeneratedCaption(Base):
+    __tablename__ = "generated_captions"
+    __table_args__ = (UniqueConstraint("run_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    flags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RunArtifact(Base):
+    """Named binary/JSON products of a run: similarity matrix, projections, reports."""
+
+    __tablename__ = "run_artifacts"
+    __table_args__ = (UniqueConstraint("run_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    content_type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes]
+    created: Mapped[datetime] = mapped_column(default=utcnow)

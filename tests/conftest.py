@@ -1,0 +1,77 @@
+"""Shared fixtures: an isolated MIRADA_HOME per test, and databases on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from shared.db import dispose_engines, get_engine
+
+POSTGRES_URL = os.environ.get(
+    "MIRADA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def postgres_unavailable_reason() -> str | None:
+    try:
+        eng = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        eng.dispose()
+    except Exception as exc:  # any failure means "not here": report it and skip
+        return f"PostgreSQL unreachable at {POSTGRES_URL}: {type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture
+def mirada_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh MIRADA_HOME with the default embedded SQLite database."""
+    home = tmp_path / "mirada-home"
+    monkeypatch.setenv("MIRADA_HOME", str(home))
+    monkeypatch.delenv("MIRADA_DATABASE_URL", raising=False)
+    dispose_engines()
+    yield home
+    dispose_engines()
+
+
+@pytest.fixture
+def postgres_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private schema in the test PostgreSQL database, dropped afterwards."""
+    reason = postgres_unavailable_reason()
+    if reason:
+        print(reason)
+        pytest.skip(reason)
+    schema = f"mirada_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    yield url
+    dispose_engines()
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(
+    request: pytest.FixtureRequest, mirada_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Run a test on both backends; sets MIRADA_DATABASE_URL so subprocesses agree."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{mirada_home / 'mirada.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("MIRADA_DATABASE_URL", url)
+    dispose_engines()
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Engine:
+    return get_engine(db_url)
