@@ -1,0 +1,154 @@
+"""What a finished run produces, and the one function that stores it.
+
+Results are written only by `write_results`, called by `shared.queue.finish_run` inside the
+transaction that marks the run succeeded, so a crashed or cancelled run never shows half
+results.
+
+Storage contract (the dashboard and `mirada show` read these names):
+- Metric rows: overall rows have category None; per-category rows repeat the metric name
+  with the category set. Accuracies carry ci_low/ci_high (95% bootstrap over images).
+  Unavailable metrics (METEOR without Java) have value None and details {"unavailable": why}.
+- ItemResult.details for match runs: {"top": [[caption_id, score], ...] (top-5),
+  "reranked": [[caption_id, itm_prob], ...] (BLIP ITM only), "category_correct": bool,
+  "zeroshot_pred": str | None, "category_top1": str | None}.
+- GeneratedCaption.scores: per-image BLEU-1..4, METEOR, ROUGE-L, CIDEr;
+  flags: {"repeated_ngram_rate": float, "verbatim_repeat": bool, "degenerate": bool,
+  "reasons": [str]}.
+- Timings: name, value, unit, batch_size (benchmark runs sweep batch sizes).
+- RunEmbedding kinds "image" (row ids = item ids) and "text" (row ids = caption ids).
+- RunArtifact names: "zeroshot_confusion" (JSON {"labels": [...], "matrix": [[...]]}),
+  "caption_corpus" (JSON), "projection:<method>:<kind>" (npy float32 [N,2]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from shared.db.models import (
+    GeneratedCaption,
+    ItemResult,
+    Metric,
+    RunArtifact,
+    RunEmbedding,
+    Timing,
+)
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    name: str
+    value: float | None
+    category: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    item_id: int
+    correct: bool | None = None
+    rank: int | None = None
+    score: float | None = None
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CaptionOutcome:
+    item_id: int
+    text: str
+    scores: dict[str, Any] | None = None
+    flags: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TimingValue:
+    name: str
+    value: float
+    unit: str
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingSet:
+    kind: str  # "image" | "text"
+    row_ids: np.ndarray  # int64 [N]
+    vectors: np.ndarray  # float32 [N, D]
+
+
+@dataclass
+class RunResults:
+    metrics: list[MetricValue] = field(default_factory=list)
+    items: list[ItemOutcome] = field(default_factory=list)
+    captions: list[CaptionOutcome] = field(default_factory=list)
+    timings: list[TimingValue] = field(default_factory=list)
+    embeddings: list[EmbeddingSet] = field(default_factory=list)
+    artifacts: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+def _float(x: float | None) -> float | None:
+    # NaN is not JSON and PostgreSQL sorts it oddly; store it as "no value".
+    if x is None:
+        return None
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
+def write_results(session: Session, run_id: int, results: RunResults) -> None:
+    """Replace any earlier results of `run_id` with `results` (within the caller's transaction)."""
+    for model in (Metric, Timing, ItemResult, GeneratedCaption, RunEmbedding, RunArtifact):
+        session.execute(delete(model).where(model.run_id == run_id))
+    session.add_all(
+        Metric(
+            run_id=run_id,
+            name=m.name,
+            value=_float(m.value),
+            category=m.category,
+            ci_low=_float(m.ci_low),
+            ci_high=_float(m.ci_high),
+            details=m.details,
+        )
+        for m in results.metrics
+    )
+    session.add_all(
+        Timing(run_id=run_id, name=t.name, value=t.value, unit=t.unit, batch_size=t.batch_size)
+        for t in results.timings
+    )
+    session.add_all(
+        ItemResult(
+            run_id=run_id,
+            item_id=i.item_id,
+            correct=i.correct,
+            rank=i.rank,
+            score=_float(i.score),
+            details=i.details,
+        )
+        for i in results.items
+    )
+    session.add_all(
+        GeneratedCaption(
+            run_id=run_id, item_id=c.item_id, text=c.text, scores=c.scores, flags=c.flags
+        )
+        for c in results.captions
+    )
+    for e in results.embeddings:
+        vectors = np.ascontiguousarray(e.vectors, dtype=np.float32)
+        session.add(
+            RunEmbedding(
+                run_id=run_id,
+                kind=e.kind,
+                count=int(vectors.shape[0]),
+                dim=int(vectors.shape[1]),
+                data=vectors.tobytes(),
+                row_ids=np.ascontiguousarray(e.row_ids, dtype=np.int64).tobytes(),
+            )
+        )
+    session.add_all(
+        RunArtifact(run_id=run_id, name=name, content_type=ctype, data=data)
+        for name, (ctype, data) in results.artifacts.items()
+    )
