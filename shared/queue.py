@@ -1,0 +1,367 @@
+"""The run queue, in the database. The only module that changes run and worker status.
+
+Transitions (see RunStatus): queued -> running (claim) -> succeeded (finish_run) |
+failed (fail_run, or attempts exhausted after a lost worker) | cancelled (cancel_run);
+running -> queued (release_run on graceful stop, or requeue_stale when its worker stopped
+heartbeating); failed | cancelled -> queued (retry_run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from shared.config import get_settings
+from shared.db import read_session, write_session
+from shared.db.models import Dataset, HardwareProfile, Run, RunStatus, Task, Worker, utcnow
+from shared.errors import MiradaError, NotFoundError
+from shared.results import RunResults, write_results
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("fp32", "fp16", "bf16")
+TASKS = tuple(t.value for t in Task)
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    id: int
+    dataset_id: int
+    model_id: str
+    task: str
+    device: str
+    dtype: str
+    batch_size: int
+    options: dict[str, Any]
+    attempts: int
+
+
+def validate_run_request(
+    model_id: str, task: str, device: str, dtype: str, batch_size: int
+) -> None:
+    """Refuse at queue time what can never run, with a message that says what to do."""
+    from shared.vlm.base import TASK_NEEDS
+    from shared.vlm.registry import capabilities_for
+
+    if task not in TASKS:
+        raise MiradaError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    if device not in DEVICES:
+        raise MiradaError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    if dtype not in DTYPES:
+        raise MiradaError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    if batch_size < 1:
+        raise MiradaError(f"batch size must be at least 1 (got {batch_size})")
+    caps = capabilities_for(model_id)  # raises a MiradaError for malformed ids
+    missing = TASK_NEEDS[task] - caps
+    if missing:
+        able = [t for t, needs in TASK_NEEDS.items() if needs <= caps]
+        raise MiradaError(
+            f"model {model_id} cannot run task {task!r} (it lacks {', '.join(sorted(missing))}); "
+            f"it can run: {', '.join(able)}"
+        )
+
+
+def enqueue(
+    dataset_id: int,
+    model_id: str,
+    task: str,
+    *,
+    device: str = "auto",
+    dtype: str = "fp32",
+    batch_size: int = 32,
+    requires: str | None = None,
+    options: dict[str, Any] | None = None,
+    max_attempts: int = 3,
+) -> int:
+    validate_run_request(model_id, task, device, dtype, batch_size)
+    with write_session() as s:
+        if s.get(Dataset, dataset_id) is None:
+            raise NotFoundError(f"dataset {dataset_id} does not exist; see `mirada datasets`")
+        run = Run(
+            dataset_id=dataset_id,
+            model_id=model_id,
+            task=task,
+            device=device,
+            dtype=dtype,
+            batch_size=batch_size,
+            requires=requires,
+            options=dict(options or {}),
+            status=RunStatus.queued.value,
+            max_attempts=max_attempts,
+        )
+        s.add(run)
+        s.flush()
+        return run.id
+
+
+def register_worker(
+    name: str,
+    hostname: str,
+    pid: int,
+    labels: Sequence[str],
+    devices: Sequence[str],
+    profile: dict[str, Any] | None,
+) -> tuple[int, int | None]:
+    """Record a worker and its hardware profile (deduplicated). Returns (worker, profile) ids."""
+    from shared.hardware import profile_fingerprint
+
+    with write_session() as s:
+        profile_id = None
+        if profile is not None:
+            fp = profile_fingerprint(profile)
+            profile_id = s.scalar(
+                select(HardwareProfile.id).where(HardwareProfile.fingerprint == fp)
+            )
+            if profile_id is None:
+                hp = HardwareProfile(fingerprint=fp, **profile)
+                s.add(hp)
+                s.flush()
+                profile_id = hp.id
+        worker = Worker(
+            name=name,
+            hostname=hostname,
+            pid=pid,
+            labels=list(labels),
+            devices=list(devices),
+            hardware_profile_id=profile_id,
+            status="active",
+        )
+        s.add(worker)
+        s.flush()
+        return worker.id, profile_id
+
+
+def heartbeat(worker_id: int) -> None:
+    with write_session() as s:
+        s.execute(update(Worker).where(Worker.id == worker_id).values(heartbeat_at=utcnow()))
+
+
+def stop_worker(worker_id: int) -> None:
+    with write_session() as s:
+        s.execute(
+            update(Worker)
+            .where(Worker.id == worker_id)
+            .values(status="stopped", stopped_at=utcnow())
+        )
+
+
+def claim_next(worker_id: int, devices: Sequence[str], labels: Sequence[str]) -> ClaimedRun | None:
+    """Atomically take the oldest queued run this worker can serve, or None.
+
+    One statement: PostgreSQL locks the picked row with FOR UPDATE SKIP LOCKED so concurrent
+    workers pick different rows; SQLite's UPDATE ... RETURNING runs under BEGIN IMMEDIATE.
+    """
+    servable = [*devices, "auto"]
+    label_ok = or_(Run.requires.is_(None), Run.requires.in_(list(labels) or [""]))
+    pick = (
+        select(Run.id)
+        .where(Run.status == RunStatus.queued.value, Run.device.in_(servable), label_ok)
+        .order_by(Run.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    with write_session() as s:
+        row = s.execute(
+            update(Run)
+            .where(Run.id == pick, Run.status == RunStatus.queued.value)
+            .values(
+                status=RunStatus.running.value,
+                worker_id=worker_id,
+                attempts=Run.attempts + 1,
+                started_at=utcnow(),
+                finished_at=None,
+                progress_done=0,
+                error=None,
+                traceback=None,
+            )
+            .returning(
+                Run.id,
+                Run.dataset_id,
+                Run.model_id,
+                Run.task,
+                Run.device,
+                Run.dtype,
+                Run.batch_size,
+                Run.options,
+                Run.attempts,
+            )
+            .execution_options(synchronize_session=False)
+        ).first()
+    if row is None:
+        return None
+    return ClaimedRun(*row)
+
+
+def _owned(run_id: int, worker_id: int) -> Any:
+    return (
+        (Run.id == run_id) & (Run.worker_id == worker_id) & (Run.status == RunStatus.running.value)
+    )
+
+
+def update_progress(run_id: int, worker_id: int, done: int, total: int) -> bool:
+    """Store progress. False when the run is no longer this worker's (cancelled, re-queued)."""
+    with write_session() as s:
+        n = s.execute(
+            update(Run)
+            .where(_owned(run_id, worker_id))
+            .values(progress_done=done, progress_total=total)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return n == 1
+
+
+def finish_run(
+    run_id: int,
+    worker_id: int,
+    results: RunResults,
+    *,
+    hardware_profile_id: int | None,
+    model_fingerprint: dict[str, Any] | None,
+    resolved_device: str | None,
+) -> bool:
+    """Mark succeeded and write all results in ONE transaction. False if the run was taken away."""
+    with write_session() as s:
+        n = s.execute(
+            update(Run)
+            .where(_owned(run_id, worker_id))
+            .values(
+                status=RunStatus.succeeded.value,
+                finished_at=utcnow(),
+                hardware_profile_id=hardware_profile_id,
+                model_fingerprint=model_fingerprint,
+                resolved_device=resolved_device,
+                progress_done=Run.progress_total,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if n != 1:
+            return False
+        write_results(s, run_id, results)
+    return True
+
+
+def fail_run(run_id: int, worker_id: int, error: str, traceback: str | None = None) -> bool:
+    with write_session() as s:
+        n = s.execute(
+            update(Run)
+            .where(_owned(run_id, worker_id))
+            .values(
+                status=RunStatus.failed.value,
+                error=error,
+                traceback=traceback,
+                finished_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return n == 1
+
+
+def release_run(run_id: int, worker_id: int) -> bool:
+    """Graceful stop mid-run: give the run back untouched (this attempt does not count)."""
+    with write_session() as s:
+        n = s.execute(
+            update(Run)
+            .where(_owned(run_id, worker_id))
+            .values(
+                status=RunStatus.queued.value,
+                worker_id=None,
+                attempts=Run.attempts - 1,
+                progress_done=0,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return n == 1
+
+
+def requeue_stale(now: datetime | None = None) -> list[int]:
+    """Re-queue runs whose worker stopped heartbeating; fail those out of attempts.
+
+    Returns the ids of the runs touched. Any worker may call this; it is idempotent.
+    """
+    settings = get_settings()
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings.stale_after_seconds)
+    touched: list[int] = []
+    with write_session() as s:
+        lost = s.scalars(
+            select(Worker.id).where(Worker.status == "active", Worker.heartbeat_at < cutoff)
+        ).all()
+        if lost:
+            s.execute(
+                update(Worker)
+                .where(Worker.id.in_(lost))
+                .values(status="lost", stopped_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        orphaned = s.execute(
+            select(Run.id, Run.attempts, Run.max_attempts, Worker.name)
+            .join(Worker, Worker.id == Run.worker_id)
+            .where(Run.status == RunStatus.running.value, Worker.status != "active")
+            .with_for_update(of=Run, skip_locked=True)
+        ).all()
+        for run_id, attempts, max_attempts, worker_name in orphaned:
+            if attempts < max_attempts:
+                values: dict[str, Any] = {
+                    "status": RunStatus.queued.value,
+                    "worker_id": None,
+                    "progress_done": 0,
+                }
+            else:
+                values = {
+                    "status": RunStatus.failed.value,
+                    "finished_at": now,
+                    "error": (
+                        f"worker {worker_name!r} stopped heartbeating during attempt "
+                        f"{attempts} of {max_attempts}; giving up. Check that worker's log, "
+                        f"then `mirada retry {run_id}`."
+                    ),
+                }
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == RunStatus.running.value)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            touched.append(run_id)
+    return touched
+
+
+def cancel_run(run_id: int) -> str:
+    """Cancel a queued or running run; a running one is dropped by its worker at the next batch."""
+    with write_session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id} does not exist; see `mirada runs`")
+        if run.status not in (RunStatus.queued.value, RunStatus.running.value):
+            raise MiradaError(f"run {run_id} is {run.status}; only queued or running runs cancel")
+        run.status = RunStatus.cancelled.value
+        run.finished_at = utcnow()
+        return run.status
+
+
+def retry_run(run_id: int) -> str:
+    with write_session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id} does not exist; see `mirada runs`")
+        if run.status not in (RunStatus.failed.value, RunStatus.cancelled.value):
+            raise MiradaError(
+                f"run {run_id} is {run.status}; only failed or cancelled runs can be retried"
+            )
+        run.status = RunStatus.queued.value
+        run.attempts = 0
+        run.error = None
+        run.traceback = None
+        run.worker_id = None
+        run.progress_done = 0
+        run.finished_at = None
+        return run.status
+
+
+def run_status(run_id: int) -> str | None:
+    with read_session() as s:
+        return s.scalar(select(Run.status).where(Run.id == run_id))

@@ -1,0 +1,1 @@
+"""The Mirada worker: claims queued runs from the database and executes them."""

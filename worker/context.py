@@ -1,0 +1,59 @@
+"""What a task sees of the worker: the run, progress reporting and stop/cancel checks."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import queue
+from shared.queue import ClaimedRun
+
+
+class RunCancelled(Exception):
+    """The run was cancelled (or taken away) while it ran; drop its results."""
+
+
+class StopRequested(Exception):
+    """The worker was asked to stop; the current batch is done, give the run back."""
+
+
+@dataclass
+class RunContext:
+    run: ClaimedRun
+    worker_id: int
+    stop_event: threading.Event
+    show_progress: bool = True
+    _last_write: float = 0.0
+    _bar: Any = field(default=None, repr=False)
+
+    def progress(self, done: int, total: int, *, force: bool = False) -> None:
+        """Report progress after a unit of work; raise if the run must end here."""
+        now = time.monotonic()
+        if force or done >= total or now - self._last_write >= 0.5:
+            self._last_write = now
+            if not queue.update_progress(self.run.id, self.worker_id, done, total):
+                raise RunCancelled(f"run {self.run.id} was cancelled or re-assigned")
+        self._show(done, total)
+        if self.stop_event.is_set():
+            raise StopRequested
+
+    def _show(self, done: int, total: int) -> None:
+        if not self.show_progress:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            desc = f"run {self.run.id} {self.run.task} {self.run.model_id}"
+            self._bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=True, unit="item")
+        if self._bar.total != total:
+            self._bar.total = total
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,174 @@
+"""The worker loop: register, heartbeat, claim one run at a time, execute, store.
+
+Signals: the first SIGTERM/SIGINT lets the current batch finish, gives the run back to the
+queue and exits; a second one exits at once (the run is re-queued by whoever notices the
+missing heartbeat).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from shared import queue
+from shared.config import get_settings
+from shared.errors import MiradaError
+from shared.queue import ClaimedRun
+from worker.context import RunCancelled, RunContext, StopRequested
+from worker.model import LazyModel
+from worker.tasks import executor_for as default_executor_for
+
+
+def log(message: str) -> None:
+    print(f"[mirada worker {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class WorkerLoop:
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    device: str = "auto"
+    labels: tuple[str, ...] = ()
+    burst: bool = False
+    poll_seconds: float = 1.0
+    show_progress: bool = True
+    executor_for: Callable[[str], Callable[..., Any]] = default_executor_for
+    collect_hardware: bool = True
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    processed: int = 0
+    _signals: int = 0
+
+    def serve(self) -> int:
+        """Run until stopped (or, with burst, until the queue is empty). Returns runs processed."""
+        devices = self._devices()
+        profile = None
+        if self.collect_hardware:
+            from shared.hardware import collect_profile
+
+            profile = collect_profile()
+        self.worker_id, self.profile_id = queue.register_worker(
+            self.name, socket.gethostname(), os.getpid(), self.labels, devices, profile
+        )
+        self.devices = devices
+        log(
+            f"{self.name} (id {self.worker_id}) serving devices {devices} labels {list(self.labels)}"
+        )
+        beat = threading.Thread(target=self._heartbeat, daemon=True)
+        beat.start()
+        self._install_signals()
+        try:
+            while not self.stop_event.is_set():
+                queue.requeue_stale()
+                claimed = queue.claim_next(self.worker_id, devices, self.labels)
+                if claimed is None:
+                    if self.burst:
+                        log("queue empty; exiting (--burst)")
+                        break
+                    self.stop_event.wait(self.poll_seconds)
+                    continue
+                self._execute(claimed)
+                self.processed += 1
+        finally:
+            self.stop_event.set()
+            queue.stop_worker(self.worker_id)
+        return self.processed
+
+    def _devices(self) -> list[str]:
+        from shared.vlm.registry import resolve_device
+
+        from shared.hardware import available_devices
+
+        if self.device == "auto":
+            return available_devices()
+        return [resolve_device(self.device)]  # raises a clear error if unavailable
+
+    def _heartbeat(self) -> None:
+        interval = get_settings().heartbeat_seconds
+        while not self.stop_event.wait(interval):
+            try:
+                queue.heartbeat(self.worker_id)
+            except Exception as exc:  # a DB hiccup must not kill the heartbeat thread
+                log(f"heartbeat failed: {exc}")
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self._signals += 1
+            if self._signals == 1:
+                log(
+                    f"{signal.Signals(signum).name}: finishing the current batch, then stopping "
+                    "(send again to stop now)"
+                )
+                self.stop_event.set()
+            else:
+                log("second signal: stopping now")
+                try:
+                    queue.stop_worker(self.worker_id)
+                finally:
+                    os._exit(130)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _execute(self, run: ClaimedRun) -> None:
+        device = (
+            run.device
+            if run.device != "auto"
+            else self.devices[-1 if "cuda" in self.devices else 0]
+        )
+        if run.device == "auto" and "cuda" in self.devices:
+            device = "cuda"
+        log(f"run {run.id}: {run.task} {run.model_id} on {device} (attempt {run.attempts})")
+        ctx = RunContext(run, self.worker_id, self.stop_event, show_progress=self.show_progress)
+        model = LazyModel(run.model_id, device, run.dtype)
+        started = time.perf_counter()
+        try:
+            output = self.executor_for(run.task)(ctx, model)
+            ok = queue.finish_run(
+                run.id,
+                self.worker_id,
+                output.results,
+                hardware_profile_id=self.profile_id,
+                model_fingerprint=output.fingerprint,
+                resolved_device=output.resolved_device or device,
+            )
+            took = time.perf_counter() - started
+            if ok:
+                log(f"run {run.id}: succeeded in {took:.1f} s")
+            else:
+                log(f"run {run.id}: was cancelled or re-assigned; results dropped")
+        except StopRequested:
+            queue.release_run(run.id, self.worker_id)
+            log(f"run {run.id}: stopped mid-run and given back to the queue")
+        except RunCancelled:
+            log(f"run {run.id}: cancelled; results dropped")
+        except Exception as exc:  # any failure fails this run only; the worker keeps serving
+            message = str(exc) if isinstance(exc, MiradaError) else f"{type(exc).__name__}: {exc}"
+            queue.fail_run(run.id, self.worker_id, message, traceback.format_exc())
+            log(f"run {run.id}: failed: {message}")
+        finally:
+            ctx.close()
+            del model
+            _free_memory()
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

@@ -1,0 +1,38 @@
+"""Load the model only when a task needs it, timing the load."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from shared.vlm.base import VLMAdapter
+
+
+class LazyModel:
+    """A run's model, loaded on first use. A fully cached re-run never loads it."""
+
+    def __init__(self, model_id: str, device: str, dtype: str) -> None:
+        self.model_id = model_id
+        self.device = device
+        self.dtype = dtype
+        self._adapter: VLMAdapter | None = None
+        self.load_seconds: float | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._adapter is not None
+
+    def get(self) -> VLMAdapter:
+        if self._adapter is None:
+            from shared.vlm.registry import load_adapter
+
+            t0 = time.perf_counter()
+            self._adapter = load_adapter(self.model_id, device=self.device, dtype=self.dtype)
+            self.load_seconds = time.perf_counter() - t0
+        return self._adapter
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        return self._adapter.fingerprint().as_dict() if self._adapter is not None else None
+
+    def resolved_device(self) -> str | None:
+        return self._adapter.device if self._adapter is not None else None

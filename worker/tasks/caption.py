@@ -1,0 +1,62 @@
+"""The `caption` task: generate a caption per image and score it against the references."""
+
+from __future__ import annotations
+
+import time
+
+from shared.metrics.report import build_caption_report
+
+from shared.datasets import load_items
+from shared.results import RunResults, TimingValue
+from shared.vlm.base import CaptionOptions
+from worker.context import RunContext
+from worker.data import image_batches
+from worker.model import LazyModel
+from worker.tasks.common import Progress, TaskOutput, load_timing
+
+
+def caption_options(options: dict) -> CaptionOptions:
+    defaults = CaptionOptions()
+    return CaptionOptions(
+        prompt=options.get("prompt", defaults.prompt),
+        num_beams=int(options.get("num_beams", defaults.num_beams)),
+        max_length=int(options.get("max_length", defaults.max_length)),
+    )
+
+
+def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
+    items = load_items(ctx.run.dataset_id)
+    if not items:
+        raise ValueError(f"dataset {ctx.run.dataset_id} has no images")
+    adapter = model.get()
+    opts = caption_options(ctx.run.options)
+    progress = Progress(ctx, total=len(items))
+    predictions: dict[int, str] = {}
+    t0 = time.perf_counter()
+    for start, pixels in image_batches(
+        [it.path for it in items],
+        adapter.image_transform,
+        ctx.run.batch_size,
+        pin_memory=adapter.device == "cuda",
+    ):
+        for i, text in enumerate(adapter.caption_pixels(pixels, opts)):
+            predictions[items[start + i].item_id] = text
+        progress.advance(len(pixels))
+    seconds = time.perf_counter() - t0
+    references = {it.item_id: [text for _, text in it.captions] for it in items}
+    report = build_caption_report(
+        references,
+        predictions,
+        n_resamples=int(ctx.run.options.get("n_resamples", 1000)),
+        seed=int(ctx.run.options.get("seed", 0)),
+    )
+    results = RunResults(
+        metrics=list(report.metrics),
+        captions=list(report.captions),
+        timings=[
+            *load_timing(model),
+            TimingValue("caption_per_s", len(items) / seconds if seconds > 0 else 0.0, "items/s"),
+        ],
+        artifacts=dict(report.artifacts),
+    )
+    return TaskOutput(results, model.fingerprint(), model.resolved_device())

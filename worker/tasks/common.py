@@ -1,0 +1,148 @@
+"""Pieces the tasks share: the output type and cached, batched embedding."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared import embedding_cache
+from shared.results import RunResults, TimingValue
+from worker.context import RunContext
+from worker.data import image_batches
+from worker.model import LazyModel
+
+
+@dataclass
+class TaskOutput:
+    results: RunResults
+    fingerprint: dict[str, Any] | None
+    resolved_device: str | None
+
+
+@dataclass
+class Progress:
+    """Counts items across a task's phases so the bar and the database see one total."""
+
+    ctx: RunContext
+    total: int
+    done: int = 0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        self.ctx.progress(self.done, self.total)
+
+
+@dataclass
+class EmbedStats:
+    computed: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def model_cache_key(model: LazyModel, ctx: RunContext) -> str | None:
+    """Cache key from the loaded model's fingerprint, or None when caching is off."""
+    if ctx.run.options.get("no_cache"):
+        return None
+    fp = model.get().fingerprint().as_dict()
+    return embedding_cache.cache_key(fp)
+
+
+def embed_images(
+    model: LazyModel,
+    ctx: RunContext,
+    paths: Sequence[Path],
+    hashes: Sequence[str],
+    progress: Progress,
+    stats: EmbedStats,
+    key: str | None,
+) -> np.ndarray:
+    """Embeddings for `paths` in order; cached vectors are reused, new ones cached."""
+    found = embedding_cache.lookup(key, "image", hashes) if key else {}
+    missing = [i for i, h in enumerate(hashes) if h not in found]
+    stats.cached += len(hashes) - len(missing)
+    progress.advance(len(hashes) - len(missing))
+    out: dict[str, np.ndarray] = dict(found)
+    if missing:
+        adapter = model.get()
+        t0 = time.perf_counter()
+        fresh: dict[str, np.ndarray] = {}
+        batches = image_batches(
+            [paths[i] for i in missing],
+            adapter.image_transform,
+            ctx.run.batch_size,
+            pin_memory=adapter.device == "cuda",
+        )
+        for start, pixels in batches:
+            vecs = adapter.encode_pixels(pixels)
+            for j, vec in enumerate(vecs):
+                fresh[hashes[missing[start + j]]] = vec
+            progress.advance(len(vecs))
+        stats.seconds += time.perf_counter() - t0
+        stats.computed += len(missing)
+        if key:
+            embedding_cache.store(key, "image", fresh)
+        out.update(fresh)
+    return np.stack([out[h] for h in hashes]).astype(np.float32, copy=False)
+
+
+def embed_texts(
+    model: LazyModel,
+    ctx: RunContext,
+    texts: Sequence[str],
+    progress: Progress | None,
+    stats: EmbedStats,
+    key: str | None,
+) -> np.ndarray:
+    hashes = [embedding_cache.text_hash(t) for t in texts]
+    found = embedding_cache.lookup(key, "text", hashes) if key else {}
+    unique_missing = list(dict.fromkeys(h for h in hashes if h not in found))
+    n_cached = sum(1 for h in hashes if h in found)
+    stats.cached += n_cached
+    out: dict[str, np.ndarray] = dict(found)
+    if progress:
+        progress.advance(n_cached)
+    if unique_missing:
+        adapter = model.get()
+        by_hash = {h: t for h, t in zip(hashes, texts, strict=True)}
+        # Sorting by length keeps each batch's padding (to its longest text) small.
+        order = sorted(unique_missing, key=lambda h: len(by_hash[h]))
+        t0 = time.perf_counter()
+        fresh: dict[str, np.ndarray] = {}
+        bs = ctx.run.batch_size
+        for start in range(0, len(order), bs):
+            chunk = order[start : start + bs]
+            vecs = adapter.encode_texts([by_hash[h] for h in chunk])
+            fresh.update(zip(chunk, vecs, strict=True))
+            if progress:
+                progress.advance(len(chunk))
+        stats.seconds += time.perf_counter() - t0
+        stats.computed += len(unique_missing)
+        if key:
+            embedding_cache.store(key, "text", fresh)
+        out.update(fresh)
+    return np.stack([out[h] for h in hashes]).astype(np.float32, copy=False)
+
+
+def throughput_timings(prefix: str, stats: EmbedStats) -> list[TimingValue]:
+    rows = [
+        TimingValue(f"{prefix}_computed", float(stats.computed), "items"),
+        TimingValue(f"{prefix}_cached", float(stats.cached), "items"),
+    ]
+    if stats.computed and stats.seconds > 0:
+        rows.append(TimingValue(f"{prefix}_per_s", stats.computed / stats.seconds, "items/s"))
+    return rows
+
+
+def load_timing(model: LazyModel) -> list[TimingValue]:
+    if model.load_seconds is None:
+        return []
+    return [TimingValue("load_s", model.load_seconds, "s")]
+
+
+Callback = Callable[[int], None]

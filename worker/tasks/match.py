@@ -1,0 +1,116 @@
+"""The `match` task: embed every image and caption, then retrieval metrics with CIs."""
+
+from __future__ import annotations
+
+import numpy as np
+from shared.metrics.report import build_match_report
+from shared.metrics.retrieval import class_prompts, topk_candidates
+
+from shared.datasets import load_items
+from shared.results import EmbeddingSet, RunResults
+from shared.vlm.base import SCORE_PAIRS
+from worker.context import RunContext
+from worker.data import image_batches
+from worker.model import LazyModel
+from worker.tasks.common import (
+    EmbedStats,
+    Progress,
+    TaskOutput,
+    embed_images,
+    embed_texts,
+    load_timing,
+    model_cache_key,
+    throughput_timings,
+)
+
+RERANK_K = 16
+
+
+def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
+    items = load_items(ctx.run.dataset_id)
+    if not items:
+        raise ValueError(f"dataset {ctx.run.dataset_id} has no images")
+    caption_ids = [cid for it in items for cid, _ in it.captions]
+    texts = [text for it in items for _, text in it.captions]
+    caption_image = np.array([i for i, it in enumerate(items) for _ in it.captions], dtype=np.int64)
+    categories = [it.category for it in items]
+    known = sorted({c for c in categories if c})
+
+    from shared.vlm.registry import capabilities_for
+
+    rerank = SCORE_PAIRS in capabilities_for(ctx.run.model_id) and not ctx.run.options.get(
+        "no_rerank"
+    )
+    k = min(int(ctx.run.options.get("rerank_k", RERANK_K)), len(texts))
+    progress = Progress(ctx, total=len(items) + len(texts) + (len(items) if rerank else 0))
+    key = model_cache_key(model, ctx)
+
+    img_stats, txt_stats = EmbedStats(), EmbedStats()
+    image_emb = embed_images(
+        model, ctx, [it.path for it in items], [it.sha256 for it in items], progress, img_stats, key
+    )
+    text_emb = embed_texts(model, ctx, texts, progress, txt_stats, key)
+
+    class_emb = None
+    if len(known) >= 2:
+        prompts = class_prompts(known)
+        flat = [p for group in prompts for p in group]
+        flat_emb = embed_texts(model, ctx, flat, None, EmbedStats(), key)
+        class_emb = flat_emb.reshape(len(known), len(prompts[0]), -1)
+
+    candidates = scores = None
+    if rerank:
+        candidates = topk_candidates(image_emb, text_emb, k)
+        scores = _itm_scores(ctx, model, items, texts, candidates, progress)
+
+    report = build_match_report(
+        image_emb,
+        text_emb,
+        caption_image,
+        [it.item_id for it in items],
+        caption_ids,
+        categories,
+        class_emb=class_emb,
+        class_names=known if class_emb is not None else None,
+        rerank_candidates=candidates,
+        rerank_scores=scores,
+        n_resamples=int(ctx.run.options.get("n_resamples", 1000)),
+        seed=int(ctx.run.options.get("seed", 0)),
+    )
+    results = RunResults(
+        metrics=list(report.metrics),
+        items=list(report.items),
+        timings=[
+            *load_timing(model),
+            *throughput_timings("image_encode", img_stats),
+            *throughput_timings("text_encode", txt_stats),
+        ],
+        embeddings=[
+            EmbeddingSet("image", np.array([it.item_id for it in items]), image_emb),
+            EmbeddingSet("text", np.array(caption_ids), text_emb),
+        ],
+        artifacts=dict(report.artifacts),
+    )
+    return TaskOutput(results, model.fingerprint(), model.resolved_device())
+
+
+def _itm_scores(
+    ctx: RunContext,
+    model: LazyModel,
+    items: list,  # list[ItemRecord]
+    texts: list[str],
+    candidates: np.ndarray,
+    progress: Progress,
+) -> np.ndarray:
+    """ITM match probabilities for each image's contrastive top-k (BLIP's retrieval recipe)."""
+    adapter = model.get()
+    out = np.zeros(candidates.shape, dtype=np.float32)
+    for start, pixels in image_batches(
+        [it.path for it in items], adapter.image_transform, ctx.run.batch_size
+    ):
+        n = len(pixels)
+        cand_texts = [[texts[j] for j in candidates[start + i]] for i in range(n)]
+        for i, row in enumerate(adapter.score_candidates(pixels, cand_texts)):
+            out[start + i] = row
+        progress.advance(n)
+    return out
