@@ -59,9 +59,7 @@ class WorkerLoop:
             self.name, socket.gethostname(), os.getpid(), self.labels, devices, profile
         )
         self.devices = devices
-        log(
-            f"{self.name} (id {self.worker_id}) serving devices {devices} labels {list(self.labels)}"
-        )
+        log(f"{self.name} (id {self.worker_id}) serving {devices}, labels {list(self.labels)}")
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
         self._install_signals()
@@ -122,13 +120,9 @@ class WorkerLoop:
         signal.signal(signal.SIGINT, handler)
 
     def _execute(self, run: ClaimedRun) -> None:
-        device = (
-            run.device
-            if run.device != "auto"
-            else self.devices[-1 if "cuda" in self.devices else 0]
-        )
-        if run.device == "auto" and "cuda" in self.devices:
-            device = "cuda"
+        # "auto" runs use this worker's best device: cuda, then mps, then cpu.
+        best = next((d for d in ("cuda", "mps") if d in self.devices), self.devices[0])
+        device = best if run.device == "auto" else run.device
         log(f"run {run.id}: {run.task} {run.model_id} on {device} (attempt {run.attempts})")
         ctx = RunContext(run, self.worker_id, self.stop_event, show_progress=self.show_progress)
         model = LazyModel(run.model_id, device, run.dtype)
