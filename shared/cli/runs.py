@@ -1,0 +1,235 @@
+"""Queue, watch and manage runs; start a worker."""
+
+from __future__ import annotations
+
+import argparse
+
+from shared.cli import arg, command, print_json
+from shared.cli.table import format_table
+
+
+def _batch_sizes(raw: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in raw.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"--batch-sizes wants numbers like 1,8,32 (got {raw!r})"
+        ) from exc
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--batch-sizes wants positive numbers (got {raw!r})")
+    return sizes
+
+
+@command(
+    "queue",
+    "Queue runs: one per model (and task) on a dataset",
+    arg("--dataset", required=True, help="dataset name or id (see `mirada datasets`)"),
+    arg(
+        "--model",
+        action="append",
+        required=True,
+        metavar="ID",
+        help="model id (repeat for several; see `mirada models`)",
+    ),
+    arg(
+        "--task",
+        action="append",
+        required=True,
+        choices=["match", "caption", "benchmark"],
+        help="match: retrieval metrics; caption: generate + score captions; benchmark: latency",
+    ),
+    arg("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"]),
+    arg("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"]),
+    arg("--batch-size", type=int, default=32),
+    arg(
+        "--batch-sizes",
+        type=_batch_sizes,
+        metavar="N,N,...",
+        help="benchmark: sweep these batch sizes",
+    ),
+    arg("--requires", metavar="LABEL", help="only a worker started with --label LABEL runs it"),
+    arg("--no-cache", action="store_true", help="recompute embeddings even when cached"),
+    arg("--max-attempts", type=int, default=3, help="re-queues after a lost worker (default 3)"),
+    arg("--json", action="store_true", help="print the run ids as a JSON list"),
+)
+def queue_cmd(args: argparse.Namespace) -> int:
+    from shared.datasets import resolve_dataset
+    from shared.queue import enqueue, validate_run_request
+
+    dataset = resolve_dataset(args.dataset)
+    pairs = [(m, t) for m in args.model for t in args.task]
+    for model_id, task in pairs:  # refuse everything before queueing anything
+        validate_run_request(model_id, task, args.device, args.dtype, args.batch_size)
+    options: dict[str, object] = {}
+    if args.batch_sizes:
+        options["batch_sizes"] = args.batch_sizes
+    if args.no_cache:
+        options["no_cache"] = True
+    ids = [
+        enqueue(
+            dataset.id,
+            model_id,
+            task,
+            device=args.device,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            requires=args.requires,
+            options=options,
+            max_attempts=args.max_attempts,
+        )
+        for model_id, task in pairs
+    ]
+    if args.json:
+        print_json(ids)
+    else:
+        for run_id, (model_id, task) in zip(ids, pairs, strict=True):
+            print(f"queued run {run_id}: {task} {model_id} on {dataset.name}")
+        print("start a worker with `mirada worker` (or `mirada worker --burst` to drain and exit)")
+    return 0
+
+
+@command(
+    "runs",
+    "List runs, newest first",
+    arg("--dataset", help="only this dataset (name or id)"),
+    arg(
+        "--status",
+        action="append",
+        choices=["queued", "running", "succeeded", "failed", "cancelled"],
+    ),
+    arg("--json", action="store_true"),
+)
+def runs_cmd(args: argparse.Namespace) -> int:
+    from shared.queries.runs import RUN_LIST_KEYS, list_runs
+
+    dataset_id = None
+    if args.dataset:
+        from shared.datasets import resolve_dataset
+
+        dataset_id = resolve_dataset(args.dataset).id
+    rows = list_runs(dataset_id=dataset_id, statuses=args.status)
+    if args.json:
+        print_json([{k: r[k] for k in RUN_LIST_KEYS} for r in rows])
+    elif not rows:
+        print("no runs yet: queue one with `mirada queue --dataset NAME --model ID --task match`")
+    else:
+        for r in rows:
+            if r["status"] == "running" and r["progress_total"]:
+                r["status"] = f"running {100 * r['progress_done'] // r['progress_total']}%"
+        print(format_table(rows, RUN_LIST_KEYS, width=50))
+    return 0
+
+
+@command(
+    "show",
+    "Show one run: status, progress, metrics with 95%% CIs, per-category metrics, timings, hardware",
+    arg("run_id", type=int),
+    arg("--json", action="store_true"),
+)
+def show_cmd(args: argparse.Namespace) -> int:
+    from shared.queries.runs import run_detail
+
+    detail = run_detail(args.run_id)
+    if args.json:
+        print_json(detail)
+        return 0
+    print(f"run {detail['id']}: {detail['task']} {detail['model']} on {detail['dataset']['name']}")
+    print(
+        f"status: {detail['status']} (attempt {detail['attempts']}/{detail['max_attempts']}), "
+        f"progress {detail['progress']['done']}/{detail['progress']['total']}"
+    )
+    print(
+        f"device: {detail['resolved_device'] or detail['device']}, dtype {detail['dtype']}, "
+        f"batch size {detail['batch_size']}, worker {detail['worker'] or '-'}"
+    )
+    if detail["error"]:
+        print(f"error: {detail['error']}")
+    metrics = detail["metrics"]
+    names = [k for k in metrics if not k.endswith(("_ci_low", "_ci_high", "_unavailable"))]
+    if names:
+        print("\nmetrics:")
+        for name in names:
+            value = metrics[name]
+            if value is None:
+                print(f"  {name:<28} unavailable: {metrics.get(name + '_unavailable', '')}")
+                continue
+            ci = ""
+            if metrics.get(f"{name}_ci_low") is not None:
+                ci = f"  95% CI [{metrics[name + '_ci_low']:.3f}, {metrics[name + '_ci_high']:.3f}]"
+            print(f"  {name:<28} {value:.4f}{ci}")
+    if detail["per_category"]:
+        print("\nper category:")
+        for cat, vals in detail["per_category"].items():
+            shown = ", ".join(
+                f"{k} {v:.3f}"
+                for k, v in vals.items()
+                if not k.endswith(("_ci_low", "_ci_high")) and isinstance(v, float)
+            )
+            print(f"  {cat:<20} {shown}")
+    if detail["timings"]:
+        print("\ntimings:")
+        print(format_table(detail["timings"], ("name", "value", "unit", "batch_size")))
+    if detail["captions"]:
+        print(f"\ncaptions ({len(detail['captions'])}), first 5:")
+        for c in detail["captions"][:5]:
+            print(f"  {c['filename']}: {c['text']}")
+    if detail["hardware"]:
+        hw = detail["hardware"]
+        print(
+            f"\nhardware: {hw['hostname']} {hw['cpu_model']} ({hw['cpu_cores']} cores, "
+            f"{hw['ram_gb']} GB), gpu {hw['gpu_name'] or '-'}, torch {hw['torch']}"
+        )
+    return 0
+
+
+@command("cancel", "Cancel a queued or running run", arg("run_id", type=int))
+def cancel_cmd(args: argparse.Namespace) -> int:
+    from shared.queue import cancel_run
+
+    cancel_run(args.run_id)
+    print(f"run {args.run_id} cancelled")
+    return 0
+
+
+@command("retry", "Re-queue a failed or cancelled run", arg("run_id", type=int))
+def retry_cmd(args: argparse.Namespace) -> int:
+    from shared.queue import retry_run
+
+    retry_run(args.run_id)
+    print(f"run {args.run_id} queued again")
+    return 0
+
+
+@command(
+    "worker",
+    "Execute queued runs (one at a time) until stopped",
+    arg("--burst", action="store_true", help="exit when the queue is empty"),
+    arg(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda", "mps"],
+        help="serve only runs for this device (auto: every device this machine has)",
+    ),
+    arg(
+        "--label",
+        action="append",
+        default=[],
+        metavar="L",
+        help="serve runs queued with --requires L (repeatable)",
+    ),
+    arg("--name", help="worker name shown in the dashboard (default: host-pid)"),
+    arg("--no-progress", action="store_true", help="no progress bar on the terminal"),
+)
+def worker_cmd(args: argparse.Namespace) -> int:
+    from worker.main import WorkerLoop
+
+    loop = WorkerLoop(
+        device=args.device,
+        labels=tuple(args.label),
+        burst=args.burst,
+        show_progress=not args.no_progress,
+    )
+    if args.name:
+        loop.name = args.name
+    loop.serve()
+    return 0

@@ -1,0 +1,199 @@
+"""Run listings and the full picture of one run (what `mirada show` and the dashboard read)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from shared.db import read_session
+from shared.db.models import (
+    Dataset,
+    GeneratedCaption,
+    HardwareProfile,
+    Item,
+    Metric,
+    Run,
+    Timing,
+    Worker,
+)
+from shared.errors import NotFoundError
+
+RUN_LIST_KEYS = (
+    "id",
+    "dataset",
+    "model",
+    "task",
+    "status",
+    "attempts",
+    "device",
+    "worker",
+    "error",
+)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat(timespec="seconds") if dt else None
+
+
+def list_runs(
+    *, dataset_id: int | None = None, statuses: Sequence[str] | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Newest first: id, dataset, model, task, status, attempts, device, worker, error, ..."""
+    stmt = (
+        select(Run, Dataset.name, Worker.name)
+        .join(Dataset, Dataset.id == Run.dataset_id)
+        .outerjoin(Worker, Worker.id == Run.worker_id)
+        .order_by(Run.id.desc())
+        .limit(limit)
+    )
+    if dataset_id is not None:
+        stmt = stmt.where(Run.dataset_id == dataset_id)
+    if statuses:
+        stmt = stmt.where(Run.status.in_(list(statuses)))
+    with read_session() as s:
+        rows = s.execute(stmt).all()
+    return [
+        {
+            "id": run.id,
+            "dataset": dataset_name,
+            "model": run.model_id,
+            "task": run.task,
+            "status": run.status,
+            "attempts": run.attempts,
+            "device": run.resolved_device or run.device,
+            "worker": worker_name,
+            "error": run.error,
+            "dataset_id": run.dataset_id,
+            "dtype": run.dtype,
+            "batch_size": run.batch_size,
+            "progress_done": run.progress_done,
+            "progress_total": run.progress_total,
+            "created": _iso(run.created),
+            "started_at": _iso(run.started_at),
+            "finished_at": _iso(run.finished_at),
+        }
+        for run, dataset_name, worker_name in rows
+    ]
+
+
+def flat_metrics(rows: Sequence[Metric]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Overall metrics as {name: value, name_ci_low: .., name_ci_high: ..}, plus per category."""
+    overall: dict[str, Any] = {}
+    per_category: dict[str, dict[str, Any]] = {}
+    for m in rows:
+        target = overall if m.category is None else per_category.setdefault(m.category, {})
+        target[m.name] = m.value
+        if m.ci_low is not None or m.ci_high is not None:
+            target[f"{m.name}_ci_low"] = m.ci_low
+            target[f"{m.name}_ci_high"] = m.ci_high
+        if m.details and m.details.get("unavailable"):
+            target[f"{m.name}_unavailable"] = m.details["unavailable"]
+    return overall, per_category
+
+
+def hardware_dict(hp: HardwareProfile | None) -> dict[str, Any] | None:
+    if hp is None:
+        return None
+    return {
+        "hostname": hp.hostname,
+        "os": hp.os,
+        "cpu_model": hp.cpu_model,
+        "cpu_cores": hp.cpu_cores,
+        "ram_gb": round(hp.ram_bytes / 2**30, 1),
+        "gpu_name": hp.gpu_name,
+        "gpu_memory_gb": round(hp.gpu_memory_bytes / 2**30, 1) if hp.gpu_memory_bytes else None,
+        "python": hp.python_version,
+        "torch": hp.torch_version,
+        "cuda": hp.cuda_version,
+        "transformers": hp.transformers_version,
+        "open_clip": hp.open_clip_version,
+    }
+
+
+def run_detail(run_id: int, *, with_captions: bool = True) -> dict[str, Any]:
+    with read_session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id} does not exist; see `mirada runs`")
+        dataset = s.get(Dataset, run.dataset_id)
+        worker = s.get(Worker, run.worker_id) if run.worker_id else None
+        hp = s.get(HardwareProfile, run.hardware_profile_id) if run.hardware_profile_id else None
+        metrics = s.scalars(select(Metric).where(Metric.run_id == run_id).order_by(Metric.id)).all()
+        timings = s.scalars(select(Timing).where(Timing.run_id == run_id).order_by(Timing.id)).all()
+        captions = (
+            s.execute(
+                select(GeneratedCaption, Item.filename)
+                .join(Item, Item.id == GeneratedCaption.item_id)
+                .where(GeneratedCaption.run_id == run_id)
+                .order_by(Item.position)
+            ).all()
+            if with_captions
+            else []
+        )
+    overall, per_category = flat_metrics(metrics)
+    return {
+        "id": run.id,
+        "dataset": {"id": run.dataset_id, "name": dataset.name if dataset else None},
+        "model": run.model_id,
+        "task": run.task,
+        "status": run.status,
+        "attempts": run.attempts,
+        "max_attempts": run.max_attempts,
+        "device": run.device,
+        "resolved_device": run.resolved_device,
+        "dtype": run.dtype,
+        "batch_size": run.batch_size,
+        "options": run.options,
+        "worker": worker.name if worker else None,
+        "progress": {"done": run.progress_done, "total": run.progress_total},
+        "error": run.error,
+        "traceback": run.traceback,
+        "created": _iso(run.created),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "metrics": overall,
+        "per_category": per_category,
+        "timings": [
+            {"name": t.name, "value": t.value, "unit": t.unit, "batch_size": t.batch_size}
+            for t in timings
+        ],
+        "hardware": hardware_dict(hp),
+        "model_fingerprint": run.model_fingerprint,
+        "captions": [
+            {
+                "item_id": c.item_id,
+                "filename": filename,
+                "text": c.text,
+                "scores": c.scores,
+                "flags": c.flags,
+            }
+            for c, filename in captions
+        ],
+    }
+
+
+def recent_workers(within_seconds: int) -> list[dict[str, Any]]:
+    """Workers whose heartbeat is newer than `within_seconds` (for 'is anyone serving?')."""
+    from datetime import timedelta
+
+    from shared.db.models import utcnow
+
+    cutoff = utcnow() - timedelta(seconds=within_seconds)
+    with read_session() as s:
+        rows = s.scalars(
+            select(Worker).where(Worker.status == "active", Worker.heartbeat_at >= cutoff)
+        ).all()
+    return [
+        {
+            "id": w.id,
+            "name": w.name,
+            "hostname": w.hostname,
+            "devices": w.devices,
+            "labels": w.labels,
+            "heartbeat_at": _iso(w.heartbeat_at),
+        }
+        for w in rows
+    ]
