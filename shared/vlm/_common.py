@@ -1,0 +1,160 @@
+"""Torch-side helpers shared by the adapters (imported only by adapter modules)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from shared.vlm._hub import cached_snapshot, has_weights, hf_cache_dir, hub_offline, revision_of
+from shared.vlm.base import VLMAdapter
+from shared.vlm.errors import ModelUnavailableError
+from shared.vlm.ids import ModelSpec
+
+TORCH_DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+
+
+def torch_dtype(dtype: str) -> torch.dtype:
+    try:
+        return TORCH_DTYPES[dtype]
+    except KeyError:
+        from shared.errors import MiradaError
+
+        raise MiradaError(
+            f"unknown dtype {dtype!r}; use one of {', '.join(TORCH_DTYPES)}"
+        ) from None
+
+
+def pull_hint(model_id: str) -> str:
+    return (
+        f"Get them with `mirada models pull {model_id}` on a machine with internet (then copy "
+        f"{hf_cache_dir()} here), or pass a local directory as the id, e.g. "
+        f"`{model_id.split(':', 1)[0]}:/path/to/model`."
+    )
+
+
+def unavailable(spec: ModelSpec, where: str, detail: str = "") -> ModelUnavailableError:
+    extra = f" ({detail})" if detail else ""
+    return ModelUnavailableError(
+        f"model {spec.model_id} is not available offline: no weights in {where}{extra}. "
+        + pull_hint(spec.model_id)
+    )
+
+
+def resolve_hf_dir(spec: ModelSpec) -> Path:
+    """The local directory with `spec`'s transformers files; raise fast when missing.
+
+    Never touches the network: HF repos are looked up in the cache only.
+    """
+    if spec.local_dir is not None:
+        if spec.is_demo and not spec.local_dir.is_dir():
+            raise ModelUnavailableError(
+                f"demo model {spec.model_id} is missing: expected a directory {spec.local_dir} "
+                "(the demo weights ship with Mirada; reinstall or re-run the demo training)."
+            )
+        if not (spec.local_dir / "config.json").is_file() or not has_weights(spec.local_dir):
+            raise unavailable(
+                spec, f"local directory {spec.local_dir}", "need config.json + weights"
+            )
+        return spec.local_dir
+    snap = cached_snapshot(spec.source)
+    if snap is None or not has_weights(snap):
+        raise unavailable(
+            spec, f"the Hugging Face cache {hf_cache_dir()} (set HF_HOME/HF_HUB_CACHE to move it)"
+        )
+    return snap
+
+
+M = TypeVar("M")
+
+
+def hf_from_pretrained(spec: ModelSpec, loader: Callable[..., M], path: Path, **kw: Any) -> M:
+    """`loader(path, local_files_only=True)`, hub forced offline; errors become Mirada errors."""
+    try:
+        with hub_offline():
+            return loader(str(path), local_files_only=True, trust_remote_code=False, **kw)
+    except (OSError, ValueError) as exc:
+        raise unavailable(spec, str(path), f"{type(exc).__name__}: {exc}") from exc
+
+
+def hf_revision(path: Path, config: Any) -> str | None:
+    return getattr(config, "_commit_hash", None) or revision_of(path)
+
+
+def l2_numpy(x: torch.Tensor) -> np.ndarray:
+    """float32, L2-normalised rows, on the CPU."""
+    x = x.float()
+    x = torch.nn.functional.normalize(x, dim=-1)
+    return x.cpu().numpy().astype(np.float32, copy=False)
+
+
+class HFImageTransform:
+    """Picklable PIL -> CHW tensor wrapper around a transformers image processor."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        if getattr(image, "mode", "RGB") != "RGB":
+            image = image.convert("RGB")
+        out = self.processor(images=image, return_tensors="pt")
+        return out["pixel_values"][0]
+
+
+def hf_preprocessing(processor: Any) -> dict[str, Any]:
+    """Size, mean/std and interpolation of a transformers image processor, for fingerprints."""
+    size = getattr(processor, "size", None)
+    crop = (
+        getattr(processor, "crop_size", None)
+        if getattr(processor, "do_center_crop", False)
+        else None
+    )
+    resample = getattr(processor, "resample", None)
+    return {
+        "size": dict(size) if size is not None else None,
+        "crop_size": dict(crop) if crop is not None else None,
+        "mean": [float(v) for v in (getattr(processor, "image_mean", None) or [])],
+        "std": [float(v) for v in (getattr(processor, "image_std", None) or [])],
+        "interpolation": getattr(resample, "name", None) or (str(resample) if resample else None),
+        "processor": type(processor).__name__,
+    }
+
+
+class TorchAdapter(VLMAdapter):
+    """Common state of adapters backed by one torch module."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        module: torch.nn.Module,
+        device: str,
+        dtype: str,
+        capabilities: frozenset[str],
+        revision: str | None,
+    ) -> None:
+        self.spec = spec
+        self.model_id = spec.model_id
+        self.family = spec.family
+        self.capabilities = capabilities
+        self.device = device
+        self.dtype = dtype
+        self.torch_dtype = torch_dtype(dtype)
+        self.revision = revision
+        self.module = module.to(device=device, dtype=self.torch_dtype).eval()
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+    def pixels_in(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return pixel_values.to(device=self.device, dtype=self.torch_dtype)
+
+    def tokens_in(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in batch.items()}

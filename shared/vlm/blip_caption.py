@@ -1,0 +1,79 @@
+"""BLIP captioning (BlipForConditionalGeneration). Captions only: no EMBED capability."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from transformers import AutoImageProcessor, AutoTokenizer, BlipForConditionalGeneration
+
+from shared.vlm._common import (
+    HFImageTransform,
+    TorchAdapter,
+    hf_from_pretrained,
+    hf_preprocessing,
+    hf_revision,
+    resolve_hf_dir,
+)
+from shared.vlm.base import CAPTION, CaptionOptions, Fingerprint
+from shared.vlm.ids import ModelSpec
+
+DEFAULT_CAPTION_OPTIONS = CaptionOptions()
+
+
+class BlipCaptionAdapter(TorchAdapter):
+    def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
+        path = resolve_hf_dir(spec)
+        model = hf_from_pretrained(spec, BlipForConditionalGeneration.from_pretrained, path)
+        self.tokenizer = hf_from_pretrained(spec, AutoTokenizer.from_pretrained, path)
+        self.processor = hf_from_pretrained(spec, AutoImageProcessor.from_pretrained, path)
+        self._transform = HFImageTransform(self.processor)
+        caps = frozenset({CAPTION})
+        super().__init__(spec, model, device, dtype, caps, hf_revision(path, model.config))
+        self.model: BlipForConditionalGeneration = self.module  # type: ignore[assignment]
+
+    @property
+    def embed_dim(self) -> None:
+        return None
+
+    @property
+    def image_transform(self) -> Callable[[Any], torch.Tensor]:
+        return self._transform
+
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(
+            self.model_id, self.family, self.revision, self.dtype, hf_preprocessing(self.processor)
+        )
+
+    @torch.inference_mode()
+    def caption_pixels(
+        self, pixel_values: torch.Tensor, options: CaptionOptions = DEFAULT_CAPTION_OPTIONS
+    ) -> list[str]:
+        n = len(pixel_values)
+        if n == 0:
+            return []
+        kwargs: dict[str, Any] = {}
+        if options.prompt:
+            batch = self.tokenizer([options.prompt] * n, return_tensors="pt")
+            kwargs = {k: batch[k].to(self.device) for k in ("input_ids", "attention_mask")}
+        # max_length counts generated tokens, not the prompt (as LAVIS's max_len).
+        out = self.model.generate(
+            pixel_values=self.pixels_in(pixel_values),
+            num_beams=options.num_beams,
+            max_new_tokens=options.max_length,
+            do_sample=False,
+            **kwargs,
+        )
+        texts = [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        if options.prompt:
+            # Like LAVIS, captions exclude the prompt, so metrics compare only generated words.
+            prefix = self.tokenizer.decode(
+                self.tokenizer(options.prompt, add_special_tokens=False)["input_ids"]
+            ).strip()
+            texts = [t[len(prefix) :].strip() if t.startswith(prefix) else t for t in texts]
+        return texts
+
+
+def load(spec: ModelSpec, device: str, dtype: str) -> BlipCaptionAdapter:
+    return BlipCaptionAdapter(spec, device, dtype)

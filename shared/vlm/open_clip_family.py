@@ -1,0 +1,197 @@
+"""open_clip models: built-in architectures with pretrained tags, checkpoint files, local-dir:."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
+
+from shared.vlm._common import TorchAdapter, l2_numpy, unavailable
+from shared.vlm._hub import (
+    OPEN_CLIP_URL_CACHE,
+    cached_file,
+    cached_snapshot,
+    hf_cache_dir,
+    hub_offline,
+    revision_of,
+)
+from shared.vlm.base import EMBED, Fingerprint
+from shared.vlm.errors import ModelIdError, ModelUnavailableError
+from shared.vlm.ids import ModelSpec
+
+WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+
+
+def tag_weights_location(arch: str, tag: str) -> tuple[str, tuple[str, ...]] | tuple[None, Path]:
+    """Where a tag's weights live: (hf repo, candidate files) or (None, url-cache path)."""
+    cfg = get_pretrained_cfg(arch, tag)
+    if cfg.get("hf_hub"):
+        repo, filename = os.path.split(cfg["hf_hub"])
+        if not filename:
+            return repo, WEIGHT_FILES
+        stem, ext = os.path.splitext(filename)
+        alt = (stem + ".safetensors",) if ext in (".bin", ".pt", ".pth") else ()
+        return repo, (*alt, filename)
+    return None, OPEN_CLIP_URL_CACHE / os.path.basename(cfg["url"])
+
+
+def hf_text_repo(arch: str) -> str | None:
+    """The HF repo an architecture's text tower/tokenizer comes from (e.g. xlm-roberta-base)."""
+    cfg = open_clip.get_model_config(arch) or {}
+    text = cfg.get("text_cfg", {})
+    return text.get("hf_tokenizer_name") or text.get("hf_model_name")
+
+
+def _resolve_pretrained(spec: ModelSpec) -> tuple[str | None, dict[str, Any], str | None]:
+    """(checkpoint path or None, create_model overrides, revision) without any download."""
+    arch, pretrained = spec.source, spec.pretrained
+    if open_clip.get_model_config(arch) is None:
+        raise ModelIdError(
+            f"invalid model id {spec.model_id!r}: unknown open_clip architecture {arch!r} "
+            f"(see open_clip.list_models(), or use open-clip:local-dir:<dir>)"
+        )
+    text_repo = hf_text_repo(arch)
+    if text_repo and cached_snapshot(text_repo) is None:
+        raise unavailable(
+            spec,
+            f"the Hugging Face cache {hf_cache_dir()}",
+            f"its text tower needs the {text_repo} config/tokenizer",
+        )
+    if pretrained is None:
+        return None, {"pretrained_text": False}, None
+    if get_pretrained_cfg(arch, pretrained):
+        cfg = get_pretrained_cfg(arch, pretrained)
+        repo, where = tag_weights_location(arch, pretrained)
+        if repo is not None:
+            found = cached_file(repo, where)  # type: ignore[arg-type]
+            looked = f"the Hugging Face cache {hf_cache_dir()} (repo {repo})"
+        else:
+            found = where if isinstance(where, Path) and where.is_file() else None
+            looked = str(where)
+        if found is None:
+            raise unavailable(spec, looked)
+        overrides = {
+            "force_quick_gelu": bool(cfg.get("quick_gelu", False)),
+            **{f"image_{k}": cfg[k] for k in _PREPROCESS_KEYS if k in cfg},
+            "pretrained_text": False,
+        }
+        return str(found), overrides, revision_of(Path(found))
+    path = Path(pretrained).expanduser()
+    if path.is_file():
+        return str(path), {"pretrained_text": False}, revision_of(path.parent) + ":" + path.name
+    tags = ", ".join(list_pretrained_tags_by_model(arch)) or "none"
+    raise ModelUnavailableError(
+        f"model {spec.model_id}: {pretrained!r} is neither a known pretrained tag of {arch} "
+        f"(known: {tags}) nor an existing checkpoint file."
+    )
+
+
+def _trimmed_encode_text(model: open_clip.CLIP, tokens: torch.Tensor) -> torch.Tensor:
+    """CLIP.encode_text on a context cut to the batch's longest sequence.
+
+    Valid because the text tower is causal (no position attends to later padding) and pools at
+    the EOT token; only the positional embedding and causal mask must be cut to match.
+    """
+    length = tokens.shape[1]
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast_dtype)
+    x = x + model.positional_embedding[:length].to(cast_dtype)
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = model.ln_final(x)
+    x = open_clip.transformer.text_global_pool(
+        x, tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None)
+    )
+    if model.text_projection is not None:
+        if isinstance(model.text_projection, torch.nn.Linear):
+            x = model.text_projection(x)
+        else:
+            x = x @ model.text_projection
+    return x
+
+
+def can_trim(model: torch.nn.Module) -> bool:
+    return (
+        type(model) is open_clip.CLIP
+        and getattr(model, "attn_mask", None) is not None
+        and getattr(model, "text_pool_type", None) in ("argmax", "eos")
+    )
+
+
+def trim_tokens(tokens: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
+    """Cut padding columns after the batch's last non-pad token."""
+    nonpad = (tokens != pad_id).any(dim=0).nonzero()
+    last = int(nonpad.max()) + 1 if nonpad.numel() else 1
+    return tokens[:, :last]
+
+
+class OpenCLIPAdapter(TorchAdapter):
+    def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
+        if spec.local_dir is not None:
+            if not (spec.local_dir / "open_clip_config.json").is_file():
+                raise unavailable(
+                    spec,
+                    f"local directory {spec.local_dir}",
+                    "need open_clip_config.json + weights",
+                )
+            name, kwargs, revision = f"local-dir:{spec.local_dir}", {}, revision_of(spec.local_dir)
+            checkpoint = None
+        else:
+            checkpoint, kwargs, revision = _resolve_pretrained(spec)
+            name = spec.source
+        try:
+            with hub_offline():
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=checkpoint, weights_only=True, **kwargs
+                )
+                self.tokenizer = open_clip.get_tokenizer(name)
+        except (OSError, RuntimeError) as exc:
+            raise unavailable(spec, name, f"{type(exc).__name__}: {exc}") from exc
+        self.preprocess = preprocess
+        super().__init__(spec, model, device, dtype, frozenset({EMBED}), revision)
+        self.model = self.module
+        self.trim = can_trim(model)
+
+    @property
+    def embed_dim(self) -> int:
+        proj = getattr(self.model.visual, "output_dim", None)
+        if proj is None:
+            proj = self.model.text_projection.shape[-1]
+        return int(proj)
+
+    @property
+    def image_transform(self) -> Callable[[Any], torch.Tensor]:
+        return self.preprocess  # torchvision Compose: picklable
+
+    def fingerprint(self) -> Fingerprint:
+        cfg = getattr(self.model.visual, "preprocess_cfg", {}) or {}
+        pre = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
+        pre.setdefault("transforms", repr(self.preprocess).replace("\n", " "))
+        return Fingerprint(self.model_id, self.family, self.revision, self.dtype, pre)
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(texts))
+        return trim_tokens(tokens) if self.trim else tokens
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
+        return l2_numpy(self.model.encode_image(self.pixels_in(pixel_values)))
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embed_dim), np.float32)
+        tokens = self.tokenize(texts).to(self.device)
+        if self.trim:
+            return l2_numpy(_trimmed_encode_text(self.model, tokens))
+        return l2_numpy(self.model.encode_text(tokens))
+
+
+def load(spec: ModelSpec, device: str, dtype: str) -> OpenCLIPAdapter:
+    return OpenCLIPAdapter(spec, device, dtype)

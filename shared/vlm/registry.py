@@ -1,0 +1,211 @@
+"""Model registry: id -> capabilities (no loading), id -> loaded adapter, offline availability.
+
+Importing this module never imports torch, transformers or open_clip; each family's module is
+imported by `load_adapter` only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING
+
+from shared.vlm import _hub
+from shared.vlm.base import CAPTION, EMBED, SCORE_PAIRS
+from shared.vlm.catalogue import CATALOGUE, CatalogueEntry, list_catalogue
+from shared.vlm.errors import DeviceUnavailableError, ModelUnavailableError
+from shared.vlm.ids import (
+    BLIP_CAPTION,
+    BLIP_ITM,
+    FAMILIES,
+    FLAVA,
+    HF_CLIP,
+    OPEN_CLIP,
+    ModelSpec,
+    parse_model_id,
+)
+
+if TYPE_CHECKING:
+    from shared.vlm.base import VLMAdapter
+
+__all__ = [
+    "CATALOGUE",
+    "DEVICES",
+    "DTYPES",
+    "FAMILY_CAPABILITIES",
+    "CatalogueEntry",
+    "ModelSpec",
+    "available_offline",
+    "capabilities_for",
+    "list_catalogue",
+    "load_adapter",
+    "parse_model_id",
+    "pull_model",
+    "resolve_device",
+]
+
+FAMILY_CAPABILITIES: dict[str, frozenset[str]] = {
+    HF_CLIP: frozenset({EMBED}),
+    OPEN_CLIP: frozenset({EMBED}),
+    BLIP_ITM: frozenset({EMBED, SCORE_PAIRS}),
+    BLIP_CAPTION: frozenset({CAPTION}),
+    FLAVA: frozenset({EMBED}),
+}
+# family -> module under shared.vlm exposing `load(spec, device, dtype) -> VLMAdapter`
+_FAMILY_MODULES: dict[str, str] = {
+    HF_CLIP: "hf_clip",
+    OPEN_CLIP: "open_clip_family",
+    BLIP_ITM: "blip_itm",
+    BLIP_CAPTION: "blip_caption",
+    FLAVA: "flava",
+}
+if not set(_FAMILY_MODULES) == set(FAMILIES) == set(FAMILY_CAPABILITIES):
+    raise RuntimeError("shared.vlm: every family needs a module and capabilities")
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("fp32", "fp16", "bf16")
+
+# open_clip tags in the catalogue -> (weights repo, extra HF repo the text tower needs).
+# Plain data so `mirada models` can check availability without importing open_clip (torch);
+# a test checks it against open_clip's own pretrained table.
+OPEN_CLIP_TAG_REPOS: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("ViT-B-32", "laion2b_s34b_b79k"): ("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", None),
+    ("xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k"): (
+        "laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k",
+        "xlm-roberta-base",
+    ),
+}
+_OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def capabilities_for(model_id: str) -> frozenset[str]:
+    """What a model can do, from its id alone (nothing is loaded or imported)."""
+    return FAMILY_CAPABILITIES[parse_model_id(model_id).family]
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> cuda, then mps, then cpu. An explicit device that is missing is an error."""
+    if device not in DEVICES:
+        raise DeviceUnavailableError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
+    if device == "cuda" and not has_cuda:
+        raise DeviceUnavailableError(
+            "device 'cuda' was requested but torch sees no CUDA GPU on this machine "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
+            "use --device cpu or auto"
+        )
+    if device == "mps" and not has_mps:
+        raise DeviceUnavailableError(
+            "device 'mps' was requested but Apple Metal is not available here; "
+            "use --device cpu or auto"
+        )
+    return device
+
+
+def load_adapter(model_id: str, *, device: str = "auto", dtype: str = "fp32") -> VLMAdapter:
+    """Load `model_id` from local files only; raise ModelUnavailableError fast when missing."""
+    spec = parse_model_id(model_id)
+    if dtype not in DTYPES:
+        from shared.errors import MiradaError
+
+        raise MiradaError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    resolved = resolve_device(device)
+    module = importlib.import_module(f"shared.vlm.{_FAMILY_MODULES[spec.family]}")
+    return module.load(spec, resolved, dtype)
+
+
+def available_offline(model_id: str) -> bool:
+    """Whether the weights are on this machine. Cheap: file checks only, no torch import
+    except for open_clip tags outside OPEN_CLIP_TAG_REPOS."""
+    spec = parse_model_id(model_id)
+    if spec.family != OPEN_CLIP:
+        if spec.local_dir is not None:
+            return (spec.local_dir / "config.json").is_file() and _hub.has_weights(spec.local_dir)
+        snap = _hub.cached_snapshot(spec.source)
+        return snap is not None and _hub.has_weights(snap)
+    if spec.local_dir is not None:
+        return (spec.local_dir / "open_clip_config.json").is_file()
+    if spec.pretrained is None:
+        return True  # random init; arch validity is checked at load
+    known = OPEN_CLIP_TAG_REPOS.get((spec.source, spec.pretrained))
+    if known is not None:
+        repo, text_repo = known
+        if text_repo is not None and _hub.cached_snapshot(text_repo) is None:
+            return False
+        return _hub.cached_file(repo, _OPEN_CLIP_FILES) is not None
+    if os.path.isfile(os.path.expanduser(spec.pretrained)):
+        return True
+    from shared.vlm.open_clip_family import tag_weights_location
+
+    try:
+        repo, where = tag_weights_location(spec.source, spec.pretrained)
+    except (KeyError, TypeError):
+        return False
+    if repo is None:
+        return bool(where) and os.path.isfile(str(where))
+    return _hub.cached_file(repo, where) is not None  # type: ignore[arg-type]
+
+
+def pull_model(model_id: str) -> str:
+    """Download `model_id`'s weights into the HF cache (needs internet). Returns where they are."""
+    spec = parse_model_id(model_id)
+    if spec.local_dir is not None:
+        if available_offline(model_id):
+            return f"{spec.model_id} is a local directory; nothing to download ({spec.local_dir})"
+        raise ModelUnavailableError(
+            f"{spec.model_id} names a local directory, which cannot be downloaded: {spec.local_dir}"
+        )
+    repos: list[tuple[str, tuple[str, ...] | None]] = []
+    if spec.family != OPEN_CLIP:
+        repos.append((spec.source, None))
+    elif spec.pretrained is None:
+        return f"{spec.model_id} is random init; nothing to download"
+    else:
+        from shared.vlm.open_clip_family import hf_text_repo, tag_weights_location
+
+        try:
+            repo, where = tag_weights_location(spec.source, spec.pretrained)
+        except (KeyError, TypeError):
+            raise ModelUnavailableError(
+                f"{spec.model_id}: {spec.pretrained!r} is not a known open_clip tag"
+            ) from None
+        text_repo = hf_text_repo(spec.source)
+        if text_repo:
+            repos.append((text_repo, None))
+        if repo is None:
+            from open_clip.pretrained import download_pretrained_from_url, get_pretrained_url
+
+            try:
+                return download_pretrained_from_url(
+                    get_pretrained_url(spec.source, spec.pretrained)
+                )
+            except OSError as exc:
+                raise ModelUnavailableError(f"could not download {spec.model_id}: {exc}") from exc
+        repos.append((repo, where))  # type: ignore[arg-type]
+    from huggingface_hub import snapshot_download
+
+    where_list: list[str] = []
+    for repo, files in repos:
+        try:
+            where_list.append(
+                snapshot_download(
+                    repo,
+                    allow_patterns=[*files, "*.json", "*.txt"] if files else None,
+                    etag_timeout=10,
+                )
+            )
+        except Exception as exc:  # network/auth/not-found all mean: could not pull, say why
+            raise ModelUnavailableError(
+                f"could not download {spec.model_id} (Hugging Face repo {repo}) into "
+                f"{_hub.hf_cache_dir()}: {type(exc).__name__}: {exc}. Check the internet "
+                "connection (and HF_ENDPOINT / HF_TOKEN), or copy the weights to a local "
+                "directory and use it as the id."
+            ) from exc
+    return ", ".join(where_list)
