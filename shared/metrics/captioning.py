@@ -1,0 +1,234 @@
+"""The official COCO caption metrics, computed by pycocoevalcap's own classes.
+
+Pipeline (as `pycocoevalcap.eval.COCOEvalCap.evaluate`, without SPICE, which needs a
+Stanford CoreNLP download and cannot run offline): PTBTokenizer on references, then on
+predictions; then Bleu(4) (closest reference length), Meteor() (METEOR 1.5 jar, `-l en -norm`),
+Rouge() (ROUGE-L, LCS F-score beta=1.2) and Cider() (CIDEr-D, sigma=6, clipped, x10).
+Scores are on pycocoevalcap's scale: fractions, CIDEr unscaled (1.335 = "133.5").
+
+Input hygiene (not a change of metric): captions have every run of whitespace, including
+newlines and Unicode line separators, collapsed to one space before tokenisation, because a
+line break inside a caption shifts the PTB tokenizer's line-per-caption output and desyncs the
+METEOR subprocess (which then blocks forever). "|||" (METEOR's field separator) is removed
+from references the way pycocoevalcap already removes it from predictions.
+
+Java: the PTB tokenizer (Stanford CoreNLP) and METEOR 1.5 run on Java.
+- No Java (or the tokenizer fails): we REFUSE rather than fall back. Every metric is returned
+  with value None and a reason in "unavailable"; there is no home-made tokenisation under the
+  official names (numbers would silently differ from published ones). The CLI turns this into
+  an error message.
+- Java present but METEOR fails or hangs (timeout): METEOR is None with the reason; the other
+  metrics are still official. The METEOR process is always closed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shared.errors import MiradaError
+
+METRIC_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+
+IMPLEMENTATIONS = {
+    "BLEU-1": "pycocoevalcap Bleu(4), corpus-level, closest reference length",
+    "BLEU-2": "pycocoevalcap Bleu(4), corpus-level, closest reference length",
+    "BLEU-3": "pycocoevalcap Bleu(4), corpus-level, closest reference length",
+    "BLEU-4": "pycocoevalcap Bleu(4), corpus-level, closest reference length",
+    "METEOR": "METEOR 1.5 (Java jar, -l en -norm) via pycocoevalcap",
+    "ROUGE-L": "pycocoevalcap Rouge(), LCS F-score, beta=1.2, best reference",
+    "CIDEr": "CIDEr-D (sigma=6, clipped, x10), IDF from this set's own references",
+}
+TOKENIZATION = "PTB tokenizer (Stanford CoreNLP 3.4.1, Java), lower-cased, punctuation removed"
+
+CIDER_NOTE = (
+    "CIDEr-D weights n-grams by an IDF computed from the references of the evaluated set "
+    "itself, not from COCO. On a small or domain-specific dataset the IDF is different, so "
+    "CIDEr values are comparable only between runs on the same reference set, never with "
+    "published COCO numbers (e.g. BLIP's 133.5 on the Karpathy test split)."
+)
+
+METEOR_TIMEOUT_S = 120.0
+
+
+def _clean(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fmt_ids(ids: Sequence[Any]) -> str:
+    shown = ", ".join(repr(i) for i in list(ids)[:10])
+    more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+    return f"{shown}{more}"
+
+
+def validate(
+    references: Mapping[Any, Sequence[str]], predictions: Mapping[Any, str]
+) -> tuple[dict[Any, list[str]], dict[Any, str]]:
+    """Cleaned (references, predictions) in references' id order, or MiradaError naming ids."""
+    if not references:
+        raise MiradaError("no references given")
+    if not predictions:
+        raise MiradaError("no predictions given")
+    missing = [k for k in references if k not in predictions]
+    extra = [k for k in predictions if k not in references]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"ids without a prediction: {_fmt_ids(missing)}")
+        if extra:
+            parts.append(f"predictions without references: {_fmt_ids(extra)}")
+        raise MiradaError("references and predictions must have the same ids; " + "; ".join(parts))
+    refs: dict[Any, list[str]] = {}
+    preds: dict[Any, str] = {}
+    empty_pred, empty_ref = [], []
+    for key, value in references.items():
+        if isinstance(value, str):
+            value = [value]
+        cleaned = [_clean(r) for r in value if isinstance(r, str) and _clean(r)]
+        if not cleaned:
+            empty_ref.append(key)
+        refs[key] = cleaned
+        pred = predictions[key]
+        preds[key] = _clean(pred) if isinstance(pred, str) else ""
+        if not preds[key]:
+            empty_pred.append(key)
+    if empty_pred:
+        raise MiradaError(f"empty predictions for ids {_fmt_ids(empty_pred)}")
+    if empty_ref:
+        raise MiradaError(f"no non-empty reference captions for ids {_fmt_ids(empty_ref)}")
+    return refs, preds
+
+
+def _unavailable_all(keys: Sequence[Any], reason: str) -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(METRIC_NAMES)
+    out["per_item"] = {k: dict.fromkeys(METRIC_NAMES) for k in keys}
+    out["unavailable"] = dict.fromkeys(METRIC_NAMES, reason)
+    return out
+
+
+def java_unavailable_reason() -> str | None:
+    if shutil.which("java") is None:
+        return (
+            "Java was not found on PATH; the official COCO tokenisation (PTB tokenizer, "
+            "Stanford CoreNLP) and METEOR 1.5 need Java 8+. Install a JRE (e.g. "
+            "apt-get install default-jre-headless) to compute caption metrics."
+        )
+    return None
+
+
+def _close_meteor(meteor: Any) -> None:
+    proc = getattr(meteor, "meteor_p", None)
+    if proc is None:
+        return
+    try:
+        if proc.stdin:
+            proc.stdin.close()
+    except OSError:
+        pass
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+    # pycocoevalcap's __del__ re-acquires this lock; a scorer thread that died mid-call never
+    # released it, so give the object a fresh one to keep garbage collection from blocking.
+    meteor.lock = threading.Lock()
+
+
+def _meteor(
+    gts: dict[Any, list[str]], res: dict[Any, list[str]], timeout: float
+) -> tuple[float, list[float]]:
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    gts = {k: [r.replace("|||", " ") for r in v] for k, v in gts.items()}
+    meteor = Meteor()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = meteor.compute_score(gts, res)
+        except BaseException as exc:  # reported to the caller below
+            box["error"] = exc
+
+    try:
+        thread = threading.Thread(target=work, name="meteor", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            _close_meteor(meteor)  # unblocks the reader with EOF
+            thread.join(5)
+            raise TimeoutError(f"METEOR 1.5 did not answer within {timeout:.0f} s")
+    finally:
+        _close_meteor(meteor)
+    if "error" in box:
+        err = box["error"]
+        raise RuntimeError(f"METEOR 1.5 failed: {type(err).__name__}: {err}")
+    score, scores = box["result"]
+    return float(score), [float(s) for s in scores]
+
+
+def score_captions(
+    references: Mapping[Any, Sequence[str]],
+    predictions: Mapping[Any, str],
+    *,
+    meteor_timeout: float | None = None,
+) -> dict[str, Any]:
+    """Official COCO caption metrics for one prediction per id against its references.
+
+    Returns {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr": corpus score
+    or None, "per_item": {id: {same keys}}} plus "unavailable": {metric: reason} when any
+    metric could not be computed. Mismatched ids, empty predictions or empty references raise
+    MiradaError naming the ids.
+    """
+    refs, preds = validate(references, predictions)
+    keys = list(refs)
+    reason = java_unavailable_reason()
+    if reason:
+        return _unavailable_all(keys, reason)
+
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    try:
+        tokenizer = PTBTokenizer()
+        gts = tokenizer.tokenize({k: [{"caption": c} for c in refs[k]] for k in keys})
+        res = tokenizer.tokenize({k: [{"caption": preds[k]}] for k in keys})
+        if set(gts) != set(keys) or set(res) != set(keys):
+            raise RuntimeError("tokenizer output does not line up with the captions")
+    except Exception as exc:  # Java present but CoreNLP failed: refuse, do not guess
+        return _unavailable_all(
+            keys, f"the official PTB tokenisation failed ({type(exc).__name__}: {exc})"
+        )
+    gts = {k: gts[k] for k in keys}
+    res = {k: res[k] for k in keys}
+
+    corpus: dict[str, float | None] = {}
+    per: dict[str, list[float | None]] = {}
+    unavailable: dict[str, str] = {}
+
+    bleu, bleus = Bleu(4).compute_score(gts, res, verbose=0)
+    for i in range(4):
+        corpus[f"BLEU-{i + 1}"] = float(bleu[i])
+        per[f"BLEU-{i + 1}"] = [float(s) for s in bleus[i]]
+    timeout = meteor_timeout if meteor_timeout is not None else METEOR_TIMEOUT_S + 0.05 * len(keys)
+    try:
+        corpus["METEOR"], per["METEOR"] = _meteor(gts, res, timeout)  # type: ignore[assignment]
+    except Exception as exc:
+        corpus["METEOR"] = None
+        per["METEOR"] = [None] * len(keys)
+        unavailable["METEOR"] = f"{type(exc).__name__}: {exc}"
+    rouge, rouges = Rouge().compute_score(gts, res)
+    corpus["ROUGE-L"], per["ROUGE-L"] = float(rouge), [float(s) for s in rouges]
+    cider, ciders = Cider().compute_score(gts, res)
+    corpus["CIDEr"], per["CIDEr"] = float(cider), [float(s) for s in ciders]
+
+    out: dict[str, Any] = {name: corpus[name] for name in METRIC_NAMES}
+    out["per_item"] = {k: {name: per[name][i] for name in METRIC_NAMES} for i, k in enumerate(keys)}
+    if unavailable:
+        out["unavailable"] = unavailable
+    return out
