@@ -108,6 +108,16 @@ class HFImageTransform:
         return out["pixel_values"][0]
 
 
+def _resample_name(resample: Any) -> str | None:
+    if resample is None:
+        return None
+    if isinstance(resample, int):  # PIL enum stored as int in processor configs
+        from PIL.Image import Resampling
+
+        return Resampling(resample).name.lower()
+    return str(getattr(resample, "name", resample)).lower()
+
+
 def hf_preprocessing(processor: Any) -> dict[str, Any]:
     """Size, mean/std and interpolation of a transformers image processor, for fingerprints."""
     size = getattr(processor, "size", None)
@@ -122,7 +132,7 @@ def hf_preprocessing(processor: Any) -> dict[str, Any]:
         "crop_size": dict(crop) if crop is not None else None,
         "mean": [float(v) for v in (getattr(processor, "image_mean", None) or [])],
         "std": [float(v) for v in (getattr(processor, "image_std", None) or [])],
-        "interpolation": getattr(resample, "name", None) or (str(resample) if resample else None),
+        "interpolation": _resample_name(resample),
         "processor": type(processor).__name__,
     }
 
