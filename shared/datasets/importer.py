@@ -1,0 +1,209 @@
+"""Import orchestration: open the source, parse, verify every image into staging, then commit.
+
+All-or-nothing: everything is checked and written under $MIRADA_HOME/staging/ first; the
+database rows are inserted in one transaction and the files moved into the store inside it
+(see store.save_dataset). On any rejection the staging folder is removed and nothing remains.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.config import Settings, get_settings
+from shared.datasets import store
+from shared.datasets.archive import FolderSource, Source, ZipSource
+from shared.datasets.catalog import resolve_dataset
+from shared.datasets.formats import Parsed, detect_and_parse
+from shared.datasets.images import ImageRejected, normalise
+from shared.datasets.problems import DatasetImportError, Problem, ProblemLog, fatal
+from shared.errors import NotFoundError
+
+_ANNOTATION_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
+MAX_NAME_CHARS = 200
+
+
+@dataclass
+class ImportReport:
+    id: int
+    name: str
+    format: str
+    images: int
+    captions: int
+    categories: int
+    skipped: list[Problem] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "images": self.images,
+            "captions": self.captions,
+            "categories": self.categories,
+        }
+        if self.skipped:
+            out["skipped"] = [p.as_json() for p in self.skipped]
+        return out
+
+
+def import_dataset(
+    path: Path | str,
+    *,
+    name: str | None = None,
+    fmt: str = "auto",
+    split: str | None = None,
+    lenient: bool = False,
+) -> ImportReport:
+    """Import a folder, a .zip, or one annotation file (its folder is the dataset).
+
+    Raises DatasetImportError listing every problem found (up to 50); with `lenient`, bad
+    rows and images are skipped instead and listed in `ImportReport.skipped`.
+    """
+    settings = get_settings()
+    src = Path(path).expanduser()
+    source, default_name, only = _open_source(src, settings)
+    try:
+        name = _check_name(default_name if name is None else name)
+        _check_name_free(name)
+        log = ProblemLog()
+        parsed = detect_and_parse(
+            source, fmt, split, log, max_csv_rows=settings.max_csv_rows, only=only
+        )
+        staging = settings.staging_dir / f"import-{uuid.uuid4().hex}"
+        try:
+            images, items = _stage_images(source, parsed, staging, settings, log, lenient)
+            if log.problems and not lenient:
+                raise DatasetImportError(log.problems, dataset=name, can_skip=True)
+            if not items:
+                raise fatal(
+                    source.label,
+                    "has no images left to import; fix the problems "
+                    "listed with --lenient, or check the annotation file",
+                    dataset=name,
+                )
+            dataset_id = store.save_dataset(
+                name=name,
+                source_format=parsed.format,
+                source_path=str(src.resolve()),
+                images=images,
+                items=items,
+                staging=staging,
+            )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            _remove_if_empty(settings.staging_dir)
+    finally:
+        source.close()
+    return ImportReport(
+        id=dataset_id,
+        name=name,
+        format=parsed.format,
+        images=len(items),
+        captions=sum(len(it.captions) for it in items),
+        categories=len({it.category for it in items if it.category}),
+        skipped=list(log.problems),
+    )
+
+
+def _open_source(src: Path, settings: Settings) -> tuple[Source, str, str | None]:
+    if src.is_dir():
+        return FolderSource(src), src.resolve().name, None
+    if src.is_file() and (src.suffix.lower() == ".zip" or zipfile.is_zipfile(src)):
+        return ZipSource(src, settings), src.stem, None
+    if src.is_file() and src.suffix.lower() in _ANNOTATION_SUFFIXES:
+        folder = src.resolve().parent
+        return FolderSource(folder), folder.name, src.name
+    if not src.exists():
+        raise fatal(str(src), "does not exist; give a folder, a .zip or an annotation file")
+    raise fatal(str(src), "is not a folder, a .zip or a .csv/.json/.jsonl annotation file")
+
+
+def _check_name(name: str) -> str:
+    clean = name.strip()
+    if not clean or len(clean) > MAX_NAME_CHARS or any(ord(c) < 32 for c in clean):
+        raise fatal(
+            f"dataset name {name!r}",
+            f"must be 1-{MAX_NAME_CHARS} printable characters; pass --name NAME",
+        )
+    return clean
+
+
+def _check_name_free(name: str) -> None:
+    # Checked early so a typo does not cost a full image pass; save_dataset checks again.
+    try:
+        found = resolve_dataset(name)
+    except NotFoundError:
+        return
+    if found.name == name:
+        raise store.duplicate_name_error(name)
+
+
+def _stage_images(
+    source: Source,
+    parsed: Parsed,
+    staging: Path,
+    settings: Settings,
+    log: ProblemLog,
+    lenient: bool,
+) -> tuple[list[store.NewImage], list[store.NewItem]]:
+    images: dict[str, store.NewImage] = {}
+    items: list[store.NewItem] = []
+    for entry in parsed.entries:
+        if log.full and not lenient:
+            break  # the report is already as long as we show; spare the user the wait
+        try:
+            data = source.read(entry.path)
+            stored = normalise(data, max_pixels=settings.max_image_pixels)
+        except ImageRejected as exc:
+            log.add(entry.path, str(exc))
+            continue
+        except OSError as exc:
+            log.add(entry.path, f"cannot be read ({exc}); check the file")
+            continue
+        if stored.sha256 not in images:
+            _write(store.staged_image(staging, stored.sha256, stored.ext), stored.data)
+            _write(store.staged_thumbnail(staging, stored.sha256), stored.thumbnail)
+            images[stored.sha256] = store.NewImage(
+                sha256=stored.sha256,
+                ext=stored.ext,
+                width=stored.width,
+                height=stored.height,
+                original_format=stored.original_format,
+                size_bytes=len(stored.data),
+            )
+        items.append(
+            store.NewItem(
+                filename=_relative(entry.path, parsed.base),
+                sha256=stored.sha256,
+                category=entry.category,
+                captions=entry.captions,
+            )
+        )
+    return list(images.values()), items
+
+
+def _relative(path: str, base: str) -> str:
+    # Item.filename is relative to the annotation file, so a zip with a top-level folder and
+    # the same folder unzipped give the same file names.
+    if base and path.startswith(base + "/"):
+        return path[len(base) + 1 :]
+    return path
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty (a concurrent import) or already gone
+
+
+__all__ = ["ImportReport", "import_dataset"]
