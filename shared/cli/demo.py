@@ -1,0 +1,229 @@
+"""Show and share results: the dashboard, exports (and, later, the guided demo).
+
+Module-level imports stay light: streamlit, torch and the database are imported inside the
+command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+from shared.cli import arg, command
+from shared.errors import MiradaError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8501
+
+# --- `mirada demo` ---------------------------------------------------------------------------
+# The guided demo command goes here (lead). Keep `dashboard` and `export` below unchanged.
+
+
+# --- `mirada dashboard` ----------------------------------------------------------------------
+
+
+def dashboard_app_path() -> Path:
+    """dashboard/app.py inside the installed package (works for a plain or namespace package)."""
+    spec = importlib.util.find_spec("dashboard")
+    if spec is None:
+        raise MiradaError("the `dashboard` package is not installed; reinstall mirada")
+    if spec.origin and spec.origin not in ("namespace", "built-in"):
+        folder = Path(spec.origin).parent
+    else:  # namespace package (no __init__.py): its first search location
+        locations = list(spec.submodule_search_locations or [])
+        if not locations:
+            raise MiradaError("cannot locate the `dashboard` package folder; reinstall mirada")
+        folder = Path(locations[0])
+    return folder / "app.py"
+
+
+def streamlit_command(app: Path, host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--port wants a number (got {raw!r})") from exc
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"--port must be between 1 and 65535 (got {port})")
+    return port
+
+
+def _database_label() -> str:
+    from sqlalchemy.engine import make_url
+
+    from shared.config import get_settings
+
+    url = get_settings().database_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: let the dashboard report it; never echo secrets
+        return "(MIRADA_DATABASE_URL set)"
+
+
+def _exit_code(returncode: int) -> int:
+    # Popen reports "killed by signal N" as -N; shells report it as 128+N.
+    return 128 - returncode if returncode < 0 else returncode
+
+
+@command(
+    "dashboard",
+    "Start the web dashboard (Streamlit); listens on 127.0.0.1:8501 by default",
+    arg(
+        "--host",
+        default=DEFAULT_HOST,
+        help=(
+            f"address to listen on (default {DEFAULT_HOST}: this machine only; "
+            "0.0.0.0 makes it reachable from the network, e.g. inside a container)"
+        ),
+    ),
+    arg("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"),
+    description=(
+        "Start the Streamlit dashboard on the same database as the CLI (MIRADA_HOME or\n"
+        "MIRADA_DATABASE_URL are passed through). By default it binds to 127.0.0.1, so only\n"
+        "this machine can open it; use --host 0.0.0.0 to expose it (there is no login).\n"
+        "Ctrl-C stops it."
+    ),
+)
+def dashboard_cmd(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+
+    app = dashboard_app_path()
+    if not app.is_file():
+        raise MiradaError(f"the dashboard app is missing ({app}); reinstall mirada")
+    if importlib.util.find_spec("streamlit") is None:
+        raise MiradaError(
+            "streamlit is not installed in this environment; run `make setup` (or pip install -e .)"
+        )
+    env = dict(os.environ)
+    # Pin the resolved home so the dashboard opens the same SQLite file whatever its cwd.
+    env["MIRADA_HOME"] = str(get_settings().home)
+    url_host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
+    print(
+        f"mirada dashboard: http://{url_host}:{args.port} (database {_database_label()})",
+        file=sys.stderr,
+        flush=True,
+    )
+    proc = subprocess.Popen(streamlit_command(app, args.host, args.port), env=env)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        # `docker stop` and service managers send SIGTERM to us, not to streamlit.
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        try:
+            return _exit_code(proc.wait())
+        except KeyboardInterrupt:
+            # A terminal Ctrl-C reaches streamlit too (same process group); a SIGINT sent to
+            # this process alone does not, so forward it, then wait for streamlit to exit.
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            try:
+                return _exit_code(proc.wait(timeout=10))
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    return _exit_code(proc.wait(timeout=5))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    return _exit_code(proc.wait())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# --- `mirada export` -------------------------------------------------------------------------
+
+EXPORT_DESCRIPTION = """\
+Export one succeeded run as a Markdown report, JSON or CSV.
+
+Formats (--format; without it, taken from the -o suffix .md/.json/.csv, else markdown):
+  markdown  a report for a paper appendix or an issue: setup (model, fingerprint and
+            revision, dataset size, device, dtype, batch size, hardware), metrics with 95%
+            CIs as "0.850 [0.650, 0.950]", a per-category table, timings, and notes on how
+            each metric is computed.
+  json      one object: run, dataset, model_fingerprint, hardware, metrics
+            {name: {value, ci_low, ci_high, unavailable}}, per_category, timings, items
+            (one per image: filename, category, correct, rank, score, top caption,
+            references, generated caption, caption_scores, flags), notes.
+  csv       one table per file, chosen with --table:
+              items    (default) one row per image; the columns run_id, model, dataset,
+                       task repeat on every row so several runs paste into one sheet;
+                       then filename, category, correct, rank, score, top_caption,
+                       top_caption_score, ..., references (joined by " || "),
+                       generated_caption, caption_<BLEU-4, CIDEr, ...>, flag_<...>.
+              metrics  long format: run_id, category (empty = whole dataset), n_images,
+                       metric, value, ci_low, ci_high, unavailable.
+              timings  run_id, name, value, unit, batch_size.
+              setup    key, value (the Markdown setup table).
+            Booleans are true/false, missing values are empty; text cells that start
+            with = + - @ get a leading ' so spreadsheets do not run them as formulas.
+
+Without -o the export goes to stdout. With -o it is written atomically (a temporary file
+in the same folder, then renamed), replacing FILE if it exists.
+"""
+
+
+@command(
+    "export",
+    "Export a succeeded run as a Markdown report, JSON or CSV (per-image table)",
+    arg("run_id", type=int, help="run id (see `mirada runs`)"),
+    arg(
+        "--format",
+        dest="fmt",
+        choices=["csv", "json", "markdown"],
+        help="output format (default: from the -o suffix, else markdown)",
+    ),
+    arg(
+        "--table",
+        choices=["items", "metrics", "timings", "setup"],
+        default="items",
+        help="CSV only: which table to write (default items: one row per image)",
+    ),
+    arg("-o", "--output", metavar="FILE", help="write to FILE (replaced if it exists)"),
+    description=EXPORT_DESCRIPTION,
+)
+def export_cmd(args: argparse.Namespace) -> int:
+    from shared.export import build_export, format_for_path, render, write_atomic
+
+    fmt = args.fmt or format_for_path(args.output) or "markdown"
+    if args.table != "items" and fmt != "csv":
+        raise MiradaError(f"--table applies to --format csv only (the {fmt} export has all)")
+    export = build_export(args.run_id)
+    text = render(export, fmt, table=args.table)
+    if fmt == "csv" and args.table == "items" and not export["items"]:
+        print(
+            f"mirada export: run {args.run_id} ({export['run']['task']}) has no per-image "
+            "results; try --table metrics or --table timings",
+            file=sys.stderr,
+        )
+    if args.output:
+        path = write_atomic(args.output, text)
+        print(f"wrote {path} ({fmt})", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,632 @@
+"""Export one finished run as JSON, CSV or a Markdown report (what `mirada export` writes).
+
+`build_export(run_id)` reads the run with read-only queries and returns one plain dict; the
+renderers (`to_json`, `to_csv`, `to_markdown`) are pure functions of that dict, and
+`write_atomic` puts the text on disk without ever leaving a half-written file.
+
+Export dict (JSON is exactly this):
+- "run": id, model, task, status, device (requested), resolved_device, dtype, batch_size,
+  options, worker, attempts, created/started_at/finished_at.
+- "dataset": id, name, n_images, n_captions.
+- "model_fingerprint" (as the adapter reported it) and "fingerprint_sha256" (short id of it).
+- "hardware": the worker machine (see shared.queries.runs.hardware_dict).
+- "metrics": {name: {value, ci_low, ci_high, unavailable}} for the whole dataset.
+- "per_category": {category: {n_images, metrics: {name: {...}}}}.
+- "timings": [{name, value, unit, batch_size}].
+- "items": one dict per image with a result (see ITEM_COLUMNS), in dataset order.
+- "notes": how the metrics were computed, as sentences.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from shared import __version__
+from shared.db import read_session
+from shared.db.models import (
+    Caption,
+    GeneratedCaption,
+    Item,
+    ItemResult,
+    Metric,
+    Run,
+    RunStatus,
+)
+from shared.errors import MiradaError
+from shared.queries.runs import run_detail
+
+FORMATS = ("csv", "json", "markdown")
+CSV_TABLES = ("items", "metrics", "timings", "setup")
+SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown"}
+
+# Fixed per-item columns (CSV header order); caption_<score> and flag_<name> columns follow.
+ITEM_COLUMNS = (
+    "item_id",
+    "position",
+    "filename",
+    "category",
+    "correct",
+    "rank",
+    "score",
+    "top_caption",
+    "top_caption_score",
+    "reranked_top_caption",
+    "reranked_top_score",
+    "category_correct",
+    "category_top1",
+    "zeroshot_pred",
+    "n_references",
+    "references",
+    "generated_caption",
+)
+# Run-level columns repeated on every per-item CSV row, so rows from several exported runs
+# can be pasted into one sheet and still be told apart.
+RUN_COLUMNS = ("run_id", "model", "dataset", "task")
+# Text cells a spreadsheet would evaluate as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_TEXT_COLUMNS = frozenset(
+    {
+        "filename",
+        "category",
+        "top_caption",
+        "reranked_top_caption",
+        "category_top1",
+        "zeroshot_pred",
+        "references",
+        "generated_caption",
+        "dataset",
+        "model",
+        "flag_reasons",
+    }
+)
+REFERENCE_SEPARATOR = " || "
+
+NOTES_RETRIEVAL = (
+    "Recall@k with several captions per image: image-to-text counts a hit when any of the "
+    "image's own captions is among the top k; text-to-image counts a hit when a caption's "
+    "image is among the top k. Ranks are the rank of the first correct match (1 = best).",
+    "MRR is the mean of 1/rank of the first correct caption per image.",
+)
+NOTES_CI = (
+    "95% confidence intervals are percentile bootstrap intervals over images "
+    "(1,000 resamples; an image is resampled with all its captions).",
+)
+NOTES_CAPTION = (
+    "Caption metrics come from pycocoevalcap with the PTB tokenizer (Java): BLEU-1..4 "
+    "corpus-level with the closest reference length, METEOR 1.5, ROUGE-L (LCS F-score, "
+    "beta 1.2) and CIDEr-D with the IDF of this set's own references. Because of that IDF, "
+    "CIDEr is comparable only between runs on the same reference set and never with "
+    "published COCO numbers. SPICE is not computed (it needs a download).",
+)
+NOTES_BENCHMARK = (
+    "Latencies are per item, measured after warm-up batches; throughput is items per second "
+    "at the given batch size; memory is peak resident memory of the worker process.",
+)
+
+
+# ------------------------------------------------------------------------------------------
+# Reading
+
+
+def _metric_entry(m: Metric) -> dict[str, Any]:
+    unavailable = (m.details or {}).get("unavailable")
+    return {
+        "value": m.value,
+        "ci_low": m.ci_low,
+        "ci_high": m.ci_high,
+        "unavailable": unavailable,
+    }
+
+
+def _not_exportable(run_id: int, status: str, error: str | None) -> MiradaError:
+    if status in (RunStatus.queued.value, RunStatus.running.value):
+        return MiradaError(
+            f"run {run_id} is {status}, not finished; export needs a succeeded run "
+            f"(watch it with `mirada show {run_id}`)"
+        )
+    if status == RunStatus.failed.value:
+        why = f": {error.splitlines()[0]}" if error else ""
+        return MiradaError(
+            f"run {run_id} failed{why}; nothing to export (re-queue it with "
+            f"`mirada retry {run_id}`)"
+        )
+    return MiradaError(
+        f"run {run_id} is {status}; only succeeded runs can be exported "
+        f"(re-queue it with `mirada retry {run_id}`)"
+    )
+
+
+def fingerprint_sha256(fingerprint: Mapping[str, Any] | None) -> str | None:
+    """A short stable id of a model fingerprint (same weights+revision+preprocessing+dtype)."""
+    if not fingerprint:
+        return None
+    blob = json.dumps(fingerprint, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _details(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _first_pair(value: Any) -> tuple[int | None, float | None]:
+    """[[caption_id, score], ...] -> the first pair, tolerant of missing or odd values."""
+    if isinstance(value, list) and value:
+        first = value[0]
+        if isinstance(first, (list, tuple)) and len(first) >= 2:
+            cid, score = first[0], first[1]
+            return (int(cid) if cid is not None else None, score)
+    return None, None
+
+
+def build_export(run_id: int) -> dict[str, Any]:
+    """Everything worth keeping about a succeeded run, as one JSON-ready dict."""
+    detail = run_detail(run_id, with_captions=False)  # NotFoundError for unknown ids
+    if detail["status"] != RunStatus.succeeded.value:
+        raise _not_exportable(run_id, detail["status"], detail.get("error"))
+    dataset_id = detail["dataset"]["id"]
+
+    with read_session() as s:
+        metric_rows = s.scalars(
+            select(Metric).where(Metric.run_id == run_id).order_by(Metric.id)
+        ).all()
+        item_rows = s.execute(
+            select(Item, ItemResult, GeneratedCaption)
+            .outerjoin(ItemResult, (ItemResult.item_id == Item.id) & (ItemResult.run_id == run_id))
+            .outerjoin(
+                GeneratedCaption,
+                (GeneratedCaption.item_id == Item.id) & (GeneratedCaption.run_id == run_id),
+            )
+            .where(Item.dataset_id == dataset_id)
+            .order_by(Item.position, Item.id)
+        ).all()
+        caption_rows = s.execute(
+            select(Caption.id, Caption.item_id, Caption.text)
+            .join(Item, Item.id == Caption.item_id)
+            .where(Item.dataset_id == dataset_id)
+            .order_by(Caption.item_id, Caption.position, Caption.id)
+        ).all()
+        # Re-read the status in the same snapshot as the results (a retry could have
+        # re-queued the run between run_detail and here).
+        status = s.scalar(select(Run.status).where(Run.id == run_id))
+    if status != RunStatus.succeeded.value:
+        raise _not_exportable(run_id, str(status), None)
+
+    caption_text: dict[int, str] = {}
+    references: dict[int, list[str]] = defaultdict(list)
+    for cid, item_id, text in caption_rows:
+        caption_text[cid] = text
+        references[item_id].append(text)
+
+    metrics: dict[str, dict[str, Any]] = {}
+    per_category: dict[str, dict[str, Any]] = {}
+    category_sizes = Counter(item.category for item, _, _ in item_rows if item.category)
+    for m in metric_rows:
+        if m.category is None:
+            metrics[m.name] = _metric_entry(m)
+        else:
+            entry = per_category.setdefault(
+                m.category, {"n_images": category_sizes.get(m.category, 0), "metrics": {}}
+            )
+            entry["metrics"][m.name] = _metric_entry(m)
+
+    items: list[dict[str, Any]] = []
+    for item, result, generated in item_rows:
+        if result is None and generated is None:
+            continue  # benchmark runs (and images a run skipped) have no per-image result
+        details = _details(result.details) if result is not None else {}
+        top_id, top_score = _first_pair(details.get("top"))
+        rr_id, rr_score = _first_pair(details.get("reranked"))
+        refs = references.get(item.id, [])
+        items.append(
+            {
+                "item_id": item.id,
+                "position": item.position,
+                "filename": item.filename,
+                "category": item.category,
+                "correct": result.correct if result is not None else None,
+                "rank": result.rank if result is not None else None,
+                "score": result.score if result is not None else None,
+                "top_caption": caption_text.get(top_id) if top_id is not None else None,
+                "top_caption_score": top_score,
+                "reranked_top_caption": caption_text.get(rr_id) if rr_id is not None else None,
+                "reranked_top_score": rr_score,
+                "category_correct": details.get("category_correct"),
+                "category_top1": details.get("category_top1"),
+                "zeroshot_pred": details.get("zeroshot_pred"),
+                "n_references": len(refs),
+                "references": refs,
+                "generated_caption": generated.text if generated is not None else None,
+                "caption_scores": dict(generated.scores or {}) if generated is not None else {},
+                "flags": dict(generated.flags or {}) if generated is not None else {},
+            }
+        )
+
+    fingerprint = detail.get("model_fingerprint")
+    export = {
+        "mirada_version": __version__,
+        "run": {
+            key: detail.get(key)
+            for key in (
+                "id",
+                "model",
+                "task",
+                "status",
+                "device",
+                "resolved_device",
+                "dtype",
+                "batch_size",
+                "options",
+                "worker",
+                "attempts",
+                "created",
+                "started_at",
+                "finished_at",
+            )
+        },
+        "dataset": {
+            "id": dataset_id,
+            "name": detail["dataset"]["name"],
+            "n_images": len(item_rows),
+            "n_captions": len(caption_rows),
+        },
+        "model_fingerprint": fingerprint,
+        "fingerprint_sha256": fingerprint_sha256(fingerprint),
+        "hardware": detail.get("hardware"),
+        "metrics": metrics,
+        "per_category": per_category,
+        "timings": detail.get("timings", []),
+        "items": items,
+    }
+    export["notes"] = list(metric_notes(export))
+    return export
+
+
+def metric_notes(export: Mapping[str, Any]) -> Iterable[str]:
+    """The sentences a reader needs to interpret this run's numbers."""
+    task = export["run"].get("task")
+    names = set(export.get("metrics", {}))
+    has_ci = any(
+        m.get("ci_low") is not None
+        for m in [
+            *export.get("metrics", {}).values(),
+            *(
+                mm
+                for cat in export.get("per_category", {}).values()
+                for mm in cat.get("metrics", {}).values()
+            ),
+        ]
+    )
+    if task == "match" or any("recall@" in n for n in names):
+        yield from NOTES_RETRIEVAL
+    if has_ci:
+        yield from NOTES_CI
+    if task == "caption" or names & {"BLEU-4", "CIDEr", "METEOR", "ROUGE-L"}:
+        yield from NOTES_CAPTION
+        flagged = sum(1 for it in export.get("items", []) if it.get("flags", {}).get("degenerate"))
+        with_captions = sum(1 for it in export.get("items", []) if it.get("generated_caption"))
+        if with_captions:
+            yield (
+                f"{flagged} of {with_captions} generated captions are flagged degenerate "
+                "(repeated n-grams or a verbatim repeat of another caption)."
+            )
+    if task == "benchmark" or export.get("timings"):
+        yield from NOTES_BENCHMARK
+    for name, m in export.get("metrics", {}).items():
+        if m.get("unavailable"):
+            yield f"{name} is unavailable: {m['unavailable']}"
+
+
+# ------------------------------------------------------------------------------------------
+# Rendering
+
+
+def to_json(export: Mapping[str, Any]) -> str:
+    return json.dumps(export, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def _csv_cell(column: str, value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        value = (REFERENCE_SEPARATOR if column == "references" else "; ").join(map(str, value))
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, str) and column in _TEXT_COLUMNS and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _ordered_keys(dicts: Iterable[Mapping[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for d in dicts:
+        for key in d:
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def item_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Per-image rows (run columns first, then ITEM_COLUMNS, caption_* and flag_*)."""
+    items = export.get("items", [])
+    score_keys = _ordered_keys(it.get("caption_scores", {}) for it in items)
+    flag_keys = _ordered_keys(it.get("flags", {}) for it in items)
+    columns = [
+        *RUN_COLUMNS,
+        *ITEM_COLUMNS,
+        *(f"caption_{k}" for k in score_keys),
+        *(f"flag_{k}" for k in flag_keys),
+    ]
+    run = export["run"]
+    base = {
+        "run_id": run["id"],
+        "model": run["model"],
+        "dataset": export["dataset"]["name"],
+        "task": run["task"],
+    }
+    rows = []
+    for it in items:
+        row = {**base, **{c: it.get(c) for c in ITEM_COLUMNS}}
+        row.update({f"caption_{k}": it.get("caption_scores", {}).get(k) for k in score_keys})
+        row.update({f"flag_{k}": it.get("flags", {}).get(k) for k in flag_keys})
+        rows.append(row)
+    return columns, rows
+
+
+def metric_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Long format: overall rows (category empty) first, then per-category rows."""
+    columns = ["run_id", "category", "n_images", "metric", "value", "ci_low", "ci_high"]
+    columns += ["unavailable"]
+    run_id = export["run"]["id"]
+    rows = [
+        {
+            "run_id": run_id,
+            "category": None,
+            "n_images": export["dataset"]["n_images"],
+            "metric": name,
+            **m,
+        }
+        for name, m in export.get("metrics", {}).items()
+    ]
+    for category, cat in export.get("per_category", {}).items():
+        rows += [
+            {
+                "run_id": run_id,
+                "category": category,
+                "n_images": cat.get("n_images"),
+                "metric": name,
+                **m,
+            }
+            for name, m in cat.get("metrics", {}).items()
+        ]
+    return columns, rows
+
+
+def setup_rows(export: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs describing what ran where; shared by the Markdown and CSV setup."""
+    run = export["run"]
+    fp = export.get("model_fingerprint") or {}
+    hw = export.get("hardware") or {}
+    ds = export["dataset"]
+    device = run.get("resolved_device") or run.get("device")
+    if run.get("resolved_device") and run.get("device") not in (None, run["resolved_device"]):
+        device = f"{run['resolved_device']} (requested {run['device']})"
+    rows = [
+        ("Run", str(run["id"])),
+        ("Task", str(run.get("task"))),
+        ("Model", str(run.get("model"))),
+        ("Model family", str(fp.get("family") or "-")),
+        ("Model revision", str(fp.get("revision") or "-")),
+        ("Model fingerprint", str(export.get("fingerprint_sha256") or "-")),
+        ("Dataset", f"{ds['name']} (id {ds['id']})"),
+        ("Images / captions", f"{ds['n_images']} / {ds['n_captions']}"),
+        ("Device", str(device)),
+        ("dtype", str(run.get("dtype"))),
+        ("Batch size", str(run.get("batch_size"))),
+    ]
+    if run.get("options"):
+        rows.append(("Options", json.dumps(run["options"], sort_keys=True)))
+    if hw:
+        cpu = f"{hw.get('cpu_model')} ({hw.get('cpu_cores')} cores), {hw.get('ram_gb')} GB RAM"
+        rows.append(("CPU", cpu))
+        gpu = hw.get("gpu_name")
+        if gpu:
+            mem = f", {hw['gpu_memory_gb']} GB" if hw.get("gpu_memory_gb") else ""
+            rows.append(("GPU", f"{gpu}{mem}"))
+        rows.append(("OS", str(hw.get("os"))))
+        software = ", ".join(
+            f"{name} {hw[key]}"
+            for name, key in (
+                ("Python", "python"),
+                ("torch", "torch"),
+                ("CUDA", "cuda"),
+                ("transformers", "transformers"),
+                ("open_clip", "open_clip"),
+            )
+            if hw.get(key)
+        )
+        rows.append(("Software", software or "-"))
+    rows += [
+        ("Worker", str(run.get("worker") or "-")),
+        ("Finished", str(run.get("finished_at") or "-")),
+        ("Mirada", str(export.get("mirada_version"))),
+    ]
+    return rows
+
+
+def _write_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(c, row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def to_csv(export: Mapping[str, Any], table: str = "items") -> str:
+    """One table as CSV: items (default), metrics (long), timings or setup (key,value)."""
+    if table == "items":
+        columns, rows = item_table(export)
+    elif table == "metrics":
+        columns, rows = metric_table(export)
+    elif table == "timings":
+        columns = ["run_id", "name", "value", "unit", "batch_size"]
+        rows = [{"run_id": export["run"]["id"], **t} for t in export.get("timings", [])]
+    elif table == "setup":
+        columns = ["key", "value"]
+        rows = [{"key": k, "value": v} for k, v in setup_rows(export)]
+    else:
+        raise MiradaError(f"unknown CSV table {table!r}; choose one of: {', '.join(CSV_TABLES)}")
+    return _write_csv(columns, rows)
+
+
+def format_number(value: float | None) -> str:
+    """Fractions with 3 decimals; large counts with thousands separators."""
+    if value is None:
+        return "-"
+    v = float(value)
+    if v.is_integer() and abs(v) >= 1000:
+        return f"{int(v):,}"
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    return f"{v:.3f}"
+
+
+def format_with_ci(m: Mapping[str, Any]) -> str:
+    """'0.850 [0.650, 0.950]', or the value alone, or 'n/a' for unavailable metrics."""
+    if m.get("value") is None:
+        return "n/a" if m.get("unavailable") else "-"
+    text = format_number(m["value"])
+    if m.get("ci_low") is not None and m.get("ci_high") is not None:
+        text += f" [{format_number(m['ci_low'])}, {format_number(m['ci_high'])}]"
+    return text
+
+
+def _md_cell(value: Any) -> str:
+    text = "-" if value is None else str(value)
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> list[str]:
+    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |"]
+    aligns = align or "l" + "r" * (len(header) - 1)
+    lines.append("|" + "|".join(":---" if a == "l" else "---:" for a in aligns) + "|")
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def to_markdown(export: Mapping[str, Any]) -> str:
+    """A report for a paper appendix or an issue: setup, metrics with CIs, categories, timings."""
+    run = export["run"]
+    ds = export["dataset"]
+    out = [
+        f"# Mirada run {run['id']}: {run['model']} on {ds['name']} ({run['task']})",
+        "",
+        "## Setup",
+        "",
+        *_md_table(["", "Value"], setup_rows(export), align="ll"),
+        "",
+    ]
+    metrics = export.get("metrics", {})
+    if metrics:
+        has_ci = any(m.get("ci_low") is not None for m in metrics.values())
+        label = "Value [95% CI]" if has_ci else "Value"
+        out += [
+            "## Metrics",
+            "",
+            f"N = {ds['n_images']} images, {ds['n_captions']} captions.",
+            "",
+            *_md_table(["Metric", label], [(n, format_with_ci(m)) for n, m in metrics.items()]),
+            "",
+        ]
+    per_category = export.get("per_category", {})
+    if per_category:
+        names = _ordered_keys(cat.get("metrics", {}) for cat in per_category.values())
+        rows = [
+            [
+                category,
+                cat.get("n_images"),
+                *(format_with_ci(cat["metrics"][n]) if n in cat["metrics"] else "-" for n in names),
+            ]
+            for category, cat in per_category.items()
+        ]
+        out += ["## Per category", "", *_md_table(["Category", "N", *names], rows), ""]
+    timings = export.get("timings", [])
+    if timings:
+        rows = [
+            (t["name"], format_number(t["value"]), t.get("unit"), t.get("batch_size"))
+            for t in timings
+        ]
+        out += ["## Timings", "", *_md_table(["Timing", "Value", "Unit", "Batch size"], rows), ""]
+    notes = export.get("notes") or []
+    if notes:
+        out += ["## Notes on the metrics", "", *(f"- {n}" for n in notes), ""]
+    out.append(
+        f"_Exported by Mirada {export.get('mirada_version')}; per-image results: "
+        f"`mirada export {run['id']} --format csv`._"
+    )
+    return "\n".join(out) + "\n"
+
+
+def render(export: Mapping[str, Any], fmt: str, *, table: str = "items") -> str:
+    if fmt == "json":
+        return to_json(export)
+    if fmt == "csv":
+        return to_csv(export, table)
+    if fmt == "markdown":
+        return to_markdown(export)
+    raise MiradaError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+
+
+def format_for_path(path: str | os.PathLike[str] | None) -> str | None:
+    """The format implied by an output file's suffix (.csv, .json, .md), or None."""
+    if path is None:
+        return None
+    return SUFFIX_FORMATS.get(Path(path).suffix.lower())
+
+
+# ------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write `text` to `path` via a temporary file in the same folder and os.replace.
+
+    Readers see the old file or the new one, never a partial write. An existing file is
+    replaced (an explicit output path means "write here").
+    """
+    target = Path(path).expanduser()
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise MiradaError(f"cannot write {target}: folder {parent} does not exist")
+    if target.is_dir():
+        raise MiradaError(f"cannot write {target}: it is a folder; give a file name")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise MiradaError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp creates 0600; give the report the permissions a normal new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
