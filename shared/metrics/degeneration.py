@@ -19,6 +19,7 @@ verbatim_repeat_share, mean repeated_ngram_rate, degenerate_share.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -55,7 +56,11 @@ def caption_repetition(text: str) -> tuple[float, list[str]]:
     """(repeated_ngram_rate, reasons) for one caption (reasons only describe repetition)."""
     toks = tokens(text)
     content = [t for t in toks if t not in STOPWORDS]
-    rates = [_repeat_share(content), _repeat_share(_ngrams(toks, 2)), _repeat_share(_ngrams(toks, 3))]
+    rates = [
+        _repeat_share(content),
+        _repeat_share(_ngrams(toks, 2)),
+        _repeat_share(_ngrams(toks, 3)),
+    ]
     rate = max(rates)
     reasons: list[str] = []
     if rate >= REPEAT_THRESHOLD:
@@ -67,9 +72,7 @@ def caption_repetition(text: str) -> tuple[float, list[str]]:
                 longest = " ".join(rep[0])
                 break
         reasons.append(f"repeats {longest!r} (repeated n-gram rate {rate:.2f})")
-    doubled = sorted(
-        {a for a, b in zip(toks, toks[1:], strict=False) if a == b and a not in STOPWORDS}
-    )
+    doubled = sorted({a for a, b in itertools.pairwise(toks) if a == b and a not in STOPWORDS})
     if doubled:
         reasons.append(f"word repeated back to back: {', '.join(doubled)}")
     return float(rate), reasons
@@ -106,7 +109,9 @@ def degeneration(
     corpus = {
         "distinct-1": len(set(uni)) / len(uni) if uni else nan,
         "distinct-2": len(set(bi)) / len(bi) if bi else nan,
-        "verbatim_repeat_share": sum(f["verbatim_repeat"] for f in flags.values()) / n if n else nan,
+        "verbatim_repeat_share": sum(f["verbatim_repeat"] for f in flags.values()) / n
+        if n
+        else nan,
         "repeated_ngram_rate": sum(f["repeated_ngram_rate"] for f in flags.values()) / n
         if n
         else nan,

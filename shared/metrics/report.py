@@ -1,0 +1,364 @@
+"""Report builders the worker calls: arrays in, `MetricValue`/`ItemOutcome`/`CaptionOutcome` out.
+
+Confidence intervals: 95% percentile bootstrap over images, one set of resamples (seeded) shared
+by every metric of a report. Caption-level metrics (t2i recall) resample images with all their
+captions (cluster bootstrap: ratio of resampled hit and caption counts). Per-category and
+category-filtered metrics use the same resamples restricted to their images.
+
+Caption metric CIs (decision): CIDEr-D and ROUGE-L corpus scores are the mean of the per-image
+scores, so their CI is the bootstrap of that mean (IDF held fixed at the full set's). Corpus
+BLEU and METEOR are not means of per-image scores, so ci_low/ci_high stay empty and details
+carry "per_image_mean" and "per_image_mean_ci" instead (labelled, never mixed with the
+official corpus value).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shared.errors import MiradaError
+from shared.metrics import captioning, degeneration, rerank, retrieval, stats
+from shared.results import CaptionOutcome, ItemOutcome, MetricValue
+
+TOP_K = 5
+CONFIDENCE = 0.95
+
+
+@dataclass
+class MatchReport:
+    metrics: list[MetricValue] = field(default_factory=list)
+    items: list[ItemOutcome] = field(default_factory=list)
+    artifacts: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+@dataclass
+class CaptionReport:
+    metrics: list[MetricValue] = field(default_factory=list)
+    captions: list[CaptionOutcome] = field(default_factory=list)
+    artifacts: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+def _ci(samples: np.ndarray) -> tuple[float | None, float | None]:
+    lo, hi = stats._interval(np.asarray(samples, dtype=np.float64), CONFIDENCE)
+    return (None if np.isnan(lo) else lo), (None if np.isnan(hi) else hi)
+
+
+def _ratio_metric(
+    name: str,
+    num: np.ndarray,
+    den: np.ndarray,
+    w: np.ndarray,
+    *,
+    category: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> MetricValue:
+    total = float(np.sum(den))
+    value = float(np.sum(num) / total) if total else None
+    lo, hi = _ci(stats.bootstrap_ratio(num, den, w)) if total else (None, None)
+    info = {"n": round(total)}
+    info.update(details or {})
+    return MetricValue(name, value, category, lo, hi, info)
+
+
+def rerank_inputs(image_emb: np.ndarray, text_emb: np.ndarray, k: int = 16) -> np.ndarray:
+    """Caption indices [N, k] (contrastive top-k per image) to score with the ITM head.
+
+    Pass them, with the ITM scores [N, k], to build_match_report(rerank_candidates=...,
+    rerank_scores=...).
+    """
+    return retrieval.topk_candidates(image_emb, text_emb, k)
+
+
+def build_match_report(
+    image_emb: np.ndarray,
+    text_emb: np.ndarray,
+    caption_image: np.ndarray,
+    item_ids: Sequence[int],
+    caption_ids: Sequence[int],
+    categories: Sequence[str | None],
+    *,
+    class_emb: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    rerank_candidates: np.ndarray | None = None,
+    rerank_scores: np.ndarray | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> MatchReport:
+    """Retrieval, category, zero-shot and re-ranking metrics with bootstrap CIs.
+
+    image_emb [N, D] and text_emb [M, D] are L2-normalised; caption_image [M] maps captions to
+    image positions; item_ids [N] / caption_ids [M] are the database ids reported back;
+    categories [N] (None = uncategorised; all None skips category and zero-shot metrics).
+    class_emb: [C, T, D] per-template class text embeddings (normalised per template,
+    averaged, renormalised here; the CLIP recipe) or [C, D] already averaged; class_names [C]
+    in the same order (see retrieval.class_prompts / ZEROSHOT_TEMPLATES).
+    rerank_candidates [N, k] caption positions (from rerank_inputs) with rerank_scores [N, k]
+    ITM probabilities add `i2t_recall@{1,5,10}_reranked` (k permitting).
+    """
+    img, txt, ci = retrieval.validate_inputs(image_emb, text_emb, caption_image)
+    n, m = img.shape[0], txt.shape[0]
+    item_ids = [int(i) for i in item_ids]
+    caption_ids = [int(c) for c in caption_ids]
+    if len(item_ids) != n or len(caption_ids) != m:
+        raise MiradaError(
+            f"got {len(item_ids)} item ids for {n} images and {len(caption_ids)} caption ids "
+            f"for {m} captions"
+        )
+    cats = retrieval._category_array(categories, n)
+    ret = retrieval.retrieve(img, txt, ci, k=TOP_K)
+    w = stats.resample_weights(n, n_resamples, seed)
+    ones = np.ones(n)
+    per_image_captions = np.bincount(ci, minlength=n).astype(np.float64)
+    report = MatchReport()
+    out = report.metrics
+
+    for k in retrieval.RECALL_KS:
+        out.append(_ratio_metric(f"i2t_recall@{k}", (ret.i2t_rank <= k).astype(float), ones, w))
+    for k in retrieval.RECALL_KS:
+        hits = np.bincount(ci, weights=(ret.t2i_rank <= k).astype(float), minlength=n)
+        out.append(
+            _ratio_metric(f"t2i_recall@{k}", hits, per_image_captions, w, details={"images": n})
+        )
+    out.append(_ratio_metric("mrr", 1.0 / ret.i2t_rank, ones, w))
+    for name in ("i2t_median_rank", "i2t_mean_rank", "t2i_median_rank", "t2i_mean_rank"):
+        out.append(MetricValue(name, ret.metrics[name], details={"n": m if "t2i" in name else n}))
+
+    top1 = ret.topk_indices[:, 0]
+    cat_res = retrieval.category_metrics(ret.i2t_rank, top1, ci, cats)
+    hit1 = (ret.i2t_rank == 1).astype(float)
+    if cat_res.mask.any():
+        mask = cat_res.mask.astype(float)
+        out.append(_ratio_metric("category_accuracy", cat_res.category_correct * mask, mask, w))
+        for name in cat_res.per_category:
+            sel = np.array([c == name for c in cats], dtype=float)
+            out.append(_ratio_metric("i2t_recall@1", hit1 * sel, sel, w, category=name))
+
+    zs: retrieval.ZeroShotResult | None = None
+    if class_emb is not None and class_names is not None and cat_res.mask.any():
+        zs = retrieval.zeroshot_classify(img, class_emb, class_names, cats)
+        if zs.mask.any():
+            zmask = zs.mask.astype(float)
+            out.append(_ratio_metric("zeroshot_accuracy", zs.correct * zmask, zmask, w))
+            out.append(_balanced_metric(zs, w))
+            report.artifacts["zeroshot_confusion"] = (
+                "application/json",
+                json.dumps({"labels": zs.labels, "matrix": zs.matrix.tolist()}).encode(),
+            )
+        else:
+            zs = None
+
+    rr: rerank.RerankResult | None = None
+    if rerank_candidates is not None and rerank_scores is not None:
+        rr = rerank.rerank(rerank_candidates, rerank_scores, ci)
+        if rr.order.shape[0] != n:
+            raise MiradaError(f"re-ranking candidates cover {rr.order.shape[0]} of {n} images")
+        for kk in rerank.RERANK_KS:
+            if kk <= rr.order.shape[1]:
+                hits = ((rr.rank >= 1) & (rr.rank <= kk)).astype(float)
+                out.append(
+                    _ratio_metric(
+                        f"i2t_recall@{kk}_reranked",
+                        hits,
+                        ones,
+                        w,
+                        details={"candidates": int(rr.order.shape[1])},
+                    )
+                )
+
+    for i in range(n):
+        top = [
+            [caption_ids[int(j)], float(s)]
+            for j, s in zip(ret.topk_indices[i], ret.topk_scores[i], strict=True)
+        ]
+        details: dict[str, Any] = {
+            "top": top,
+            "category_correct": bool(cat_res.category_correct[i]) if cats[i] is not None else None,
+            "zeroshot_pred": zs.predictions[i] if zs is not None else None,
+            "category_top1": cat_res.top1_category[i],
+        }
+        if rr is not None:
+            details["reranked"] = [
+                [caption_ids[int(j)], float(s)]
+                for j, s in zip(rr.order[i], rr.scores[i], strict=True)
+            ]
+        report.items.append(
+            ItemOutcome(
+                item_id=item_ids[i],
+                correct=bool(ret.i2t_rank[i] == 1),
+                rank=int(ret.i2t_rank[i]),
+                score=float(ret.topk_scores[i, 0]),
+                details=details,
+            )
+        )
+    return report
+
+
+def _balanced_metric(zs: retrieval.ZeroShotResult, w: np.ndarray) -> MetricValue:
+    c = len(zs.labels)
+    onehot = np.zeros((len(zs.mask), c))
+    rows = np.flatnonzero(zs.mask)
+    onehot[rows, zs.class_index[rows]] = 1.0
+    support = w.astype(np.float64) @ onehot  # [R, C]
+    hits = w.astype(np.float64) @ (onehot * zs.correct[:, None])
+    present = onehot.sum(axis=0) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = hits[:, present] / support[:, present]
+    samples = np.nanmean(np.where(np.isfinite(recall), recall, np.nan), axis=1)
+    lo, hi = _ci(samples)
+    return MetricValue(
+        "zeroshot_balanced_accuracy",
+        zs.balanced_accuracy,
+        None,
+        lo,
+        hi,
+        {"n": int(zs.mask.sum()), "classes": int(present.sum())},
+    )
+
+
+def build_caption_report(
+    references: Mapping[int, Sequence[str]],
+    predictions: Mapping[int, str],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> CaptionReport:
+    """Official COCO caption metrics (+ per-image scores) and degeneration indicators."""
+    scored = captioning.score_captions(references, predictions)
+    keys = list(references)
+    n = len(keys)
+    w = stats.resample_weights(n, n_resamples, seed)
+    ones = np.ones(n)
+    unavailable: dict[str, str] = scored.get("unavailable", {})
+    report = CaptionReport()
+    for name in captioning.METRIC_NAMES:
+        value = scored[name]
+        info: dict[str, Any] = {"implementation": captioning.IMPLEMENTATIONS[name], "n": n}
+        if value is None:
+            info["unavailable"] = unavailable.get(name, "not computed")
+            report.metrics.append(MetricValue(name, None, details=info))
+            continue
+        per = np.array([scored["per_item"][k][name] for k in keys], dtype=np.float64)
+        lo, hi = _ci(stats.bootstrap_means(per, w))
+        if name in ("CIDEr", "ROUGE-L"):
+            info["ci"] = "bootstrap over images of the mean per-image score"
+            report.metrics.append(MetricValue(name, float(value), None, lo, hi, info))
+        else:
+            info["per_image_mean"] = float(per.mean())
+            info["per_image_mean_ci"] = [lo, hi]
+            info["ci"] = "corpus score has no CI; per_image_mean_ci bootstraps the per-image mean"
+            report.metrics.append(MetricValue(name, float(value), details=info))
+
+    flags, corpus = degeneration.degeneration({k: predictions[k] for k in keys})
+    rates = np.array([flags[k]["repeated_ngram_rate"] for k in keys])
+    for name, per_item in (
+        ("repeated_ngram_rate", rates),
+        ("verbatim_repeat_share", np.array([flags[k]["verbatim_repeat"] for k in keys], float)),
+        ("degenerate_share", np.array([flags[k]["degenerate"] for k in keys], float)),
+    ):
+        report.metrics.append(_ratio_metric(name, per_item, ones, w))
+    for name in ("distinct-1", "distinct-2"):
+        report.metrics.append(MetricValue(name, corpus[name], details={"n": n}))
+
+    for k in keys:
+        report.captions.append(
+            CaptionOutcome(
+                item_id=int(k),
+                text=str(predictions[k]),
+                scores=scored["per_item"][k],
+                flags=flags[k],
+            )
+        )
+    corpus_doc = {
+        "n_images": n,
+        "n_references": int(sum(len(references[k]) for k in keys)),
+        "scores": {name: scored[name] for name in captioning.METRIC_NAMES},
+        "unavailable": unavailable,
+        "tokenization": captioning.TOKENIZATION,
+        "implementations": captioning.IMPLEMENTATIONS,
+        "cider_note": captioning.CIDER_NOTE,
+        "degeneration": corpus,
+        "degeneration_rules": {
+            "repeat_threshold": degeneration.REPEAT_THRESHOLD,
+            "generic_min_images": degeneration.GENERIC_MIN_IMAGES,
+        },
+    }
+    report.artifacts["caption_corpus"] = (
+        "application/json",
+        json.dumps(corpus_doc, default=str).encode(),
+    )
+    return report
+
+
+def _align(
+    a: Mapping[int, Any], b: Mapping[int, Any]
+) -> tuple[list[int], np.ndarray, np.ndarray, int, int]:
+    common = sorted(set(a) & set(b))
+    if not common:
+        raise MiradaError("the two runs share no items; compare runs on the same dataset")
+    av = np.array([np.nan if a[i] is None else a[i] for i in common], dtype=np.float64)
+    bv = np.array([np.nan if b[i] is None else b[i] for i in common], dtype=np.float64)
+    return common, av, bv, len(set(a) - set(b)), len(set(b) - set(a))
+
+
+def compare_match_runs(
+    a_correct: Mapping[int, bool],
+    b_correct: Mapping[int, bool],
+    *,
+    metric: str = "i2t_recall@1",
+    a_label: str = "A",
+    b_label: str = "B",
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Pairwise significance of two match runs from per-item correctness keyed by item id
+    (items in both runs only): exact McNemar p, paired-bootstrap CI, in points (A - B)."""
+    _, av, bv, only_a, only_b = _align(a_correct, b_correct)
+    out = stats.compare_runs(
+        av,
+        bv,
+        metric=metric,
+        a_label=a_label,
+        b_label=b_label,
+        binary=True,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    out.update(only_a=only_a, only_b=only_b)
+    return out
+
+
+def compare_caption_runs(
+    a_scores: Mapping[int, float],
+    b_scores: Mapping[int, float],
+    *,
+    metric: str = "CIDEr",
+    a_label: str = "A",
+    b_label: str = "B",
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Pairwise comparison of per-image caption scores keyed by item id (paired bootstrap of
+    the mean per-image score, A - B, in the metric's units)."""
+    _, av, bv, only_a, only_b = _align(a_scores, b_scores)
+    if not (np.isfinite(av).all() and np.isfinite(bv).all()):
+        raise MiradaError(f"per-image {metric} scores are missing for some items")
+    out = stats.compare_runs(
+        av,
+        bv,
+        metric=metric,
+        a_label=a_label,
+        b_label=b_label,
+        binary=False,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    out.update(only_a=only_a, only_b=only_b)
+    return out
+
+
+compare = compare_match_runs
