@@ -43,6 +43,7 @@ class WorkerLoop:
     show_progress: bool = True
     executor_for: Callable[[str], Callable[..., Any]] = default_executor_for
     collect_hardware: bool = True
+    devices_override: tuple[str, ...] | None = None  # tests: skip torch device probing
     stop_event: threading.Event = field(default_factory=threading.Event)
     processed: int = 0
     _signals: int = 0
@@ -81,9 +82,8 @@ class WorkerLoop:
         return self.processed
 
     def _devices(self) -> list[str]:
-        from shared.vlm.registry import resolve_device
-
         from shared.hardware import available_devices
+        from shared.vlm.registry import resolve_device
 
         if self.device == "auto":
             return available_devices()
