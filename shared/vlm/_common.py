@@ -9,9 +9,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from shared.vlm._hub import cached_snapshot, has_weights, hf_cache_dir, hub_offline, revision_of
+from shared.vlm._hub import hub_offline, revision_of, unavailable
 from shared.vlm.base import VLMAdapter
-from shared.vlm.errors import ModelUnavailableError
 from shared.vlm.ids import ModelSpec
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -30,46 +29,6 @@ def torch_dtype(dtype: str) -> torch.dtype:
         raise MiradaError(
             f"unknown dtype {dtype!r}; use one of {', '.join(TORCH_DTYPES)}"
         ) from None
-
-
-def pull_hint(model_id: str) -> str:
-    return (
-        f"Get them with `mirada models pull {model_id}` on a machine with internet (then copy "
-        f"{hf_cache_dir()} here), or pass a local directory as the id, e.g. "
-        f"`{model_id.split(':', 1)[0]}:/path/to/model`."
-    )
-
-
-def unavailable(spec: ModelSpec, where: str, detail: str = "") -> ModelUnavailableError:
-    extra = f" ({detail})" if detail else ""
-    return ModelUnavailableError(
-        f"model {spec.model_id} is not available offline: no weights in {where}{extra}. "
-        + pull_hint(spec.model_id)
-    )
-
-
-def resolve_hf_dir(spec: ModelSpec) -> Path:
-    """The local directory with `spec`'s transformers files; raise fast when missing.
-
-    Never touches the network: HF repos are looked up in the cache only.
-    """
-    if spec.local_dir is not None:
-        if spec.is_demo and not spec.local_dir.is_dir():
-            raise ModelUnavailableError(
-                f"demo model {spec.model_id} is missing: expected a directory {spec.local_dir} "
-                "(the demo weights ship with Mirada; reinstall or re-run the demo training)."
-            )
-        if not (spec.local_dir / "config.json").is_file() or not has_weights(spec.local_dir):
-            raise unavailable(
-                spec, f"local directory {spec.local_dir}", "need config.json + weights"
-            )
-        return spec.local_dir
-    snap = cached_snapshot(spec.source)
-    if snap is None or not has_weights(snap):
-        raise unavailable(
-            spec, f"the Hugging Face cache {hf_cache_dir()} (set HF_HOME/HF_HUB_CACHE to move it)"
-        )
-    return snap
 
 
 M = TypeVar("M")

@@ -12,6 +12,12 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shared.vlm.errors import ModelUnavailableError
+
+if TYPE_CHECKING:
+    from shared.vlm.ids import ModelSpec
 
 OPEN_CLIP_URL_CACHE = Path("~/.cache/clip").expanduser()  # open_clip's default for URL weights
 
@@ -107,3 +113,43 @@ def hub_offline() -> Iterator[None]:
         yield
     finally:
         hf_constants.HF_HUB_OFFLINE = previous
+
+
+def pull_hint(model_id: str) -> str:
+    return (
+        f"Get them with `mirada models pull {model_id}` on a machine with internet (then copy "
+        f"{hf_cache_dir()} here), or pass a local directory as the id, e.g. "
+        f"`{model_id.split(':', 1)[0]}:/path/to/model`."
+    )
+
+
+def unavailable(spec: ModelSpec, where: str, detail: str = "") -> ModelUnavailableError:
+    extra = f" ({detail})" if detail else ""
+    return ModelUnavailableError(
+        f"model {spec.model_id} is not available offline: no weights in {where}{extra}. "
+        + pull_hint(spec.model_id)
+    )
+
+
+def resolve_hf_dir(spec: ModelSpec) -> Path:
+    """The local directory with `spec`'s transformers files; raise fast when missing.
+
+    Never touches the network: HF repos are looked up in the cache only.
+    """
+    if spec.local_dir is not None:
+        if spec.is_demo and not spec.local_dir.is_dir():
+            raise ModelUnavailableError(
+                f"demo model {spec.model_id} is missing: expected a directory {spec.local_dir} "
+                "(the demo weights ship with Mirada; reinstall or re-run the demo training)."
+            )
+        if not (spec.local_dir / "config.json").is_file() or not has_weights(spec.local_dir):
+            raise unavailable(
+                spec, f"local directory {spec.local_dir}", "need config.json + weights"
+            )
+        return spec.local_dir
+    snap = cached_snapshot(spec.source)
+    if snap is None or not has_weights(snap):
+        raise unavailable(
+            spec, f"the Hugging Face cache {hf_cache_dir()} (set HF_HOME/HF_HUB_CACHE to move it)"
+        )
+    return snap

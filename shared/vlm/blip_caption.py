@@ -14,8 +14,8 @@ from shared.vlm._common import (
     hf_from_pretrained,
     hf_preprocessing,
     hf_revision,
-    resolve_hf_dir,
 )
+from shared.vlm._hub import resolve_hf_dir
 from shared.vlm.base import CAPTION, CaptionOptions, Fingerprint
 from shared.vlm.ids import ModelSpec
 

@@ -16,8 +16,8 @@ from shared.vlm._common import (
     hf_preprocessing,
     hf_revision,
     l2_numpy,
-    resolve_hf_dir,
 )
+from shared.vlm._hub import resolve_hf_dir
 from shared.vlm.base import EMBED, SCORE_PAIRS, Fingerprint
 from shared.vlm.ids import ModelSpec
 

@@ -21,8 +21,8 @@ from shared.vlm._common import (
     hf_preprocessing,
     hf_revision,
     l2_numpy,
-    resolve_hf_dir,
 )
+from shared.vlm._hub import resolve_hf_dir
 from shared.vlm.base import EMBED, Fingerprint
 from shared.vlm.errors import ModelIdError
 from shared.vlm.ids import ModelSpec

@@ -12,7 +12,7 @@ import open_clip
 import torch
 from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
-from shared.vlm._common import TorchAdapter, l2_numpy, unavailable
+from shared.vlm._common import TorchAdapter, l2_numpy
 from shared.vlm._hub import (
     OPEN_CLIP_URL_CACHE,
     cached_file,
@@ -20,6 +20,7 @@ from shared.vlm._hub import (
     hf_cache_dir,
     hub_offline,
     revision_of,
+    unavailable,
 )
 from shared.vlm.base import EMBED, Fingerprint
 from shared.vlm.errors import ModelIdError, ModelUnavailableError

@@ -117,8 +117,34 @@ def load_adapter(model_id: str, *, device: str = "auto", dtype: str = "fp32") ->
 
         raise MiradaError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
     resolved = resolve_device(device)
+    _require_local_files(spec)  # before importing torch-heavy modules: missing weights fail fast
     module = importlib.import_module(f"shared.vlm.{_FAMILY_MODULES[spec.family]}")
     return module.load(spec, resolved, dtype)
+
+
+def _require_local_files(spec: ModelSpec) -> None:
+    """Raise ModelUnavailableError for weights we can tell are missing from file checks alone."""
+    if spec.family != OPEN_CLIP:
+        _hub.resolve_hf_dir(spec)
+        return
+    if spec.local_dir is not None:
+        if not (spec.local_dir / "open_clip_config.json").is_file():
+            raise _hub.unavailable(
+                spec, f"local directory {spec.local_dir}", "need open_clip_config.json + weights"
+            )
+        return
+    known = OPEN_CLIP_TAG_REPOS.get((spec.source, spec.pretrained or ""))
+    if known is None:
+        return  # other tags/paths are resolved by the family module
+    repo, text_repo = known
+    if _hub.cached_file(repo, _OPEN_CLIP_FILES) is None:
+        raise _hub.unavailable(spec, f"the Hugging Face cache {_hub.hf_cache_dir()} (repo {repo})")
+    if text_repo is not None and _hub.cached_snapshot(text_repo) is None:
+        raise _hub.unavailable(
+            spec,
+            f"the Hugging Face cache {_hub.hf_cache_dir()}",
+            f"its text tower needs the {text_repo} config/tokenizer",
+        )
 
 
 def available_offline(model_id: str) -> bool:
