@@ -1,0 +1,171 @@
+"""2-D projections of a run's stored embeddings for the dashboard, computed once and stored.
+
+`get_projection(run_id, method, kind)` reads the RunArtifact "projection:<method>:<kind>"
+(npy float32 [n, 2]) or computes it with `shared.metrics.projection.project` and stores it
+through `store_projection`, the only writer here. kind is "image", "text" or "joint" (image
+rows, then text rows). t-SNE on more than MAX_TSNE_POINTS rows uses a deterministic subsample
+(`subsample_index(total, MAX_TSNE_POINTS)`, seed 0, sorted); the artifact's content type records
+the total and the number of rows it holds, so a stale or differently sampled artifact is
+recomputed rather than misread.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, select
+
+from shared.db import read_session, write_session
+from shared.db.models import RunArtifact
+from shared.errors import MiradaError
+from shared.queries.dashboard import load_embeddings
+
+Kind = Literal["image", "text", "joint"]
+KINDS: tuple[str, ...] = ("image", "text", "joint")
+METHODS: tuple[str, ...] = ("pca", "tsne")
+MAX_TSNE_POINTS = 2000
+SUBSAMPLE_SEED = 0
+
+
+@dataclass(frozen=True)
+class Projection:
+    xy: np.ndarray  # float32 [n, 2]
+    index: np.ndarray  # int64 [n]: positions into `row_kinds` / `row_ids` (all rows)
+    row_kinds: np.ndarray  # str [total]: "image" or "text" for every row
+    row_ids: np.ndarray  # int64 [total]: item ids (image rows) or caption ids (text rows)
+    total: int
+    cached: bool  # read from a stored artifact
+
+    @property
+    def subsampled(self) -> bool:
+        return len(self.index) < self.total
+
+
+def artifact_name(method: str, kind: str) -> str:
+    return f"projection:{method}:{kind}"
+
+
+def _content_type(total: int, n: int) -> str:
+    return f"application/x-npy; total={total}; n={n}; seed={SUBSAMPLE_SEED}"
+
+
+def subsample_index(total: int, limit: int, seed: int = SUBSAMPLE_SEED) -> np.ndarray:
+    """Sorted positions of a deterministic subsample of `limit` of `total` rows (all if fewer)."""
+    if total <= limit:
+        return np.arange(total, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(total, size=limit, replace=False)).astype(np.int64)
+
+
+def _rows(run_id: int, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vectors [total, D], row kinds [total], row ids [total]) for a projection kind."""
+    if kind not in KINDS:
+        raise MiradaError(f"unknown embedding kind {kind!r}; use one of {', '.join(KINDS)}")
+    parts = ["image", "text"] if kind == "joint" else [kind]
+    vecs, kinds, ids = [], [], []
+    for part in parts:
+        loaded = load_embeddings(run_id, part)
+        if loaded is None:
+            raise MiradaError(f"run {run_id} has no stored {part} embeddings")
+        row_ids, v = loaded
+        vecs.append(v)
+        ids.append(row_ids)
+        kinds.append(np.full(len(row_ids), part))
+    return np.concatenate(vecs), np.concatenate(kinds), np.concatenate(ids)
+
+
+def store_projection(run_id: int, name: str, content_type: str, xy: np.ndarray) -> None:
+    """Store (or replace) one projection artifact as npy float32 [n, 2]."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(xy, dtype=np.float32), allow_pickle=False)
+    with write_session() as s:
+        s.execute(delete(RunArtifact).where(RunArtifact.run_id == run_id, RunArtifact.name == name))
+        s.add(RunArtifact(run_id=run_id, name=name, content_type=content_type, data=buf.getvalue()))
+
+
+def _read(run_id: int, name: str) -> tuple[str, np.ndarray] | None:
+    with read_session() as s:
+        row = s.execute(
+            select(RunArtifact.content_type, RunArtifact.data).where(
+                RunArtifact.run_id == run_id, RunArtifact.name == name
+            )
+        ).first()
+    if row is None:
+        return None
+    return row[0], np.load(io.BytesIO(row[1]), allow_pickle=False)
+
+
+def get_projection(
+    run_id: int, method: str = "pca", kind: str = "image", *, max_points: int | None = None
+) -> Projection:
+    """The stored projection of a run's embeddings, computing and storing it when missing."""
+    if method not in METHODS:
+        raise MiradaError(f"unknown projection method {method!r}; use 'tsne' or 'pca'")
+    vectors, row_kinds, row_ids = _rows(run_id, kind)
+    total = len(row_ids)
+    limit = (
+        max_points if max_points is not None else (MAX_TSNE_POINTS if method == "tsne" else total)
+    )
+    index = subsample_index(total, limit)
+    name = artifact_name(method, kind)
+    expected = _content_type(total, len(index))
+    stored = _read(run_id, name)
+    if stored is not None and stored[0] == expected and stored[1].shape == (len(index), 2):
+        return Projection(stored[1].astype(np.float32), index, row_kinds, row_ids, total, True)
+    from shared.metrics.projection import project
+
+    xy = project(vectors[index], method, seed=SUBSAMPLE_SEED)  # type: ignore[arg-type]
+    store_projection(run_id, name, expected, xy)
+    return Projection(xy, index, row_kinds, row_ids, total, False)
+
+
+def projection_frame(
+    run_id: int, method: str = "pca", kind: str = "image", *, max_points: int | None = None
+) -> tuple[pd.DataFrame, dict[str, int | bool]]:
+    """Scatter-ready rows (x, y, kind, category, filename, text) plus facts about sampling:
+    {"total", "shown", "subsampled", "cached"}. Image rows show their first caption."""
+    from shared.queries.dashboard import NO_CATEGORY, caption_frame, run_info
+    from shared.queries.dashboard import _item_frame as item_frame
+
+    info = run_info(run_id)
+    if info is None:
+        raise MiradaError(f"run {run_id} does not exist; see `mirada runs`")
+    proj = get_projection(run_id, method, kind, max_points=max_points)
+    items = item_frame(info["dataset_id"]).set_index("item_id")
+    caps = caption_frame(info["dataset_id"])
+    first_caption = caps.drop_duplicates("item_id").set_index("item_id")["text"]
+    cap_meta = caps.set_index("caption_id")
+    kinds = proj.row_kinds[proj.index]
+    ids = proj.row_ids[proj.index]
+    is_img = kinds == "image"
+    item_of = np.where(
+        is_img, ids, cap_meta["item_id"].reindex(ids).fillna(-1).to_numpy(dtype=np.int64)
+    )
+    category = items["category"].reindex(item_of).fillna(NO_CATEGORY).to_numpy()
+    filename = items["filename"].reindex(item_of).fillna("").to_numpy()
+    text = np.where(
+        is_img,
+        first_caption.reindex(item_of).fillna("").to_numpy(),
+        cap_meta["text"].reindex(ids).fillna("").to_numpy(),
+    )
+    df = pd.DataFrame(
+        {
+            "x": proj.xy[:, 0].astype(np.float64),
+            "y": proj.xy[:, 1].astype(np.float64),
+            "kind": kinds,
+            "category": category,
+            "filename": filename,
+            "text": text,
+        }
+    )
+    facts: dict[str, int | bool] = {
+        "total": proj.total,
+        "shown": len(proj.index),
+        "subsampled": proj.subsampled,
+        "cached": proj.cached,
+    }
+    return df, facts

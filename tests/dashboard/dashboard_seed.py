@@ -1,0 +1,386 @@
+"""Seed a MIRADA_HOME with datasets and finished runs for dashboard tests and benchmarks.
+
+Runs go through the real queue (enqueue, register_worker, claim_next, finish_run/fail_run)
+with results from the real metric builders (shared.metrics.report) on synthetic embeddings:
+noisy copies of per-image "concepts", so retrieval is good but imperfect. No model code runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from shared.datasets import import_dataset, load_items
+from shared.db import dispose_engines, get_engine
+from shared.demo.synthetic import write_demo_dataset
+from shared.metrics.report import build_caption_report, build_match_report, rerank_inputs
+from shared.metrics.retrieval import class_prompts
+from shared.queue import (
+    claim_next,
+    enqueue,
+    fail_run,
+    finish_run,
+    register_worker,
+    stop_worker,
+)
+from shared.results import EmbeddingSet, RunResults, TimingValue
+
+DIM = 64
+
+
+@dataclass
+class Seeded:
+    home: Path
+    dataset_id: int
+    runs: dict[str, int] = field(default_factory=dict)
+
+
+def use_home(home: Path) -> None:
+    """Point this process at `home` (default SQLite inside it) and migrate."""
+    os.environ["MIRADA_HOME"] = str(home)
+    os.environ.pop("MIRADA_DATABASE_URL", None)
+    dispose_engines()
+    get_engine()
+
+
+def _profile(host: str, gpu: str | None) -> dict[str, Any]:
+    return {
+        "hostname": host,
+        "os": "Linux 6.1",
+        "cpu_model": "AMD EPYC 7B13" if gpu else "Intel Xeon E5-2690",
+        "cpu_cores": 16 if gpu else 8,
+        "ram_bytes": (128 if gpu else 32) * 2**30,
+        "gpu_name": gpu,
+        "gpu_memory_bytes": 80 * 2**30 if gpu else None,
+        "python_version": "3.12.3",
+        "torch_version": "2.5.1",
+        "cuda_version": "12.4" if gpu else None,
+        "transformers_version": "4.46.0",
+        "open_clip_version": "2.29.0",
+        "details": {},
+    }
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def synthetic_embeddings(
+    categories: list[str | None],
+    caption_image: np.ndarray,
+    *,
+    noise: float,
+    seed: int,
+    dim: int = DIM,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(image_emb, text_emb, class_emb [C, D], class names): concept + category + noise."""
+    rng = np.random.default_rng(seed)
+    n = len(categories)
+    names = sorted({c for c in categories if c})
+    cat_vec = {c: rng.normal(size=dim) for c in names}
+    concept = rng.normal(size=(n, dim)) + np.stack(
+        [cat_vec[c] * 1.2 if c else np.zeros(dim) for c in categories]
+    )
+    img = _normalise(concept + noise * rng.normal(size=(n, dim)))
+    txt = _normalise(concept[caption_image] + noise * rng.normal(size=(len(caption_image), dim)))
+    cls = _normalise(
+        np.stack([cat_vec[c] for c in names]) + 0.5 * rng.normal(size=(len(names), dim))
+    )
+    return img, txt, cls, names
+
+
+def match_results(
+    dataset_id: int, *, noise: float, seed: int, rerank: bool = False, n_resamples: int = 200
+) -> RunResults:
+    items = load_items(dataset_id)
+    caption_ids = [cid for it in items for cid, _ in it.captions]
+    caption_image = np.array([i for i, it in enumerate(items) for _ in it.captions], np.int64)
+    categories: list[str | None] = [it.category for it in items]
+    img, txt, cls, names = synthetic_embeddings(categories, caption_image, noise=noise, seed=seed)
+    assert len(class_prompts(names)) == len(names)
+    cand = scores = None
+    if rerank:
+        cand = rerank_inputs(img, txt, 16)
+        rng = np.random.default_rng(seed + 1)
+        own = caption_image[cand] == np.arange(len(items))[:, None]
+        scores = np.clip(0.3 + 0.5 * own + 0.25 * rng.normal(size=cand.shape), 0, 1)
+    report = build_match_report(
+        img,
+        txt,
+        caption_image,
+        [it.item_id for it in items],
+        caption_ids,
+        categories,
+        class_emb=cls if len(names) >= 2 else None,
+        class_names=names if len(names) >= 2 else None,
+        rerank_candidates=cand,
+        rerank_scores=scores,
+        n_resamples=n_resamples,
+    )
+    return RunResults(
+        metrics=list(report.metrics),
+        items=list(report.items),
+        timings=[
+            TimingValue("load_s", 1.5, "s"),
+            TimingValue("image_encode_per_s", 250.0, "items/s"),
+        ],
+        embeddings=[
+            EmbeddingSet("image", np.array([it.item_id for it in items], np.int64), img),
+            EmbeddingSet("text", np.array(caption_ids, np.int64), txt),
+        ],
+        artifacts=dict(report.artifacts),
+    )
+
+
+def caption_results(dataset_id: int, *, seed: int = 3) -> RunResults:
+    """Generated captions: mostly a shortened reference, some repetitive or generic."""
+    rng = np.random.default_rng(seed)
+    items = load_items(dataset_id)
+    references = {it.item_id: [t for _, t in it.captions] for it in items}
+    predictions: dict[int, str] = {}
+    for i, it in enumerate(items):
+        words = it.captions[0][1].split()
+        if i % 11 == 0:
+            predictions[it.item_id] = "a shape a shape a shape on a background"
+        elif i % 7 == 0:
+            predictions[it.item_id] = f"a {words[2]} {words[2]} {words[3]}"
+        else:
+            cut = int(rng.integers(4, len(words) + 1))
+            predictions[it.item_id] = " ".join(words[:cut])
+    report = build_caption_report(references, predictions, n_resamples=200)
+    return RunResults(
+        metrics=list(report.metrics),
+        captions=list(report.captions),
+        timings=[TimingValue("load_s", 2.0, "s")],
+        artifacts=dict(report.artifacts),
+    )
+
+
+def benchmark_results(*, gpu: bool, scale: float, batch_sizes: tuple[int, ...]) -> RunResults:
+    timings = [TimingValue("load_s", 3.2 * scale, "s")]
+    for bs in batch_sizes:
+        for op, base in (("image_encode", 12.0), ("text_encode", 3.0)):
+            p50 = base * scale / (bs**0.6) * (0.2 if gpu else 1.0)
+            timings += [
+                TimingValue(f"{op}_latency_p50_ms", p50, "ms", bs),
+                TimingValue(f"{op}_latency_p95_ms", p50 * 1.3, "ms", bs),
+                TimingValue(f"{op}_throughput_per_s", 1000.0 / p50, "items/s", bs),
+                TimingValue(f"{op}_peak_rss_mb", 900 + 40 * bs * scale, "MB", bs),
+            ]
+            if gpu:
+                timings.append(TimingValue(f"{op}_cuda_max_allocated_mb", 300 + 25 * bs, "MB", bs))
+    return RunResults(timings=timings)
+
+
+def _finish(
+    run_id: int, worker: int, devices: list[str], profile: int | None, res: RunResults
+) -> None:
+    claimed = claim_next(worker, devices, [])
+    assert claimed is not None and claimed.id == run_id, (claimed, run_id)
+    device = "cuda" if "cuda" in devices else "cpu"
+    assert finish_run(
+        run_id,
+        worker,
+        res,
+        hardware_profile_id=profile,
+        model_fingerprint=None,
+        resolved_device=device,
+    )
+
+
+def seed_demo(home: Path, *, with_caption: bool = True) -> Seeded:
+    """The demo dataset (120 images) with match, caption, benchmark, failed and queued runs."""
+    use_home(home)
+    src = write_demo_dataset(Path(tempfile.mkdtemp(dir=home.parent)) / "demo-shapes")
+    report = import_dataset(src, name="demo-shapes")
+    ds = report.id
+    seeded = Seeded(home, ds)
+    cpu_w, cpu_p = register_worker(
+        "lab-cpu-1", "lab-cpu", 101, [], ["cpu"], _profile("lab-cpu", None)
+    )
+    gpu_w, gpu_p = register_worker(
+        "gpu-box-1", "gpu-box", 202, [], ["cpu", "cuda"], _profile("gpu-box", "NVIDIA A100 80GB")
+    )
+    plan: list[tuple[str, str, str, str, int, RunResults | None]] = [
+        (
+            "clip",
+            "hf-clip:mirada/demo-clip",
+            "match",
+            "cpu",
+            cpu_w,
+            match_results(ds, noise=1.5, seed=1),
+        ),
+        (
+            "clip_random",
+            "hf-clip:mirada/demo-clip-random",
+            "match",
+            "cpu",
+            cpu_w,
+            match_results(ds, noise=2.6, seed=2),
+        ),
+        (
+            "blip",
+            "blip-itm:Salesforce/blip-itm-base-coco",
+            "match",
+            "cpu",
+            cpu_w,
+            match_results(ds, noise=1.7, seed=5, rerank=True),
+        ),
+    ]
+    if with_caption:
+        plan.append(
+            (
+                "caption",
+                "blip-caption:mirada/demo-blip",
+                "caption",
+                "cpu",
+                cpu_w,
+                caption_results(ds),
+            )
+        )
+    plan += [
+        (
+            "bench_cpu",
+            "hf-clip:mirada/demo-clip",
+            "benchmark",
+            "cpu",
+            cpu_w,
+            benchmark_results(gpu=False, scale=1.0, batch_sizes=(1, 8)),
+        ),
+        (
+            "bench_gpu",
+            "hf-clip:mirada/demo-clip",
+            "benchmark",
+            "cuda",
+            gpu_w,
+            benchmark_results(gpu=True, scale=1.0, batch_sizes=(1, 8, 32)),
+        ),
+        (
+            "bench_openclip",
+            "open-clip:ViT-B-32/laion2b_s34b_b79k",
+            "benchmark",
+            "cpu",
+            cpu_w,
+            benchmark_results(gpu=False, scale=2.5, batch_sizes=(1, 8)),
+        ),
+        ("failed", "hf-clip:mirada/demo-clip", "match", "cpu", cpu_w, None),
+    ]
+    for key, model, task, device, worker, res in plan:
+        run_id = enqueue(ds, model, task, device=device, batch_size=8)
+        seeded.runs[key] = run_id
+        devices = ["cpu", "cuda"] if worker == gpu_w else ["cpu"]
+        profile = gpu_p if worker == gpu_w else cpu_p
+        if res is None:
+            claimed = claim_next(worker, devices, [])
+            assert claimed is not None and claimed.id == run_id
+            fail_run(
+                run_id,
+                worker,
+                "RuntimeError: CUDA out of memory while encoding batch 3",
+                'Traceback (most recent call last):\n  File "worker/main.py", line 1, in run\n'
+                "RuntimeError: CUDA out of memory while encoding batch 3",
+            )
+        else:
+            _finish(run_id, worker, devices, profile, res)
+    seeded.runs["queued"] = enqueue(ds, "hf-clip:mirada/demo-clip", "match")
+    stop_worker(cpu_w)
+    stop_worker(gpu_w)
+    return seeded
+
+
+def _tiny_png(i: int) -> bytes:
+    rng = np.random.default_rng(i)
+    arr = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    PILImage.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def seed_large(
+    home: Path, n_images: int = 5000, *, n_categories: int = 10, dim: int = 512
+) -> Seeded:
+    """A large dataset (`n_images` items over 64 distinct tiny PNGs, 2 captions each) with one
+    finished match run (random 512-d embeddings). Written through shared.datasets.store."""
+    from shared.datasets.store import (
+        NewImage,
+        NewItem,
+        save_dataset,
+        staged_image,
+        staged_thumbnail,
+    )
+
+    use_home(home)
+    staging = home / "staging" / "bench"
+    images = []
+    shas = []
+    for i in range(64):
+        data = _tiny_png(i)
+        sha = hashlib.sha256(data).hexdigest()
+        p = staged_image(staging, sha, "png")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        t = staged_thumbnail(staging, sha)
+        t.parent.mkdir(parents=True, exist_ok=True)
+        PILImage.open(io.BytesIO(data)).convert("RGB").save(t, format="JPEG")
+        images.append(NewImage(sha, "png", 16, 16, "PNG", len(data)))
+        shas.append(sha)
+    cats = [f"class_{c:02d}" for c in range(n_categories)]
+    items = [
+        NewItem(
+            f"img_{i:05d}.png",
+            shas[i % len(shas)],
+            cats[i % n_categories],
+            [f"caption {i} of {cats[i % n_categories]}", f"another view of thing {i}"],
+        )
+        for i in range(n_images)
+    ]
+    ds = save_dataset(
+        name=f"large-{n_images}",
+        source_format="csv",
+        source_path=str(staging),
+        images=images,
+        items=items,
+        staging=staging,
+    )
+    seeded = Seeded(home, ds)
+    worker, profile = register_worker("bench-1", "bench", 1, [], ["cpu"], _profile("bench", None))
+    recs = load_items(ds)
+    caption_ids = [cid for it in recs for cid, _ in it.captions]
+    caption_image = np.array([i for i, it in enumerate(recs) for _ in it.captions], np.int64)
+    categories: list[str | None] = [it.category for it in recs]
+    img, txt, cls, names = synthetic_embeddings(
+        categories, caption_image, noise=1.0, seed=7, dim=dim
+    )
+    report = build_match_report(
+        img,
+        txt,
+        caption_image,
+        [it.item_id for it in recs],
+        caption_ids,
+        categories,
+        class_emb=cls,
+        class_names=names,
+        n_resamples=200,
+    )
+    res = RunResults(
+        metrics=list(report.metrics),
+        items=list(report.items),
+        embeddings=[
+            EmbeddingSet("image", np.array([it.item_id for it in recs], np.int64), img),
+            EmbeddingSet("text", np.array(caption_ids, np.int64), txt),
+        ],
+        artifacts=dict(report.artifacts),
+    )
+    run_id = enqueue(ds, "hf-clip:openai/clip-vit-base-patch32", "match", device="cpu")
+    _finish(run_id, worker, ["cpu"], profile, res)
+    seeded.runs["large"] = run_id
+    stop_worker(worker)
+    return seeded
