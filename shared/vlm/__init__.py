@@ -1,0 +1,1 @@
+"""Vision-language model adapters. Import `shared.vlm.registry`; it stays free of torch."""
