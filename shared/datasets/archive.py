@@ -76,7 +76,7 @@ class FolderSource(Source):
         path = (self.root / rel).resolve()
         # A symlink inside the folder must not lead outside it.
         if not path.is_relative_to(self.root):
-            raise OSError(f"{rel} is a link to {path}, outside the dataset folder")
+            raise OSError("it is a link to a file outside the dataset folder; copy the file in")
         with path.open("rb") as fh:
             yield fh
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -83,7 +84,7 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
         try:
             img = Image.open(io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageRejected(_too_big(str(exc), max_pixels)) from exc
+            raise ImageRejected(_too_big(_bomb_detail(exc), max_pixels)) from exc
         except UnidentifiedImageError as exc:
             raise ImageRejected(
                 "is not an image file (or a format we cannot read); replace it with a "
@@ -105,12 +106,17 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
         try:
             img.load()  # decodes everything: catches truncated and corrupt files
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageRejected(_too_big(str(exc), max_pixels)) from exc
+            raise ImageRejected(_too_big(_bomb_detail(exc), max_pixels)) from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageRejected(
                 f"is truncated or corrupt ({exc}); copy or export the file again"
             ) from exc
     return img
+
+
+def _bomb_detail(exc: Exception) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return f"{int(found.group(1)):,} pixels" if found else "too many pixels"
 
 
 def _too_big(detail: str, max_pixels: int) -> str:

@@ -8,6 +8,7 @@ database rows are inserted in one transaction and the files moved into the store
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from shared.errors import NotFoundError
 
 _ANNOTATION_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
 MAX_NAME_CHARS = 200
+STALE_STAGING_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -73,18 +75,19 @@ def import_dataset(
         parsed = detect_and_parse(
             source, fmt, split, log, max_csv_rows=settings.max_csv_rows, only=only
         )
+        _sweep_stale_staging(settings.staging_dir)
         staging = settings.staging_dir / f"import-{uuid.uuid4().hex}"
         try:
             images, items = _stage_images(source, parsed, staging, settings, log, lenient)
             if log.problems and not lenient:
                 raise DatasetImportError(log.problems, dataset=name, can_skip=True)
             if not items:
-                raise fatal(
-                    source.label,
-                    "has no images left to import; fix the problems "
-                    "listed with --lenient, or check the annotation file",
-                    dataset=name,
+                why = (
+                    "every image or row was skipped; fix the problems listed below"
+                    if log.problems
+                    else "lists no images; add rows (filename, caption) to the annotation file"
                 )
+                raise DatasetImportError([Problem(source.label, why), *log.problems], dataset=name)
             dataset_id = store.save_dataset(
                 name=name,
                 source_format=parsed.format,
@@ -162,7 +165,7 @@ def _stage_images(
             log.add(entry.path, str(exc))
             continue
         except OSError as exc:
-            log.add(entry.path, f"cannot be read ({exc}); check the file")
+            log.add(entry.path, f"cannot be read: {exc}")
             continue
         if stored.sha256 not in images:
             _write(store.staged_image(staging, stored.sha256, stored.ext), stored.data)
@@ -197,6 +200,19 @@ def _relative(path: str, base: str) -> str:
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+def _sweep_stale_staging(folder: Path) -> None:
+    # A killed import leaves its staging folder behind; a day-old one is surely abandoned.
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    for child in folder.iterdir():
+        try:
+            if child.name.startswith("import-") and child.stat().st_mtime < cutoff:
+                shutil.rmtree(child, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -88,9 +88,14 @@ def save_dataset(
     except IntegrityError as exc:
         _unlink(placed)
         # Lost a race with another import of the same name.
-        if "name" in str(exc.orig).lower() or "unique" in str(exc.orig).lower():
+        if "unique" in str(exc.orig).lower():
             raise duplicate_name_error(name) from exc
-        raise
+        # E.g. a concurrent delete removed an image row this import meant to reuse.
+        raise fatal(
+            f"dataset {name!r}",
+            f"the database changed during the import ({exc.orig}); run the import again",
+            dataset=name,
+        ) from exc
     except BaseException:
         _unlink(placed)
         raise
