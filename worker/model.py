@@ -17,6 +17,7 @@ class LazyModel:
         self.dtype = dtype
         self._adapter: VLMAdapter | None = None
         self.load_seconds: float | None = None
+        self.identity: dict[str, Any] | None = None  # file-based cache identity, if known
 
     @property
     def loaded(self) -> bool:
@@ -32,7 +33,10 @@ class LazyModel:
         return self._adapter
 
     def fingerprint(self) -> dict[str, Any] | None:
-        return self._adapter.fingerprint().as_dict() if self._adapter is not None else None
+        if self._adapter is not None:
+            return self._adapter.fingerprint().as_dict()
+        # Everything came from the embedding cache: record what identified the model.
+        return {**self.identity, "loaded": False} if self.identity else None
 
     def resolved_device(self) -> str | None:
         return self._adapter.device if self._adapter is not None else None

@@ -46,11 +46,23 @@ class EmbedStats:
 
 
 def model_cache_key(model: LazyModel, ctx: RunContext) -> str | None:
-    """Cache key from the loaded model's fingerprint, or None when caching is off."""
+    """Embedding-cache key for this run's model, or None when caching is off/impossible.
+
+    Prefer the file-based identity (no model load); otherwise use the loaded fingerprint.
+    Random-init models have no stable identity and are never cached.
+    """
     if ctx.run.options.get("no_cache"):
         return None
-    fp = model.get().fingerprint().as_dict()
-    return embedding_cache.cache_key(fp)
+    from worker.identity import cache_identity
+
+    identity = cache_identity(model.model_id, model.dtype)
+    model.identity = identity
+    if identity is None:
+        fp = model.get().fingerprint()
+        if fp.revision is None:
+            return None
+        identity = fp.as_dict()
+    return embedding_cache.cache_key(identity)
 
 
 def embed_images(

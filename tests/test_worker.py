@@ -1,0 +1,125 @@
+"""The worker end to end on tiny random models: match, caption, benchmark, cache, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tiny_models
+
+from shared import queue
+from shared.datasets import import_dataset, load_items
+from shared.queries.runs import run_detail
+from worker.main import WorkerLoop
+
+
+@pytest.fixture
+def dataset(mirada_home: Path, tmp_path: Path) -> int:
+    from shared.demo.synthetic import write_demo_dataset
+
+    src = write_demo_dataset(tmp_path / "demo", split="demo", n=12)
+    return import_dataset(src, name="tiny-demo").id
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "clip": f"hf-clip:{tiny_models.make_hf_clip(root / 'clip')}",
+        "itm": f"blip-itm:{tiny_models.make_blip(root / 'itm', kind='itm')}",
+        "caption": f"blip-caption:{tiny_models.make_blip(root / 'cap', kind='caption')}",
+    }
+
+
+def _work() -> int:
+    return WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+
+
+def test_match_caption_benchmark_store_everything(dataset: int, models: dict[str, str]) -> None:
+    match = queue.enqueue(dataset, models["clip"], "match", batch_size=5)
+    rerank = queue.enqueue(dataset, models["itm"], "match", batch_size=5)
+    caption = queue.enqueue(
+        dataset, models["caption"], "caption", batch_size=5, options={"max_length": 8}
+    )
+    bench = queue.enqueue(
+        dataset,
+        models["clip"],
+        "benchmark",
+        options={"batch_sizes": [1, 4], "warmup_batches": 1, "timed_batches": 2},
+    )
+    assert _work() == 4
+
+    m = run_detail(match)
+    assert m["status"] == "succeeded", m["error"]
+    for key in (
+        "i2t_recall@1",
+        "i2t_recall@5",
+        "i2t_recall@10",
+        "t2i_recall@1",
+        "mrr",
+        "category_accuracy",
+        "zeroshot_accuracy",
+    ):
+        assert key in m["metrics"], key
+    assert m["metrics"]["i2t_recall@1_ci_low"] <= m["metrics"]["i2t_recall@1"]
+    assert m["per_category"], "per-category rows"
+    assert m["hardware"]["cpu_cores"] >= 1 and m["hardware"]["torch"]
+    assert m["model_fingerprint"]["model_id"] == models["clip"]
+    assert m["resolved_device"] == "cpu"
+    assert m["progress"]["done"] == m["progress"]["total"] > 0
+
+    r = run_detail(rerank)
+    assert r["status"] == "succeeded", r["error"]
+    assert "i2t_recall@1_reranked" in r["metrics"]
+
+    c = run_detail(caption)
+    assert c["status"] == "succeeded", c["error"]
+    assert len(c["captions"]) == 12
+    assert {"BLEU-4", "ROUGE-L", "CIDEr", "METEOR"} <= set(c["metrics"])
+    assert all(cap["flags"] is not None for cap in c["captions"])
+
+    b = run_detail(bench)
+    assert b["status"] == "succeeded", b["error"]
+    names = {(t["name"], t["batch_size"]) for t in b["timings"]}
+    for bs in (1, 4):
+        for op in ("image_encode", "text_encode"):
+            assert (f"{op}_latency_p50_ms", bs) in names
+            assert (f"{op}_throughput_per_s", bs) in names
+            assert (f"{op}_peak_rss_mb", bs) in names
+    assert ("load_s", None) in names
+
+
+def test_rerun_reuses_cached_embeddings_without_loading(
+    dataset: int, models: dict[str, str]
+) -> None:
+    first = queue.enqueue(dataset, models["clip"], "match")
+    second = queue.enqueue(dataset, models["clip"], "match")
+    fresh = queue.enqueue(dataset, models["clip"], "match", options={"no_cache": True})
+    assert _work() == 3
+    t1 = {t["name"]: t["value"] for t in run_detail(first)["timings"]}
+    t2 = {t["name"]: t["value"] for t in run_detail(second)["timings"]}
+    t3 = {t["name"]: t["value"] for t in run_detail(fresh)["timings"]}
+    assert t1["image_encode_computed"] == 12 and t1["image_encode_cached"] == 0
+    assert t2["image_encode_computed"] == 0 and t2["image_encode_cached"] == 12
+    assert t2["text_encode_computed"] == 0
+    assert "load_s" not in t2, "a fully cached re-run must not load the model"
+    assert t3["image_encode_computed"] == 12
+    m1, m2 = run_detail(first)["metrics"], run_detail(second)["metrics"]
+    assert m1["i2t_recall@1"] == m2["i2t_recall@1"] and m1["mrr"] == m2["mrr"]
+
+
+def test_failures_fail_the_run_and_the_worker_keeps_serving(
+    dataset: int, models: dict[str, str], tmp_path: Path
+) -> None:
+    missing = queue.enqueue(dataset, f"hf-clip:{tmp_path / 'nope'}", "match")
+    items = load_items(dataset)
+    items[3].path.write_bytes(b"not an image at all")
+    corrupt = queue.enqueue(dataset, models["clip"], "match", options={"no_cache": True})
+    cap = queue.enqueue(dataset, models["caption"], "caption", options={"max_length": 5})
+    assert _work() == 3
+    d = run_detail(missing)
+    assert d["status"] == "failed" and "nope" in d["error"] and d["traceback"]
+    d = run_detail(corrupt)
+    assert d["status"] == "failed" and items[3].path.name in d["error"]
+    assert d["metrics"] == {}, "a failed run shows no results"
+    assert run_detail(cap)["status"] == "failed"  # same corrupt image
