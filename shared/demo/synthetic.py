@@ -44,7 +44,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (145, 60, 195),
     "orange": (250, 135, 20),
 }
-SIZES: dict[str, float] = {"small": 8.0, "large": 13.0}  # radius in pixels (64x64 image)
+SIZES: dict[str, float] = {"small": 8.0, "large": 12.0}  # radius in pixels (64x64 image)
 BACKGROUNDS: dict[str, tuple[int, int, int]] = {
     "white": (255, 255, 255),
     "gray": (128, 128, 128),
@@ -244,26 +244,40 @@ def _polygon(shape: str, x: float, y: float, r: float) -> list[tuple[float, floa
     raise ValueError(shape)
 
 
+def _draw_object(draw: ImageDraw.ImageDraw, obj: SceneObject, scale: int, fill: Any) -> None:
+    x, y, r = obj.x * scale, obj.y * scale, obj.radius * scale
+    if obj.shape == "circle":
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+    elif obj.shape == "square":
+        h = r * 0.85  # about the same visual weight as the circle
+        draw.rectangle((x - h, y - h, x + h, y + h), fill=fill)
+    elif obj.shape == "triangle":
+        draw.polygon(_polygon("triangle", x, y + 0.15 * r, r * 1.1), fill=fill)
+    elif obj.shape == "star":
+        draw.polygon(_polygon("star", x, y + 0.05 * r, r * 1.1), fill=fill)
+    else:
+        raise ValueError(f"unknown shape {obj.shape!r}")
+
+
 def render(scene: Scene) -> Image.Image:
     """The scene as a 64x64 RGB image."""
     s = SUPERSAMPLE
     img = Image.new("RGB", (IMAGE_SIZE * s, IMAGE_SIZE * s), BACKGROUNDS[scene.background])
     draw = ImageDraw.Draw(img)
     for obj in scene.objects:
-        fill = COLOURS[obj.colour]
-        x, y, r = obj.x * s, obj.y * s, obj.radius * s
-        if obj.shape == "circle":
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
-        elif obj.shape == "square":
-            h = r * 0.85  # same visual weight as the circle
-            draw.rectangle((x - h, y - h, x + h, y + h), fill=fill)
-        elif obj.shape == "triangle":
-            draw.polygon(_polygon("triangle", x, y + 0.15 * r, r * 1.1), fill=fill)
-        elif obj.shape == "star":
-            draw.polygon(_polygon("star", x, y + 0.05 * r, r * 1.1), fill=fill)
-        else:
-            raise ValueError(f"unknown shape {obj.shape!r}")
+        _draw_object(draw, obj, s, COLOURS[obj.colour])
     return img.reduce(s)
+
+
+def render_masks(scene: Scene) -> list[Image.Image]:
+    """One 64x64 greyscale coverage mask (0..255) per object, in ``scene.objects`` order."""
+    s = SUPERSAMPLE
+    masks = []
+    for obj in scene.objects:
+        img = Image.new("L", (IMAGE_SIZE * s, IMAGE_SIZE * s), 0)
+        _draw_object(ImageDraw.Draw(img), obj, s, 255)
+        masks.append(img.reduce(s))
+    return masks
 
 
 def write_demo_dataset(out_dir: Path, *, split: str = "demo", n: int | None = None) -> Path:
