@@ -94,25 +94,29 @@ REFERENCE_SEPARATOR = " || "
 
 NOTES_RETRIEVAL = (
     "Recall@k with several captions per image: image-to-text counts a hit when any of the "
-    "image's own captions is among the top k; text-to-image counts a hit when a caption's "
-    "image is among the top k. Ranks are the rank of the first correct match (1 = best).",
-    "MRR is the mean of 1/rank of the first correct caption per image.",
-)
-NOTES_CI = (
-    "95% confidence intervals are percentile bootstrap intervals over images "
-    "(1,000 resamples; an image is resampled with all its captions).",
+    "image's own captions is in the top k (rank = rank of its best-scoring own caption among "
+    "all captions); text-to-image counts a hit when a caption's image is in the top k. "
+    "Ties count against the model. MRR is the mean of 1/rank (image-to-text).",
 )
 NOTES_CAPTION = (
     "Caption metrics come from pycocoevalcap with the PTB tokenizer (Java): BLEU-1..4 "
     "corpus-level with the closest reference length, METEOR 1.5, ROUGE-L (LCS F-score, "
     "beta 1.2) and CIDEr-D with the IDF of this set's own references. Because of that IDF, "
-    "CIDEr is comparable only between runs on the same reference set and never with "
-    "published COCO numbers. SPICE is not computed (it needs a download).",
+    "CIDEr is comparable only between runs on the same reference set, not with published "
+    "COCO numbers. Scores are on pycocoevalcap's scale (CIDEr 1.335 is the 133.5 papers "
+    "report). SPICE is not computed.",
 )
 NOTES_BENCHMARK = (
     "Latencies are per item, measured after warm-up batches; throughput is items per second "
-    "at the given batch size; memory is peak resident memory of the worker process.",
+    "at the given batch size; memory is the peak resident memory of the worker process.",
 )
+
+
+def ci_note(n_resamples: int) -> str:
+    return (
+        f"95% confidence intervals are percentile bootstrap intervals over images "
+        f"({n_resamples:,} resamples)."
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -310,7 +314,8 @@ def metric_notes(export: Mapping[str, Any]) -> Iterable[str]:
     if task == "match" or any("recall@" in n for n in names):
         yield from NOTES_RETRIEVAL
     if has_ci:
-        yield from NOTES_CI
+        options = export["run"].get("options") or {}
+        yield ci_note(int(options.get("n_resamples", 1000)))
     if task == "caption" or names & {"BLEU-4", "CIDEr", "METEOR", "ROUGE-L"}:
         yield from NOTES_CAPTION
         flagged = sum(1 for it in export.get("items", []) if it.get("flags", {}).get("degenerate"))
@@ -320,11 +325,11 @@ def metric_notes(export: Mapping[str, Any]) -> Iterable[str]:
                 f"{flagged} of {with_captions} generated captions are flagged degenerate "
                 "(repeated n-grams or a verbatim repeat of another caption)."
             )
-    if task == "benchmark" or export.get("timings"):
+    if task == "benchmark":
         yield from NOTES_BENCHMARK
     for name, m in export.get("metrics", {}).items():
         if m.get("unavailable"):
-            yield f"{name} is unavailable: {m['unavailable']}"
+            yield f"{name} is unavailable: {str(m['unavailable']).rstrip('.')}."
 
 
 # ------------------------------------------------------------------------------------------
@@ -503,13 +508,20 @@ def format_number(value: float | None) -> str:
     return f"{v:.3f}"
 
 
-def format_with_ci(m: Mapping[str, Any]) -> str:
-    """'0.850 [0.650, 0.950]', or the value alone, or 'n/a' for unavailable metrics."""
+def format_with_ci(m: Mapping[str, Any], name: str = "") -> str:
+    """'0.850 [0.650, 0.950]', or the value alone, or 'n/a' for unavailable metrics.
+
+    Ranks (median/mean rank) get one decimal; they are positions, not fractions.
+    """
+
+    def fmt(v: float) -> str:
+        return f"{v:.1f}" if "rank" in name and abs(v) < 100 else format_number(v)
+
     if m.get("value") is None:
         return "n/a" if m.get("unavailable") else "-"
-    text = format_number(m["value"])
+    text = fmt(m["value"])
     if m.get("ci_low") is not None and m.get("ci_high") is not None:
-        text += f" [{format_number(m['ci_low'])}, {format_number(m['ci_high'])}]"
+        text += f" [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]"
     return text
 
 
@@ -547,7 +559,7 @@ def to_markdown(export: Mapping[str, Any]) -> str:
             "",
             f"N = {ds['n_images']} images, {ds['n_captions']} captions.",
             "",
-            *_md_table(["Metric", label], [(n, format_with_ci(m)) for n, m in metrics.items()]),
+            *_md_table(["Metric", label], [(n, format_with_ci(m, n)) for n, m in metrics.items()]),
             "",
         ]
     per_category = export.get("per_category", {})
@@ -557,7 +569,10 @@ def to_markdown(export: Mapping[str, Any]) -> str:
             [
                 category,
                 cat.get("n_images"),
-                *(format_with_ci(cat["metrics"][n]) if n in cat["metrics"] else "-" for n in names),
+                *(
+                    format_with_ci(cat["metrics"][n], n) if n in cat["metrics"] else "-"
+                    for n in names
+                ),
             ]
             for category, cat in per_category.items()
         ]
@@ -568,7 +583,12 @@ def to_markdown(export: Mapping[str, Any]) -> str:
             (t["name"], format_number(t["value"]), t.get("unit"), t.get("batch_size"))
             for t in timings
         ]
-        out += ["## Timings", "", *_md_table(["Timing", "Value", "Unit", "Batch size"], rows), ""]
+        out += [
+            "## Timings",
+            "",
+            *_md_table(["Timing", "Value", "Unit", "Batch size"], rows, align="lrlr"),
+            "",
+        ]
     notes = export.get("notes") or []
     if notes:
         out += ["## Notes on the metrics", "", *(f"- {n}" for n in notes), ""]

@@ -1,0 +1,435 @@
+"""`mirada export`: a finished run (seeded through the real queue, no model) in every format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import select
+
+from shared.db import read_session, write_session
+from shared.db.models import Caption, Dataset, Image, Item
+from shared.errors import MiradaError, NotFoundError
+from shared.export import build_export, to_csv, to_json, to_markdown, write_atomic
+from shared.results import CaptionOutcome, ItemOutcome, MetricValue, RunResults, TimingValue
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "hf-clip:mirada/demo-clip"
+FINGERPRINT = {
+    "model_id": MODEL,
+    "family": "hf-clip",
+    "revision": "0123456789abcdef",
+    "dtype": "fp32",
+    "preprocessing": {"size": 224},
+    "options": {},
+}
+HARDWARE = {
+    "hostname": "test-host",
+    "os": "Linux 6.1",
+    "cpu_model": "Test CPU",
+    "cpu_cores": 8,
+    "ram_bytes": 16 * 2**30,
+    "gpu_name": "Test GPU",
+    "gpu_memory_bytes": 24 * 2**30,
+    "python_version": "3.11.9",
+    "torch_version": "2.4.0",
+    "cuda_version": "12.1",
+    "transformers_version": "5.0.0",
+    "open_clip_version": "2.26.1",
+    "details": {},
+}
+# filename -> (category, captions). The "=" caption checks CSV formula escaping.
+DATA = {
+    "cat1.png": ("cat", ["=1+1 a cat on a mat", "a small cat"]),
+    "cat2.png": ("cat", ["a cat sleeping"]),
+    "dog1.png": ("dog", ["a dog running", "a brown dog"]),
+    "dog2.png": ("dog", ["a dog with a ball"]),
+}
+
+
+@dataclass(frozen=True)
+class Seeded:
+    home: Path
+    dataset_id: int
+    match_run: int
+    caption_run: int
+    item_ids: dict[str, int]  # filename -> item id
+    caption_ids: dict[str, list[int]]  # filename -> caption ids
+
+
+def _write_folder(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    rows = ["filename,caption,category"]
+    for i, (filename, (category, captions)) in enumerate(DATA.items()):
+        PILImage.new("RGB", (16 + i, 12), (40 * i, 90, 200)).save(folder / filename)
+        rows += [f'{filename},"{c}",{category}' for c in captions]
+    (folder / "captions.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def _insert_rows(name: str) -> None:
+    """Fallback when the importer is unavailable: dataset rows written directly."""
+    with write_session() as s:
+        ds = Dataset(name=name, source_format="csv", source_path=None)
+        s.add(ds)
+        s.flush()
+        for pos, (filename, (category, captions)) in enumerate(DATA.items()):
+            sha = f"{pos:064x}"
+            s.add(Image(sha256=sha, ext="png", width=16, height=12, size_bytes=100))
+            item = Item(
+                dataset_id=ds.id,
+                image_sha256=sha,
+                filename=filename,
+                category=category,
+                position=pos,
+            )
+            s.add(item)
+            s.flush()
+            s.add_all(
+                Caption(item_id=item.id, text=text, position=j) for j, text in enumerate(captions)
+            )
+
+
+def _create_dataset(tmp_path: Path, name: str) -> int:
+    try:
+        from shared.datasets import import_dataset
+    except ImportError:
+        _insert_rows(name)
+    else:
+        folder = tmp_path / "photos"
+        _write_folder(folder)
+        import_dataset(folder, name=name)
+    with read_session() as s:
+        dataset_id = s.scalar(select(Dataset.id).where(Dataset.name == name))
+    assert dataset_id is not None
+    return dataset_id
+
+
+def _allow_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queue validation needs the model registry; without it, skip validation."""
+    import shared.queue
+
+    try:
+        shared.queue.validate_run_request(MODEL, "match", "cpu", "fp32", 8)
+        shared.queue.validate_run_request(MODEL, "caption", "cpu", "fp32", 8)
+    except (ImportError, MiradaError):
+        monkeypatch.setattr(shared.queue, "validate_run_request", lambda *a, **k: None)
+
+
+def _claim_and_finish(worker_id: int, profile_id: int | None, results: RunResults) -> int:
+    from shared.queue import claim_next, finish_run
+
+    claimed = claim_next(worker_id, ["cpu"], [])
+    assert claimed is not None
+    assert finish_run(
+        claimed.id,
+        worker_id,
+        results,
+        hardware_profile_id=profile_id,
+        model_fingerprint=FINGERPRINT,
+        resolved_device="cpu",
+    )
+    return claimed.id
+
+
+@pytest.fixture
+def seeded(mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
+    from shared.queue import enqueue, register_worker
+
+    _allow_model(monkeypatch)
+    dataset_id = _create_dataset(tmp_path, "pets")
+    with read_session() as s:
+        rows = s.execute(
+            select(Item.filename, Item.id, Caption.id)
+            .join(Caption, Caption.item_id == Item.id)
+            .where(Item.dataset_id == dataset_id)
+            .order_by(Item.position, Caption.position)
+        ).all()
+    item_ids = {filename: item_id for filename, item_id, _ in rows}
+    caption_ids: dict[str, list[int]] = {}
+    for filename, _, cid in rows:
+        caption_ids.setdefault(filename, []).append(cid)
+    assert set(item_ids) == set(DATA)
+
+    worker_id, profile_id = register_worker("w1", "test-host", 1, [], ["cpu"], HARDWARE)
+
+    # A match run: cat1, cat2, dog1 right at rank 1; dog2's best caption is cat2's (rank 2).
+    enqueue(dataset_id, MODEL, "match", device="cpu", dtype="fp32", batch_size=8)
+    wrong_top = caption_ids["cat2.png"][0]
+    items = []
+    for filename, item_id in item_ids.items():
+        ok = filename != "dog2.png"
+        top = caption_ids[filename][0] if ok else wrong_top
+        items.append(
+            ItemOutcome(
+                item_id=item_id,
+                correct=ok,
+                rank=1 if ok else 2,
+                score=0.31 if ok else 0.12,
+                details={
+                    "top": [[top, 0.31], [caption_ids[filename][-1], 0.2]],
+                    "category_correct": ok,
+                    "zeroshot_pred": DATA[filename][0] if ok else "cat",
+                    "category_top1": DATA[filename][0] if ok else "cat",
+                },
+            )
+        )
+    match_results = RunResults(
+        metrics=[
+            MetricValue("i2t_recall@1", 0.75, ci_low=0.25, ci_high=1.0),
+            MetricValue("i2t_recall@5", 1.0, ci_low=1.0, ci_high=1.0),
+            MetricValue("t2i_recall@1", 0.5, ci_low=0.1667, ci_high=0.8333),
+            MetricValue("mrr", 0.875),
+            MetricValue("i2t_median_rank", 1.0),
+            MetricValue("i2t_recall@1", 1.0, category="cat", ci_low=1.0, ci_high=1.0),
+            MetricValue("i2t_recall@1", 0.5, category="dog", ci_low=0.0, ci_high=1.0),
+        ],
+        items=items,
+        timings=[
+            TimingValue("load_s", 1.25, "s"),
+            TimingValue("image_embed_per_s", 123.4, "items/s", 8),
+        ],
+    )
+    match_run = _claim_and_finish(worker_id, profile_id, match_results)
+
+    # A caption run with per-image scores and flags, and one unavailable metric.
+    enqueue(dataset_id, MODEL, "caption", device="cpu", dtype="fp16", batch_size=4)
+    captions = [
+        CaptionOutcome(
+            item_id=item_id,
+            text=f"a photo of a {DATA[filename][0]}",
+            scores={"BLEU-4": 0.25, "CIDEr": 1.5, "METEOR": None},
+            flags={
+                "repeated_ngram_rate": 0.0,
+                "verbatim_repeat": filename == "cat2.png",
+                "degenerate": filename == "cat2.png",
+                "reasons": ["verbatim repeat"] if filename == "cat2.png" else [],
+            },
+        )
+        for filename, item_id in item_ids.items()
+    ]
+    caption_results = RunResults(
+        metrics=[
+            MetricValue("BLEU-4", 0.2512),
+            MetricValue("CIDEr", 1.335),
+            MetricValue("METEOR", None, details={"unavailable": "Java is not installed"}),
+        ],
+        captions=captions,
+        timings=[TimingValue("caption_per_s", 3.5, "items/s")],
+    )
+    caption_run = _claim_and_finish(worker_id, profile_id, caption_results)
+    yield Seeded(mirada_home, dataset_id, match_run, caption_run, item_ids, caption_ids)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)  # MIRADA_HOME from the mirada_home fixture
+    env.pop("MIRADA_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "shared", "export", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+# --- the export dict ---------------------------------------------------------------------------
+
+
+def test_build_export_match(seeded: Seeded) -> None:
+    ex = build_export(seeded.match_run)
+    assert ex["run"]["id"] == seeded.match_run
+    assert ex["run"]["model"] == MODEL
+    assert (ex["run"]["resolved_device"], ex["run"]["dtype"], ex["run"]["batch_size"]) == (
+        "cpu",
+        "fp32",
+        8,
+    )
+    assert ex["dataset"] == {
+        "id": seeded.dataset_id,
+        "name": "pets",
+        "n_images": 4,
+        "n_captions": 6,
+    }
+    assert ex["model_fingerprint"] == FINGERPRINT
+    assert len(ex["fingerprint_sha256"]) == 12
+    assert ex["hardware"]["gpu_name"] == "Test GPU"
+    r1 = ex["metrics"]["i2t_recall@1"]
+    assert (r1["value"], r1["ci_low"], r1["ci_high"]) == (0.75, 0.25, 1.0)
+    assert ex["per_category"]["dog"]["n_images"] == 2
+    assert ex["per_category"]["dog"]["metrics"]["i2t_recall@1"]["value"] == 0.5
+    assert [t["name"] for t in ex["timings"]] == ["load_s", "image_embed_per_s"]
+
+    assert [it["filename"] for it in ex["items"]] == list(DATA)
+    dog2 = ex["items"][3]
+    assert (dog2["correct"], dog2["rank"], dog2["score"]) == (False, 2, 0.12)
+    assert dog2["top_caption"] == "a cat sleeping"  # the wrong caption it ranked first
+    assert dog2["references"] == DATA["dog2.png"][1]
+    assert dog2["zeroshot_pred"] == "cat"
+    assert ex["items"][0]["top_caption"] == "=1+1 a cat on a mat"
+    assert any("any of the image's own captions" in n for n in ex["notes"])
+    assert any("1,000 resamples" in n for n in ex["notes"])
+
+
+def test_build_export_caption(seeded: Seeded) -> None:
+    ex = build_export(seeded.caption_run)
+    assert ex["run"]["dtype"] == "fp16" and ex["run"]["batch_size"] == 4
+    assert ex["metrics"]["METEOR"]["value"] is None
+    assert ex["metrics"]["METEOR"]["unavailable"] == "Java is not installed"
+    cat2 = ex["items"][1]
+    assert cat2["generated_caption"] == "a photo of a cat"
+    assert cat2["caption_scores"]["CIDEr"] == 1.5
+    assert cat2["flags"]["degenerate"] is True
+    notes = " ".join(ex["notes"])
+    assert "pycocoevalcap" in notes and "CIDEr-D" in notes and "METEOR 1.5" in notes
+    assert "1 of 4 generated captions are flagged degenerate" in notes
+
+
+def test_unknown_run(mirada_home: Path) -> None:
+    with pytest.raises(NotFoundError, match=r"run 999 .*mirada runs"):
+        build_export(999)
+
+
+def test_unfinished_run_is_refused(seeded: Seeded) -> None:
+    from shared.queue import enqueue
+
+    queued = enqueue(seeded.dataset_id, MODEL, "match", device="cpu")
+    with pytest.raises(MiradaError, match=rf"run {queued} is queued, not finished"):
+        build_export(queued)
+
+
+# --- renderers ---------------------------------------------------------------------------------
+
+
+def test_json_roundtrip(seeded: Seeded) -> None:
+    ex = build_export(seeded.match_run)
+    assert json.loads(to_json(ex)) == json.loads(json.dumps(ex, default=str))
+
+
+def test_csv_items(seeded: Seeded) -> None:
+    rows = list(csv.DictReader(io.StringIO(to_csv(build_export(seeded.match_run)))))
+    assert len(rows) == len(DATA)
+    assert [r["filename"] for r in rows] == list(DATA)
+    assert {r["run_id"] for r in rows} == {str(seeded.match_run)}
+    assert rows[3]["correct"] == "false" and rows[3]["rank"] == "2"
+    assert rows[0]["correct"] == "true"
+    assert rows[0]["top_caption"] == "'=1+1 a cat on a mat"  # not a spreadsheet formula
+    assert rows[0]["references"].startswith("'=1+1 a cat on a mat || a small cat")
+    assert rows[1]["generated_caption"] == ""
+
+
+def test_csv_caption_columns(seeded: Seeded) -> None:
+    rows = list(csv.DictReader(io.StringIO(to_csv(build_export(seeded.caption_run)))))
+    assert len(rows) == len(DATA)
+    assert rows[1]["caption_CIDEr"] == "1.5"
+    assert rows[1]["caption_METEOR"] == ""
+    assert rows[1]["flag_degenerate"] == "true"
+    assert rows[1]["flag_reasons"] == "verbatim repeat"
+    assert rows[0]["flag_degenerate"] == "false"
+
+
+def test_csv_other_tables(seeded: Seeded) -> None:
+    ex = build_export(seeded.match_run)
+    metrics = list(csv.DictReader(io.StringIO(to_csv(ex, "metrics"))))
+    overall = {r["metric"]: r for r in metrics if r["category"] == ""}
+    assert overall["i2t_recall@1"]["ci_low"] == "0.25"
+    dog = [r for r in metrics if r["category"] == "dog"]
+    assert dog and dog[0]["n_images"] == "2"
+    timings = list(csv.DictReader(io.StringIO(to_csv(ex, "timings"))))
+    assert timings[1] == {
+        "run_id": str(seeded.match_run),
+        "name": "image_embed_per_s",
+        "value": "123.4",
+        "unit": "items/s",
+        "batch_size": "8",
+    }
+    setup = dict(csv.reader(io.StringIO(to_csv(ex, "setup"))))
+    assert setup["Model revision"] == "0123456789abcdef"
+
+
+def test_markdown_report(seeded: Seeded) -> None:
+    md = to_markdown(build_export(seeded.match_run))
+    assert md.startswith(f"# Mirada run {seeded.match_run}: {MODEL} on pets (match)")
+    assert "| Metric | Value [95% CI] |" in md
+    assert "| i2t_recall@1 | 0.750 [0.250, 1.000] |" in md
+    assert "| mrr | 0.875 |" in md
+    assert "| i2t_median_rank | 1.0 |" in md
+    assert "| Category | N | i2t_recall@1 |" in md
+    assert "| dog | 2 | 0.500 [0.000, 1.000] |" in md
+    assert "| Model revision | 0123456789abcdef |" in md
+    assert "| Images / captions | 4 / 6 |" in md
+    assert "| Device | cpu |" in md and "| dtype | fp32 |" in md and "| Batch size | 8 |" in md
+    assert "Test GPU, 24.0 GB" in md
+    assert "| image_embed_per_s | 123.4 | items/s | 8 |" in md
+    assert "## Notes on the metrics" in md
+    assert "Latencies are per item" not in md  # benchmark notes only for benchmark runs
+
+
+def test_markdown_unavailable_metric(seeded: Seeded) -> None:
+    md = to_markdown(build_export(seeded.caption_run))
+    assert "| METEOR | n/a |" in md
+    assert "METEOR is unavailable: Java is not installed" in md
+    assert "not with published COCO numbers" in md
+
+
+def test_write_atomic_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "report.md"
+    target.write_text("old", encoding="utf-8")
+    write_atomic(target, "new\n")
+    assert target.read_text(encoding="utf-8") == "new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]  # no temp file left
+    with pytest.raises(MiradaError, match="does not exist"):
+        write_atomic(tmp_path / "missing" / "x.md", "x")
+
+
+# --- the real CLI ------------------------------------------------------------------------------
+
+
+def test_cli_all_formats(seeded: Seeded, tmp_path: Path) -> None:
+    run = str(seeded.match_run)
+    js = _cli(run, "--format", "json")
+    assert js.returncode == 0, js.stderr
+    data: dict[str, Any] = json.loads(js.stdout)
+    assert {"run", "dataset", "metrics", "per_category", "items", "hardware"} <= set(data)
+    assert data["metrics"]["i2t_recall@1"]["ci_high"] == 1.0
+
+    cs = _cli(run, "--format", "csv")
+    assert cs.returncode == 0, cs.stderr
+    assert len(list(csv.DictReader(io.StringIO(cs.stdout)))) == len(DATA)
+
+    md = _cli(run, "--format", "markdown")
+    assert md.returncode == 0, md.stderr
+    assert "| i2t_recall@1 | 0.750 [0.250, 1.000] |" in md.stdout
+
+    out = tmp_path / "out" / "report.md"
+    out.parent.mkdir()
+    out.write_text("stale", encoding="utf-8")
+    written = _cli(run, "-o", str(out))  # format from the suffix; replaces the old file
+    assert written.returncode == 0, written.stderr
+    assert written.stdout == ""
+    assert out.read_text(encoding="utf-8") == md.stdout
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report.md"]
+
+
+def test_cli_unknown_run(mirada_home: Path) -> None:
+    proc = _cli("4242", "--format", "json")
+    assert proc.returncode == 2
+    assert "run 4242 does not exist" in proc.stderr
+    assert "mirada runs" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_cli_table_needs_csv(seeded: Seeded) -> None:
+    proc = _cli(str(seeded.match_run), "--format", "json", "--table", "metrics")
+    assert proc.returncode == 2
+    assert "--table applies to --format csv only" in proc.stderr
