@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "shared.cli.runs",
     "shared.cli.captions",
     "shared.cli.demo",
+    "shared.cli.quickstart",
 )
 
 
