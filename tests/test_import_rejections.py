@@ -262,3 +262,12 @@ def test_nothing_left_to_import(mirada_home: Path, tmp_path: Path) -> None:
     (src / "captions.csv").write_bytes(csv_bytes([("a.png", "")]))
     err = reject(src, mirada_home, lenient=True)
     assert [p.where for p in err.problems] == ["src", "captions.csv row 2"]
+
+
+def test_folder_symlink_leading_outside(mirada_home: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "private.png"
+    outside.write_bytes(GOOD["a.png"])
+    src = folder(tmp_path, {**GOOD, "captions.csv": csv_bytes([("a.png", "ok"), ("b.png", "x")])})
+    (src / "b.png").symlink_to(outside)
+    err = reject(src, mirada_home)
+    assert err.problems[0].where == "b.png" and "outside the dataset" in err.problems[0].message
