@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +172,82 @@ def test_docker_compose_config_rejects_misspelled_key(tmp_path: Path) -> None:
     proc = _config(broken)
     assert proc.returncode != 0
     assert "healthchek" in proc.stderr
+
+
+# --- the dashboard command the image runs ---------------------------------------------------
+
+
+def test_streamlit_command_defaults() -> None:
+    from shared.cli.demo import DEFAULT_HOST, DEFAULT_PORT, dashboard_app_path, streamlit_command
+
+    assert (DEFAULT_HOST, DEFAULT_PORT) == ("127.0.0.1", 8501)  # localhost unless asked
+    app = dashboard_app_path()
+    assert app.name == "app.py" and app.parent.name == "dashboard"
+    cmd = streamlit_command(app, "0.0.0.0", 8501)
+    assert cmd[:5] == [sys.executable, "-m", "streamlit", "run", str(app)]
+    opts = dict(zip(cmd[5::2], cmd[6::2], strict=True))
+    assert opts == {
+        "--server.address": "0.0.0.0",
+        "--server.port": "8501",
+        "--server.headless": "true",
+        "--browser.gatherUsageStats": "false",
+    }
+
+
+LAUNCH = """
+import sys
+from pathlib import Path
+import shared.cli.demo as demo
+demo.dashboard_app_path = lambda: Path(sys.argv[1])
+from shared.cli import main
+sys.exit(main(["dashboard", "--port", sys.argv[2]]))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_dashboard_healthcheck_and_stop(
+    tmp_path: Path, services: dict[str, Any], sig: signal.Signals
+) -> None:
+    """`mirada dashboard` (stub app) passes the compose healthcheck; a signal stops streamlit."""
+    import psutil
+
+    app = tmp_path / "app.py"
+    app.write_text("import streamlit as st\nst.write('ok')\n", encoding="utf-8")
+    port = _free_port()
+    check = list(services["dashboard"]["healthcheck"]["test"][1:])
+    check = [c.replace("8501", str(port)) for c in check]
+    check[0] = sys.executable
+    env = {**os.environ, "MIRADA_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, str(app), str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(check, capture_output=True, timeout=30).returncode != 0:
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "dashboard did not become healthy in 60 s"
+            time.sleep(0.5)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("streamlit" in " ".join(c.cmdline()) for c in children)
+        proc.send_signal(sig)  # to mirada only, as `docker stop` does: it must forward it
+        assert proc.wait(timeout=30) == 0
+        _gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = proc.stdout.read() if proc.stdout else ""
+    assert f"http://localhost:{port}" in out
