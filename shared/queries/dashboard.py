@@ -192,6 +192,35 @@ def dataset_gallery(
     )
 
 
+def category_counts(dataset_id: int) -> pd.DataFrame:
+    """Images and captions per category: category, images, captions."""
+    with read_session() as s:
+        imgs = s.execute(
+            select(Item.category, func.count(Item.id))
+            .where(Item.dataset_id == dataset_id)
+            .group_by(Item.category)
+        ).all()
+        caps = dict(
+            s.execute(
+                select(Item.category, func.count(Caption.id))
+                .join(Caption, Caption.item_id == Item.id)
+                .where(Item.dataset_id == dataset_id)
+                .group_by(Item.category)
+            ).all()
+        )
+    return pd.DataFrame(
+        [
+            {
+                "category": c if c is not None else NO_CATEGORY,
+                "images": int(n),
+                "captions": int(caps.get(c, 0)),
+            }
+            for c, n in imgs
+        ],
+        columns=["category", "images", "captions"],
+    )
+
+
 def dataset_item_count(dataset_id: int, category: str | None = None) -> int:
     stmt = select(func.count(Item.id)).where(Item.dataset_id == dataset_id)
     if category == NO_CATEGORY:

@@ -1,0 +1,22 @@
+"""Mirada dashboard entrypoint: only routes (`streamlit run dashboard/app.py`)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.set_page_config(page_title="Mirada", page_icon="🔭", layout="wide")
+
+st.navigation(
+    {
+        "Data": [
+            st.Page("app_pages/datasets.py", title="Datasets", icon="🗂️", default=True),
+            st.Page("app_pages/runs.py", title="Runs", icon="🏃", url_path="runs"),
+        ],
+        "Results": [
+            st.Page("app_pages/results.py", title="Results", icon="📊", url_path="results"),
+            st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+            st.Page("app_pages/captions.py", title="Captions", icon="📝", url_path="captions"),
+            st.Page("app_pages/hardware.py", title="Hardware", icon="⏱️", url_path="hardware"),
+        ],
+    }
+).run()

@@ -1,0 +1,85 @@
+"""Captions: generated vs reference captions with per-image scores, degeneration flags and
+the corpus metrics with their implementation."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data
+
+st.title("Captions")
+data.ensure_database()
+
+runs = data.query("finished_runs", task="caption")
+if runs.empty:
+    st.info(
+        "**No finished caption runs yet.** Queue one with a captioning model, e.g. "
+        "`mirada queue demo-shapes blip-caption:mirada/demo-blip --task caption`, and start "
+        "`mirada worker`."
+    )
+    st.stop()
+
+run_id = data.pick_run("Caption run", runs, "captions_run")
+if run_id is None:
+    st.stop()
+info = data.query("run_info", run_id)
+st.caption(f"**{info['model']}** on **{info['dataset']}** · finished {info['finished_at']}")
+
+st.subheader("Corpus metrics")
+corpus = data.query("caption_corpus", run_id)
+notes = data.query("caption_notes")
+main = corpus[corpus["metric"].isin(["BLEU-4", "METEOR", "ROUGE-L", "CIDEr"])]
+cols = st.columns(max(1, len(main)))
+for col, r in zip(cols, main.itertuples(index=False), strict=False):
+    with col.container(border=True):
+        if r.value is None or r.value != r.value:
+            st.metric(r.metric, "unavailable")
+            st.caption(f"⚠️ {r.unavailable or 'not computed'}")
+        else:
+            ci = (
+                f"95% CI [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+                if r.ci_low is not None and r.ci_low == r.ci_low
+                else "corpus score"
+            )
+            st.metric(r.metric, f"{r.value:.3f}", help=r.implementation)
+            st.caption(ci)
+st.dataframe(corpus, hide_index=True, key="captions_corpus")
+unavailable = corpus[corpus["unavailable"].notna()]
+for r in unavailable.itertuples(index=False):
+    st.warning(f"**{r.metric} unavailable:** {r.unavailable}")
+st.caption(
+    "Implementation: pycocoevalcap (the official COCO caption code) — BLEU 1-4, METEOR 1.5 "
+    "(Java), ROUGE-L, CIDEr-D with the IDF of this set's own references. "
+    + (f"Tokenisation: {notes['tokenization']}." if notes.get("tokenization") else "")
+)
+st.info(f"**About CIDEr:** {notes['cider']}", icon="ℹ️")
+
+st.subheader("Generated vs reference captions")
+table = data.query("caption_table", run_id)
+if table["CIDEr"].notna().any():
+    st.altair_chart(
+        charts.score_histogram(
+            table, value="CIDEr", color="degenerate", title="Per-image CIDEr (coloured: degenerate)"
+        ),
+        width="stretch",
+    )
+only_bad = st.toggle("Only degenerate captions", key="captions_only_degenerate")
+shown = table[table["degenerate"]] if only_bad else table
+st.caption(
+    f"{int(table['degenerate'].sum())} of {len(table)} generated captions are flagged as "
+    "degenerate (repetition loops or a caption shared by several images)."
+)
+st.dataframe(
+    shown,
+    hide_index=True,
+    key="captions_table",
+    column_config={
+        "references": st.column_config.TextColumn("references", width="large"),
+        "generated": st.column_config.TextColumn("generated", width="medium"),
+        "CIDEr": st.column_config.NumberColumn("CIDEr", format="%.3f"),
+        "BLEU-4": st.column_config.NumberColumn("BLEU-4", format="%.3f"),
+        "METEOR": st.column_config.NumberColumn("METEOR", format="%.3f"),
+        "ROUGE-L": st.column_config.NumberColumn("ROUGE-L", format="%.3f"),
+    },
+)
+data.downloads(table, f"run{run_id}_captions", "captions_dl")

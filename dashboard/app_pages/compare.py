@@ -1,0 +1,124 @@
+"""Compare runs on one dataset: metrics with CIs, grouped bars, per-category differences,
+pairwise significance and the images where the models disagree."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data
+
+BAR_METRICS = (
+    "i2t_recall@1",
+    "i2t_recall@5",
+    "t2i_recall@1",
+    "category_accuracy",
+    "zeroshot_accuracy",
+    "i2t_recall@1_reranked",
+)
+
+st.title("Compare")
+data.ensure_database()
+
+runs = data.query("finished_runs")
+runs = runs[runs["task"].isin(["match", "caption"])]
+if runs.empty:
+    st.info(
+        "**Nothing to compare yet.** Queue at least two match (or caption) runs on the same "
+        "dataset on the Runs page, e.g. `mirada queue demo-shapes hf-clip:mirada/demo-clip "
+        "hf-clip:mirada/demo-clip-random`."
+    )
+    st.stop()
+
+datasets = runs.drop_duplicates("dataset_id")[["dataset_id", "dataset"]]
+ds_names = dict(zip(datasets["dataset_id"].astype(int), datasets["dataset"], strict=True))
+c1, c2 = st.columns([1, 1])
+dataset_id = c1.selectbox(
+    "Dataset", list(ds_names), format_func=lambda i: ds_names[i], key="compare_dataset"
+)
+tasks = sorted(runs.loc[runs["dataset_id"] == dataset_id, "task"].unique())
+default_task = "match" if "match" in tasks else tasks[0]
+task = c2.segmented_control("Task", tasks, default=default_task, key="compare_task") or default_task
+candidates = runs[(runs["dataset_id"] == dataset_id) & (runs["task"] == task)]
+labels = dict(zip(candidates["id"].astype(int), candidates["label"], strict=True))
+chosen = st.multiselect(
+    "Runs (two or more; the first is the reference)",
+    list(labels),
+    default=list(labels)[:2],
+    format_func=lambda i: labels[i],
+    key="compare_runs",
+)
+if len(chosen) < 2:
+    st.info("Pick at least two runs of this dataset to compare.")
+    st.stop()
+run_ids = [int(r) for r in chosen]
+
+st.subheader("Metrics side by side")
+table = data.query("compare_metrics", run_ids)
+if table.empty:
+    st.info("These runs stored no metrics.")
+    st.stop()
+wide = table.assign(
+    shown=[
+        f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo == lo and lo is not None else "")
+        for v, lo, hi in zip(table["value"], table["ci_low"], table["ci_high"], strict=True)
+    ]
+).pivot_table(index="metric", columns="run", values="shown", aggfunc="first", sort=False)
+st.dataframe(wide, key="compare_table")
+st.caption("Values are fractions (1.0 = 100%); brackets are 95% bootstrap CIs over images.")
+data.downloads(table, "compare_metrics", "compare_dl")
+
+if task == "match":
+    bars = table[table["metric"].isin(BAR_METRICS)]
+else:
+    bars = table[table["metric"].isin(["BLEU-4", "METEOR", "ROUGE-L", "CIDEr"])]
+if not bars.empty:
+    st.altair_chart(
+        charts.bars_with_ci(
+            bars,
+            x="metric",
+            color="run",
+            title="Grouped by metric (95% CI whiskers where stored)",
+            percent=task == "match",
+            y_title="value (%)" if task == "match" else "score",
+        ),
+        width="stretch",
+    )
+
+if task == "match":
+    st.subheader("Per-category differences")
+    diffs = data.query("compare_categories", run_ids, "i2t_recall@1")
+    others = diffs[diffs["run_id"] != run_ids[0]]
+    if others.empty:
+        st.info("No per-category metrics (the dataset has no categories).")
+    else:
+        st.altair_chart(
+            charts.difference_bars(
+                others, title=f"Image→text R@1 minus {labels[run_ids[0]].split(' · ')[0]}"
+            ),
+            width="stretch",
+        )
+
+st.subheader("Is the difference significant?")
+sig = data.query("pairwise_significance", run_ids)
+if sig.empty:
+    st.info("No per-item results to pair up.")
+else:
+    st.caption(
+        "Per-image outcomes aligned by item id. Correct/incorrect: exact McNemar test, with a "
+        "paired-bootstrap 95% CI of the difference in points. Per-image caption scores: paired "
+        "bootstrap for both."
+    )
+    for r in sig.itertuples(index=False):
+        icon = "✅" if r.significant else "➖"
+        st.markdown(f"{icon} **{r.metric}** — {r.sentence}")
+    data.downloads(sig, "compare_significance", "compare_sig_dl")
+
+if task == "match":
+    st.subheader("Images where the models disagree")
+    dis = data.query("disagreements", run_ids)
+    if dis.empty:
+        st.info("The runs agree on every image (top-1 correct or not).")
+    else:
+        st.caption(f"{len(dis)} image(s) where at least one run is right and another wrong.")
+        st.dataframe(dis, hide_index=True, key="compare_disagree")
+        data.downloads(dis, "compare_disagreements", "compare_dis_dl")

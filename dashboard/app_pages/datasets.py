@@ -1,0 +1,199 @@
+"""Datasets: upload (zip, or images + CSV), the validation report, list, gallery, delete."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data
+from shared.config import get_settings
+
+IMPORT_TYPES = ["zip", "csv", "json", "jsonl", "txt", "png", "jpg", "jpeg", "webp", "gif", "bmp"]
+GALLERY_COLUMNS = 6
+PAGE_SIZE = 24
+
+st.title("Datasets")
+data.ensure_database()
+
+
+def _save_uploads(files: list) -> Path:
+    """Save uploaded files into a fresh folder under MIRADA_HOME/staging; return the path to
+    import (the zip itself when one zip was uploaded, else the folder)."""
+    folder = get_settings().staging_dir / f"upload-{uuid.uuid4().hex[:12]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        name = Path(f.name).name  # never trust a client path
+        (folder / name).write_bytes(f.getbuffer())
+    zips = [f for f in files if f.name.lower().endswith(".zip")]
+    if len(zips) == 1 and len(files) == 1:
+        return folder / Path(zips[0].name).name
+    return folder
+
+
+def _problems_frame(problems: list) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"where": p.where, "problem": p.message} for p in problems], columns=["where", "problem"]
+    )
+
+
+def _import_panel() -> None:
+    with st.expander("Import a dataset", expanded=data.query("dataset_summaries").empty):
+        st.caption(
+            "Upload one **.zip** (a CSV `filename,caption[,category]`, COCO or Karpathy JSON, or "
+            "an image folder per category), or **images plus their CSV**. The same importer as "
+            "`mirada import PATH` checks every row and image."
+        )
+        with st.form("datasets_import_form", clear_on_submit=False):
+            files = st.file_uploader(
+                "Files", type=IMPORT_TYPES, accept_multiple_files=True, key="datasets_upload"
+            )
+            c1, c2 = st.columns([2, 1])
+            name = c1.text_input("Dataset name (optional)", key="datasets_name")
+            lenient = c2.checkbox(
+                "Lenient: skip bad rows/images",
+                key="datasets_lenient",
+                help="Import what is valid and list what was skipped, instead of refusing.",
+            )
+            submitted = st.form_submit_button("Import", type="primary")
+        if submitted:
+            if not files:
+                st.warning("Choose a .zip, or images plus a CSV, first.")
+                return
+            _run_import(files, name.strip() or None, lenient)
+
+
+def _run_import(files: list, name: str | None, lenient: bool) -> None:
+    from shared.datasets import DatasetImportError, import_dataset
+    from shared.errors import MiradaError
+
+    path = _save_uploads(files)
+    folder = path if path.is_dir() else path.parent
+    try:
+        with st.spinner("Importing…"):
+            report = import_dataset(path, name=name, lenient=lenient)
+    except DatasetImportError as exc:
+        st.error(
+            f"Nothing was imported: {exc.total} problem(s) found"
+            + (". Tick *Lenient* to skip the bad rows." if exc.can_skip else ".")
+        )
+        st.dataframe(_problems_frame(exc.problems), hide_index=True, key="datasets_problems")
+        if exc.total > len(exc.problems):
+            st.caption(f"… and {exc.total - len(exc.problems)} more.")
+        return
+    except MiradaError as exc:
+        st.error(str(exc))
+        return
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    data.invalidate()
+    st.success(
+        f"Imported **{report.name}** (id {report.id}): {report.images} images, "
+        f"{report.captions} captions, {report.categories} categories."
+    )
+    if report.skipped:
+        st.warning(f"Skipped {len(report.skipped)} row(s)/image(s):")
+        st.dataframe(_problems_frame(report.skipped), hide_index=True, key="datasets_skipped")
+
+
+def _gallery(dataset_id: int) -> None:
+    cats = data.query("dataset_categories", dataset_id)
+    c1, c2 = st.columns([2, 1])
+    category = c1.selectbox("Category", ["All", *cats], key=f"datasets_gallery_cat_{dataset_id}")
+    chosen = None if category == "All" else category
+    total = data.query("dataset_item_count", dataset_id, chosen)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = c2.number_input(
+        f"Page (of {pages})", 1, pages, 1, key=f"datasets_gallery_page_{dataset_id}"
+    )
+    items = data.query(
+        "dataset_gallery",
+        dataset_id,
+        category=chosen,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    if items.empty:
+        st.info("No images in this category.")
+        return
+    from shared.datasets import image_path, thumbnail_path
+
+    cols = st.columns(GALLERY_COLUMNS)
+    for i, row in enumerate(items.itertuples(index=False)):
+        thumb = thumbnail_path(row.sha256)
+        src = thumb if thumb.exists() else image_path(row.sha256, row.ext)
+        with cols[i % GALLERY_COLUMNS]:
+            if src.exists():
+                st.image(str(src), width="stretch")
+            else:
+                st.caption("(image file missing)")
+            st.markdown(f"**{row.filename}** · `{row.category}`")
+            for cap in row.captions[:3]:
+                st.caption(cap)
+
+
+def _delete(dataset_id: int, name: str, runs: int) -> None:
+    with st.popover("Delete dataset…", icon="🗑️"):
+        st.warning(
+            f"This deletes **{name}**, its items, captions and **{runs} run(s)** with their "
+            "results."
+        )
+        typed = st.text_input(
+            "Type the dataset name to confirm", key=f"datasets_delete_confirm_{dataset_id}"
+        )
+        if st.button(
+            "Delete permanently",
+            type="primary",
+            disabled=typed != name,
+            key=f"datasets_delete_{dataset_id}",
+        ):
+            from shared.datasets import delete_dataset
+
+            delete_dataset(dataset_id)
+            data.invalidate()
+            st.toast(f"Deleted dataset {name}")
+            st.rerun()
+
+
+_import_panel()
+
+summaries = data.query("dataset_summaries")
+if summaries.empty:
+    st.info(
+        "**No datasets yet.** Import one with `mirada import PATH` (a folder, a .zip, or a "
+        "CSV/COCO/Karpathy file), or upload one above. Try `mirada demo` for the bundled "
+        "synthetic shapes set."
+    )
+    st.stop()
+
+st.subheader("All datasets")
+st.dataframe(summaries, hide_index=True, key="datasets_table")
+data.downloads(summaries, "datasets", "datasets_dl")
+
+st.subheader("Preview")
+names = dict(zip(summaries["id"].astype(int), summaries["name"], strict=True))
+selected = st.selectbox(
+    "Dataset",
+    list(names),
+    format_func=lambda i: f"{names[i]} (id {i})",
+    key="datasets_selected",
+)
+if selected is not None:
+    row = summaries[summaries["id"] == selected].iloc[0]
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Images", int(row["images"]))
+    m2.metric("Captions", int(row["captions"]))
+    m3.metric("Categories", int(row["categories"]))
+    counts = data.query("category_counts", int(selected))
+    st.altair_chart(
+        charts.count_bars(
+            counts, x="category", y="images", title="Images per category", y_title="images"
+        ),
+        width="stretch",
+    )
+    _gallery(int(selected))
+    n_runs = len(data.live("runs_frame", int(selected)))
+    _delete(int(selected), str(row["name"]), n_runs)
