@@ -48,21 +48,45 @@ def _ci(samples: np.ndarray) -> tuple[float | None, float | None]:
     return (None if np.isnan(lo) else lo), (None if np.isnan(hi) else hi)
 
 
-def _ratio_metric(
-    name: str,
-    num: np.ndarray,
-    den: np.ndarray,
-    w: np.ndarray,
-    *,
-    category: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> MetricValue:
-    total = float(np.sum(den))
-    value = float(np.sum(num) / total) if total else None
-    lo, hi = _ci(stats.bootstrap_ratio(num, den, w)) if total else (None, None)
-    info = {"n": round(total)}
-    info.update(details or {})
-    return MetricValue(name, value, category, lo, hi, info)
+class _Ratios:
+    """Collects ratio metrics (sum(num) / sum(den) over images) and bootstraps them all with
+    one matrix product over the shared resamples."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.w = weights
+        self.rows: list[tuple[str, np.ndarray, np.ndarray, str | None, dict[str, Any]]] = []
+
+    def add(
+        self,
+        name: str,
+        num: np.ndarray,
+        den: np.ndarray,
+        *,
+        category: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.rows.append((name, num, den, category, details or {}))
+
+    def metrics(self) -> list[MetricValue]:
+        keys = [str(i) for i in range(len(self.rows))]
+        samples = stats.bootstrap_ratios(
+            {k: r[1] for k, r in zip(keys, self.rows, strict=True)},
+            {k: r[2] for k, r in zip(keys, self.rows, strict=True)},
+            self.w,
+        )
+        out = []
+        for key, (name, num, den, category, details) in zip(keys, self.rows, strict=True):
+            total = float(np.sum(den))
+            value = float(np.sum(num) / total) if total else None
+            lo, hi = _ci(samples[key]) if total else (None, None)
+            out.append(MetricValue(name, value, category, lo, hi, {"n": round(total), **details}))
+        return out
+
+
+def _ratio_metric(name: str, num: np.ndarray, den: np.ndarray, w: np.ndarray) -> MetricValue:
+    acc = _Ratios(w)
+    acc.add(name, num, den)
+    return acc.metrics()[0]
 
 
 def rerank_inputs(image_emb: np.ndarray, text_emb: np.ndarray, k: int = 16) -> np.ndarray:
@@ -115,36 +139,31 @@ def build_match_report(
     ones = np.ones(n)
     per_image_captions = np.bincount(ci, minlength=n).astype(np.float64)
     report = MatchReport()
-    out = report.metrics
+    ratios = _Ratios(w)
 
     for k in retrieval.RECALL_KS:
-        out.append(_ratio_metric(f"i2t_recall@{k}", (ret.i2t_rank <= k).astype(float), ones, w))
+        ratios.add(f"i2t_recall@{k}", (ret.i2t_rank <= k).astype(float), ones)
     for k in retrieval.RECALL_KS:
         hits = np.bincount(ci, weights=(ret.t2i_rank <= k).astype(float), minlength=n)
-        out.append(
-            _ratio_metric(f"t2i_recall@{k}", hits, per_image_captions, w, details={"images": n})
-        )
-    out.append(_ratio_metric("mrr", 1.0 / ret.i2t_rank, ones, w))
-    for name in ("i2t_median_rank", "i2t_mean_rank", "t2i_median_rank", "t2i_mean_rank"):
-        out.append(MetricValue(name, ret.metrics[name], details={"n": m if "t2i" in name else n}))
+        ratios.add(f"t2i_recall@{k}", hits, per_image_captions, details={"images": n})
+    ratios.add("mrr", 1.0 / ret.i2t_rank, ones)
 
     top1 = ret.topk_indices[:, 0]
     cat_res = retrieval.category_metrics(ret.i2t_rank, top1, ci, cats)
     hit1 = (ret.i2t_rank == 1).astype(float)
     if cat_res.mask.any():
         mask = cat_res.mask.astype(float)
-        out.append(_ratio_metric("category_accuracy", cat_res.category_correct * mask, mask, w))
+        ratios.add("category_accuracy", cat_res.category_correct * mask, mask)
         for name in cat_res.per_category:
             sel = np.array([c == name for c in cats], dtype=float)
-            out.append(_ratio_metric("i2t_recall@1", hit1 * sel, sel, w, category=name))
+            ratios.add("i2t_recall@1", hit1 * sel, sel, category=name)
 
     zs: retrieval.ZeroShotResult | None = None
     if class_emb is not None and class_names is not None and cat_res.mask.any():
         zs = retrieval.zeroshot_classify(img, class_emb, class_names, cats)
         if zs.mask.any():
             zmask = zs.mask.astype(float)
-            out.append(_ratio_metric("zeroshot_accuracy", zs.correct * zmask, zmask, w))
-            out.append(_balanced_metric(zs, w))
+            ratios.add("zeroshot_accuracy", zs.correct * zmask, zmask)
             report.artifacts["zeroshot_confusion"] = (
                 "application/json",
                 json.dumps({"labels": zs.labels, "matrix": zs.matrix.tolist()}).encode(),
@@ -160,15 +179,20 @@ def build_match_report(
         for kk in rerank.RERANK_KS:
             if kk <= rr.order.shape[1]:
                 hits = ((rr.rank >= 1) & (rr.rank <= kk)).astype(float)
-                out.append(
-                    _ratio_metric(
-                        f"i2t_recall@{kk}_reranked",
-                        hits,
-                        ones,
-                        w,
-                        details={"candidates": int(rr.order.shape[1])},
-                    )
+                ratios.add(
+                    f"i2t_recall@{kk}_reranked",
+                    hits,
+                    ones,
+                    details={"candidates": int(rr.order.shape[1])},
                 )
+
+    report.metrics.extend(ratios.metrics())
+    if zs is not None:
+        report.metrics.append(_balanced_metric(zs, w))
+    for name in ("i2t_median_rank", "i2t_mean_rank", "t2i_median_rank", "t2i_mean_rank"):
+        report.metrics.append(
+            MetricValue(name, ret.metrics[name], details={"n": m if "t2i" in name else n})
+        )
 
     for i in range(n):
         top = [
@@ -203,8 +227,8 @@ def _balanced_metric(zs: retrieval.ZeroShotResult, w: np.ndarray) -> MetricValue
     onehot = np.zeros((len(zs.mask), c))
     rows = np.flatnonzero(zs.mask)
     onehot[rows, zs.class_index[rows]] = 1.0
-    support = w.astype(np.float64) @ onehot  # [R, C]
-    hits = w.astype(np.float64) @ (onehot * zs.correct[:, None])
+    support = w @ onehot  # [R, C]
+    hits = w @ (onehot * zs.correct[:, None])
     present = onehot.sum(axis=0) > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         recall = hits[:, present] / support[:, present]

@@ -18,14 +18,14 @@ from shared.errors import MiradaError
 
 
 def resample_weights(n: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
-    """Multiplicities float32 [R, n] of n items in R bootstrap resamples (rows sum to n)."""
+    """Multiplicities float64 [R, n] of n items in R bootstrap resamples (rows sum to n)."""
     if n <= 0:
-        return np.zeros((n_resamples, 0), dtype=np.float32)
+        return np.zeros((n_resamples, 0), dtype=np.float64)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_resamples, n), dtype=np.int64)
     idx += (np.arange(n_resamples, dtype=np.int64) * n)[:, None]
     counts = np.bincount(idx.ravel(), minlength=n_resamples * n)
-    return counts.reshape(n_resamples, n).astype(np.float32)
+    return counts.reshape(n_resamples, n).astype(np.float64)
 
 
 def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -51,15 +51,30 @@ def _values(values: Sequence[float] | np.ndarray, name: str = "values") -> np.nd
 def bootstrap_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Resampled means [R] (or [R, K] for values [N, K]) under multiplicities W [R, N]."""
     n = weights.shape[1]
-    return (weights.astype(np.float64) @ np.asarray(values, dtype=np.float64)) / n
+    return (weights.astype(np.float64, copy=False) @ np.asarray(values, dtype=np.float64)) / n
 
 
 def bootstrap_ratio(num: np.ndarray, den: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Resampled ratio of sums sum(num)/sum(den) [R] (cluster bootstrap, e.g. captions by image)."""
-    w = weights.astype(np.float64)
+    w = weights.astype(np.float64, copy=False)
     d = w @ np.asarray(den, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (w @ np.asarray(num, dtype=np.float64)) / d
+
+
+def bootstrap_ratios(
+    nums: Mapping[str, np.ndarray], dens: Mapping[str, np.ndarray], weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Several resampled ratios {name: [R]} from one matrix product (same keys in both)."""
+    names = list(nums)
+    if not names:
+        return {}
+    x = np.stack([np.asarray(nums[k], np.float64) for k in names], axis=1)
+    y = np.stack([np.asarray(dens[k], np.float64) for k in names], axis=1)
+    prod = weights.astype(np.float64, copy=False) @ np.concatenate([x, y], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = prod[:, : len(names)] / prod[:, len(names) :]
+    return {k: ratio[:, i] for i, k in enumerate(names)}
 
 
 def bootstrap_ci(
