@@ -142,7 +142,10 @@ def _claim_and_finish(worker_id: int, profile_id: int | None, results: RunResult
 
 
 @pytest.fixture
-def seeded(mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
+def seeded(
+    db_url: str, mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Seeded]:
+    """Two succeeded runs (match, caption) on SQLite and on PostgreSQL (when reachable)."""
     from shared.queue import enqueue, register_worker
 
     _allow_model(monkeypatch)
@@ -231,8 +234,7 @@ def seeded(mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)  # MIRADA_HOME from the mirada_home fixture
-    env.pop("MIRADA_DATABASE_URL", None)
+    env = dict(os.environ)  # MIRADA_HOME / MIRADA_DATABASE_URL from the fixtures
     return subprocess.run(
         [sys.executable, "-m", "shared", "export", *args],
         capture_output=True,
