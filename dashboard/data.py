@@ -74,6 +74,11 @@ def projection(run_id: int, method: str, kind: str) -> tuple[pd.DataFrame, dict[
     return _projection(db_url(), run_id, method, kind)
 
 
+def projection_status(run_id: int, method: str, kind: str) -> dict[str, int | bool]:
+    """Uncached (two small reads): is the projection stored, or cheap enough to compute now?"""
+    return projections.projection_status(run_id, method, kind)
+
+
 def invalidate() -> None:
     """Forget cached query results (after a write: enqueue, cancel, import, delete)."""
     _query.clear()

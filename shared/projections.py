@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy import delete, select
 
 from shared.db import read_session, write_session
-from shared.db.models import RunArtifact
+from shared.db.models import RunArtifact, RunEmbedding
 from shared.errors import MiradaError
 from shared.queries.dashboard import load_embeddings
 
@@ -169,3 +169,33 @@ def projection_frame(
         "cached": proj.cached,
     }
     return df, facts
+
+
+AUTO_COMPUTE_MAX_ROWS = 1000
+
+
+def projection_status(run_id: int, method: str, kind: str) -> dict[str, int | bool]:
+    """Without loading embeddings: {"total": rows, "stored": a valid artifact exists,
+    "auto": cheap enough to compute on page load}."""
+    parts = ["image", "text"] if kind == "joint" else [kind]
+    with read_session() as s:
+        counts = dict(
+            s.execute(
+                select(RunEmbedding.kind, RunEmbedding.count).where(
+                    RunEmbedding.run_id == run_id, RunEmbedding.kind.in_(parts)
+                )
+            ).all()
+        )
+        ctype = s.scalar(
+            select(RunArtifact.content_type).where(
+                RunArtifact.run_id == run_id, RunArtifact.name == artifact_name(method, kind)
+            )
+        )
+    total = int(sum(counts.get(p, 0) for p in parts))
+    limit = MAX_TSNE_POINTS if method == "tsne" else total
+    shown = min(total, limit)
+    return {
+        "total": total,
+        "stored": ctype == _content_type(total, shown),
+        "auto": shown <= (AUTO_COMPUTE_MAX_ROWS if method == "pca" else 500),
+    }

@@ -134,6 +134,15 @@ def _projection() -> None:
     )
     method = method or "pca"
     kind = kind or "image"
+    status = data.projection_status(run_id, method, kind)
+    if not (status["stored"] or status["auto"]):
+        label = "t-SNE" if method == "tsne" else "PCA"
+        st.info(
+            f"The {label} projection of {status['total']:,} {kind} embeddings is not stored yet. "
+            "Computing it takes a while on large runs; it is stored with the run afterwards."
+        )
+        if not st.button(f"Compute the {label} projection", key="results_proj_compute"):
+            return
     points, facts = data.projection(run_id, method, kind)
     note = f"{facts['shown']:,} points"
     if facts["subsampled"]:
