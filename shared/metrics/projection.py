@@ -1,7 +1,8 @@
 """2-D projections of embeddings for the dashboard's scatter views.
 
-- "pca": centred SVD, first two components, signs fixed so the largest loading of each
-  component is positive (deterministic). Fewer than two informative directions -> zeros.
+- "pca": centred data projected on the top two eigenvectors of its scatter matrix, signs
+  fixed so the largest loading of each component is positive (deterministic).
+  Fewer than two informative directions -> zeros.
 - "tsne": scikit-learn's Barnes-Hut t-SNE (PCA initialisation, learning_rate="auto").
   Default perplexity = min(30, max(2, n / 4)) (5 for the study's 20 points); any perplexity is
   clamped to at most n - 1 because scikit-learn requires perplexity < n. With n <= 3 points
@@ -39,11 +40,14 @@ def _pca(x: np.ndarray) -> np.ndarray:
     if n < 2:
         return out
     centred = x.astype(np.float64) - x.mean(axis=0, dtype=np.float64)
-    u, s, vt = np.linalg.svd(centred, full_matrices=False)
-    keep = min(2, int(np.count_nonzero(s > s.max() * 1e-10)) if s.size and s.max() > 0 else 0)
-    for c in range(keep):
-        sign = 1.0 if vt[c, np.argmax(np.abs(vt[c]))] >= 0 else -1.0
-        out[:, c] = (u[:, c] * s[c] * sign).astype(np.float32)
+    # eigenvectors of the D x D scatter matrix (cheaper than an SVD of the N x D data)
+    evals, evecs = np.linalg.eigh(centred.T @ centred)
+    evals, evecs = evals[::-1], evecs[:, ::-1]
+    keep = int(np.count_nonzero(evals > max(float(evals[0]), 0.0) * 1e-10)) if evals[0] > 0 else 0
+    for c in range(min(2, keep)):
+        v = evecs[:, c]
+        v = v if v[np.argmax(np.abs(v))] >= 0 else -v
+        out[:, c] = (centred @ v).astype(np.float32)
     return out
 
 
