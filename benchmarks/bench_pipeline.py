@@ -5,7 +5,7 @@ bootstrap CIs); model load is reported separately and excluded, since the raw fo
 needs a loaded model. The raw side encodes the same preprocessed tensors and the same
 (trimmed) token batches with open_clip/transformers directly.
 
-    python benchmarks/bench_pipeline.py [--n 256] [--models open-clip:ViT-B-32,hf-clip:mirada/demo-clip]
+    python benchmarks/bench_pipeline.py [--n 256] [--models ID,ID]
 """
 
 from __future__ import annotations
