@@ -122,7 +122,7 @@ def runs_cmd(args: argparse.Namespace) -> int:
 
 @command(
     "show",
-    "Show one run: status, progress, metrics with 95%% CIs, per-category metrics, timings, hardware",
+    "Show one run: status, progress, metrics with 95%% CIs, per category, timings, hardware",
     arg("run_id", type=int),
     arg("--json", action="store_true"),
 )
