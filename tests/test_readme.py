@@ -1,0 +1,55 @@
+"""The README only shows commands and flags that `mirada` really has."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from pathlib import Path
+
+from shared.cli import build_parser
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("mirada has no subcommands")
+
+
+def readme_invocations() -> list[list[str]]:
+    """Every `mirada ...` command line inside the README's fenced code blocks."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", README.read_text(), flags=re.S)
+    lines: list[list[str]] = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("#", 1)[0].strip()
+            match = re.search(r"(?:^|\s|/)mirada\s+(.*)$", line)
+            if match:
+                lines.append(shlex.split(match.group(1)))
+    return lines
+
+
+def test_readme_commands_exist_with_their_flags() -> None:
+    invocations = readme_invocations()
+    assert len(invocations) >= 8, "the README shows the CLI in code blocks"
+    commands = _subparsers(build_parser())
+    for words in invocations:
+        name = words[0]
+        assert name in commands, f"README shows `mirada {name}`, which does not exist"
+        flags = {opt for action in commands[name]._actions for opt in action.option_strings}
+        for word in words[1:]:
+            if word.startswith("--"):
+                flag = word.split("=", 1)[0]
+                assert flag in flags, f"README shows `mirada {name} {flag}`, which it lacks"
+
+
+def test_checker_catches_a_made_up_command(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    fake = tmp_path / "README.md"
+    fake.write_text("```bash\nmirada frobnicate --now\n```\n")
+    monkeypatch.setattr(__import__(__name__), "README", fake)
+    commands = _subparsers(build_parser())
+    assert readme_invocations() == [["frobnicate", "--now"]]
+    assert "frobnicate" not in commands
