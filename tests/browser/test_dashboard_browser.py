@@ -1,0 +1,153 @@
+"""The real dashboard in headless Chromium: every page renders its heading and charts with no
+exception. Screenshots go to test-artifacts/screenshots/<page>.png (git-ignored)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+# page name -> (url path, heading, needs a chart)
+PAGES: dict[str, tuple[str, str, bool]] = {
+    "datasets": ("", "Datasets", True),
+    "runs": ("runs", "Runs", False),
+    "results": ("results", "Results", True),
+    "compare": ("compare", "Compare", True),
+    "captions": ("captions", "Captions", True),
+    "hardware": ("hardware", "Hardware", True),
+}
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
+    from dashboard_seed import seed_demo
+
+    from shared.db import dispose_engines
+
+    saved = {k: os.environ.get(k) for k in ("MIRADA_HOME", "MIRADA_DATABASE_URL")}
+    home = tmp_path_factory.mktemp("browser") / "home"
+    seed_demo(home)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    dispose_engines()
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(seeded_home: Path) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "MIRADA_HOME": str(seeded_home)}
+    env.pop("MIRADA_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"streamlit did not start:\n{out[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_every_page_renders(server: str) -> None:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        print(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            for name, (path, heading, needs_chart) in PAGES.items():
+                page.goto(f"{server}/{path}")
+                page.get_by_role("heading", name=heading).first.wait_for(timeout=20_000)
+                page.wait_for_function(
+                    "document.querySelectorAll('[data-testid=\"stStatusWidget\"]').length === 0",
+                    timeout=20_000,
+                )
+                if needs_chart:
+                    page.locator('[data-testid="stVegaLiteChart"] svg').first.wait_for(
+                        timeout=20_000
+                    )
+                else:
+                    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=20_000)
+                page.wait_for_timeout(500)  # let the last charts finish drawing
+                assert page.locator('[data-testid="stException"]').count() == 0, name
+                height = page.evaluate(
+                    "document.querySelector('[data-testid=\"stMain\"]').scrollHeight"
+                )
+                page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 12_000)})
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(SHOTS / f"{name}.png"))
+                page.set_viewport_size({"width": 1400, "height": 900})
+        finally:
+            browser.close()
