@@ -1,0 +1,254 @@
+"""Run every benchmark (each in its own process) and rewrite docs/benchmarks.md.
+
+    python benchmarks/run_all.py [--only NAME ...] [--quick]
+
+Each script prints JSON; this file turns the figures into one table of targets, with the
+machine's description and the date. Figures are measured side by side inside each script,
+so ratios compare like with like on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+sys.path.insert(0, str(ROOT))
+
+# name -> (script args, quick args)
+SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
+    "encoders": (["bench_encoders.py"], ["bench_encoders.py"]),
+    "pipeline": (["bench_pipeline.py"], ["bench_pipeline.py", "--n", "64"]),
+    "cache": (["bench_cache.py"], ["bench_cache.py", "--n", "64"]),
+    "retrieval": (["bench_retrieval.py"], ["bench_retrieval.py"]),
+    "bootstrap": (["bench_bootstrap.py"], ["bench_bootstrap.py"]),
+    "tsne": (["bench_tsne.py"], ["bench_tsne.py"]),
+    "dashboard": (["bench_dashboard.py"], ["bench_dashboard.py"]),
+    "queue": (["bench_queue.py"], ["bench_queue.py", "--jobs", "200"]),
+}
+
+
+def run_script(args: list[str], timeout: int = 1800) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=HERE, capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-5:], "returncode": proc.returncode}
+    out = proc.stdout.strip()
+    start = out.find("{")  # scripts print one JSON object, possibly after log lines
+    figures = json.loads(out[start:]) if start >= 0 else {"error": "no JSON printed"}
+    figures["_wall_s"] = round(time.perf_counter() - t0, 1)
+    return figures
+
+
+def _get(data: dict[str, Any], *path: Any) -> Any:
+    for key in path:
+        if isinstance(data, dict):
+            data = data.get(key)  # type: ignore[assignment]
+        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
+
+
+def _pick(rows: list[dict[str, Any]] | None, key: str, value: str) -> dict[str, Any]:
+    for row in rows or []:
+        if value in str(row.get(key, "")):
+            return row
+    return {}
+
+
+def table_rows(r: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
+    pipe = _get(r, "pipeline", "pipeline_overhead")
+    vit = _pick(pipe, "model", "ViT-B-32")
+    demo = _pick(pipe, "model", "demo-clip")
+    cache = _get(r, "cache", "cached_rerun")
+    cvit, cdemo = _pick(cache, "model", "ViT-B-32"), _pick(cache, "model", "demo-clip")
+    enc = r.get("encoders", {})
+    ret = r.get("retrieval", {})
+    q = _get(r, "queue", "queue")
+    qs, qp = _pick(q, "backend", "sqlite"), _pick(q, "backend", "postgresql")
+
+    def ok(cond: bool | None) -> str:
+        return "n/a" if cond is None else ("met" if cond else "**missed**")
+
+    def num(x: Any, fmt: str = "{:.2f}") -> str:
+        return "-" if x is None else fmt.format(x)
+
+    speedup = enc.get("text_speedup_trimming")
+    rows = [
+        (
+            "Pipeline overhead, open_clip ViT-B-32 (random init)",
+            f"match run ÷ raw forward, N={vit.get('images', '-')}",
+            num(vit.get("overhead_ratio")),
+            "≤ 1.10",
+            ok(None if not vit else vit["overhead_ratio"] <= 1.10),
+        ),
+        (
+            "Pipeline overhead, demo CLIP",
+            f"same, N={demo.get('images', '-')}",
+            num(demo.get("overhead_ratio")),
+            "report",
+            "n/a",
+        ),
+        (
+            "Text encoding (open_clip ViT-B-32)",
+            "trimmed captions/s ÷ padded-to-77 captions/s",
+            num(speedup, "{:.1f}×"),
+            "≥ 5×",
+            ok(None if speedup is None else speedup >= 5),
+        ),
+        (
+            "Images/s (ViT-B-32, batch 32): adapter vs raw",
+            "images/s",
+            f"{num(_get(enc, 'images_per_s', 'adapter'), '{:.1f}')} vs "
+            f"{num(_get(enc, 'images_per_s', 'raw'), '{:.1f}')}",
+            "report",
+            "n/a",
+        ),
+        (
+            "Cached re-run, ViT-B-32 (saved random init)",
+            "re-run ÷ first run",
+            num(cvit.get("ratio"), "{:.3f}"),
+            "≤ 0.10",
+            ok(None if not cvit else cvit["ratio"] <= 0.10),
+        ),
+        (
+            "Cached re-run, demo CLIP",
+            "re-run ÷ first run",
+            num(cdemo.get("ratio"), "{:.3f}"),
+            "report",
+            "n/a",
+        ),
+        (
+            "Retrieval metrics, 5,000 × 25,000 × 512",
+            "peak RSS (chunked / dense)",
+            f"{num(ret.get('chunked_peak_rss_mb'), '{:.0f}')} MB / "
+            f"{num(ret.get('dense_peak_rss_mb'), '{:.0f}')} MB",
+            "< 1.5 GB",
+            ok(
+                None
+                if ret.get("chunked_peak_rss_mb") is None
+                else ret["chunked_peak_rss_mb"] < 1536
+            ),
+        ),
+        (
+            "Retrieval metrics, 5,000 × 25,000 × 512",
+            "time (chunked / dense)",
+            f"{num(ret.get('chunked_time_s'), '{:.1f}')} s / "
+            f"{num(ret.get('dense_time_s'), '{:.1f}')} s",
+            "no worse than dense",
+            ok(
+                None
+                if ret.get("chunked_time_s") is None
+                else ret["chunked_time_s"] <= ret["dense_time_s"]
+            ),
+        ),
+        (
+            "Bootstrap CIs, 1,000 resamples × 5,000 items",
+            "all retrieval metrics",
+            num(_get(r, "bootstrap", "all_metrics_total_s"), "{:.2f} s"),
+            "< 2 s",
+            ok(
+                None
+                if _get(r, "bootstrap", "all_metrics_total_s") is None
+                else r["bootstrap"]["all_metrics_total_s"] < 2
+            ),
+        ),
+        (
+            "t-SNE, 5,000 × 512 (scikit-learn Barnes-Hut)",
+            "time",
+            num(_get(r, "tsne", "tsne_s"), "{:.1f} s"),
+            "report",
+            "n/a",
+        ),
+        (
+            "Dashboard Results page, 5,000-image run",
+            "AppTest render time",
+            num(_get(r, "dashboard", "results_page_seconds"), "{:.2f} s"),
+            "< 3 s",
+            ok(
+                None
+                if _get(r, "dashboard", "results_page_seconds") is None
+                else r["dashboard"]["results_page_seconds"] < 3
+            ),
+        ),
+        (
+            "Queue, SQLite, 2 workers",
+            f"{qs.get('jobs', '-')} no-op jobs",
+            f"{num(qs.get('jobs_per_s'), '{:.1f}')} jobs/s, {qs.get('duplicates', '-')} duplicates",
+            "report; no job twice",
+            ok(None if not qs else qs["duplicates"] == 0),
+        ),
+        (
+            "Queue, PostgreSQL, 2 workers",
+            f"{qp.get('jobs', '-')} no-op jobs",
+            f"{num(qp.get('jobs_per_s'), '{:.1f}')} jobs/s, {qp.get('duplicates', '-')} duplicates",
+            "report; no job twice",
+            ok(None if not qp else qp["duplicates"] == 0),
+        ),
+    ]
+    return rows
+
+
+def machine() -> str:
+    from shared.hardware import collect_profile
+
+    p = collect_profile()
+    gpu = p["gpu_name"] or "no GPU"
+    return (
+        f"{p['cpu_model']}, {p['cpu_cores']} cores, {p['ram_bytes'] / 2**30:.0f} GiB RAM, "
+        f"{gpu}; {p['os']}; Python {p['python_version']}, torch {p['torch_version']}, "
+        f"transformers {p['transformers_version']}, open_clip {p['open_clip_version']}"
+    )
+
+
+def write_doc(results: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `make bench` (`benchmarks/run_all.py`) on {date.today().isoformat()}.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        "| figure | measured as | result | target | status |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {' | '.join(row)} |" for row in table_rows(results)]
+    errors = {k: v["error"] for k, v in results.items() if "error" in v}
+    if errors:
+        lines += ["", "## Scripts that failed", ""]
+        lines += [f"- `{k}`: {v}" for k, v in errors.items()]
+    lines += ["", "## Raw figures", "", "```json", json.dumps(results, indent=2), "```", ""]
+    text = "\n".join(lines)
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text)
+    return text
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--only", nargs="*", choices=sorted(SCRIPTS))
+    p.add_argument("--quick", action="store_true", help="smaller sizes (smoke check)")
+    a = p.parse_args()
+    results: dict[str, dict[str, Any]] = {}
+    for name in a.only or SCRIPTS:
+        full, quick = SCRIPTS[name]
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = run_script(quick if a.quick else full)
+    text = write_doc(results)
+    print(text.split("## Raw figures")[0])
+
+
+if __name__ == "__main__":
+    main()
