@@ -4,19 +4,43 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="Mirada", page_icon="🔭", layout="wide")
+st.set_page_config(page_title="Mirada", page_icon=":material/visibility:", layout="wide")
 
 st.navigation(
     {
         "Data": [
-            st.Page("app_pages/datasets.py", title="Datasets", icon="🗂️", default=True),
-            st.Page("app_pages/runs.py", title="Runs", icon="🏃", url_path="runs"),
+            st.Page(
+                "app_pages/datasets.py", title="Datasets", icon=":material/folder:", default=True
+            ),
+            st.Page(
+                "app_pages/runs.py", title="Runs", icon=":material/play_circle:", url_path="runs"
+            ),
         ],
         "Results": [
-            st.Page("app_pages/results.py", title="Results", icon="📊", url_path="results"),
-            st.Page("app_pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
-            st.Page("app_pages/captions.py", title="Captions", icon="📝", url_path="captions"),
-            st.Page("app_pages/hardware.py", title="Hardware", icon="⏱️", url_path="hardware"),
+            st.Page(
+                "app_pages/results.py",
+                title="Results",
+                icon=":material/bar_chart:",
+                url_path="results",
+            ),
+            st.Page(
+                "app_pages/compare.py",
+                title="Compare",
+                icon=":material/compare:",
+                url_path="compare",
+            ),
+            st.Page(
+                "app_pages/captions.py",
+                title="Captions",
+                icon=":material/subtitles:",
+                url_path="captions",
+            ),
+            st.Page(
+                "app_pages/hardware.py",
+                title="Hardware",
+                icon=":material/speed:",
+                url_path="hardware",
+            ),
         ],
     }
 ).run()

@@ -32,7 +32,12 @@ def bars_with_ci(
     """Vertical bars of `value` per `x` (grouped by `color` when given) with CI whiskers."""
     data = _pct(df, [value, low, high]) if percent else df.copy()
     base = alt.Chart(data)
-    x_enc = alt.X(f"{x}:N", title=x_title if x_title is not None else x, sort=None)
+    x_enc = alt.X(
+        f"{x}:N",
+        title=x_title if x_title is not None else x,
+        sort=None,
+        axis=alt.Axis(labelAngle=0, labelLimit=160),
+    )
     offset = {"xOffset": alt.XOffset(f"{color}:N")} if color else {}
     tooltip = [
         alt.Tooltip(f"{x}:N"),
@@ -194,7 +199,7 @@ def difference_bars(df: pd.DataFrame, *, title: str) -> alt.Chart:
         alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("category:N", title="category"),
+            x=alt.X("category:N", title="category", axis=alt.Axis(labelAngle=0)),
             xOffset="run:N",
             y=alt.Y("difference:Q", title="difference to first run (points)"),
             color=alt.Color("run:N"),
@@ -206,24 +211,23 @@ def difference_bars(df: pd.DataFrame, *, title: str) -> alt.Chart:
 
 def latency_bars(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
     """p50 latency per item (bars) with p95 whiskers, per configuration and batch size."""
-    data = df.assign(batch=df["batch_size"].astype(str))
-    base = alt.Chart(data)
+    base = alt.Chart(df)
     x = alt.X("config:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=240))
     bars = base.mark_bar().encode(
         x=x,
-        xOffset=alt.XOffset("batch:N"),
-        y=alt.Y("latency_p50_ms:Q", title="latency per item (ms), p50 with p95 whisker"),
-        color=alt.Color("batch:N", title="batch size"),
+        xOffset=alt.XOffset("batch_size:O"),
+        y=alt.Y("latency_p50_ms:Q", title="ms per item (p50, p95 whisker)"),
+        color=alt.Color("batch_size:O", title="batch size"),
         tooltip=[
             "config:N",
-            "batch:N",
+            "batch_size:O",
             alt.Tooltip("latency_p50_ms:Q", format=".2f", title="p50 ms"),
             alt.Tooltip("latency_p95_ms:Q", format=".2f", title="p95 ms"),
         ],
     )
     whisk = base.mark_rule(color="black").encode(
         x=x,
-        xOffset=alt.XOffset("batch:N"),
+        xOffset=alt.XOffset("batch_size:O"),
         y="latency_p50_ms:Q",
         y2="latency_p95_ms:Q",
     )

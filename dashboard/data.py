@@ -98,7 +98,12 @@ def downloads(df: pd.DataFrame, stem: str, key: str) -> None:
     """CSV and JSON download buttons for a table, side by side."""
     c1, c2, _ = st.columns([1, 1, 4])
     c1.download_button(
-        "Download CSV", csv_bytes(df), f"{stem}.csv", "text/csv", key=f"{key}_csv", icon="⬇️"
+        "Download CSV",
+        csv_bytes(df),
+        f"{stem}.csv",
+        "text/csv",
+        key=f"{key}_csv",
+        icon=":material/download:",
     )
     c2.download_button(
         "Download JSON",
@@ -106,7 +111,7 @@ def downloads(df: pd.DataFrame, stem: str, key: str) -> None:
         f"{stem}.json",
         "application/json",
         key=f"{key}_json",
-        icon="⬇️",
+        icon=":material/download:",
     )
 
 

@@ -34,7 +34,7 @@ for col, r in zip(cols, main.itertuples(index=False), strict=False):
     with col.container(border=True):
         if r.value is None or r.value != r.value:
             st.metric(r.metric, "unavailable")
-            st.caption(f"⚠️ {r.unavailable or 'not computed'}")
+            st.caption(f":material/warning: {r.unavailable or 'not computed'}")
         else:
             ci = (
                 f"95% CI [{r.ci_low:.3f}, {r.ci_high:.3f}]"
@@ -52,7 +52,7 @@ st.caption(
     "(Java), ROUGE-L, CIDEr-D with the IDF of this set's own references. "
     + (f"Tokenisation: {notes['tokenization']}." if notes.get("tokenization") else "")
 )
-st.info(f"**About CIDEr:** {notes['cider']}", icon="ℹ️")
+st.info(f"**About CIDEr:** {notes['cider']}", icon=":material/info:")
 
 st.subheader("Generated vs reference captions")
 table = data.query("caption_table", run_id)

@@ -109,7 +109,7 @@ else:
         "bootstrap for both."
     )
     for r in sig.itertuples(index=False):
-        icon = "✅" if r.significant else "➖"
+        icon = ":material/check_circle:" if r.significant else ":material/remove:"
         st.markdown(f"{icon} **{r.metric}** — {r.sentence}")
     data.downloads(sig, "compare_significance", "compare_sig_dl")
 

@@ -136,7 +136,7 @@ def _gallery(dataset_id: int) -> None:
 
 
 def _delete(dataset_id: int, name: str, runs: int) -> None:
-    with st.popover("Delete dataset…", icon="🗑️"):
+    with st.popover("Delete dataset…", icon=":material/delete:"):
         st.warning(
             f"This deletes **{name}**, its items, captions and **{runs} run(s)** with their "
             "results."

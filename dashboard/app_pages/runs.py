@@ -91,7 +91,7 @@ def _queue_form(datasets: pd.DataFrame) -> None:
 def _live_table() -> None:
     notice = data.live("worker_notice", 60)
     if notice:
-        st.warning(notice, icon="⚠️")
+        st.warning(notice, icon=":material/warning:")
     runs = data.live("runs_frame")
     if runs.empty:
         st.info("No runs yet: queue one above, or `mirada queue DATASET MODEL --task match`.")
@@ -143,7 +143,7 @@ def _actions(runs: pd.DataFrame) -> None:
         except MiradaError as exc:
             st.error(str(exc))
     if row["status"] == "succeeded":
-        c3.page_link("app_pages/results.py", label="Open results", icon="📊")
+        c3.page_link("app_pages/results.py", label="Open results", icon=":material/bar_chart:")
     info = data.live("run_info", int(run_id))
     if info and info.get("error"):
         st.error(f"**Error:** {info['error']}")

@@ -11,12 +11,24 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
+# Vega draws big charts (the heatmap) on a canvas, the others as SVG.
+CHART = '[data-testid="stVegaLiteChart"] svg, [data-testid="stVegaLiteChart"] canvas'
+RESULTS_TABS = {
+    "Similarity heatmap": "results-heatmap",
+    "Embeddings": "results-embeddings",
+    "Zero-shot": "results-zeroshot",
+    "Drill-down": "results-drilldown",
+}
 # page name -> (url path, heading, needs a chart)
 PAGES: dict[str, tuple[str, str, bool]] = {
     "datasets": ("", "Datasets", True),
@@ -105,6 +117,15 @@ def server(seeded_home: Path) -> Iterator[str]:
             proc.wait()
 
 
+def _screenshot(page: Page, name: str) -> None:
+    """Full-height screenshot: Streamlit scrolls inside stMain, so grow the viewport first."""
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 12_000)})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
 def test_every_page_renders(server: str) -> None:
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
@@ -135,19 +156,21 @@ def test_every_page_renders(server: str) -> None:
                     timeout=20_000,
                 )
                 if needs_chart:
-                    page.locator('[data-testid="stVegaLiteChart"] svg').first.wait_for(
-                        timeout=20_000
-                    )
+                    page.locator(CHART).first.wait_for(timeout=20_000)
                 else:
                     page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=20_000)
                 page.wait_for_timeout(500)  # let the last charts finish drawing
                 assert page.locator('[data-testid="stException"]').count() == 0, name
-                height = page.evaluate(
-                    "document.querySelector('[data-testid=\"stMain\"]').scrollHeight"
-                )
-                page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 12_000)})
-                page.wait_for_timeout(300)
-                page.screenshot(path=str(SHOTS / f"{name}.png"))
-                page.set_viewport_size({"width": 1400, "height": 900})
+                _screenshot(page, name)
+                if name == "results":
+                    for tab, shot in RESULTS_TABS.items():
+                        page.get_by_role("tab", name=tab).click()
+                        panel = page.locator('[role="tabpanel"]:visible')
+                        panel.first.wait_for(timeout=10_000)
+                        if tab != "Drill-down":
+                            panel.locator(CHART).first.wait_for(timeout=20_000)
+                        page.wait_for_timeout(500)
+                        assert page.locator('[data-testid="stException"]').count() == 0, tab
+                        _screenshot(page, shot)
         finally:
             browser.close()
