@@ -73,6 +73,18 @@ st.dataframe(
     shown,
     hide_index=True,
     key="captions_table",
+    column_order=[
+        "filename",
+        "category",
+        "generated",
+        "BLEU-4",
+        "METEOR",
+        "ROUGE-L",
+        "CIDEr",
+        "degenerate",
+        "reasons",
+        "references",
+    ],
     column_config={
         "references": st.column_config.TextColumn("references", width="large"),
         "generated": st.column_config.TextColumn("generated", width="medium"),
