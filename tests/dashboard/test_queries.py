@@ -25,7 +25,7 @@ def test_dataset_summaries_and_gallery(seeded_env: Seeded) -> None:
 
 def test_runs_and_worker_notice(seeded_env: Seeded) -> None:
     runs = q.runs_frame()
-    assert set(runs["status"]) == {"queued", "failed", "succeeded"}
+    assert {"queued", "failed", "succeeded"} <= set(runs["status"])  # pages test adds more
     assert runs.loc[runs["status"] == "succeeded", "progress"].eq(1.0).all()
     notice = q.worker_notice(60)
     assert notice is not None and "mirada worker" in notice
