@@ -150,15 +150,15 @@ def test_every_page_renders(server: str) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             for name, (path, heading, needs_chart) in PAGES.items():
                 page.goto(f"{server}/{path}")
-                page.get_by_role("heading", name=heading).first.wait_for(timeout=20_000)
+                page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
                 page.wait_for_function(
                     "document.querySelectorAll('[data-testid=\"stStatusWidget\"]').length === 0",
-                    timeout=20_000,
+                    timeout=60_000,
                 )
                 if needs_chart:
-                    page.locator(CHART).first.wait_for(timeout=20_000)
+                    page.locator(CHART).first.wait_for(timeout=60_000)
                 else:
-                    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=20_000)
+                    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)
                 page.wait_for_timeout(500)  # let the last charts finish drawing
                 assert page.locator('[data-testid="stException"]').count() == 0, name
                 _screenshot(page, name)
@@ -166,9 +166,9 @@ def test_every_page_renders(server: str) -> None:
                     for tab, shot in RESULTS_TABS.items():
                         page.get_by_role("tab", name=tab).click()
                         panel = page.locator('[role="tabpanel"]:visible')
-                        panel.first.wait_for(timeout=10_000)
+                        panel.first.wait_for(timeout=30_000)
                         if tab != "Drill-down":
-                            panel.locator(CHART).first.wait_for(timeout=20_000)
+                            panel.locator(CHART).first.wait_for(timeout=60_000)
                         page.wait_for_timeout(500)
                         assert page.locator('[data-testid="stException"]').count() == 0, tab
                         _screenshot(page, shot)
