@@ -1,8 +1,9 @@
 """The storage schema. Typed SQLAlchemy 2.0 models; Alembic migrations mirror this file.
 
-Status changes of runs and workers happen only in `shared.queue`; result rows are written
-only by `shared.results` (inside the transaction that finishes a run); dataset rows only by
-`shared.datasets.store`.
+Writers: status changes of runs and workers happen only in `shared.queue`; result rows are
+written only by `shared.results` (inside the transaction that finishes a run), except cached
+2-D projections (`shared.projections.store_projection`); dataset rows only by
+`shared.datasets.store`; embedding-cache rows only by `shared.embedding_cache`.
 """
 
 from __future__ import annotations
