@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from shared.config import get_settings
 from shared.db import read_session, write_session
@@ -196,22 +197,22 @@ def claim_next(worker_id: int, devices: Sequence[str], labels: Sequence[str]) ->
     return ClaimedRun(*row)
 
 
-def _owned(run_id: int, worker_id: int) -> Any:
-    return (
-        (Run.id == run_id) & (Run.worker_id == worker_id) & (Run.status == RunStatus.running.value)
+def _update_owned(session: Session, run_id: int, owner: int, **values: Any) -> bool:
+    """Update a run only while it is running on worker `owner` (not cancelled or re-assigned)."""
+    owned = (Run.id == run_id) & (Run.worker_id == owner)
+    stmt = (
+        update(Run)
+        .where(owned & (Run.status == RunStatus.running.value))
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
+    return session.execute(stmt).rowcount == 1
 
 
 def update_progress(run_id: int, worker_id: int, done: int, total: int) -> bool:
     """Store progress. False when the run is no longer this worker's (cancelled, re-queued)."""
     with write_session() as s:
-        n = s.execute(
-            update(Run)
-            .where(_owned(run_id, worker_id))
-            .values(progress_done=done, progress_total=total)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    return n == 1
+        return _update_owned(s, run_id, worker_id, progress_done=done, progress_total=total)
 
 
 def finish_run(
@@ -225,56 +226,47 @@ def finish_run(
 ) -> bool:
     """Mark succeeded and write all results in ONE transaction. False if the run was taken away."""
     with write_session() as s:
-        n = s.execute(
-            update(Run)
-            .where(_owned(run_id, worker_id))
-            .values(
-                status=RunStatus.succeeded.value,
-                finished_at=utcnow(),
-                hardware_profile_id=hardware_profile_id,
-                model_fingerprint=model_fingerprint,
-                resolved_device=resolved_device,
-                progress_done=Run.progress_total,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if n != 1:
-            return False
-        write_results(s, run_id, results)
-    return True
+        ok = _update_owned(
+            s,
+            run_id,
+            worker_id,
+            status=RunStatus.succeeded.value,
+            finished_at=utcnow(),
+            hardware_profile_id=hardware_profile_id,
+            model_fingerprint=model_fingerprint,
+            resolved_device=resolved_device,
+            progress_done=Run.progress_total,
+        )
+        if ok:
+            write_results(s, run_id, results)
+    return ok
 
 
 def fail_run(run_id: int, worker_id: int, error: str, traceback: str | None = None) -> bool:
     with write_session() as s:
-        n = s.execute(
-            update(Run)
-            .where(_owned(run_id, worker_id))
-            .values(
-                status=RunStatus.failed.value,
-                error=error,
-                traceback=traceback,
-                finished_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    return n == 1
+        return _update_owned(
+            s,
+            run_id,
+            worker_id,
+            status=RunStatus.failed.value,
+            error=error,
+            traceback=traceback,
+            finished_at=utcnow(),
+        )
 
 
 def release_run(run_id: int, worker_id: int) -> bool:
     """Graceful stop mid-run: give the run back untouched (this attempt does not count)."""
     with write_session() as s:
-        n = s.execute(
-            update(Run)
-            .where(_owned(run_id, worker_id))
-            .values(
-                status=RunStatus.queued.value,
-                worker_id=None,
-                attempts=Run.attempts - 1,
-                progress_done=0,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    return n == 1
+        return _update_owned(
+            s,
+            run_id,
+            worker_id,
+            status=RunStatus.queued.value,
+            worker_id=None,
+            attempts=Run.attempts - 1,
+            progress_done=0,
+        )
 
 
 def requeue_stale(now: datetime | None = None) -> list[int]:
