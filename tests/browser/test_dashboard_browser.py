@@ -50,6 +50,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # MIRADA_BROWSER_TEST_HOME points the test at an existing home, e.g. one filled by
+    # `mirada demo --no-dashboard`: that is how docs/results-page.png is made from real runs.
+    existing = os.environ.get("MIRADA_BROWSER_TEST_HOME")
+    if existing:
+        return Path(existing)
     sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
     from dashboard_seed import seed_demo
 
