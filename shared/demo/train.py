@@ -543,12 +543,19 @@ def parse_caption(text: str) -> dict[str, Any]:
     return {"objects": [tuple(o) for o in objs], "relation": relation}
 
 
+def _axis(relation: str | None) -> str | None:
+    if relation is None:
+        return None
+    return "vertical" if relation in ("above", "below") else "horizontal"
+
+
 def score_captions(scenes: Sequence[syn.Scene], captions: Sequence[str]) -> dict[str, float]:
     """main_shape_colour: the main object's colour and shape are named together ("red
     triangle"). objects_exact: the named (colour, shape) objects are exactly the scene's.
     sizes: every scene object is named with its right size. relation: for two-object scenes
-    whose caption names both objects, the relation is the right one for the order named."""
-    main = exact = sizes = rel_ok = rel_n = 0
+    whose caption names both objects, the relation is the right one for the order named
+    (relation_axis: at least horizontal vs vertical is right)."""
+    main = exact = sizes = rel_ok = axis_ok = rel_n = 0
     for scene, cap in zip(scenes, captions, strict=True):
         parsed = parse_caption(cap)
         named = {(c, s) for _, c, s in parsed["objects"]}
@@ -563,12 +570,14 @@ def score_captions(scenes: Sequence[syn.Scene], captions: Sequence[str]) -> dict
             if first != (scene.main.colour, scene.main.shape):
                 want = syn.RELATIONS[scene.relation or ""][0]
             rel_ok += parsed["relation"] == want
+            axis_ok += _axis(parsed["relation"]) == _axis(want)
     n = len(scenes)
     return {
         "main_shape_colour_acc": main / n,
         "objects_exact_acc": exact / n,
         "sizes_acc": sizes / n,
         "relation_acc": rel_ok / rel_n if rel_n else float("nan"),
+        "relation_axis_acc": axis_ok / rel_n if rel_n else float("nan"),
         "relation_n": rel_n,
         "n_images": n,
     }
