@@ -176,9 +176,8 @@ def run_demo(*, dashboard: bool, host: str, port: int) -> int:
         from shared.cli.demo import dashboard_app_path, streamlit_command
 
         procs.append(subprocess.Popen(streamlit_command(dashboard_app_path(), host, port)))
-        shown = "localhost" if host in ("127.0.0.1", "localhost") else host
         print(
-            f"\nMirada demo dashboard: http://{shown}:{port}\n"
+            f"\nMirada demo dashboard: http://{host}:{port}\n"
             "  Runs: watch the demo runs finish (a worker is running in the background)\n"
             "  Results: demo CLIP vs the random 'chance' CLIP: accuracy with 95% CIs, heatmap\n"
             "  Compare: the paired significance test between the two\n"
