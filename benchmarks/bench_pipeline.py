@@ -37,11 +37,8 @@ def raw_forward_seconds(model_id: str, paths: list, texts: list[str], batch: int
             for i in range(0, len(texts), batch)
         ]
     else:
-        tok = adapter.processor.tokenizer
-        trimmed = [
-            tok(texts[i : i + batch], padding="longest", truncation=True, return_tensors="pt")
-            for i in range(0, len(texts), batch)
-        ]
+        # the adapter's tokenizer call pads to the batch's longest caption, as users would
+        trimmed = [adapter.tokenize(texts[i : i + batch]) for i in range(0, len(texts), batch)]
     with torch.inference_mode():
         t0 = time.perf_counter()
         for i in range(0, len(pixels), batch):
