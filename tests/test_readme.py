@@ -55,3 +55,21 @@ def test_checker_catches_a_made_up_command(tmp_path: Path) -> None:
     commands = _subparsers(build_parser())
     assert readme_invocations((fake,)) == [["frobnicate", "--now"]]
     assert "frobnicate" not in commands
+
+
+def test_dashboard_hints_use_real_commands() -> None:
+    """Commands the dashboard suggests in backticks exist, with their flags."""
+    sources = list((ROOT / "dashboard").rglob("*.py"))
+    hints = [
+        shlex.split(m)
+        for path in sources
+        for m in re.findall(r"`mirada ([^`]+)`", path.read_text())
+    ]
+    assert hints, "the dashboard suggests CLI commands"
+    commands = _subparsers(build_parser())
+    for words in hints:
+        assert words[0] in commands, f"dashboard suggests unknown `mirada {words[0]}`"
+        flags = {opt for action in commands[words[0]]._actions for opt in action.option_strings}
+        for word in words[1:]:
+            if word.startswith("--"):
+                assert word in flags, f"dashboard suggests `mirada {words[0]} {word}`"

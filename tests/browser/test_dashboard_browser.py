@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,8 +75,20 @@ def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(seeded_home: Path) -> Iterator[str]:
+    with _streamlit(seeded_home) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _streamlit(tmp_path_factory.mktemp("empty") / "home") as url:
+        yield url
+
+
+@contextmanager
+def _streamlit(home: Path) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "MIRADA_HOME": str(seeded_home)}
+    env = {**os.environ, "MIRADA_HOME": str(home)}
     env.pop("MIRADA_DATABASE_URL", None)
     proc = subprocess.Popen(
         [
@@ -131,7 +144,8 @@ def _screenshot(page: Page, name: str) -> None:
     page.set_viewport_size({"width": 1400, "height": 900})
 
 
-def test_every_page_renders(server: str) -> None:
+@contextmanager
+def _browser_page() -> Iterator[Page]:
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
         print(reason)
@@ -152,30 +166,49 @@ def test_every_page_renders(server: str) -> None:
             ],
         )
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            for name, (path, heading, needs_chart) in PAGES.items():
-                page.goto(f"{server}/{path}")
-                page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
-                page.wait_for_function(
-                    "document.querySelectorAll('[data-testid=\"stStatusWidget\"]').length === 0",
-                    timeout=60_000,
-                )
-                if needs_chart:
-                    page.locator(CHART).first.wait_for(timeout=60_000)
-                else:
-                    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)
-                page.wait_for_timeout(500)  # let the last charts finish drawing
-                assert page.locator('[data-testid="stException"]').count() == 0, name
-                _screenshot(page, name)
-                if name == "results":
-                    for tab, shot in RESULTS_TABS.items():
-                        page.get_by_role("tab", name=tab).click()
-                        panel = page.locator('[role="tabpanel"]:visible')
-                        panel.first.wait_for(timeout=30_000)
-                        if tab != "Drill-down":
-                            panel.locator(CHART).first.wait_for(timeout=60_000)
-                        page.wait_for_timeout(500)
-                        assert page.locator('[data-testid="stException"]').count() == 0, tab
-                        _screenshot(page, shot)
+            yield browser.new_page(viewport={"width": 1400, "height": 900})
         finally:
             browser.close()
+
+
+def _open(page: Page, url: str, heading: str) -> None:
+    page.goto(url)
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=\"stStatusWidget\"]').length === 0",
+        timeout=60_000,
+    )
+
+
+def test_every_page_helps_on_an_empty_database(empty_server: str) -> None:
+    with _browser_page() as page:
+        for name, (path, heading, _) in PAGES.items():
+            _open(page, f"{empty_server}/{path}", heading)
+            page.wait_for_timeout(300)
+            assert page.locator('[data-testid="stException"]').count() == 0, name
+            hint = page.locator('[data-testid="stAlert"], [data-testid="stAlertContainer"]')
+            assert hint.count() > 0, f"{name}: no first-step hint on an empty database"
+            _screenshot(page, f"empty-{name}")
+
+
+def test_every_page_renders(server: str) -> None:
+    with _browser_page() as page:
+        for name, (path, heading, needs_chart) in PAGES.items():
+            _open(page, f"{server}/{path}", heading)
+            if needs_chart:
+                page.locator(CHART).first.wait_for(timeout=60_000)
+            else:
+                page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)
+            page.wait_for_timeout(500)  # let the last charts finish drawing
+            assert page.locator('[data-testid="stException"]').count() == 0, name
+            _screenshot(page, name)
+            if name == "results":
+                for tab, shot in RESULTS_TABS.items():
+                    page.get_by_role("tab", name=tab).click()
+                    panel = page.locator('[role="tabpanel"]:visible')
+                    panel.first.wait_for(timeout=30_000)
+                    if tab != "Drill-down":
+                        panel.locator(CHART).first.wait_for(timeout=60_000)
+                    page.wait_for_timeout(500)
+                    assert page.locator('[data-testid="stException"]').count() == 0, tab
+                    _screenshot(page, shot)
