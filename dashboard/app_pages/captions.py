@@ -14,7 +14,8 @@ runs = data.query("finished_runs", task="caption")
 if runs.empty:
     st.info(
         "**No finished caption runs yet.** Queue one with a captioning model, e.g. "
-        "`mirada queue --dataset NAME --model blip-caption:mirada/demo-blip --task caption`, and start "
+        "`mirada queue --dataset NAME --model blip-caption:mirada/demo-blip --task caption`, "
+        "and start "
         "`mirada worker`."
     )
     st.stop()

@@ -24,8 +24,9 @@ runs = runs[runs["task"].isin(["match", "caption"])]
 if runs.empty:
     st.info(
         "**Nothing to compare yet.** Queue at least two match (or caption) runs on the same "
-        "dataset on the Runs page, e.g. `mirada queue demo-shapes hf-clip:mirada/demo-clip "
-        "hf-clip:mirada/demo-clip-random`."
+        "dataset on the Runs page, e.g. "
+        "`mirada queue --dataset NAME --model hf-clip:mirada/demo-clip "
+        "--model hf-clip:mirada/demo-clip-random --task match`."
     )
     st.stop()
 

@@ -17,8 +17,9 @@ timings = data.query("benchmark_timings")
 profiles = data.query("hardware_profiles")
 if timings.empty:
     st.info(
-        "**No benchmark results yet.** Queue a benchmark run, e.g. `mirada queue demo-shapes "
-        "hf-clip:mirada/demo-clip --task benchmark --device cpu`, and start `mirada worker` on "
+        "**No benchmark results yet.** Queue a benchmark run, e.g. "
+        "`mirada queue --dataset NAME --model hf-clip:mirada/demo-clip --task benchmark "
+        "--batch-sizes 1,8,32`, and start `mirada worker` on "
         "each machine you want to compare."
     )
 else:

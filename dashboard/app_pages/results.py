@@ -16,8 +16,9 @@ data.ensure_database()
 runs = data.query("finished_runs", task="match")
 if runs.empty:
     st.info(
-        "**No finished match runs yet.** Queue one on the Runs page (or `mirada queue DATASET "
-        "MODEL --task match`) and start a worker with `mirada worker`. Caption runs are shown "
+        "**No finished match runs yet.** Queue one on the Runs page (or "
+        "`mirada queue --dataset NAME --model ID --task match`) and start a worker with "
+        "`mirada worker`. Caption runs are shown "
         "on the Captions page."
     )
     st.stop()

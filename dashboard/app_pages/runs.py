@@ -94,7 +94,10 @@ def _live_table() -> None:
         st.warning(notice, icon=":material/warning:")
     runs = data.live("runs_frame")
     if runs.empty:
-        st.info("No runs yet: queue one above, or `mirada queue --dataset NAME --model ID --task match`.")
+        st.info(
+            "No runs yet: queue one above, or "
+            "`mirada queue --dataset NAME --model ID --task match`."
+        )
         return
     counts = runs["status"].value_counts()
     st.caption(
