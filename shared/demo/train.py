@@ -783,48 +783,39 @@ def _num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def run_clip(out_root: Path, minutes: float, max_steps: int, command: str) -> dict[str, Any]:
-    t0 = time.monotonic()
-    model, tokenizer, info = train_clip(minutes, max_steps)
+def _finish_clip(
+    name: str, model: Any, tokenizer: Any, out_root: Path, command: str, info: dict[str, Any]
+) -> dict[str, Any]:
+    """Evaluate on the held-out split, save, verify the reload and write training_info.json."""
     demo = evaluate_clip(model, tokenizer, syn.demo_scenes())
-    log(f"demo-clip held-out: {demo}")
-    out = out_root / "demo-clip"
+    log(f"{name} held-out: {demo}")
+    out = out_root / name
     save_clip(model, tokenizer, out)
     diffs = verify_reload("clip", model, tokenizer, out)
-    info = {
-        "model": "demo-clip",
+    full = {
+        "model": name,
         "command": command,
         "seed": 0,
         "num_params": _num_params(model),
         **info,
-        "wall_seconds": round(time.monotonic() - t0, 1),
         "demo_eval": demo,
         "reload_max_abs_diff": diffs,
         "environment": _environment(),
     }
-    _write_info(out, info)
-    return info
+    _write_info(out, full)
+    return full
+
+
+def run_clip(out_root: Path, minutes: float, max_steps: int, command: str) -> dict[str, Any]:
+    t0 = time.monotonic()
+    model, tokenizer, info = train_clip(minutes, max_steps)
+    info["wall_seconds"] = round(time.monotonic() - t0, 1)
+    return _finish_clip("demo-clip", model, tokenizer, out_root, command, info)
 
 
 def run_clip_random(out_root: Path, command: str) -> dict[str, Any]:
     model, tokenizer = build_clip(seed=0)
-    demo = evaluate_clip(model, tokenizer, syn.demo_scenes())
-    log(f"demo-clip-random held-out: {demo}")
-    out = out_root / "demo-clip-random"
-    save_clip(model, tokenizer, out)
-    diffs = verify_reload("clip", model, tokenizer, out)
-    info = {
-        "model": "demo-clip-random",
-        "command": command,
-        "seed": 0,
-        "num_params": _num_params(model),
-        "steps": 0,
-        "demo_eval": demo,
-        "reload_max_abs_diff": diffs,
-        "environment": _environment(),
-    }
-    _write_info(out, info)
-    return info
+    return _finish_clip("demo-clip-random", model, tokenizer, out_root, command, {"steps": 0})
 
 
 def run_blip(

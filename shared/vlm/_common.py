@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-from shared.vlm._hub import hub_offline, revision_of, unavailable
-from shared.vlm.base import VLMAdapter
+from shared.vlm._hub import hub_offline, resolve_hf_dir, revision_of, unavailable
+from shared.vlm.base import Fingerprint, VLMAdapter
 from shared.vlm.ids import ModelSpec
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -127,3 +127,56 @@ class TorchAdapter(VLMAdapter):
 
     def tokens_in(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in batch.items()}
+
+
+class HFAdapter(TorchAdapter):
+    """An adapter over a transformers model directory: the model, its tokenizer and image
+    processor (all local files only), a picklable image transform, the fingerprint and
+    tokenisation padded to the batch's longest text."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: str,
+        dtype: str,
+        model_class: Any,
+        capabilities: frozenset[str],
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        from transformers import AutoImageProcessor, AutoTokenizer
+
+        path = resolve_hf_dir(spec)
+        model = hf_from_pretrained(spec, model_class.from_pretrained, path)
+        self.tokenizer = hf_from_pretrained(spec, AutoTokenizer.from_pretrained, path)
+        self.processor = hf_from_pretrained(spec, AutoImageProcessor.from_pretrained, path)
+        self._transform = HFImageTransform(self.processor)
+        self._options = dict(options or {})
+        text_config = getattr(model.config, "text_config", None)
+        self._max_len = int(getattr(text_config, "max_position_embeddings", 512))
+        super().__init__(spec, model, device, dtype, capabilities, hf_revision(path, model.config))
+
+    @property
+    def image_transform(self) -> Callable[[Any], torch.Tensor]:
+        return self._transform
+
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(
+            self.model_id,
+            self.family,
+            self.revision,
+            self.dtype,
+            hf_preprocessing(self.processor),
+            self._options,
+        )
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        # Pad to the batch's longest text, not the model maximum: pooling reads the [CLS]/EOS
+        # position, so embeddings are unchanged and short captions run several times faster.
+        batch = self.tokenizer(
+            list(texts),
+            padding="longest",
+            truncation=True,
+            max_length=self._max_len,
+            return_tensors="pt",
+        )
+        return self.tokens_in({k: batch[k] for k in ("input_ids", "attention_mask")})

@@ -2,49 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
-from transformers import AutoImageProcessor, AutoTokenizer, BlipForConditionalGeneration
+from transformers import BlipForConditionalGeneration
 
-from shared.vlm._common import (
-    HFImageTransform,
-    TorchAdapter,
-    hf_from_pretrained,
-    hf_preprocessing,
-    hf_revision,
-)
-from shared.vlm._hub import resolve_hf_dir
-from shared.vlm.base import CAPTION, CaptionOptions, Fingerprint
+from shared.vlm._common import HFAdapter
+from shared.vlm.base import CAPTION, CaptionOptions
 from shared.vlm.ids import ModelSpec
 
 DEFAULT_CAPTION_OPTIONS = CaptionOptions()
 
 
-class BlipCaptionAdapter(TorchAdapter):
+class BlipCaptionAdapter(HFAdapter):
     def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
-        path = resolve_hf_dir(spec)
-        model = hf_from_pretrained(spec, BlipForConditionalGeneration.from_pretrained, path)
-        self.tokenizer = hf_from_pretrained(spec, AutoTokenizer.from_pretrained, path)
-        self.processor = hf_from_pretrained(spec, AutoImageProcessor.from_pretrained, path)
-        self._transform = HFImageTransform(self.processor)
-        caps = frozenset({CAPTION})
-        super().__init__(spec, model, device, dtype, caps, hf_revision(path, model.config))
+        super().__init__(spec, device, dtype, BlipForConditionalGeneration, frozenset({CAPTION}))
         self.model: BlipForConditionalGeneration = self.module  # type: ignore[assignment]
 
     @property
     def embed_dim(self) -> None:
         return None
-
-    @property
-    def image_transform(self) -> Callable[[Any], torch.Tensor]:
-        return self._transform
-
-    def fingerprint(self) -> Fingerprint:
-        return Fingerprint(
-            self.model_id, self.family, self.revision, self.dtype, hf_preprocessing(self.processor)
-        )
 
     @torch.inference_mode()
     def caption_pixels(

@@ -2,62 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import AutoImageProcessor, AutoTokenizer, BlipForImageTextRetrieval
+from transformers import BlipForImageTextRetrieval
 
-from shared.vlm._common import (
-    HFImageTransform,
-    TorchAdapter,
-    hf_from_pretrained,
-    hf_preprocessing,
-    hf_revision,
-    l2_numpy,
-)
-from shared.vlm._hub import resolve_hf_dir
-from shared.vlm.base import EMBED, SCORE_PAIRS, Fingerprint
+from shared.vlm._common import HFAdapter, l2_numpy
+from shared.vlm.base import EMBED, SCORE_PAIRS
 from shared.vlm.ids import ModelSpec
 
 ITM_CHUNK = 128  # image-text pairs per cross-attention forward; bounds activation memory
 
 
-class BlipITMAdapter(TorchAdapter):
+class BlipITMAdapter(HFAdapter):
     def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
-        path = resolve_hf_dir(spec)
-        model = hf_from_pretrained(spec, BlipForImageTextRetrieval.from_pretrained, path)
-        self.tokenizer = hf_from_pretrained(spec, AutoTokenizer.from_pretrained, path)
-        self.processor = hf_from_pretrained(spec, AutoImageProcessor.from_pretrained, path)
-        self._transform = HFImageTransform(self.processor)
         caps = frozenset({EMBED, SCORE_PAIRS})
-        super().__init__(spec, model, device, dtype, caps, hf_revision(path, model.config))
+        super().__init__(spec, device, dtype, BlipForImageTextRetrieval, caps)
         self.model: BlipForImageTextRetrieval = self.module  # type: ignore[assignment]
-        self._max_len = int(model.config.text_config.max_position_embeddings)
 
     @property
     def embed_dim(self) -> int:
         return int(self.model.config.image_text_hidden_size)
-
-    @property
-    def image_transform(self) -> Callable[[Any], torch.Tensor]:
-        return self._transform
-
-    def fingerprint(self) -> Fingerprint:
-        return Fingerprint(
-            self.model_id, self.family, self.revision, self.dtype, hf_preprocessing(self.processor)
-        )
-
-    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(
-            list(texts),
-            padding="longest",
-            truncation=True,
-            max_length=self._max_len,
-            return_tensors="pt",
-        )
-        return self.tokens_in({k: batch[k] for k in ("input_ids", "attention_mask")})
 
     def _vision_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.model.vision_model(pixel_values=self.pixels_in(pixel_values)).last_hidden_state

@@ -7,41 +7,27 @@ unprojected tokens) so old numbers can be compared; it is much worse at retrieva
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import AutoImageProcessor, AutoTokenizer, FlavaModel
+from transformers import FlavaModel
 
-from shared.vlm._common import (
-    HFImageTransform,
-    TorchAdapter,
-    hf_from_pretrained,
-    hf_preprocessing,
-    hf_revision,
-    l2_numpy,
-)
-from shared.vlm._hub import resolve_hf_dir
-from shared.vlm.base import EMBED, Fingerprint
+from shared.vlm._common import HFAdapter, l2_numpy
+from shared.vlm.base import EMBED
 from shared.vlm.errors import ModelIdError
 from shared.vlm.ids import ModelSpec
 
 
-class FlavaAdapter(TorchAdapter):
+class FlavaAdapter(HFAdapter):
     def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
-        path = resolve_hf_dir(spec)
-        model = hf_from_pretrained(spec, FlavaModel.from_pretrained, path)
-        self.tokenizer = hf_from_pretrained(spec, AutoTokenizer.from_pretrained, path)
-        self.processor = hf_from_pretrained(spec, AutoImageProcessor.from_pretrained, path)
-        self._transform = HFImageTransform(self.processor)
         self.pooling = spec.option("pooling")
-        cfg = model.config
+        options = {"pooling": self.pooling}
+        super().__init__(spec, device, dtype, FlavaModel, frozenset({EMBED}), options)
+        self.model: FlavaModel = self.module  # type: ignore[assignment]
+        cfg = self.model.config
         if self.pooling == "mean" and cfg.image_config.hidden_size != cfg.text_config.hidden_size:
             raise ModelIdError(f"{spec.model_id}: pooling=mean needs equal tower widths")
-        super().__init__(spec, model, device, dtype, frozenset({EMBED}), hf_revision(path, cfg))
-        self.model: FlavaModel = self.module  # type: ignore[assignment]
-        self._max_len = int(cfg.text_config.max_position_embeddings)
 
     @property
     def embed_dim(self) -> int:
@@ -49,30 +35,6 @@ class FlavaAdapter(TorchAdapter):
         return int(
             cfg.projection_dim if self.pooling == "projected" else cfg.image_config.hidden_size
         )
-
-    @property
-    def image_transform(self) -> Callable[[Any], torch.Tensor]:
-        return self._transform
-
-    def fingerprint(self) -> Fingerprint:
-        return Fingerprint(
-            self.model_id,
-            self.family,
-            self.revision,
-            self.dtype,
-            hf_preprocessing(self.processor),
-            {"pooling": self.pooling},
-        )
-
-    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(
-            list(texts),
-            padding="longest",
-            truncation=True,
-            max_length=self._max_len,
-            return_tensors="pt",
-        )
-        return self.tokens_in({k: batch[k] for k in ("input_ids", "attention_mask")})
 
     @torch.inference_mode()
     def encode_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from shared.metrics.report import build_caption_report
-
 from shared.datasets import load_items
+from shared.metrics.report import build_caption_report
 from shared.results import RunResults, TimingValue
 from shared.vlm.base import CaptionOptions
 from worker.context import RunContext

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from shared.metrics.report import build_match_report
-from shared.metrics.retrieval import class_prompts, topk_candidates
 
 from shared.datasets import load_items
+from shared.metrics.report import build_match_report
+from shared.metrics.retrieval import class_prompts, topk_candidates
 from shared.results import EmbeddingSet, RunResults
 from shared.vlm.base import SCORE_PAIRS
 from worker.context import RunContext
