@@ -123,3 +123,30 @@ def test_failures_fail_the_run_and_the_worker_keeps_serving(
     assert d["status"] == "failed" and items[3].path.name in d["error"]
     assert d["metrics"] == {}, "a failed run shows no results"
     assert run_detail(cap)["status"] == "failed"  # same corrupt image
+
+
+def test_zeroshot_templates_flow_from_cli_to_prompts(
+    dataset: int, models: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.cli import main
+
+    base = ["queue", "--dataset", "tiny-demo", "--model", models["clip"], "--task", "match"]
+    assert main([*base, "--template", "no placeholder"]) == 2
+    assert "exactly one {}" in capsys.readouterr().err
+    assert main([*base, "--template", "a {} shape", "--json"]) == 0
+    (run_id,) = __import__("json").loads(capsys.readouterr().out)
+    assert _work() == 1
+    detail = run_detail(run_id)
+    assert detail["options"]["zeroshot_templates"] == ["a {} shape"]
+    assert "zeroshot_accuracy" in detail["metrics"]
+    # the prompts really came from the template: their embeddings are in the cache
+    from sqlalchemy import select
+
+    from shared.db import read_session
+    from shared.db.models import EmbeddingCache
+    from shared.embedding_cache import text_hash
+
+    with read_session() as s:
+        cached = set(s.scalars(select(EmbeddingCache.content_sha256)).all())
+    assert text_hash("a circle shape") in cached
+    assert text_hash("a photo of a circle shape.") not in cached

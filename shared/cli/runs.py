@@ -6,6 +6,7 @@ import argparse
 
 from shared.cli import arg, command, print_json
 from shared.cli.table import format_table
+from shared.errors import MiradaError
 
 
 def _batch_sizes(raw: str) -> list[int]:
@@ -49,6 +50,13 @@ def _batch_sizes(raw: str) -> list[int]:
     ),
     arg("--requires", metavar="LABEL", help="only a worker started with --label LABEL runs it"),
     arg("--no-cache", action="store_true", help="recompute embeddings even when cached"),
+    arg(
+        "--template",
+        action="append",
+        metavar="TEXT",
+        help='match: zero-shot prompt template with {} for the category, e.g. "a photo of {}." '
+        "(repeatable; averaged per class; default: a few photo templates)",
+    ),
     arg("--max-attempts", type=int, default=3, help="re-queues after a lost worker (default 3)"),
     arg("--json", action="store_true", help="print the run ids as a JSON list"),
 )
@@ -65,6 +73,13 @@ def queue_cmd(args: argparse.Namespace) -> int:
         options["batch_sizes"] = args.batch_sizes
     if args.no_cache:
         options["no_cache"] = True
+    if args.template:
+        bad = [t for t in args.template if t.count("{}") != 1]
+        if bad:
+            raise MiradaError(
+                f"--template needs exactly one {{}} for the category name: {bad[0]!r}"
+            )
+        options["zeroshot_templates"] = args.template
     ids = [
         enqueue(
             dataset.id,

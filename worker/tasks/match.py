@@ -53,7 +53,8 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
 
     class_emb = None
     if len(known) >= 2:
-        prompts = class_prompts(known)
+        templates = ctx.run.options.get("zeroshot_templates")
+        prompts = class_prompts(known, templates) if templates else class_prompts(known)
         flat = [p for group in prompts for p in group]
         flat_emb = embed_texts(model, ctx, flat, None, EmbedStats(), key)
         class_emb = flat_emb.reshape(len(known), len(prompts[0]), -1)
