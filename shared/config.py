@@ -27,6 +27,7 @@ class Settings:
     max_csv_rows: int
     heartbeat_seconds: int
     stale_after_seconds: int
+    images_in_database: bool
 
     @property
     def images_dir(self) -> Path:
@@ -54,4 +55,18 @@ def get_settings() -> Settings:
         max_csv_rows=_int_env("MIRADA_MAX_CSV_ROWS", 1_000_000),
         heartbeat_seconds=_int_env("MIRADA_HEARTBEAT_SECONDS", 10),
         stale_after_seconds=_int_env("MIRADA_STALE_AFTER_SECONDS", 60),
+        images_in_database=_images_in_database(url),
     )
+
+
+def _images_in_database(url: str) -> bool:
+    """auto (default): keep image bytes in the database unless it is the embedded SQLite
+    file, whose machine already has the files."""
+    raw = (os.environ.get("MIRADA_IMAGES_IN_DATABASE") or "auto").strip().lower()
+    if raw == "auto":
+        return not url.startswith("sqlite")
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"MIRADA_IMAGES_IN_DATABASE={raw!r}: use auto, true or false")

@@ -17,6 +17,8 @@ from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.config import get_settings
+from shared.datasets.blobs import store_blobs
 from shared.datasets.paths import image_path, thumbnail_path
 from shared.datasets.problems import fatal
 from shared.db import write_session
@@ -82,6 +84,18 @@ def save_dataset(
             s.add(dataset)
             s.flush()
             _insert_images(s, images)
+            if get_settings().images_in_database:
+                store_blobs(
+                    s,
+                    [
+                        (im.sha256, kind, path)
+                        for im in images
+                        for kind, path in (
+                            ("image", staged_image(staging, im.sha256, im.ext)),
+                            ("thumb", staged_thumbnail(staging, im.sha256)),
+                        )
+                    ],
+                )
             _insert_items(s, dataset.id, items)
             placed = _place_files(staging, images)
             dataset_id = dataset.id

@@ -118,6 +118,22 @@ class Image(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ImageBlob(Base):
+    """The stored bytes of an image (kind "image") or its thumbnail (kind "thumb").
+
+    Kept when the database is shared (PostgreSQL), so a worker or dashboard on another machine
+    fetches the images it lacks instead of needing the importing machine's disk.
+    """
+
+    __tablename__ = "image_blobs"
+
+    sha256: Mapped[str] = mapped_column(
+        ForeignKey("images.sha256", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    data: Mapped[bytes]
+
+
 class Item(Base):
     """One image as it appears in one dataset."""
 

@@ -176,6 +176,7 @@ def dataset_gallery(
     by_item: dict[int, list[str]] = {}
     for item_id, text in caps:
         by_item.setdefault(item_id, []).append(text)
+    _fetch_missing([(r[3], r[4]) for r in rows], thumbnails=True)
     return pd.DataFrame(
         [
             {
@@ -190,6 +191,18 @@ def dataset_gallery(
         ],
         columns=["item_id", "filename", "category", "sha256", "ext", "captions"],
     )
+
+
+def _fetch_missing(images: list[tuple[str, str]], *, thumbnails: bool) -> None:
+    """On a machine that did not import the dataset, fetch its files from the shared database;
+    a file that is nowhere is shown as missing by the page."""
+    from shared.datasets.blobs import ensure_local
+    from shared.errors import MiradaError
+
+    try:
+        ensure_local(images, thumbnails=thumbnails)
+    except MiradaError:
+        pass
 
 
 def category_counts(dataset_id: int) -> pd.DataFrame:
@@ -700,6 +713,7 @@ def item_drilldown(run_id: int, item_id: int) -> dict[str, Any] | None:
         ).first()
         if row is None:
             return None
+        _fetch_missing([(row[3], row[4])], thumbnails=False)
         true_caps = s.execute(
             select(Caption.id, Caption.text)
             .where(Caption.item_id == item_id)

@@ -13,13 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from shared.datasets import load_items
 from shared.results import MetricValue, RunResults, TimingValue
 from shared.vlm.base import CAPTION, EMBED, VLMAdapter
 from worker.context import RunContext
 from worker.model import LazyModel
 from worker.tasks.caption import caption_options
-from worker.tasks.common import Progress, TaskOutput, load_timing
+from worker.tasks.common import Progress, TaskOutput, dataset_items, load_timing
 
 WARMUP_BATCHES = 2
 TIMED_BATCHES = 5
@@ -68,9 +67,7 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
     import torch
     from PIL import Image
 
-    items = load_items(ctx.run.dataset_id)
-    if not items:
-        raise ValueError(f"dataset {ctx.run.dataset_id} has no images")
+    items = dataset_items(ctx)
     adapter = model.get()
     opts = ctx.run.options
     batch_sizes = [int(b) for b in opts.get("batch_sizes") or [ctx.run.batch_size]]

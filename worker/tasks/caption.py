@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 
-from shared.datasets import load_items
 from shared.metrics.report import build_caption_report
 from shared.results import RunResults, TimingValue
 from shared.vlm.base import CaptionOptions
 from worker.context import RunContext
 from worker.data import image_batches
 from worker.model import LazyModel
-from worker.tasks.common import Progress, TaskOutput, load_timing
+from worker.tasks.common import Progress, TaskOutput, dataset_items, load_timing
 
 
 def caption_options(options: dict) -> CaptionOptions:
@@ -24,9 +23,7 @@ def caption_options(options: dict) -> CaptionOptions:
 
 
 def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
-    items = load_items(ctx.run.dataset_id)
-    if not items:
-        raise ValueError(f"dataset {ctx.run.dataset_id} has no images")
+    items = dataset_items(ctx)
     adapter = model.get()
     opts = caption_options(ctx.run.options)
     progress = Progress(ctx, total=len(items))

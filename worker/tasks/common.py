@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from shared import embedding_cache
+from shared.datasets import ItemRecord, load_items
+from shared.datasets.blobs import ensure_local
 from shared.results import RunResults, TimingValue
 from worker.context import RunContext
 from worker.data import image_batches
@@ -43,6 +45,15 @@ class EmbedStats:
     cached: int = 0
     seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+
+
+def dataset_items(ctx: RunContext) -> list[ItemRecord]:
+    """The run's images and captions, with every image file present on this machine."""
+    items = load_items(ctx.run.dataset_id)
+    if not items:
+        raise ValueError(f"dataset {ctx.run.dataset_id} has no images")
+    ensure_local([(it.sha256, it.path.suffix.lstrip(".")) for it in items])
+    return items
 
 
 def model_cache_key(model: LazyModel, ctx: RunContext) -> str | None:

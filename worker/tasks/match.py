@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.datasets import load_items
 from shared.metrics.report import build_match_report
 from shared.metrics.retrieval import class_prompts, topk_candidates
 from shared.results import EmbeddingSet, RunResults
@@ -16,6 +15,7 @@ from worker.tasks.common import (
     EmbedStats,
     Progress,
     TaskOutput,
+    dataset_items,
     embed_images,
     embed_texts,
     load_timing,
@@ -27,9 +27,7 @@ RERANK_K = 16
 
 
 def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
-    items = load_items(ctx.run.dataset_id)
-    if not items:
-        raise ValueError(f"dataset {ctx.run.dataset_id} has no images")
+    items = dataset_items(ctx)
     caption_ids = [cid for it in items for cid, _ in it.captions]
     texts = [text for it in items for _, text in it.captions]
     caption_image = np.array([i for i, it in enumerate(items) for _ in it.captions], dtype=np.int64)
