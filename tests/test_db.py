@@ -42,3 +42,28 @@ def test_sqlite_pragmas(mirada_home) -> None:  # type: ignore[no-untyped-def]
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+
+
+def test_upgrade_from_the_first_schema_keeps_data(db_url: str) -> None:
+    """An existing database created by revision 0001 upgrades in place at start-up."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from shared.db.engine import dispose_engines, get_engine
+    from shared.db.migrate import alembic_config
+
+    old = get_engine(db_url, migrate=False)
+    command.upgrade(alembic_config(old), "0001")
+    assert "image_blobs" not in inspect(old).get_table_names()
+    with old.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO datasets (name, source_format, created) "
+                "VALUES ('kept', 'csv', CURRENT_TIMESTAMP)"
+            )
+        )
+    dispose_engines()
+    new = get_engine(db_url)  # start-up migrates to head
+    assert "image_blobs" in inspect(new).get_table_names()
+    with read_session(new) as s:
+        assert s.scalars(select(Dataset.name)).all() == ["kept"]
