@@ -130,6 +130,17 @@ def test_zip_with_top_level_folder(mirada_home: Path, tmp_path: Path) -> None:
     assert load_items(report.id)[0].filename == "images/china.jpg"
 
 
+def test_source_is_the_path_or_the_given_label(mirada_home: Path, tmp_path: Path) -> None:
+    from shared.db.models import Dataset
+
+    folder = seed_study(tmp_path / "study")
+    plain = import_dataset(folder, name="plain")
+    labelled = import_dataset(folder, name="labelled", source_label="upload: study.zip")
+    with read_session() as s:
+        assert s.get(Dataset, plain.id).source_path == str(folder.resolve())  # type: ignore[union-attr]
+        assert s.get(Dataset, labelled.id).source_path == "upload: study.zip"  # type: ignore[union-attr]
+
+
 def test_single_annotation_file_path(mirada_home: Path, tmp_path: Path) -> None:
     src = seed_study(tmp_path / "study")
     (src / "other.csv").write_bytes(csv_bytes([("images/red.png", "red")]))

@@ -74,7 +74,8 @@ def _run_import(files: list, name: str | None, lenient: bool) -> None:
     folder = path if path.is_dir() else path.parent
     try:
         with st.spinner("Importing…"):
-            report = import_dataset(path, name=name, lenient=lenient)
+            label = "upload: " + ", ".join(sorted(f.name for f in files))[:200]
+            report = import_dataset(path, name=name, lenient=lenient, source_label=label)
     except DatasetImportError as exc:
         st.error(
             f"Nothing was imported: {exc.total} problem(s) found"

@@ -59,8 +59,12 @@ def import_dataset(
     fmt: str = "auto",
     split: str | None = None,
     lenient: bool = False,
+    source_label: str | None = None,
 ) -> ImportReport:
     """Import a folder, a .zip, or one annotation file (its folder is the dataset).
+
+    `source_label` is recorded as the dataset's source instead of `path` (uploads are saved
+    to a temporary folder whose path means nothing later).
 
     Raises DatasetImportError listing every problem found (up to 50); with `lenient`, bad
     rows and images are skipped instead and listed in `ImportReport.skipped`.
@@ -91,7 +95,7 @@ def import_dataset(
             dataset_id = store.save_dataset(
                 name=name,
                 source_format=parsed.format,
-                source_path=str(src.resolve()),
+                source_path=source_label or str(src.resolve()),
                 images=images,
                 items=items,
                 staging=staging,
