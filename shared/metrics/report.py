@@ -343,17 +343,10 @@ def compare_match_runs(
     (items in both runs only): exact McNemar p, paired-bootstrap CI, in points (A - B)."""
     _, av, bv, only_a, only_b = _align(a_correct, b_correct)
     out = stats.compare_runs(
-        av,
-        bv,
-        metric=metric,
-        a_label=a_label,
-        b_label=b_label,
-        binary=True,
-        n_resamples=n_resamples,
-        seed=seed,
-    )
-    out.update(only_a=only_a, only_b=only_b)
-    return out
+        av, bv, metric=metric, a_label=a_label, b_label=b_label, binary=True,
+        n_resamples=n_resamples, seed=seed,
+    )  # fmt: skip
+    return {**out, "only_a": only_a, "only_b": only_b}
 
 
 def compare_caption_runs(
@@ -372,17 +365,10 @@ def compare_caption_runs(
     if not (np.isfinite(av).all() and np.isfinite(bv).all()):
         raise MiradaError(f"per-image {metric} scores are missing for some items")
     out = stats.compare_runs(
-        av,
-        bv,
-        metric=metric,
-        a_label=a_label,
-        b_label=b_label,
-        binary=False,
-        n_resamples=n_resamples,
-        seed=seed,
-    )
-    out.update(only_a=only_a, only_b=only_b)
-    return out
+        av, bv, metric=metric, a_label=a_label, b_label=b_label, binary=False,
+        n_resamples=n_resamples, seed=seed,
+    )  # fmt: skip
+    return {**out, "only_a": only_a, "only_b": only_b}
 
 
 compare = compare_match_runs
