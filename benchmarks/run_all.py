@@ -225,6 +225,9 @@ def write_doc(results: dict[str, dict[str, Any]]) -> str:
         "|---|---|---|---|---|",
     ]
     lines += [f"| {' | '.join(row)} |" for row in table_rows(results)]
+    notes = HERE / "NOTES.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
     errors = {k: v["error"] for k, v in results.items() if "error" in v}
     if errors:
         lines += ["", "## Scripts that failed", ""]
