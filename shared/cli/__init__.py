@@ -24,7 +24,6 @@ COMMAND_MODULES = (
     "shared.cli.runs",
     "shared.cli.captions",
     "shared.cli.demo",
-    "shared.cli.quickstart",
 )
 
 

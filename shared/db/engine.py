@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -110,8 +110,3 @@ def write_session(engine: Engine | None = None) -> Iterator[Session]:
     bound = engine.execution_options(sqlite_immediate=True)
     with sessionmaker(bound, expire_on_commit=False)() as session, session.begin():
         yield session
-
-
-def ping(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,6 @@ class EmbedStats:
     computed: int = 0
     cached: int = 0
     seconds: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def dataset_items(ctx: RunContext) -> list[ItemRecord]:
@@ -166,6 +165,3 @@ def load_timing(model: LazyModel) -> list[TimingValue]:
     if model.load_seconds is None:
         return []
     return [TimingValue("load_s", model.load_seconds, "s")]
-
-
-Callback = Callable[[int], None]
