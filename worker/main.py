@@ -65,8 +65,14 @@ class WorkerLoop:
         beat.start()
         self._install_signals()
         try:
+            sweep_every = get_settings().heartbeat_seconds
+            next_sweep = 0.0
             while not self.stop_event.is_set():
-                queue.requeue_stale()
+                # Looking for lost workers takes the write lock; once per heartbeat interval
+                # is enough (a worker counts as lost only after MIRADA_STALE_AFTER_SECONDS).
+                if time.monotonic() >= next_sweep:
+                    queue.requeue_stale()
+                    next_sweep = time.monotonic() + sweep_every
                 claimed = queue.claim_next(self.worker_id, devices, self.labels)
                 if claimed is None:
                     if self.burst:
