@@ -318,15 +318,19 @@ def build_caption_report(
     return report
 
 
-def _align(
-    a: Mapping[int, Any], b: Mapping[int, Any]
-) -> tuple[list[int], np.ndarray, np.ndarray, int, int]:
+def _paired(
+    a: Mapping[int, Any], b: Mapping[int, Any], *, binary: bool, metric: str, **kw: Any
+) -> dict[str, Any]:
+    """Align two runs' per-item values by item id (items in both only) and compare them."""
     common = sorted(set(a) & set(b))
     if not common:
         raise MiradaError("the two runs share no items; compare runs on the same dataset")
     av = np.array([np.nan if a[i] is None else a[i] for i in common], dtype=np.float64)
     bv = np.array([np.nan if b[i] is None else b[i] for i in common], dtype=np.float64)
-    return common, av, bv, len(set(a) - set(b)), len(set(b) - set(a))
+    if not binary and not (np.isfinite(av).all() and np.isfinite(bv).all()):
+        raise MiradaError(f"per-image {metric} scores are missing for some items")
+    out = stats.compare_runs(av, bv, metric=metric, binary=binary, **kw)
+    return {**out, "only_a": len(set(a) - set(b)), "only_b": len(set(b) - set(a))}
 
 
 def compare_match_runs(
@@ -341,12 +345,10 @@ def compare_match_runs(
 ) -> dict[str, Any]:
     """Pairwise significance of two match runs from per-item correctness keyed by item id
     (items in both runs only): exact McNemar p, paired-bootstrap CI, in points (A - B)."""
-    _, av, bv, only_a, only_b = _align(a_correct, b_correct)
-    out = stats.compare_runs(
-        av, bv, metric=metric, a_label=a_label, b_label=b_label, binary=True,
+    return _paired(
+        a_correct, b_correct, binary=True, metric=metric, a_label=a_label, b_label=b_label,
         n_resamples=n_resamples, seed=seed,
     )  # fmt: skip
-    return {**out, "only_a": only_a, "only_b": only_b}
 
 
 def compare_caption_runs(
@@ -361,14 +363,10 @@ def compare_caption_runs(
 ) -> dict[str, Any]:
     """Pairwise comparison of per-image caption scores keyed by item id (paired bootstrap of
     the mean per-image score, A - B, in the metric's units)."""
-    _, av, bv, only_a, only_b = _align(a_scores, b_scores)
-    if not (np.isfinite(av).all() and np.isfinite(bv).all()):
-        raise MiradaError(f"per-image {metric} scores are missing for some items")
-    out = stats.compare_runs(
-        av, bv, metric=metric, a_label=a_label, b_label=b_label, binary=False,
+    return _paired(
+        a_scores, b_scores, binary=False, metric=metric, a_label=a_label, b_label=b_label,
         n_resamples=n_resamples, seed=seed,
     )  # fmt: skip
-    return {**out, "only_a": only_a, "only_b": only_b}
 
 
 compare = compare_match_runs
