@@ -129,10 +129,16 @@ def fmt_ci(low: float | None, high: float | None, kind: str = "share") -> str:
     return f"95% CI [{low:.3f}, {high:.3f}]"
 
 
-def pick_run(label: str, runs: pd.DataFrame, key: str, *, param: str = "run") -> int | None:
-    """A run picker (newest first) that also honours ?run=ID in the URL."""
+def pick_finished_run(
+    task: str, label: str, key: str, empty_hint: str, *, param: str = "run"
+) -> tuple[int, dict[str, Any]]:
+    """A picker over the finished runs of `task` (newest first, honours ?run=ID in the URL).
+
+    Stops the page with `empty_hint` when there is none. Returns (run id, run_info)."""
+    runs = query("finished_runs", task=task)
     if runs.empty:
-        return None
+        st.info(empty_hint)
+        st.stop()
     ids = runs["id"].astype(int).tolist()
     labels = dict(zip(ids, runs["label"], strict=True))
     wanted = st.query_params.get(param)
@@ -140,6 +146,7 @@ def pick_run(label: str, runs: pd.DataFrame, key: str, *, param: str = "run") ->
     if wanted is not None and wanted.isdigit() and int(wanted) in ids:
         index = ids.index(int(wanted))
     chosen = st.selectbox(label, ids, index=index, format_func=lambda i: labels[i], key=key)
-    if chosen is not None:
-        st.query_params[param] = str(chosen)
-    return chosen
+    if chosen is None:
+        st.stop()
+    st.query_params[param] = str(chosen)
+    return int(chosen), query("run_info", chosen)

@@ -10,20 +10,14 @@ from dashboard import charts, data
 st.title("Captions")
 data.ensure_database()
 
-runs = data.query("finished_runs", task="caption")
-if runs.empty:
-    st.info(
-        "**No finished caption runs yet.** Queue one with a captioning model, e.g. "
-        "`mirada queue --dataset NAME --model blip-caption:mirada/demo-blip --task caption`, "
-        "and start "
-        "`mirada worker`."
-    )
-    st.stop()
-
-run_id = data.pick_run("Caption run", runs, "captions_run")
-if run_id is None:
-    st.stop()
-info = data.query("run_info", run_id)
+run_id, info = data.pick_finished_run(
+    "caption",
+    "Caption run",
+    "captions_run",
+    "**No finished caption runs yet.** Queue one with a captioning model, e.g. "
+    "`mirada queue --dataset NAME --model blip-caption:mirada/demo-blip --task caption`, "
+    "and start `mirada worker`.",
+)
 st.caption(f"**{info['model']}** on **{info['dataset']}** · finished {info['finished_at']}")
 
 st.subheader("Corpus metrics")

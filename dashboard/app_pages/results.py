@@ -13,20 +13,14 @@ DRILL_TABLE_ROWS = 200
 st.title("Results")
 data.ensure_database()
 
-runs = data.query("finished_runs", task="match")
-if runs.empty:
-    st.info(
-        "**No finished match runs yet.** Queue one on the Runs page (or "
-        "`mirada queue --dataset NAME --model ID --task match`) and start a worker with "
-        "`mirada worker`. Caption runs are shown "
-        "on the Captions page."
-    )
-    st.stop()
-
-run_id = data.pick_run("Run", runs, "results_run")
-if run_id is None:
-    st.stop()
-info = data.query("run_info", run_id)
+run_id, info = data.pick_finished_run(
+    "match",
+    "Run",
+    "results_run",
+    "**No finished match runs yet.** Queue one on the Runs page (or "
+    "`mirada queue --dataset NAME --model ID --task match`) and start a worker with "
+    "`mirada worker`. Caption runs are shown on the Captions page.",
+)
 st.caption(
     f"**{info['model']}** on **{info['dataset']}** · device {info['device']} · {info['dtype']} · "
     f"batch {info['batch_size']} · finished {info['finished_at']}"
