@@ -25,9 +25,9 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 WORKDIR /app
 
 # Dependencies first, from pyproject alone, so editing the code does not reinstall torch.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 RUN mkdir -p shared worker dashboard \
-    && touch shared/__init__.py worker/__init__.py \
+    && touch shared/__init__.py worker/__init__.py dashboard/__init__.py \
     && pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} ".[postgres]" \
     && pip uninstall -y mirada \
     && rm -rf shared worker dashboard build *.egg-info

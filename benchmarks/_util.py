@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 @contextmanager
 def temp_home(database_url: str | None = None) -> Iterator[Path]:
     """A throwaway MIRADA_HOME (and database) for one benchmark."""
-    from shared.db import dispose_engines
+    from mirada.db import dispose_engines
 
     with tempfile.TemporaryDirectory(prefix="mirada-bench-") as tmp:
         old = {k: os.environ.get(k) for k in ("MIRADA_HOME", "MIRADA_DATABASE_URL")}
@@ -40,22 +40,22 @@ def temp_home(database_url: str | None = None) -> Iterator[Path]:
 
 
 def import_synthetic(home: Path, n: int, split: str = "train") -> int:
-    from shared.datasets import import_dataset
-    from shared.demo.synthetic import write_demo_dataset
+    from mirada.datasets import import_dataset
+    from mirada.demo.synthetic import write_demo_dataset
 
     src = write_demo_dataset(home / f"src-{split}-{n}", split=split, n=n)
     return import_dataset(src, name=f"bench-{split}-{n}").id
 
 
 def run_worker_once() -> None:
-    from worker.main import WorkerLoop
+    from mirada.worker.main import WorkerLoop
 
     WorkerLoop(name="bench", burst=True, show_progress=False).serve()
 
 
 def run_seconds(run_id: int) -> float:
-    from shared.db import read_session
-    from shared.db.models import Run
+    from mirada.db import read_session
+    from mirada.db.models import Run
 
     with read_session() as s:
         run = s.get(Run, run_id)
@@ -64,7 +64,7 @@ def run_seconds(run_id: int) -> float:
 
 
 def timing(run_id: int, name: str) -> float | None:
-    from shared.queries.runs import run_detail
+    from mirada.queries.runs import run_detail
 
     for t in run_detail(run_id, with_captions=False)["timings"]:
         if t["name"] == name:

@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.metrics import report, stats
+from mirada.metrics import report, stats
 
 
 def main(n: int = 5000, per: int = 5, n_resamples: int = 1000) -> None:

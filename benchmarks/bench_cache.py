@@ -36,7 +36,7 @@ def save_vit_b_32(directory: Path) -> str:
 
 
 def measure(model_id: str | None, n: int) -> dict:
-    from shared import queue
+    from mirada import queue
 
     with temp_home() as home:
         if model_id is None:

@@ -60,7 +60,7 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from shared.vlm.registry import load_adapter
+    from mirada.vlm.registry import load_adapter
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

@@ -20,7 +20,7 @@ def raw_forward_seconds(model_id: str, paths: list, texts: list[str], batch: int
     import torch
     from PIL import Image
 
-    from shared.vlm.registry import load_adapter
+    from mirada.vlm.registry import load_adapter
 
     adapter = load_adapter(model_id, device="cpu")
     transform = adapter.image_transform
@@ -28,7 +28,7 @@ def raw_forward_seconds(model_id: str, paths: list, texts: list[str], batch: int
     module = adapter.model if hasattr(adapter, "model") else adapter.module
     is_open_clip = model_id.startswith("open-clip:")
     if is_open_clip:
-        from shared.vlm.open_clip_family import _trimmed_encode_text, trim_tokens
+        from mirada.vlm.open_clip_family import _trimmed_encode_text, trim_tokens
 
         # Same trimming as the adapter (to the batch's longest sequence): the raw side gets
         # the same speed-up, so the ratio measures only Mirada's overhead.
@@ -56,8 +56,8 @@ def raw_forward_seconds(model_id: str, paths: list, texts: list[str], batch: int
 
 
 def measure(model_id: str, n: int, batch: int) -> dict:
-    from shared import queue
-    from shared.datasets import load_items
+    from mirada import queue
+    from mirada.datasets import load_items
 
     with temp_home() as home:
         ds = import_synthetic(home, n)

@@ -46,9 +46,9 @@ def _drop(schema: str) -> None:
 
 
 def measure(backend: str, url: str | None, jobs: int, workers: int) -> dict:
-    from shared import queue
-    from shared.db import write_session
-    from shared.db.models import Dataset
+    from mirada import queue
+    from mirada.db import write_session
+    from mirada.db.models import Dataset
 
     with temp_home(url) as home:
         with write_session() as s:
@@ -84,8 +84,8 @@ def measure(backend: str, url: str | None, jobs: int, workers: int) -> dict:
         # Jobs/s from the first claim to the last finish: process start-up is not queue work.
         from sqlalchemy import func, select
 
-        from shared.db import read_session
-        from shared.db.models import Run
+        from mirada.db import read_session
+        from mirada.db.models import Run
 
         with read_session() as s:
             first, last = s.execute(

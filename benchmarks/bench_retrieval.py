@@ -35,7 +35,7 @@ def make_data(n: int, per: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def dense(img: np.ndarray, txt: np.ndarray, ci: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Full N x M matrix; same definitions (pessimistic ties) as shared.metrics.retrieval."""
+    """Full N x M matrix; same definitions (pessimistic ties) as mirada.metrics.retrieval."""
     s = img @ txt.T
     n = img.shape[0]
     own = np.zeros_like(s, dtype=bool)
@@ -53,7 +53,7 @@ def dense(img: np.ndarray, txt: np.ndarray, ci: np.ndarray, k: int) -> dict[str,
 
 
 def child(method: str, n: int, per: int, dim: int, out: str) -> None:
-    from shared.metrics import retrieval
+    from mirada.metrics import retrieval
 
     img, txt, ci = make_data(n, per, dim)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

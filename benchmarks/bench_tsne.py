@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.metrics import projection
+from mirada.metrics import projection
 
 
 def main() -> None:

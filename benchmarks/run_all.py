@@ -202,7 +202,7 @@ def table_rows(r: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
 
 
 def machine() -> str:
-    from shared.hardware import collect_profile
+    from mirada.hardware import collect_profile
 
     p = collect_profile()
     gpu = p["gpu_name"] or "no GPU"

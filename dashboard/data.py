@@ -1,6 +1,6 @@
 """Cached access to the read models for the pages.
 
-Queries live in `shared.queries.dashboard` (tested without Streamlit); this module only
+Queries live in `mirada.queries.dashboard` (tested without Streamlit); this module only
 caches them: `st.cache_resource` for the engine, `st.cache_data(ttl=...)` for query results,
 keyed by the database URL so pointing MIRADA_HOME elsewhere never serves stale results.
 """
@@ -13,10 +13,10 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from shared import projections
-from shared.config import get_settings
-from shared.db import get_engine
-from shared.queries import dashboard as q
+from mirada import projections
+from mirada.config import get_settings
+from mirada.db import get_engine
+from mirada.queries import dashboard as q
 
 RESULTS_TTL = 300  # finished runs do not change
 LIVE_TTL = 2  # run status and progress
@@ -54,7 +54,7 @@ def _live(url: str, name: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def query(name: str, *args: Any, **kwargs: Any) -> Any:
-    """A cached call of `shared.queries.dashboard.<name>(*args, **kwargs)`."""
+    """A cached call of `mirada.queries.dashboard.<name>(*args, **kwargs)`."""
     return _query(db_url(), name, *args, **kwargs)
 
 

@@ -1,5 +1,5 @@
 import sys
 
-from shared.cli import main
+from mirada.cli import main
 
 sys.exit(main())

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import get_settings
+from mirada.config import get_settings
 
 DEMO_DATASET = "mirada-demo"
 CLIP = "hf-clip:mirada/demo-clip"
@@ -42,13 +42,13 @@ def log(message: str) -> None:
 
 def ensure_dataset() -> int:
     """Import the demo split once; later calls find it by name."""
-    from shared.datasets import import_dataset, list_datasets
+    from mirada.datasets import import_dataset, list_datasets
 
     for ds in list_datasets():
         if ds.name == DEMO_DATASET:
             log(f"reusing dataset {DEMO_DATASET!r} ({ds.images} images, {ds.captions} captions)")
             return ds.id
-    from shared.demo.synthetic import write_demo_dataset
+    from mirada.demo.synthetic import write_demo_dataset
 
     src = get_settings().home / "demo-source"
     write_demo_dataset(src, split="demo")
@@ -62,8 +62,8 @@ def ensure_dataset() -> int:
 
 def ensure_runs(dataset_id: int) -> list[int]:
     """Queue the demo runs that are missing; retry failed ones; keep the rest."""
-    from shared.queries.runs import list_runs
-    from shared.queue import enqueue, retry_run
+    from mirada.queries.runs import list_runs
+    from mirada.queue import enqueue, retry_run
 
     existing: dict[tuple[str, str], dict[str, Any]] = {}
     for run in reversed(list_runs(dataset_id=dataset_id)):  # oldest first; newest wins
@@ -85,7 +85,7 @@ def ensure_runs(dataset_id: int) -> list[int]:
 
 def summary_rows(run_ids: list[int]) -> list[dict[str, Any]]:
     """One row per model: top-1 with CI, BLEU-4, METEOR, images/s."""
-    from shared.queries.runs import run_detail
+    from mirada.queries.runs import run_detail
 
     rows: dict[str, dict[str, Any]] = {}
     for run_id in run_ids:
@@ -128,7 +128,7 @@ def _with_ci(metrics: dict[str, Any], name: str) -> str:
 
 
 def print_summary(run_ids: list[int]) -> None:
-    from shared.cli.table import format_table
+    from mirada.cli.table import format_table
 
     rows = summary_rows(run_ids)
     print(format_table(rows, ("model", "top-1", "BLEU-4", "METEOR", "images/s", "note"), width=70))
@@ -139,8 +139,8 @@ def print_summary(run_ids: list[int]) -> None:
 
 
 def run_demo(*, dashboard: bool, host: str, port: int) -> int:
-    from shared.queries.runs import list_runs
-    from worker.main import WorkerLoop
+    from mirada.queries.runs import list_runs
+    from mirada.worker.main import WorkerLoop
 
     dataset_id = ensure_dataset()
     run_ids = ensure_runs(dataset_id)
@@ -165,7 +165,7 @@ def run_demo(*, dashboard: bool, host: str, port: int) -> int:
                     [
                         sys.executable,
                         "-m",
-                        "shared",
+                        "mirada",
                         "worker",
                         "--name",
                         "demo-worker",
@@ -173,7 +173,7 @@ def run_demo(*, dashboard: bool, host: str, port: int) -> int:
                     ],
                 )
             )
-        from shared.cli.demo import dashboard_app_path, streamlit_command
+        from mirada.cli.demo import dashboard_app_path, streamlit_command
 
         procs.append(subprocess.Popen(streamlit_command(dashboard_app_path(), host, port)))
         print(

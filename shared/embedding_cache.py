@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from shared.db import read_session, write_session
-from shared.db.models import EmbeddingCache
+from mirada.db import read_session, write_session
+from mirada.db.models import EmbeddingCache
 
 _CHUNK = 500  # stay well under SQLite's bound-parameter limit
 

@@ -9,7 +9,7 @@ Export dict (JSON is exactly this):
   options, worker, attempts, created/started_at/finished_at.
 - "dataset": id, name, n_images, n_captions.
 - "model_fingerprint" (as the adapter reported it) and "fingerprint_sha256" (short id of it).
-- "hardware": the worker machine (see shared.queries.runs.hardware_dict).
+- "hardware": the worker machine (see mirada.queries.runs.hardware_dict).
 - "metrics": {name: {value, ci_low, ci_high, unavailable}} for the whole dataset.
 - "per_category": {category: {n_images, metrics: {name: {...}}}}.
 - "timings": [{name, value, unit, batch_size}].
@@ -32,9 +32,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shared import __version__
-from shared.db import read_session
-from shared.db.models import (
+from mirada import __version__
+from mirada.db import read_session
+from mirada.db.models import (
     Caption,
     GeneratedCaption,
     Item,
@@ -43,8 +43,8 @@ from shared.db.models import (
     Run,
     RunStatus,
 )
-from shared.errors import MiradaError
-from shared.queries.runs import run_detail
+from mirada.errors import MiradaError
+from mirada.queries.runs import run_detail
 
 FORMATS = ("csv", "json", "markdown")
 CSV_TABLES = ("items", "metrics", "timings", "setup")

@@ -1,7 +1,7 @@
 """2-D projections of a run's stored embeddings for the dashboard, computed once and stored.
 
 `get_projection(run_id, method, kind)` reads the RunArtifact "projection:<method>:<kind>"
-(npy float32 [n, 2]) or computes it with `shared.metrics.projection.project` and stores it
+(npy float32 [n, 2]) or computes it with `mirada.metrics.projection.project` and stores it
 through `store_projection`, the only writer here. kind is "image", "text" or "joint" (image
 rows, then text rows). t-SNE on more than MAX_TSNE_POINTS rows uses a deterministic subsample
 (`subsample_index(total, MAX_TSNE_POINTS)`, seed 0, sorted); the artifact's content type records
@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
 
-from shared.db import read_session, write_session
-from shared.db.models import RunArtifact, RunEmbedding
-from shared.errors import MiradaError
-from shared.queries.dashboard import load_embeddings
+from mirada.db import read_session, write_session
+from mirada.db.models import RunArtifact, RunEmbedding
+from mirada.errors import MiradaError
+from mirada.queries.dashboard import load_embeddings
 
 Kind = Literal["image", "text", "joint"]
 KINDS: tuple[str, ...] = ("image", "text", "joint")
@@ -116,7 +116,7 @@ def get_projection(
     stored = _read(run_id, name)
     if stored is not None and stored[0] == expected and stored[1].shape == (len(index), 2):
         return Projection(stored[1].astype(np.float32), index, row_kinds, row_ids, total, True)
-    from shared.metrics.projection import project
+    from mirada.metrics.projection import project
 
     xy = project(vectors[index], method, seed=SUBSAMPLE_SEED)  # type: ignore[arg-type]
     store_projection(run_id, name, expected, xy)
@@ -128,8 +128,8 @@ def projection_frame(
 ) -> tuple[pd.DataFrame, dict[str, int | bool]]:
     """Scatter-ready rows (x, y, kind, category, filename, text) plus facts about sampling:
     {"total", "shown", "subsampled", "cached"}. Image rows show their first caption."""
-    from shared.queries.dashboard import NO_CATEGORY, caption_frame, run_info
-    from shared.queries.dashboard import _item_frame as item_frame
+    from mirada.queries.dashboard import NO_CATEGORY, caption_frame, run_info
+    from mirada.queries.dashboard import _item_frame as item_frame
 
     info = run_info(run_id)
     if info is None:

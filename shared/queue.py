@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.config import get_settings
-from shared.db import read_session, write_session
-from shared.db.models import Dataset, HardwareProfile, Run, RunStatus, Task, Worker, utcnow
-from shared.errors import MiradaError, NotFoundError
-from shared.results import RunResults, write_results
+from mirada.config import get_settings
+from mirada.db import read_session, write_session
+from mirada.db.models import Dataset, HardwareProfile, Run, RunStatus, Task, Worker, utcnow
+from mirada.errors import MiradaError, NotFoundError
+from mirada.results import RunResults, write_results
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("fp32", "fp16", "bf16")
@@ -44,8 +44,8 @@ def validate_run_request(
     model_id: str, task: str, device: str, dtype: str, batch_size: int
 ) -> None:
     """Refuse at queue time what can never run, with a message that says what to do."""
-    from shared.vlm.base import TASK_NEEDS
-    from shared.vlm.registry import capabilities_for
+    from mirada.vlm.base import TASK_NEEDS
+    from mirada.vlm.registry import capabilities_for
 
     if task not in TASKS:
         raise MiradaError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
@@ -107,7 +107,7 @@ def register_worker(
     profile: dict[str, Any] | None,
 ) -> tuple[int, int | None]:
     """Record a worker and its hardware profile (deduplicated). Returns (worker, profile) ids."""
-    from shared.hardware import profile_fingerprint
+    from mirada.hardware import profile_fingerprint
 
     with write_session() as s:
         profile_id = None

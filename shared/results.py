@@ -1,6 +1,6 @@
 """What a finished run produces, and the one function that stores it.
 
-Results are written only by `write_results`, called by `shared.queue.finish_run` inside the
+Results are written only by `write_results`, called by `mirada.queue.finish_run` inside the
 transaction that marks the run succeeded, so a crashed or cancelled run never shows half
 results.
 
@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from shared.db.models import (
+from mirada.db.models import (
     GeneratedCaption,
     ItemResult,
     Metric,

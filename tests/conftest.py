@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from shared.db import dispose_engines, get_engine
+from mirada.db import dispose_engines, get_engine
 
 POSTGRES_URL = os.environ.get(
     "MIRADA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

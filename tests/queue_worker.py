@@ -13,11 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.results import MetricValue, RunResults
-from worker.context import RunContext
-from worker.main import WorkerLoop
-from worker.model import LazyModel
-from worker.tasks.common import Progress, TaskOutput
+from mirada.results import MetricValue, RunResults
+from mirada.worker.context import RunContext
+from mirada.worker.main import WorkerLoop
+from mirada.worker.model import LazyModel
+from mirada.worker.tasks.common import Progress, TaskOutput
 
 
 def main() -> None:

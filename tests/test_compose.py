@@ -178,7 +178,7 @@ def test_docker_compose_config_rejects_misspelled_key(tmp_path: Path) -> None:
 
 
 def test_streamlit_command_defaults() -> None:
-    from shared.cli.demo import DEFAULT_HOST, DEFAULT_PORT, dashboard_app_path, streamlit_command
+    from mirada.cli.demo import DEFAULT_HOST, DEFAULT_PORT, dashboard_app_path, streamlit_command
 
     assert (DEFAULT_HOST, DEFAULT_PORT) == ("127.0.0.1", 8501)  # localhost unless asked
     app = dashboard_app_path()
@@ -197,9 +197,9 @@ def test_streamlit_command_defaults() -> None:
 LAUNCH = """
 import sys
 from pathlib import Path
-import shared.cli.demo as demo
+import mirada.cli.demo as demo
 demo.dashboard_app_path = lambda: Path(sys.argv[1])
-from shared.cli import main
+from mirada.cli import main
 sys.exit(main(["dashboard", "--port", sys.argv[2]]))
 """
 

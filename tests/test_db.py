@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, inspect, select, text
 
-from shared.db import read_session, write_session
-from shared.db.models import Base, Dataset
+from mirada.db import read_session, write_session
+from mirada.db.models import Base, Dataset
 
 
 def test_migrations_create_every_model_table(engine: Engine) -> None:
@@ -34,7 +34,7 @@ def test_write_session_commits_and_rolls_back(engine: Engine) -> None:
 
 
 def test_sqlite_pragmas(mirada_home) -> None:  # type: ignore[no-untyped-def]
-    from shared.db import get_engine
+    from mirada.db import get_engine
 
     eng = get_engine()
     assert str(eng.url).endswith(str(mirada_home / "mirada.db"))
@@ -49,8 +49,8 @@ def test_upgrade_from_the_first_schema_keeps_data(db_url: str) -> None:
     from alembic import command
     from sqlalchemy import inspect
 
-    from shared.db.engine import dispose_engines, get_engine
-    from shared.db.migrate import alembic_config
+    from mirada.db.engine import dispose_engines, get_engine
+    from mirada.db.migrate import alembic_config
 
     old = get_engine(db_url, migrate=False)
     command.upgrade(alembic_config(old), "0001")

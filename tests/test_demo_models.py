@@ -1,7 +1,7 @@
 """The shipped demo models: loadable offline, standard, small, and as good as their card says.
 
 They are loaded the way users load them, through the public model ids and
-``shared.vlm.registry.load_adapter``; the last tests also load the directories with plain
+``mirada.vlm.registry.load_adapter``; the last tests also load the directories with plain
 ``transformers`` and check that this gives the training-time preprocessing exactly.
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from shared.demo import synthetic as syn
-from shared.demo.train import IMAGE_MEAN, IMAGE_STD, parse_caption, pixels, score_captions
-from shared.vlm.base import CaptionOptions
+from mirada.demo import synthetic as syn
+from mirada.demo.train import IMAGE_MEAN, IMAGE_STD, parse_caption, pixels, score_captions
+from mirada.vlm.base import CaptionOptions
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "shared" / "vlm" / "demo_models"
 CLIP_ID, RANDOM_ID, BLIP_ID = (
@@ -55,7 +55,7 @@ def demo() -> tuple[list[syn.Scene], list[Any], list[str], np.ndarray]:
 
 
 def _load(model_id: str) -> Any:
-    from shared.vlm.registry import load_adapter
+    from mirada.vlm.registry import load_adapter
 
     return load_adapter(model_id, device="cpu")
 

@@ -17,7 +17,7 @@ def mirada(home: Path, *args: str, timeout: int = 600) -> subprocess.CompletedPr
     env = {**os.environ, "MIRADA_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     env.pop("MIRADA_DATABASE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "shared", *args],
+        [sys.executable, "-m", "mirada", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -27,7 +27,7 @@ def mirada(home: Path, *args: str, timeout: int = 600) -> subprocess.CompletedPr
 
 
 def test_queue_worker_show_with_demo_models(tmp_path: Path) -> None:
-    from shared.demo.synthetic import write_demo_dataset
+    from mirada.demo.synthetic import write_demo_dataset
 
     home = tmp_path / "home"
     src = write_demo_dataset(tmp_path / "demo", split="demo")

@@ -17,11 +17,11 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from shared.db import read_session, write_session
-from shared.db.models import Caption, Dataset, Image, Item
-from shared.errors import MiradaError, NotFoundError
-from shared.export import build_export, to_csv, to_json, to_markdown, write_atomic
-from shared.results import CaptionOutcome, ItemOutcome, MetricValue, RunResults, TimingValue
+from mirada.db import read_session, write_session
+from mirada.db.models import Caption, Dataset, Image, Item
+from mirada.errors import MiradaError, NotFoundError
+from mirada.export import build_export, to_csv, to_json, to_markdown, write_atomic
+from mirada.results import CaptionOutcome, ItemOutcome, MetricValue, RunResults, TimingValue
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "hf-clip:mirada/demo-clip"
@@ -101,7 +101,7 @@ def _insert_rows(name: str) -> None:
 
 def _create_dataset(tmp_path: Path, name: str) -> int:
     try:
-        from shared.datasets import import_dataset
+        from mirada.datasets import import_dataset
     except ImportError:
         _insert_rows(name)
     else:
@@ -116,17 +116,17 @@ def _create_dataset(tmp_path: Path, name: str) -> int:
 
 def _allow_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """Queue validation needs the model registry; without it, skip validation."""
-    import shared.queue
+    import mirada.queue
 
     try:
-        shared.queue.validate_run_request(MODEL, "match", "cpu", "fp32", 8)
-        shared.queue.validate_run_request(MODEL, "caption", "cpu", "fp32", 8)
+        mirada.queue.validate_run_request(MODEL, "match", "cpu", "fp32", 8)
+        mirada.queue.validate_run_request(MODEL, "caption", "cpu", "fp32", 8)
     except (ImportError, MiradaError):
-        monkeypatch.setattr(shared.queue, "validate_run_request", lambda *a, **k: None)
+        monkeypatch.setattr(mirada.queue, "validate_run_request", lambda *a, **k: None)
 
 
 def _claim_and_finish(worker_id: int, profile_id: int | None, results: RunResults) -> int:
-    from shared.queue import claim_next, finish_run
+    from mirada.queue import claim_next, finish_run
 
     claimed = claim_next(worker_id, ["cpu"], [])
     assert claimed is not None
@@ -146,7 +146,7 @@ def seeded(
     db_url: str, mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Seeded]:
     """Two succeeded runs (match, caption) on SQLite and on PostgreSQL (when reachable)."""
-    from shared.queue import enqueue, register_worker
+    from mirada.queue import enqueue, register_worker
 
     _allow_model(monkeypatch)
     dataset_id = _create_dataset(tmp_path, "pets")
@@ -236,7 +236,7 @@ def seeded(
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)  # MIRADA_HOME / MIRADA_DATABASE_URL from the fixtures
     return subprocess.run(
-        [sys.executable, "-m", "shared", "export", *args],
+        [sys.executable, "-m", "mirada", "export", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -303,7 +303,7 @@ def test_unknown_run(mirada_home: Path) -> None:
 
 
 def test_unfinished_run_is_refused(seeded: Seeded) -> None:
-    from shared.queue import enqueue
+    from mirada.queue import enqueue
 
     queued = enqueue(seeded.dataset_id, MODEL, "match", device="cpu")
     with pytest.raises(MiradaError, match=rf"run {queued} is queued, not finished"):

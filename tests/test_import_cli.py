@@ -10,14 +10,14 @@ from pathlib import Path
 
 from data_import.builders import csv_bytes, sample_photo, solid, stray_files, write_files
 
-from shared.datasets import import_dataset, list_datasets, load_items
+from mirada.datasets import import_dataset, list_datasets, load_items
 
 
 def mirada(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MIRADA_HOME": str(home)}
     env.pop("MIRADA_DATABASE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "shared", *args],
+        [sys.executable, "-m", "mirada", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ from data_import.builders import (
 from PIL import Image
 from sqlalchemy import func, select
 
-from shared.datasets import (
+from mirada.datasets import (
     delete_dataset,
     image_path,
     import_dataset,
@@ -28,9 +28,9 @@ from shared.datasets import (
     resolve_dataset,
     thumbnail_path,
 )
-from shared.db import read_session
-from shared.db.models import Image as ImageRow
-from shared.errors import NotFoundError
+from mirada.db import read_session
+from mirada.db.models import Image as ImageRow
+from mirada.errors import NotFoundError
 
 
 def seed_study(root: Path) -> Path:
@@ -131,7 +131,7 @@ def test_zip_with_top_level_folder(mirada_home: Path, tmp_path: Path) -> None:
 
 
 def test_source_is_the_path_or_the_given_label(mirada_home: Path, tmp_path: Path) -> None:
-    from shared.db.models import Dataset
+    from mirada.db.models import Dataset
 
     folder = seed_study(tmp_path / "study")
     plain = import_dataset(folder, name="plain")

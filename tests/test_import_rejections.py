@@ -18,7 +18,7 @@ from data_import.builders import (
     write_files,
 )
 
-from shared.datasets import DatasetImportError, import_dataset, list_datasets
+from mirada.datasets import DatasetImportError, import_dataset, list_datasets
 
 GOOD = {"a.png": solid((50, 60, 70))}
 

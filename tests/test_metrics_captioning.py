@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.errors import MiradaError
-from shared.metrics import captioning, degeneration, report
+from mirada.errors import MiradaError
+from mirada.metrics import captioning, degeneration, report
 
 JAVA_MISSING = shutil.which("java") is None
 JAVA_REASON = "Java not found: the PTB tokenizer and METEOR 1.5 need it"
@@ -187,7 +187,7 @@ def test_build_caption_report(scored: dict[str, Any], monkeypatch: pytest.Monkey
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared", "score-captions", *args],
+        [sys.executable, "-m", "mirada", "score-captions", *args],
         capture_output=True,
         text=True,
         timeout=300,

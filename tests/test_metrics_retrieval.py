@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.errors import MiradaError
-from shared.metrics import rerank, retrieval
+from mirada.errors import MiradaError
+from mirada.metrics import rerank, retrieval
 
 
 def dense_ranks(img: np.ndarray, txt: np.ndarray, ci: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.errors import MiradaError
-from shared.metrics import projection, stats
+from mirada.errors import MiradaError
+from mirada.metrics import projection, stats
 
 
 def test_bootstrap_ci_contains_estimate_and_shrinks() -> None:

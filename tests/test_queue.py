@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from shared import queue
-from shared.db import read_session, write_session
-from shared.db.models import Dataset, Metric, Run, Worker
-from shared.errors import MiradaError
+from mirada import queue
+from mirada.db import read_session, write_session
+from mirada.db.models import Dataset, Metric, Run, Worker
+from mirada.errors import MiradaError
 
 SCRIPT = Path(__file__).with_name("queue_worker.py")
 MODEL = "hf-clip:mirada/demo-clip"
@@ -70,7 +70,7 @@ def test_claim_respects_device_and_labels(db_url: str) -> None:
 
 
 def test_cancelled_run_drops_results_and_retry_requeues(db_url: str) -> None:
-    from shared.results import MetricValue, RunResults
+    from mirada.results import MetricValue, RunResults
 
     ds = _dataset()
     run_id = queue.enqueue(ds, MODEL, "match")
@@ -152,7 +152,7 @@ def test_sigterm_finishes_batch_gives_run_back_and_exits(db_url: str, tmp_path: 
 def test_attempts_exhausted_marks_failed(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import timedelta
 
-    from shared.db.models import utcnow
+    from mirada.db.models import utcnow
 
     ds = _dataset()
     run_id = queue.enqueue(ds, MODEL, "match", max_attempts=1)

@@ -7,7 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
-from shared.cli import build_parser
+from mirada.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from shared import queue
-from shared.datasets import delete_dataset, import_dataset, load_items
-from shared.db import dispose_engines, read_session
-from shared.db.models import ImageBlob
-from shared.queries.runs import run_detail
-from worker.main import WorkerLoop
+from mirada import queue
+from mirada.datasets import delete_dataset, import_dataset, load_items
+from mirada.db import dispose_engines, read_session
+from mirada.db.models import ImageBlob
+from mirada.queries.runs import run_detail
+from mirada.worker.main import WorkerLoop
 
 pytestmark = pytest.mark.postgres
 
@@ -23,7 +23,7 @@ def _switch_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
 
 
 def _import(tmp_path: Path, name: str) -> int:
-    from shared.demo.synthetic import write_demo_dataset
+    from mirada.demo.synthetic import write_demo_dataset
 
     src = write_demo_dataset(tmp_path / name, split="demo", n=6)
     return import_dataset(src, name=name).id

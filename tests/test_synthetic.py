@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.demo import synthetic as syn
+from mirada.demo import synthetic as syn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_same_bytes_in_a_fresh_process(demo_dir: Path, tmp_path: Path) -> None:
     # A fresh interpreter with another hash seed (set/dict ordering) writes identical files.
     code = (
-        "import sys; from pathlib import Path; from shared.demo.synthetic import "
+        "import sys; from pathlib import Path; from mirada.demo.synthetic import "
         "write_demo_dataset; write_demo_dataset(Path(sys.argv[1]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -22,8 +22,8 @@ from PIL import Image  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny_models as tm  # noqa: E402
 
-from shared.vlm.base import CAPTION, EMBED, SCORE_PAIRS, CaptionOptions, VLMAdapter  # noqa: E402
-from shared.vlm.registry import OPEN_CLIP_TAG_REPOS, load_adapter  # noqa: E402
+from mirada.vlm.base import CAPTION, EMBED, SCORE_PAIRS, CaptionOptions, VLMAdapter  # noqa: E402
+from mirada.vlm.registry import OPEN_CLIP_TAG_REPOS, load_adapter  # noqa: E402
 
 ATOL = 1e-5
 TEXTS = ["a red cat", "the dog on the left of a big blue square on a gray background", "star"]
@@ -185,7 +185,7 @@ def test_open_clip_registered_arch_random_and_checkpoint(
 def test_open_clip_catalogue_tags_match_open_clip() -> None:
     from open_clip.pretrained import get_pretrained_cfg
 
-    from shared.vlm.open_clip_family import hf_text_repo
+    from mirada.vlm.open_clip_family import hf_text_repo
 
     for (arch, tag), (repo, text_repo) in OPEN_CLIP_TAG_REPOS.items():
         assert get_pretrained_cfg(arch, tag)["hf_hub"].rstrip("/") == repo

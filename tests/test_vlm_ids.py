@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import MiradaError
-from shared.vlm.base import CAPTION, EMBED, SCORE_PAIRS
-from shared.vlm.catalogue import CATALOGUE, list_catalogue
-from shared.vlm.errors import ModelIdError
-from shared.vlm.ids import DEMO_MODELS_DIR, parse_model_id
-from shared.vlm.registry import FAMILY_CAPABILITIES, available_offline, capabilities_for
+from mirada.errors import MiradaError
+from mirada.vlm.base import CAPTION, EMBED, SCORE_PAIRS
+from mirada.vlm.catalogue import CATALOGUE, list_catalogue
+from mirada.vlm.errors import ModelIdError
+from mirada.vlm.ids import DEMO_MODELS_DIR, parse_model_id
+from mirada.vlm.registry import FAMILY_CAPABILITIES, available_offline, capabilities_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,8 +139,8 @@ def test_available_offline_checks_files(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_registry_import_is_light() -> None:
     code = (
-        "import sys, shared.vlm.registry, shared.cli.models\n"
-        "from shared.cli import main\n"
+        "import sys, mirada.vlm.registry, mirada.cli.models\n"
+        "from mirada.cli import main\n"
         "main(['models', '--json'])\n"
         "heavy = [m for m in ('torch', 'transformers', 'open_clip') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
@@ -150,7 +150,7 @@ def test_registry_import_is_light() -> None:
 
 def test_models_json_subprocess(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "shared", "models", "--json"],
+        [sys.executable, "-m", "mirada", "models", "--json"],
         cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -170,7 +170,7 @@ def test_models_json_subprocess(tmp_path: Path) -> None:
 
 def test_models_pull_offline_fails_clearly(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "shared", "models", "pull", "hf-clip:openai/clip-vit-base-patch32"],
+        [sys.executable, "-m", "mirada", "models", "pull", "hf-clip:openai/clip-vit-base-patch32"],
         cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2
@@ -180,7 +180,7 @@ def test_models_pull_offline_fails_clearly(tmp_path: Path) -> None:
 
 def test_models_bad_id_is_a_clear_error(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "shared", "models", "pull", "clip:foo"],
+        [sys.executable, "-m", "mirada", "models", "pull", "clip:foo"],
         cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.vlm.errors import DeviceUnavailableError, ModelIdError, ModelUnavailableError
-from shared.vlm.registry import load_adapter, resolve_device
+from mirada.vlm.errors import DeviceUnavailableError, ModelIdError, ModelUnavailableError
+from mirada.vlm.registry import load_adapter, resolve_device
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_unavailable_device_is_a_clear_error() -> None:
 
 
 def test_unknown_dtype() -> None:
-    from shared.errors import MiradaError
+    from mirada.errors import MiradaError
 
     with pytest.raises(MiradaError, match="unknown dtype 'fp8'"):
         load_adapter("hf-clip:openai/clip-vit-base-patch32", device="cpu", dtype="fp8")

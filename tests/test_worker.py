@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import tiny_models
 
-from shared import queue
-from shared.datasets import import_dataset, load_items
-from shared.queries.runs import run_detail
-from worker.main import WorkerLoop
+from mirada import queue
+from mirada.datasets import import_dataset, load_items
+from mirada.queries.runs import run_detail
+from mirada.worker.main import WorkerLoop
 
 
 @pytest.fixture
 def dataset(mirada_home: Path, tmp_path: Path) -> int:
-    from shared.demo.synthetic import write_demo_dataset
+    from mirada.demo.synthetic import write_demo_dataset
 
     src = write_demo_dataset(tmp_path / "demo", split="demo", n=12)
     return import_dataset(src, name="tiny-demo").id
@@ -128,7 +128,7 @@ def test_failures_fail_the_run_and_the_worker_keeps_serving(
 def test_zeroshot_templates_flow_from_cli_to_prompts(
     dataset: int, models: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from shared.cli import main
+    from mirada.cli import main
 
     base = ["queue", "--dataset", "tiny-demo", "--model", models["clip"], "--task", "match"]
     assert main([*base, "--template", "no placeholder"]) == 2
@@ -142,9 +142,9 @@ def test_zeroshot_templates_flow_from_cli_to_prompts(
     # the prompts really came from the template: their embeddings are in the cache
     from sqlalchemy import select
 
-    from shared.db import read_session
-    from shared.db.models import EmbeddingCache
-    from shared.embedding_cache import text_hash
+    from mirada.db import read_session
+    from mirada.db.models import EmbeddingCache
+    from mirada.embedding_cache import text_hash
 
     with read_session() as s:
         cached = set(s.scalars(select(EmbeddingCache.content_sha256)).all())

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import queue
-from shared.queue import ClaimedRun
+from mirada import queue
+from mirada.queue import ClaimedRun
 
 
 class RunCancelled(Exception):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
-from shared.vlm import _hub
-from shared.vlm.ids import OPEN_CLIP, parse_model_id
+from mirada.vlm import _hub
+from mirada.vlm.ids import OPEN_CLIP, parse_model_id
 
 CACHE_FORMAT = 1  # bump when the meaning of cached vectors changes
 
@@ -26,7 +26,7 @@ def cache_identity(model_id: str, dtype: str) -> dict[str, Any] | None:
     elif spec.family == OPEN_CLIP:
         if spec.pretrained is None:
             return None
-        from shared.vlm.registry import _OPEN_CLIP_FILES, OPEN_CLIP_TAG_REPOS
+        from mirada.vlm.registry import _OPEN_CLIP_FILES, OPEN_CLIP_TAG_REPOS
 
         known = OPEN_CLIP_TAG_REPOS.get((spec.source, spec.pretrained))
         found = _hub.cached_file(known[0], _OPEN_CLIP_FILES) if known else None

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from shared import queue
-from shared.config import get_settings
-from shared.errors import MiradaError
-from shared.queue import ClaimedRun
-from worker.context import RunCancelled, RunContext, StopRequested
-from worker.model import LazyModel
-from worker.tasks import executor_for as default_executor_for
+from mirada import queue
+from mirada.config import get_settings
+from mirada.errors import MiradaError
+from mirada.queue import ClaimedRun
+from mirada.worker.context import RunCancelled, RunContext, StopRequested
+from mirada.worker.model import LazyModel
+from mirada.worker.tasks import executor_for as default_executor_for
 
 
 def log(message: str) -> None:
@@ -53,7 +53,7 @@ class WorkerLoop:
         devices = self._devices()
         profile = None
         if self.collect_hardware:
-            from shared.hardware import collect_profile
+            from mirada.hardware import collect_profile
 
             profile = collect_profile()
         self.worker_id, self.profile_id = queue.register_worker(
@@ -88,8 +88,8 @@ class WorkerLoop:
         return self.processed
 
     def _devices(self) -> list[str]:
-        from shared.hardware import available_devices
-        from shared.vlm.registry import resolve_device
+        from mirada.hardware import available_devices
+        from mirada.vlm.registry import resolve_device
 
         if self.device == "auto":
             return available_devices()

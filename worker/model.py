@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from shared.vlm.base import VLMAdapter
+from mirada.vlm.base import VLMAdapter
 
 
 class LazyModel:
@@ -25,7 +25,7 @@ class LazyModel:
 
     def get(self) -> VLMAdapter:
         if self._adapter is None:
-            from shared.vlm.registry import load_adapter
+            from mirada.vlm.registry import load_adapter
 
             t0 = time.perf_counter()
             self._adapter = load_adapter(self.model_id, device=self.device, dtype=self.dtype)

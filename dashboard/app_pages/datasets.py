@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
-from shared.config import get_settings
+from mirada.config import get_settings
+from mirada.dashboard import charts, data
 
 IMPORT_TYPES = ["zip", "csv", "json", "jsonl", "txt", "png", "jpg", "jpeg", "webp", "gif", "bmp"]
 GALLERY_COLUMNS = 6
@@ -67,8 +67,8 @@ def _import_panel() -> None:
 
 
 def _run_import(files: list, name: str | None, lenient: bool) -> None:
-    from shared.datasets import DatasetImportError, import_dataset
-    from shared.errors import MiradaError
+    from mirada.datasets import DatasetImportError, import_dataset
+    from mirada.errors import MiradaError
 
     path = _save_uploads(files)
     folder = path if path.is_dir() else path.parent
@@ -120,7 +120,7 @@ def _gallery(dataset_id: int) -> None:
     if items.empty:
         st.info("No images in this category.")
         return
-    from shared.datasets import image_path, thumbnail_path
+    from mirada.datasets import image_path, thumbnail_path
 
     cols = st.columns(GALLERY_COLUMNS)
     for i, row in enumerate(items.itertuples(index=False)):
@@ -151,7 +151,7 @@ def _delete(dataset_id: int, name: str, runs: int) -> None:
             disabled=typed != name,
             key=f"datasets_delete_{dataset_id}",
         ):
-            from shared.datasets import delete_dataset
+            from mirada.datasets import delete_dataset
 
             delete_dataset(dataset_id)
             data.invalidate()

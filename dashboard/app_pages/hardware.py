@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
+from mirada.dashboard import charts, data
 
 OPS = {"image_encode": "image encode", "text_encode": "text encode", "caption": "caption"}
 

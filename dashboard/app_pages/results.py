@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data
+from mirada.dashboard import charts, data
 
 CARDS_PER_ROW = 5
 DRILL_TABLE_ROWS = 200
@@ -188,7 +188,7 @@ def _drilldown() -> None:
     d = data.query("item_drilldown", run_id, int(item_id))
     if d is None:
         return
-    from shared.datasets import image_path
+    from mirada.datasets import image_path
 
     left, right = st.columns([1, 2])
     with left:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
-from shared.errors import MiradaError
-from shared.queue import DEVICES, DTYPES, TASKS, cancel_run, enqueue, retry_run
+from mirada.dashboard import data
+from mirada.errors import MiradaError
+from mirada.queue import DEVICES, DTYPES, TASKS, cancel_run, enqueue, retry_run
 
 REFRESH_SECONDS = 3
 TABLE_COLUMNS = [
@@ -32,7 +32,7 @@ data.ensure_database()
 
 
 def _catalogue() -> list[tuple[str, str, list[str]]]:
-    from shared.vlm.catalogue import list_catalogue
+    from mirada.vlm.catalogue import list_catalogue
 
     return [(e.id, e.title, sorted(e.capabilities)) for e in list_catalogue()]
 

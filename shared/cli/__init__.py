@@ -1,4 +1,4 @@
-"""The `mirada` command line. Each subcommand is one decorated function in a shared.cli module.
+"""The `mirada` command line. Each subcommand is one decorated function in a mirada.cli module.
 
 Command modules must import quickly: heavy libraries (torch, transformers, streamlit) are
 imported inside the command function, never at module level.
@@ -15,15 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import MiradaError
+from mirada.errors import MiradaError
 
 # Modules that define commands; registering one more command is one decorated function.
 COMMAND_MODULES = (
-    "shared.cli.datasets",
-    "shared.cli.models",
-    "shared.cli.runs",
-    "shared.cli.captions",
-    "shared.cli.demo",
+    "mirada.cli.datasets",
+    "mirada.cli.models",
+    "mirada.cli.runs",
+    "mirada.cli.captions",
+    "mirada.cli.demo",
 )
 
 
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mirada",
         description="Benchmark vision-language models on your own captioned images.",
     )
-    from shared import __version__
+    from mirada import __version__
 
     parser.add_argument("--version", action="version", version=f"mirada {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shared.cli import arg, command, print_json
-from shared.errors import MiradaError
+from mirada.cli import arg, command, print_json
+from mirada.errors import MiradaError
 
 FORMATS_HELP = (
     'Files may be {"id": ["ref", ...]} / {"id": "prediction"} JSON, a COCO annotation file '
@@ -104,7 +104,7 @@ def score_captions_cmd(args: argparse.Namespace) -> int:
     if empty:
         raise MiradaError(f"{args.predictions}: empty predictions for ids {empty[:10]}")
 
-    from shared.metrics import captioning
+    from mirada.metrics import captioning
 
     result = captioning.score_captions(refs, preds)
     unavailable: dict[str, str] = result.get("unavailable", {})

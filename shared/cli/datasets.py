@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.cli import arg, command, print_json
+from mirada.cli import arg, command, print_json
 
 _IMPORT_HELP = """\
 Import a folder, a .zip, or a single annotation file (its folder is the dataset) into
@@ -51,7 +51,7 @@ examples:
     description=_IMPORT_HELP,
 )
 def import_command(args: argparse.Namespace) -> int:
-    from shared.datasets import import_dataset
+    from mirada.datasets import import_dataset
 
     report = import_dataset(
         args.path, name=args.name, fmt=args.fmt, split=args.split, lenient=args.lenient
@@ -79,8 +79,8 @@ def import_command(args: argparse.Namespace) -> int:
     description="List imported datasets with their image, caption and category counts.",
 )
 def datasets_command(args: argparse.Namespace) -> int:
-    from shared.cli.table import format_table
-    from shared.datasets import list_datasets
+    from mirada.cli.table import format_table
+    from mirada.datasets import list_datasets
 
     datasets = list_datasets()
     if args.json:

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from shared.cli import arg, command
-from shared.errors import MiradaError
+from mirada.cli import arg, command
+from mirada.errors import MiradaError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8501
@@ -43,7 +43,7 @@ DEFAULT_PORT = 8501
     ),
 )
 def demo_cmd(args: argparse.Namespace) -> int:
-    from shared.demo_session import run_demo
+    from mirada.demo_session import run_demo
 
     return run_demo(dashboard=not args.no_dashboard, host=args.host, port=args.port)
 
@@ -52,18 +52,11 @@ def demo_cmd(args: argparse.Namespace) -> int:
 
 
 def dashboard_app_path() -> Path:
-    """dashboard/app.py inside the installed package (works for a plain or namespace package)."""
-    spec = importlib.util.find_spec("dashboard")
-    if spec is None:
-        raise MiradaError("the `dashboard` package is not installed; reinstall mirada")
-    if spec.origin and spec.origin not in ("namespace", "built-in"):
-        folder = Path(spec.origin).parent
-    else:  # namespace package (no __init__.py): its first search location
-        locations = list(spec.submodule_search_locations or [])
-        if not locations:
-            raise MiradaError("cannot locate the `dashboard` package folder; reinstall mirada")
-        folder = Path(locations[0])
-    return folder / "app.py"
+    """app.py of the installed `mirada.dashboard` package (the repository's dashboard/ folder)."""
+    spec = importlib.util.find_spec("mirada.dashboard")
+    if spec is None or not spec.origin:
+        raise MiradaError("the `mirada.dashboard` package is not installed; reinstall mirada")
+    return Path(spec.origin).parent / "app.py"
 
 
 def streamlit_command(app: Path, host: str, port: int) -> list[str]:
@@ -97,7 +90,7 @@ def _port(raw: str) -> int:
 def _database_label() -> str:
     from sqlalchemy.engine import make_url
 
-    from shared.config import get_settings
+    from mirada.config import get_settings
 
     url = get_settings().database_url
     try:
@@ -131,7 +124,7 @@ def _exit_code(returncode: int) -> int:
     ),
 )
 def dashboard_cmd(args: argparse.Namespace) -> int:
-    from shared.config import get_settings
+    from mirada.config import get_settings
 
     app = dashboard_app_path()
     if not app.is_file():
@@ -230,7 +223,7 @@ in the same folder, then renamed), replacing FILE if it exists.
     description=EXPORT_DESCRIPTION,
 )
 def export_cmd(args: argparse.Namespace) -> int:
-    from shared.export import build_export, format_for_path, render, write_atomic
+    from mirada.export import build_export, format_for_path, render, write_atomic
 
     fmt = args.fmt or format_for_path(args.output) or "markdown"
     if args.table != "items" and fmt != "csv":

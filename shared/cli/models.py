@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shared.cli import arg, command, print_json
+from mirada.cli import arg, command, print_json
 
 
 @command(
@@ -25,8 +25,8 @@ from shared.cli import arg, command, print_json
     ),
 )
 def models(args: argparse.Namespace) -> int:
-    from shared.errors import MiradaError
-    from shared.vlm.registry import available_offline, list_catalogue, pull_model
+    from mirada.errors import MiradaError
+    from mirada.vlm.registry import available_offline, list_catalogue, pull_model
 
     if args.action == "pull":
         if not args.model_id:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from shared.cli import arg, command, print_json
-from shared.cli.table import format_table
-from shared.errors import MiradaError
+from mirada.cli import arg, command, print_json
+from mirada.cli.table import format_table
+from mirada.errors import MiradaError
 
 
 def _batch_sizes(raw: str) -> list[int]:
@@ -61,8 +61,8 @@ def _batch_sizes(raw: str) -> list[int]:
     arg("--json", action="store_true", help="print the run ids as a JSON list"),
 )
 def queue_cmd(args: argparse.Namespace) -> int:
-    from shared.datasets import resolve_dataset
-    from shared.queue import enqueue, validate_run_request
+    from mirada.datasets import resolve_dataset
+    from mirada.queue import enqueue, validate_run_request
 
     dataset = resolve_dataset(args.dataset)
     pairs = [(m, t) for m in args.model for t in args.task]
@@ -115,11 +115,11 @@ def queue_cmd(args: argparse.Namespace) -> int:
     arg("--json", action="store_true"),
 )
 def runs_cmd(args: argparse.Namespace) -> int:
-    from shared.queries.runs import RUN_LIST_KEYS, list_runs
+    from mirada.queries.runs import RUN_LIST_KEYS, list_runs
 
     dataset_id = None
     if args.dataset:
-        from shared.datasets import resolve_dataset
+        from mirada.datasets import resolve_dataset
 
         dataset_id = resolve_dataset(args.dataset).id
     rows = list_runs(dataset_id=dataset_id, statuses=args.status)
@@ -142,7 +142,7 @@ def runs_cmd(args: argparse.Namespace) -> int:
     arg("--json", action="store_true"),
 )
 def show_cmd(args: argparse.Namespace) -> int:
-    from shared.queries.runs import run_detail
+    from mirada.queries.runs import run_detail
 
     detail = run_detail(args.run_id)
     if args.json:
@@ -199,7 +199,7 @@ def show_cmd(args: argparse.Namespace) -> int:
 
 @command("cancel", "Cancel a queued or running run", arg("run_id", type=int))
 def cancel_cmd(args: argparse.Namespace) -> int:
-    from shared.queue import cancel_run
+    from mirada.queue import cancel_run
 
     cancel_run(args.run_id)
     print(f"run {args.run_id} cancelled")
@@ -208,7 +208,7 @@ def cancel_cmd(args: argparse.Namespace) -> int:
 
 @command("retry", "Re-queue a failed or cancelled run", arg("run_id", type=int))
 def retry_cmd(args: argparse.Namespace) -> int:
-    from shared.queue import retry_run
+    from mirada.queue import retry_run
 
     retry_run(args.run_id)
     print(f"run {args.run_id} queued again")
@@ -236,7 +236,7 @@ def retry_cmd(args: argparse.Namespace) -> int:
     arg("--no-progress", action="store_true", help="no progress bar on the terminal"),
 )
 def worker_cmd(args: argparse.Namespace) -> int:
-    from worker.main import WorkerLoop
+    from mirada.worker.main import WorkerLoop
 
     loop = WorkerLoop(
         device=args.device,

@@ -1,20 +1,20 @@
 """Datasets: import (CSV, imagefolder, COCO, Karpathy) into a content-addressed image store.
 
-Writes go through `shared.datasets.store`; reads through `shared.datasets.catalog`.
+Writes go through `mirada.datasets.store`; reads through `mirada.datasets.catalog`.
 """
 
-from shared.datasets.catalog import (
+from mirada.datasets.catalog import (
     DatasetSummary,
     ItemRecord,
     list_datasets,
     load_items,
     resolve_dataset,
 )
-from shared.datasets.formats import FORMATS, KARPATHY_SPLITS
-from shared.datasets.importer import ImportReport, import_dataset
-from shared.datasets.paths import image_path, thumbnail_path
-from shared.datasets.problems import DatasetImportError, Problem
-from shared.datasets.store import delete_dataset
+from mirada.datasets.formats import FORMATS, KARPATHY_SPLITS
+from mirada.datasets.importer import ImportReport, import_dataset
+from mirada.datasets.paths import image_path, thumbnail_path
+from mirada.datasets.problems import DatasetImportError, Problem
+from mirada.datasets.store import delete_dataset
 
 __all__ = [
     "FORMATS",

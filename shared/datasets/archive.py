@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from shared.config import Settings
-from shared.datasets.problems import DatasetImportError, Problem, fatal
+from mirada.config import Settings
+from mirada.datasets.problems import DatasetImportError, Problem, fatal
 
 _CHUNK = 1024 * 1024
 # Litter from macOS/Windows archivers; never part of a dataset.

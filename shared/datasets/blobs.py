@@ -16,11 +16,11 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.config import get_settings
-from shared.datasets.paths import image_path, thumbnail_path
-from shared.db import read_session
-from shared.db.models import ImageBlob
-from shared.errors import MiradaError
+from mirada.config import get_settings
+from mirada.datasets.paths import image_path, thumbnail_path
+from mirada.db import read_session
+from mirada.db.models import ImageBlob
+from mirada.errors import MiradaError
 
 _CHUNK = 200  # blobs per query: bounded memory however large the dataset
 

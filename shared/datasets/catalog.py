@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import distinct, func, select
 
-from shared.datasets.paths import image_path
-from shared.db import read_session
-from shared.db.models import Caption, Dataset, Image, Item
-from shared.errors import NotFoundError
+from mirada.datasets.paths import image_path
+from mirada.db import read_session
+from mirada.db.models import Caption, Dataset, Image, Item
+from mirada.errors import NotFoundError
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from shared.datasets.archive import Source
-from shared.datasets.problems import ProblemLog, fatal
+from mirada.datasets.archive import Source
+from mirada.datasets.problems import ProblemLog, fatal
 
 FORMATS = ("auto", "csv", "imagefolder", "coco", "karpathy")
 KARPATHY_SPLITS = ("train", "val", "test", "restval")

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.config import Settings, get_settings
-from shared.datasets import store
-from shared.datasets.archive import FolderSource, Source, ZipSource
-from shared.datasets.catalog import resolve_dataset
-from shared.datasets.formats import Parsed, detect_and_parse
-from shared.datasets.images import ImageRejected, normalise
-from shared.datasets.problems import DatasetImportError, Problem, ProblemLog, fatal
-from shared.errors import NotFoundError
+from mirada.config import Settings, get_settings
+from mirada.datasets import store
+from mirada.datasets.archive import FolderSource, Source, ZipSource
+from mirada.datasets.catalog import resolve_dataset
+from mirada.datasets.formats import Parsed, detect_and_parse
+from mirada.datasets.images import ImageRejected, normalise
+from mirada.datasets.problems import DatasetImportError, Problem, ProblemLog, fatal
+from mirada.errors import NotFoundError
 
 _ANNOTATION_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
 MAX_NAME_CHARS = 200

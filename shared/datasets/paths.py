@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shared.config import get_settings
+from mirada.config import get_settings
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 THUMBNAIL_EXT = "jpg"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import MiradaError
+from mirada.errors import MiradaError
 
 # Enough for a useful report, small enough to read in a terminal or a dashboard panel.
 MAX_PROBLEMS = 50

@@ -17,13 +17,13 @@ from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.config import get_settings
-from shared.datasets.blobs import store_blobs
-from shared.datasets.paths import image_path, thumbnail_path
-from shared.datasets.problems import fatal
-from shared.db import write_session
-from shared.db.models import Caption, Dataset, Image, Item
-from shared.errors import NotFoundError
+from mirada.config import get_settings
+from mirada.datasets.blobs import store_blobs
+from mirada.datasets.paths import image_path, thumbnail_path
+from mirada.datasets.problems import fatal
+from mirada.db import write_session
+from mirada.db.models import Caption, Dataset, Image, Item
+from mirada.errors import NotFoundError
 
 _CHUNK = 500  # keeps IN lists and multi-row VALUES well under SQLite's variable limit
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from shared.config import get_settings
+from mirada.config import get_settings
 
 _ENGINES: dict[str, Engine] = {}
 _MIGRATED: set[str] = set()
@@ -59,7 +59,7 @@ def get_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
             engine = _create(url)
             _ENGINES[url] = engine
     if migrate and url not in _MIGRATED:
-        from shared.db.migrate import upgrade_to_head
+        from mirada.db.migrate import upgrade_to_head
 
         upgrade_to_head(engine)
         _MIGRATED.add(url)

@@ -1,15 +1,14 @@
 """The storage schema. Typed SQLAlchemy 2.0 models; Alembic migrations mirror this file.
 
-Writers: status changes of runs and workers happen only in `shared.queue`; result rows are
-written only by `shared.results` (inside the transaction that finishes a run), except cached
-2-D projections (`shared.projections.store_projection`); dataset rows only by
-`shared.datasets.store`; embedding-cache rows only by `shared.embedding_cache`.
+Writers: status changes of runs and workers happen only in `mirada.queue`; result rows are
+written only by `mirada.results` (inside the transaction that finishes a run), except cached
+2-D projections (`mirada.projections.store_projection`); dataset rows only by
+`mirada.datasets.store`; embedding-cache rows only by `mirada.embedding_cache`.
 """
 
 from __future__ import annotations
 
-import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from mirada.domain import RunStatus, Task
+
+__all__ = ["RunStatus", "Task"]  # re-exported until every caller imports mirada.domain
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -38,7 +41,7 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -49,12 +52,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -67,27 +70,6 @@ class Base(DeclarativeBase):
         bytes: LargeBinary(),
         str: String(255),
     }
-
-
-class RunStatus(str, enum.Enum):
-    """Allowed transitions (enforced in shared.queue):
-
-    queued -> running | cancelled
-    running -> succeeded | failed | cancelled | queued (worker lost, attempts left)
-    failed | cancelled -> queued (retry)
-    """
-
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
-class Task(str, enum.Enum):
-    match = "match"
-    caption = "caption"
-    benchmark = "benchmark"
 
 
 class Dataset(Base):

@@ -1,6 +1,6 @@
 """Train the tiny demo models on the synthetic shapes dataset (CPU, minutes).
 
-    python -m shared.demo.train [clip|clip-random|blip|all] [--minutes M] [--out DIR]
+    python -m mirada.demo.train [clip|clip-random|blip|all] [--minutes M] [--out DIR]
 
 * ``demo-clip``: a tiny ``CLIPModel`` (contrastive, batch 128, duplicate scenes removed from
   each batch because CLIP's loss treats them as negatives), with its own byte-level BPE
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from shared.demo import synthetic as syn
+from mirada.demo import synthetic as syn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / "shared" / "vlm" / "demo_models"
@@ -746,7 +746,7 @@ def verify_reload(kind: str, model: Any, tokenizer: Any, model_dir: Path) -> dic
         ref_path, got_path = Path(tmp, "ref.npz"), Path(tmp, "got.npz")
         np.savez(ref_path, **ref)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        cmd = [sys.executable, "-m", "shared.demo.train", "_reload", kind, str(model_dir)]
+        cmd = [sys.executable, "-m", "mirada.demo.train", "_reload", kind, str(model_dir)]
         subprocess.run([*cmd, str(got_path)], check=True, env=env, cwd=REPO_ROOT)
         got = dict(np.load(got_path))
     for k in ref:
@@ -849,7 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _, kind, model_dir, out_path = argv
         np.savez(out_path, **reloaded_outputs(kind, Path(model_dir)))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m shared.demo.train", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mirada.demo.train", description=__doc__)
     parser.add_argument("what", choices=["clip", "clip-random", "blip", "all"], nargs="?")
     parser.add_argument("--minutes", type=float, help="wall-clock budget per model")
     parser.add_argument("--max-steps", type=int, help="step budget per model")
@@ -861,7 +861,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-bpe", action="store_true", help="retrain the CLIP BPE files")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    command = "python -m shared.demo.train " + " ".join(argv)
+    command = "python -m mirada.demo.train " + " ".join(argv)
     if args.train_bpe:
         log(f"wrote {train_clip_bpe()}")
     what = args.what or ("all" if not args.train_bpe else None)

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from shared.errors import MiradaError
+from mirada.errors import MiradaError
 
 Method = Literal["tsne", "pca"]
 

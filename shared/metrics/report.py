@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import MiradaError
-from shared.metrics import captioning, degeneration, rerank, retrieval, stats
-from shared.results import CaptionOutcome, ItemOutcome, MetricValue
+from mirada.errors import MiradaError
+from mirada.metrics import captioning, degeneration, rerank, retrieval, stats
+from mirada.results import CaptionOutcome, ItemOutcome, MetricValue
 
 TOP_K = 5
 CONFIDENCE = 0.95

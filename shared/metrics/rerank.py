@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.errors import MiradaError
+from mirada.errors import MiradaError
 
 RERANK_KS = (1, 5, 10)
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.errors import MiradaError
+from mirada.errors import MiradaError
 
 DEFAULT_CHUNK_SIZE = 256
 RECALL_KS = (1, 5, 10)

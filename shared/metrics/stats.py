@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import MiradaError
+from mirada.errors import MiradaError
 
 
 def resample_weights(n: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:

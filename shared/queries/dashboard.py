@@ -1,6 +1,6 @@
 """Read models for the dashboard: DataFrames and dicts, never ORM objects, no Streamlit.
 
-Every function reads through `shared.db.read_session()` (the database named by the
+Every function reads through `mirada.db.read_session()` (the database named by the
 environment), so the dashboard caches them with `st.cache_data` keyed by the database URL.
 Metric values are stored as fractions (0..1); the dashboard formats them.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from shared.db import read_session
-from shared.db.models import (
+from mirada.db import read_session
+from mirada.db.models import (
     Caption,
     Dataset,
     GeneratedCaption,
@@ -32,7 +32,7 @@ from shared.db.models import (
     Timing,
     Worker,
 )
-from shared.queries.runs import list_runs, recent_workers
+from mirada.queries.runs import list_runs, recent_workers
 
 NO_CATEGORY = "(none)"
 
@@ -196,8 +196,8 @@ def dataset_gallery(
 def _fetch_missing(images: list[tuple[str, str]], *, thumbnails: bool) -> None:
     """On a machine that did not import the dataset, fetch its files from the shared database;
     a file that is nowhere is shown as missing by the page."""
-    from shared.datasets.blobs import ensure_local
-    from shared.errors import MiradaError
+    from mirada.datasets.blobs import ensure_local
+    from mirada.errors import MiradaError
 
     try:
         ensure_local(images, thumbnails=thumbnails)
@@ -841,7 +841,7 @@ def caption_table(run_id: int) -> pd.DataFrame:
 def caption_corpus(run_id: int) -> pd.DataFrame:
     """Corpus caption metrics: metric, value, ci_low, ci_high, implementation, unavailable."""
     try:
-        from shared.metrics.captioning import IMPLEMENTATIONS
+        from mirada.metrics.captioning import IMPLEMENTATIONS
     except ImportError:  # metrics layer not installed: no implementation names
         IMPLEMENTATIONS = {}
     df = run_metrics(run_id)
@@ -870,7 +870,7 @@ def caption_corpus(run_id: int) -> pd.DataFrame:
                 "value": r.value,
                 "ci_low": r.ci_low,
                 "ci_high": r.ci_high,
-                "implementation": "degeneration indicators (shared.metrics.degeneration)"
+                "implementation": "degeneration indicators (mirada.metrics.degeneration)"
                 if r.name
                 in {
                     "distinct-1",
@@ -891,7 +891,7 @@ def caption_corpus(run_id: int) -> pd.DataFrame:
 def caption_notes() -> dict[str, str]:
     """The CIDEr note and the tokenisation used (from the metrics layer, when installed)."""
     try:
-        from shared.metrics.captioning import CIDER_NOTE, TOKENIZATION
+        from mirada.metrics.captioning import CIDER_NOTE, TOKENIZATION
     except ImportError:  # metrics layer not installed
         return {
             "cider": "CIDEr-D uses this set's own IDF: not comparable with published COCO numbers.",
@@ -987,7 +987,7 @@ def pairwise_significance(run_ids: Sequence[int]) -> pd.DataFrame:
     bootstrap. Columns: a, b, metric, difference, ci_low, ci_high, p_value, significant, n,
     test, sentence.
     """
-    from shared.metrics.stats import compare_runs
+    from mirada.metrics.stats import compare_runs
 
     infos = {rid: run_info(rid) for rid in run_ids}
     outcomes = {rid: _per_item_outcomes(rid) for rid in run_ids}

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shared.db import read_session
-from shared.db.models import (
+from mirada.db import read_session
+from mirada.db.models import (
     Dataset,
     GeneratedCaption,
     HardwareProfile,
@@ -19,7 +19,7 @@ from shared.db.models import (
     Timing,
     Worker,
 )
-from shared.errors import NotFoundError
+from mirada.errors import NotFoundError
 
 RUN_LIST_KEYS = (
     "id",
@@ -179,7 +179,7 @@ def recent_workers(within_seconds: int) -> list[dict[str, Any]]:
     """Workers whose heartbeat is newer than `within_seconds` (for 'is anyone serving?')."""
     from datetime import timedelta
 
-    from shared.db.models import utcnow
+    from mirada.db.models import utcnow
 
     cutoff = utcnow() - timedelta(seconds=within_seconds)
     with read_session() as s:

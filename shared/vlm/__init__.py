@@ -1,1 +1,1 @@
-"""Vision-language model adapters. Import `shared.vlm.registry`; it stays free of torch."""
+"""Vision-language model adapters. Import `mirada.vlm.registry`; it stays free of torch."""

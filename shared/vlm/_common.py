@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from shared.vlm._hub import hub_offline, resolve_hf_dir, revision_of, unavailable
-from shared.vlm.base import Fingerprint, VLMAdapter
-from shared.vlm.ids import ModelSpec
+from mirada.vlm._hub import hub_offline, resolve_hf_dir, revision_of, unavailable
+from mirada.vlm.base import Fingerprint, VLMAdapter
+from mirada.vlm.ids import ModelSpec
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,
@@ -24,7 +24,7 @@ def torch_dtype(dtype: str) -> torch.dtype:
     try:
         return TORCH_DTYPES[dtype]
     except KeyError:
-        from shared.errors import MiradaError
+        from mirada.errors import MiradaError
 
         raise MiradaError(
             f"unknown dtype {dtype!r}; use one of {', '.join(TORCH_DTYPES)}"

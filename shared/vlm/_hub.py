@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.vlm.errors import ModelUnavailableError
+from mirada.vlm.errors import ModelUnavailableError
 
 if TYPE_CHECKING:
-    from shared.vlm.ids import ModelSpec
+    from mirada.vlm.ids import ModelSpec
 
 OPEN_CLIP_URL_CACHE = Path("~/.cache/clip").expanduser()  # open_clip's default for URL weights
 

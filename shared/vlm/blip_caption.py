@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from transformers import BlipForConditionalGeneration
 
-from shared.vlm._common import HFAdapter
-from shared.vlm.base import CAPTION, CaptionOptions
-from shared.vlm.ids import ModelSpec
+from mirada.vlm._common import HFAdapter
+from mirada.vlm.base import CAPTION, CaptionOptions
+from mirada.vlm.ids import ModelSpec
 
 DEFAULT_CAPTION_OPTIONS = CaptionOptions()
 

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from transformers import BlipForImageTextRetrieval
 
-from shared.vlm._common import HFAdapter, l2_numpy
-from shared.vlm.base import EMBED, SCORE_PAIRS
-from shared.vlm.ids import ModelSpec
+from mirada.vlm._common import HFAdapter, l2_numpy
+from mirada.vlm.base import EMBED, SCORE_PAIRS
+from mirada.vlm.ids import ModelSpec
 
 ITM_CHUNK = 128  # image-text pairs per cross-attention forward; bounds activation memory
 

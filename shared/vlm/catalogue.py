@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.vlm.base import CAPTION, EMBED, SCORE_PAIRS
+from mirada.vlm.base import CAPTION, EMBED, SCORE_PAIRS
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.errors import MiradaError, NotFoundError
+from mirada.errors import MiradaError, NotFoundError
 
 
 class ModelIdError(MiradaError):

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from transformers import FlavaModel
 
-from shared.vlm._common import HFAdapter, l2_numpy
-from shared.vlm.base import EMBED
-from shared.vlm.errors import ModelIdError
-from shared.vlm.ids import ModelSpec
+from mirada.vlm._common import HFAdapter, l2_numpy
+from mirada.vlm.base import EMBED
+from mirada.vlm.errors import ModelIdError
+from mirada.vlm.ids import ModelSpec
 
 
 class FlavaAdapter(HFAdapter):

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from transformers import CLIPModel
 
-from shared.vlm._common import HFAdapter, l2_numpy
-from shared.vlm.base import EMBED
-from shared.vlm.ids import ModelSpec
+from mirada.vlm._common import HFAdapter, l2_numpy
+from mirada.vlm.base import EMBED
+from mirada.vlm.ids import ModelSpec
 
 
 class HFCLIPAdapter(HFAdapter):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.vlm.errors import ModelIdError
+from mirada.vlm.errors import ModelIdError
 
 HF_CLIP = "hf-clip"
 OPEN_CLIP = "open-clip"

@@ -12,8 +12,8 @@ import open_clip
 import torch
 from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
-from shared.vlm._common import TorchAdapter, l2_numpy
-from shared.vlm._hub import (
+from mirada.vlm._common import TorchAdapter, l2_numpy
+from mirada.vlm._hub import (
     OPEN_CLIP_URL_CACHE,
     cached_file,
     cached_snapshot,
@@ -22,9 +22,9 @@ from shared.vlm._hub import (
     revision_of,
     unavailable,
 )
-from shared.vlm.base import EMBED, Fingerprint
-from shared.vlm.errors import ModelIdError, ModelUnavailableError
-from shared.vlm.ids import ModelSpec
+from mirada.vlm.base import EMBED, Fingerprint
+from mirada.vlm.errors import ModelIdError, ModelUnavailableError
+from mirada.vlm.ids import ModelSpec
 
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")

@@ -10,11 +10,11 @@ import importlib
 import os
 from typing import TYPE_CHECKING
 
-from shared.vlm import _hub
-from shared.vlm.base import CAPTION, EMBED, SCORE_PAIRS
-from shared.vlm.catalogue import CATALOGUE, CatalogueEntry, list_catalogue
-from shared.vlm.errors import DeviceUnavailableError, ModelUnavailableError
-from shared.vlm.ids import (
+from mirada.vlm import _hub
+from mirada.vlm.base import CAPTION, EMBED, SCORE_PAIRS
+from mirada.vlm.catalogue import CATALOGUE, CatalogueEntry, list_catalogue
+from mirada.vlm.errors import DeviceUnavailableError, ModelUnavailableError
+from mirada.vlm.ids import (
     BLIP_CAPTION,
     BLIP_ITM,
     FAMILIES,
@@ -26,7 +26,7 @@ from shared.vlm.ids import (
 )
 
 if TYPE_CHECKING:
-    from shared.vlm.base import VLMAdapter
+    from mirada.vlm.base import VLMAdapter
 
 __all__ = [
     "CATALOGUE",
@@ -51,7 +51,7 @@ FAMILY_CAPABILITIES: dict[str, frozenset[str]] = {
     BLIP_CAPTION: frozenset({CAPTION}),
     FLAVA: frozenset({EMBED}),
 }
-# family -> module under shared.vlm exposing `load(spec, device, dtype) -> VLMAdapter`
+# family -> module under mirada.vlm exposing `load(spec, device, dtype) -> VLMAdapter`
 _FAMILY_MODULES: dict[str, str] = {
     HF_CLIP: "hf_clip",
     OPEN_CLIP: "open_clip_family",
@@ -60,7 +60,7 @@ _FAMILY_MODULES: dict[str, str] = {
     FLAVA: "flava",
 }
 if not set(_FAMILY_MODULES) == set(FAMILIES) == set(FAMILY_CAPABILITIES):
-    raise RuntimeError("shared.vlm: every family needs a module and capabilities")
+    raise RuntimeError("mirada.vlm: every family needs a module and capabilities")
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("fp32", "fp16", "bf16")
@@ -113,12 +113,12 @@ def load_adapter(model_id: str, *, device: str = "auto", dtype: str = "fp32") ->
     """Load `model_id` from local files only; raise ModelUnavailableError fast when missing."""
     spec = parse_model_id(model_id)
     if dtype not in DTYPES:
-        from shared.errors import MiradaError
+        from mirada.errors import MiradaError
 
         raise MiradaError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
     resolved = resolve_device(device)
     _require_local_files(spec)  # before importing torch-heavy modules: missing weights fail fast
-    module = importlib.import_module(f"shared.vlm.{_FAMILY_MODULES[spec.family]}")
+    module = importlib.import_module(f"mirada.vlm.{_FAMILY_MODULES[spec.family]}")
     return module.load(spec, resolved, dtype)
 
 
@@ -168,7 +168,7 @@ def available_offline(model_id: str) -> bool:
         return _hub.cached_file(repo, _OPEN_CLIP_FILES) is not None
     if os.path.isfile(os.path.expanduser(spec.pretrained)):
         return True
-    from shared.vlm.open_clip_family import tag_weights_location
+    from mirada.vlm.open_clip_family import tag_weights_location
 
     try:
         repo, where = tag_weights_location(spec.source, spec.pretrained)
@@ -194,7 +194,7 @@ def pull_model(model_id: str) -> str:
     elif spec.pretrained is None:
         return f"{spec.model_id} is random init; nothing to download"
     else:
-        from shared.vlm.open_clip_family import hf_text_repo, tag_weights_location
+        from mirada.vlm.open_clip_family import hf_text_repo, tag_weights_location
 
         try:
             repo, where = tag_weights_location(spec.source, spec.pretrained)

@@ -59,7 +59,7 @@ def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
     from dashboard_seed import seed_demo
 
-    from shared.db import dispose_engines
+    from mirada.db import dispose_engines
 
     saved = {k: os.environ.get(k) for k in ("MIRADA_HOME", "MIRADA_DATABASE_URL")}
     home = tmp_path_factory.mktemp("browser") / "home"
@@ -224,7 +224,7 @@ def test_upload_rejects_bad_rows_then_imports_a_zip(upload_server: str, tmp_path
     """The Datasets page's uploader goes through the real importer, report included."""
     import zipfile
 
-    from shared.demo.synthetic import write_demo_dataset
+    from mirada.demo.synthetic import write_demo_dataset
 
     src = write_demo_dataset(tmp_path / "shapes", split="demo", n=6)
     bad_csv = tmp_path / "bad" / "captions.csv"

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from dashboard_seed import Seeded, seed_demo, use_home
 
-from shared.db import dispose_engines
+from mirada.db import dispose_engines
 
 
 def _restore(saved: dict[str, str | None]) -> None:

@@ -1,7 +1,7 @@
 """Seed a MIRADA_HOME with datasets and finished runs for dashboard tests and benchmarks.
 
 Runs go through the real queue (enqueue, register_worker, claim_next, finish_run/fail_run)
-with results from the real metric builders (shared.metrics.report) on synthetic embeddings:
+with results from the real metric builders (mirada.metrics.report) on synthetic embeddings:
 noisy copies of per-image "concepts", so retrieval is good but imperfect. No model code runs.
 """
 
@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from shared.datasets import import_dataset, load_items
-from shared.db import dispose_engines, get_engine
-from shared.demo.synthetic import write_demo_dataset
-from shared.metrics.report import build_caption_report, build_match_report, rerank_inputs
-from shared.metrics.retrieval import class_prompts
-from shared.queue import (
+from mirada.datasets import import_dataset, load_items
+from mirada.db import dispose_engines, get_engine
+from mirada.demo.synthetic import write_demo_dataset
+from mirada.metrics.report import build_caption_report, build_match_report, rerank_inputs
+from mirada.metrics.retrieval import class_prompts
+from mirada.queue import (
     claim_next,
     enqueue,
     fail_run,
@@ -31,7 +31,7 @@ from shared.queue import (
     register_worker,
     stop_worker,
 )
-from shared.results import EmbeddingSet, RunResults, TimingValue
+from mirada.results import EmbeddingSet, RunResults, TimingValue
 
 DIM = 64
 
@@ -308,8 +308,8 @@ def seed_large(
     home: Path, n_images: int = 5000, *, n_categories: int = 10, dim: int = 512
 ) -> Seeded:
     """A large dataset (`n_images` items over 64 distinct tiny PNGs, 2 captions each) with one
-    finished match run (random 512-d embeddings). Written through shared.datasets.store."""
-    from shared.datasets.store import (
+    finished match run (random 512-d embeddings). Written through mirada.datasets.store."""
+    from mirada.datasets.store import (
         NewImage,
         NewItem,
         save_dataset,

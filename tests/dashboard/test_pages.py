@@ -103,7 +103,7 @@ def test_runs_page_queues_and_cancels(seeded_env: Seeded) -> None:
     at.selectbox(key="runs_action_run").select_index(0).run()
     at.button(key="runs_cancel").click().run()
     assert not at.exception
-    from shared.queue import run_status
+    from mirada.queue import run_status
 
     assert run_status(int(str(run_id).split()[0].lstrip("#"))) == "cancelled"
 
@@ -125,7 +125,7 @@ def test_results_page(seeded_env: Seeded) -> None:
 def test_results_page_blocks_for_large_runs(
     seeded_env: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.queries import dashboard as q
+    from mirada.queries import dashboard as q
 
     original = q.similarity_view
     monkeypatch.setattr(q, "similarity_view", lambda rid, **kw: original(rid, max_images=50))

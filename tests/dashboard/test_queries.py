@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from dashboard_seed import Seeded
 
-from shared import projections
-from shared.queries import dashboard as q
+from mirada import projections
+from mirada.queries import dashboard as q
 
 
 def test_dataset_summaries_and_gallery(seeded_env: Seeded) -> None:

@@ -6,20 +6,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from worker.context import RunContext
-    from worker.model import LazyModel
-    from worker.tasks.common import TaskOutput
+    from mirada.worker.context import RunContext
+    from mirada.worker.model import LazyModel
+    from mirada.worker.tasks.common import TaskOutput
 
     Executor = Callable[[RunContext, LazyModel], TaskOutput]
 
 
 def executor_for(task: str) -> Executor:
     if task == "match":
-        from worker.tasks.match import execute
+        from mirada.worker.tasks.match import execute
     elif task == "caption":
-        from worker.tasks.caption import execute
+        from mirada.worker.tasks.caption import execute
     elif task == "benchmark":
-        from worker.tasks.benchmark import execute
+        from mirada.worker.tasks.benchmark import execute
     else:
         raise ValueError(f"unknown task {task!r}")
     return execute

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from shared.results import MetricValue, RunResults, TimingValue
-from shared.vlm.base import CAPTION, EMBED, VLMAdapter
-from worker.context import RunContext
-from worker.model import LazyModel
-from worker.tasks.caption import caption_options
-from worker.tasks.common import Progress, TaskOutput, dataset_items, load_timing
+from mirada.results import MetricValue, RunResults, TimingValue
+from mirada.vlm.base import CAPTION, EMBED, VLMAdapter
+from mirada.worker.context import RunContext
+from mirada.worker.model import LazyModel
+from mirada.worker.tasks.caption import caption_options
+from mirada.worker.tasks.common import Progress, TaskOutput, dataset_items, load_timing
 
 WARMUP_BATCHES = 2
 TIMED_BATCHES = 5

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-from shared.metrics.report import build_caption_report
-from shared.results import RunResults, TimingValue
-from shared.vlm.base import CaptionOptions
-from worker.context import RunContext
-from worker.data import image_batches
-from worker.model import LazyModel
-from worker.tasks.common import Progress, TaskOutput, dataset_items, load_timing
+from mirada.metrics.report import build_caption_report
+from mirada.results import RunResults, TimingValue
+from mirada.vlm.base import CaptionOptions
+from mirada.worker.context import RunContext
+from mirada.worker.data import image_batches
+from mirada.worker.model import LazyModel
+from mirada.worker.tasks.common import Progress, TaskOutput, dataset_items, load_timing
 
 
 def caption_options(options: dict) -> CaptionOptions:

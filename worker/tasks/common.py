@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from shared import embedding_cache
-from shared.datasets import ItemRecord, load_items
-from shared.datasets.blobs import ensure_local
-from shared.results import RunResults, TimingValue
-from worker.context import RunContext
-from worker.data import image_batches
-from worker.model import LazyModel
+from mirada import embedding_cache
+from mirada.datasets import ItemRecord, load_items
+from mirada.datasets.blobs import ensure_local
+from mirada.results import RunResults, TimingValue
+from mirada.worker.context import RunContext
+from mirada.worker.data import image_batches
+from mirada.worker.model import LazyModel
 
 
 @dataclass
@@ -63,7 +63,7 @@ def model_cache_key(model: LazyModel, ctx: RunContext) -> str | None:
     """
     if ctx.run.options.get("no_cache"):
         return None
-    from worker.identity import cache_identity
+    from mirada.worker.identity import cache_identity
 
     identity = cache_identity(model.model_id, model.dtype)
     model.identity = identity

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.metrics.report import build_match_report
-from shared.metrics.retrieval import class_prompts, topk_candidates
-from shared.results import EmbeddingSet, RunResults
-from shared.vlm.base import SCORE_PAIRS
-from worker.context import RunContext
-from worker.data import image_batches
-from worker.model import LazyModel
-from worker.tasks.common import (
+from mirada.metrics.report import build_match_report
+from mirada.metrics.retrieval import class_prompts, topk_candidates
+from mirada.results import EmbeddingSet, RunResults
+from mirada.vlm.base import SCORE_PAIRS
+from mirada.worker.context import RunContext
+from mirada.worker.data import image_batches
+from mirada.worker.model import LazyModel
+from mirada.worker.tasks.common import (
     EmbedStats,
     Progress,
     TaskOutput,
@@ -34,7 +34,7 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
     categories = [it.category for it in items]
     known = sorted({c for c in categories if c})
 
-    from shared.vlm.registry import capabilities_for
+    from mirada.vlm.registry import capabilities_for
 
     rerank = SCORE_PAIRS in capabilities_for(ctx.run.model_id) and not ctx.run.options.get(
         "no_rerank"

@@ -1,11 +1,11 @@
-"""Alembic environment: uses the engine handed over by shared.db.migrate."""
+"""Alembic environment: uses the engine handed over by mirada.db.migrate."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from shared.db.migrate import lock_for_migration
-from shared.db.models import Base
+from mirada.db.migrate import lock_for_migration
+from mirada.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -14,7 +14,7 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     if engine is None:
-        from shared.db.engine import get_engine
+        from mirada.db.engine import get_engine
 
         engine = get_engine(config.get_main_option("sqlalchemy.url"), migrate=False)
     with engine.execution_options(sqlite_immediate=True).connect() as connection:
@@ -30,5 +30,5 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("Mirada applies migrations online only (shared.db.migrate.upgrade_to_head).")
+    raise SystemExit("Mirada applies migrations online only (mirada.db.migrate.upgrade_to_head).")
 run_migrations_online()
