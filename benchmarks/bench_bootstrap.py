@@ -26,7 +26,7 @@ def main(n: int = 5000, per: int = 5, n_resamples: int = 1000) -> None:
     t0 = time.perf_counter()
     w = stats.resample_weights(n, n_resamples, seed=0)
     t_w = time.perf_counter() - t0
-    ratios = report._Ratios(w)  # the exact code path build_match_report uses
+    ratios = report.RatioMetrics(w)  # the exact code path build_match_report uses
     ones = np.ones(n)
     counts = np.bincount(ci, minlength=n).astype(float)
     for k in (1, 5, 10):

@@ -23,7 +23,6 @@ Storage contract (the dashboard and `mirada show` read these names):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from sqlalchemy import delete
@@ -37,33 +36,17 @@ from mirada.db.models import (
     RunEmbedding,
     Timing,
 )
+from mirada.metrics.types import CaptionOutcome, ItemOutcome, MetricValue
 
-
-@dataclass(frozen=True)
-class MetricValue:
-    name: str
-    value: float | None
-    category: str | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    details: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class ItemOutcome:
-    item_id: int
-    correct: bool | None = None
-    rank: int | None = None
-    score: float | None = None
-    details: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class CaptionOutcome:
-    item_id: int
-    text: str
-    scores: dict[str, Any] | None = None
-    flags: dict[str, Any] | None = None
+__all__ = [
+    "CaptionOutcome",
+    "EmbeddingSet",
+    "ItemOutcome",
+    "MetricValue",
+    "RunResults",
+    "TimingValue",
+    "write_results",
+]
 
 
 @dataclass(frozen=True)

@@ -10,4 +10,6 @@ Modules (import the one you need; this package imports nothing heavy on its own)
 - `stats`: bootstrap confidence intervals, exact McNemar, paired bootstrap, run comparison.
 - `projection`: 2-D t-SNE / PCA views of embeddings.
 - `report`: the builders the worker calls (`build_match_report`, `build_caption_report`).
+- `types`: the result records they return (`MetricValue`, `ItemOutcome`, `CaptionOutcome`);
+  `mirada.results` stores them. Nothing here imports storage (db, results, queries, worker).
 """

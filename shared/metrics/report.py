@@ -23,7 +23,7 @@ import numpy as np
 
 from mirada.errors import MiradaError
 from mirada.metrics import captioning, degeneration, rerank, retrieval, stats
-from mirada.results import CaptionOutcome, ItemOutcome, MetricValue
+from mirada.metrics.types import CaptionOutcome, ItemOutcome, MetricValue
 
 TOP_K = 5
 CONFIDENCE = 0.95
@@ -44,13 +44,13 @@ class CaptionReport:
 
 
 def _ci(samples: np.ndarray) -> tuple[float | None, float | None]:
-    lo, hi = stats._interval(np.asarray(samples, dtype=np.float64), CONFIDENCE)
+    lo, hi = stats.percentile_interval(np.asarray(samples, dtype=np.float64), CONFIDENCE)
     return (None if np.isnan(lo) else lo), (None if np.isnan(hi) else hi)
 
 
-class _Ratios:
+class RatioMetrics:
     """Collects ratio metrics (sum(num) / sum(den) over images) and bootstraps them all with
-    one matrix product over the shared resamples."""
+    one matrix product over the shared resamples (weights from `stats.resample_weights`)."""
 
     def __init__(self, weights: np.ndarray) -> None:
         self.w = weights
@@ -84,7 +84,7 @@ class _Ratios:
 
 
 def _ratio_metric(name: str, num: np.ndarray, den: np.ndarray, w: np.ndarray) -> MetricValue:
-    acc = _Ratios(w)
+    acc = RatioMetrics(w)
     acc.add(name, num, den)
     return acc.metrics()[0]
 
@@ -133,13 +133,13 @@ def build_match_report(
             f"got {len(item_ids)} item ids for {n} images and {len(caption_ids)} caption ids "
             f"for {m} captions"
         )
-    cats = retrieval._category_array(categories, n)
+    cats = retrieval.category_array(categories, n)
     ret = retrieval.retrieve(img, txt, ci, k=TOP_K)
     w = stats.resample_weights(n, n_resamples, seed)
     ones = np.ones(n)
     per_image_captions = np.bincount(ci, minlength=n).astype(np.float64)
     report = MatchReport()
-    ratios = _Ratios(w)
+    ratios = RatioMetrics(w)
 
     for k in retrieval.RECALL_KS:
         ratios.add(f"i2t_recall@{k}", (ret.i2t_rank <= k).astype(float), ones)

@@ -286,7 +286,8 @@ def retrieve(
     return RetrievalResult(metrics_from_ranks(i2t, t2i), i2t, top_idx, top_scores, t2i)
 
 
-def _category_array(categories: Sequence[str | None], n: int) -> list[str | None]:
+def category_array(categories: Sequence[str | None], n: int) -> list[str | None]:
+    """One category per image as str or None (None and NaN, as pandas gives, mean none)."""
     cats = list(categories)
     if len(cats) != n:
         raise MiradaError(f"got {len(cats)} categories for {n} images; give one per image")
@@ -305,7 +306,7 @@ def category_metrics(
     Category-level hit: that caption's image has the same category as the query image.
     """
     n = len(i2t_rank)
-    cats = _category_array(categories, n)
+    cats = category_array(categories, n)
     ci = np.asarray(caption_image, dtype=np.int64)
     top_cat = [cats[int(ci[j])] for j in np.asarray(top1_caption, dtype=np.int64)]
     mask = np.array([c is not None for c in cats], dtype=bool)
@@ -373,7 +374,7 @@ def zeroshot_classify(
             f"class and image embeddings differ in dimension ({cls.shape[1]} vs {img.shape[1]})"
         )
     n = img.shape[0]
-    cats = _category_array(categories, n)
+    cats = category_array(categories, n)
     pred = np.argmax(img @ cls.T, axis=1) if labels else np.zeros(n, dtype=np.int64)
     pos = {name: i for i, name in enumerate(labels)}
     true = np.array([pos.get(c, -1) if c is not None else -1 for c in cats], dtype=np.int64)

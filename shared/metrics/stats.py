@@ -28,7 +28,8 @@ def resample_weights(n: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarr
     return counts.reshape(n_resamples, n).astype(np.float64)
 
 
-def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval of resampled statistics (non-finite ones ignored; none: NaNs)."""
     if not 0 < confidence < 1:
         raise MiradaError(f"confidence must be between 0 and 1, got {confidence}")
     samples = samples[np.isfinite(samples)]
@@ -96,7 +97,7 @@ def bootstrap_ci(
     w = weights if weights is not None else resample_weights(arr.size, n_resamples, seed)
     if w.shape[1] != arr.size:
         raise MiradaError(f"resample weights are for {w.shape[1]} items, got {arr.size} values")
-    return _interval(bootstrap_means(arr, w), confidence)
+    return percentile_interval(bootstrap_means(arr, w), confidence)
 
 
 def bootstrap_cis(
@@ -113,7 +114,7 @@ def bootstrap_cis(
     x = np.stack([_values(columns[k], k) for k in names], axis=1)
     w = resample_weights(x.shape[0], n_resamples, seed)
     means = bootstrap_means(x, w)
-    return {k: _interval(means[:, i], confidence) for i, k in enumerate(names)}
+    return {k: percentile_interval(means[:, i], confidence) for i, k in enumerate(names)}
 
 
 def _binary(values: Sequence[bool] | np.ndarray, name: str) -> np.ndarray:
@@ -173,7 +174,7 @@ def paired_bootstrap(
     d = a - b
     diff = float(d.mean())
     boot = bootstrap_means(d, resample_weights(d.size, n_resamples, seed))
-    lo, hi = _interval(boot, confidence)
+    lo, hi = percentile_interval(boot, confidence)
     extreme = np.count_nonzero(np.abs(boot - diff) >= abs(diff) - 1e-12)
     p = float((1 + extreme) / (n_resamples + 1)) if diff != 0 else 1.0
     return {"difference": diff, "ci_low": lo, "ci_high": hi, "p_value": p}
