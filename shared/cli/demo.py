@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import os
 import signal
 import subprocess
@@ -43,9 +44,34 @@ DEFAULT_PORT = 8501
     ),
 )
 def demo_cmd(args: argparse.Namespace) -> int:
-    from mirada.demo_session import run_demo
+    from mirada.cli import demo_session
 
-    return run_demo(dashboard=not args.no_dashboard, host=args.host, port=args.port)
+    show_log(demo_session.logger, "[mirada demo] %(message)s")
+    if args.no_dashboard:
+        return demo_session.run_demo(dashboard=None)
+    return demo_session.run_demo(
+        dashboard=streamlit_command(dashboard_app_path(), args.host, args.port),
+        url=f"http://{args.host}:{args.port}",
+    )
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the current sys.stderr (looked up per line, so redirections apply)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
+def show_log(logger: logging.Logger, fmt: str) -> None:
+    """Print `logger`'s INFO lines on stderr as `fmt` (once, however often a command runs)."""
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter(fmt))
+        logger.addHandler(handler)
 
 
 # --- `mirada dashboard` ----------------------------------------------------------------------

@@ -1,8 +1,13 @@
 """`mirada demo`: the synthetic demo dataset, runs of the shipped demo models, a worker and
-the dashboard. Idempotent: a second call reuses the dataset and finished runs."""
+the dashboard. Idempotent: a second call reuses the dataset and finished runs.
+
+It lives in the CLI package because it starts a worker (only the CLI imports mirada.worker).
+Progress goes to this module's logger; `mirada demo` (mirada.cli.demo) shows it on stderr.
+"""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -10,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirada.config import get_settings
+from mirada.domain import RETRYABLE, RunStatus, Task
 
 DEMO_DATASET = "mirada-demo"
 CLIP = "hf-clip:mirada/demo-clip"
@@ -20,24 +26,23 @@ CAPTIONER = "blip-caption:mirada/demo-blip"
 @dataclass(frozen=True)
 class DemoRun:
     model_id: str
-    task: str
+    task: Task
     options: dict[str, Any]
 
 
 # The chance baseline is queued first so that the trained CLIP is the newest match run,
 # which the Results page opens by default.
 DEMO_RUNS = (
-    DemoRun(CLIP_RANDOM, "match", {}),
-    DemoRun(CLIP, "match", {}),
-    DemoRun(CAPTIONER, "caption", {}),
-    DemoRun(CLIP, "benchmark", {"batch_sizes": [1, 8, 32]}),
-    DemoRun(CLIP_RANDOM, "benchmark", {"batch_sizes": [32]}),
-    DemoRun(CAPTIONER, "benchmark", {"batch_sizes": [1, 8]}),
+    DemoRun(CLIP_RANDOM, Task.match, {}),
+    DemoRun(CLIP, Task.match, {}),
+    DemoRun(CAPTIONER, Task.caption, {}),
+    DemoRun(CLIP, Task.benchmark, {"batch_sizes": [1, 8, 32]}),
+    DemoRun(CLIP_RANDOM, Task.benchmark, {"batch_sizes": [32]}),
+    DemoRun(CAPTIONER, Task.benchmark, {"batch_sizes": [1, 8]}),
 )
 
 
-def log(message: str) -> None:
-    print(f"[mirada demo] {message}", file=sys.stderr, flush=True)
+logger = logging.getLogger(__name__)
 
 
 def ensure_dataset() -> int:
@@ -46,14 +51,16 @@ def ensure_dataset() -> int:
 
     for ds in list_datasets():
         if ds.name == DEMO_DATASET:
-            log(f"reusing dataset {DEMO_DATASET!r} ({ds.images} images, {ds.captions} captions)")
+            logger.info(
+                f"reusing dataset {DEMO_DATASET!r} ({ds.images} images, {ds.captions} captions)"
+            )
             return ds.id
     from mirada.demo.synthetic import write_demo_dataset
 
     src = get_settings().home / "demo-source"
     write_demo_dataset(src, split="demo")
     report = import_dataset(src, name=DEMO_DATASET)
-    log(
+    logger.info(
         f"imported {DEMO_DATASET!r}: {report.images} images, {report.captions} captions, "
         f"{report.categories} categories"
     )
@@ -73,12 +80,12 @@ def ensure_runs(dataset_id: int) -> list[int]:
         run = existing.get((demo.model_id, demo.task))
         if run is None:
             run_id = enqueue(dataset_id, demo.model_id, demo.task, options=demo.options)
-            log(f"queued run {run_id}: {demo.task} {demo.model_id}")
+            logger.info(f"queued run {run_id}: {demo.task} {demo.model_id}")
         else:
             run_id = run["id"]
-            if run["status"] in ("failed", "cancelled"):
+            if run["status"] in RETRYABLE:
                 retry_run(run_id)
-                log(f"re-queued {run['status']} run {run_id}: {demo.task} {demo.model_id}")
+                logger.info(f"re-queued {run['status']} run {run_id}: {demo.task} {demo.model_id}")
         ids.append(run_id)
     return ids
 
@@ -92,15 +99,15 @@ def summary_rows(run_ids: list[int]) -> list[dict[str, Any]]:
         d = run_detail(run_id, with_captions=False)
         row = rows.setdefault(d["model"], {"model": d["model"]})
         m = d["metrics"]
-        if d["status"] != "succeeded":
+        if d["status"] != RunStatus.succeeded:
             row.setdefault("note", f"run {run_id} {d['status']}: {d['error'] or ''}"[:80])
             continue
-        if d["task"] == "match":
+        if d["task"] == Task.match:
             row["top-1"] = _with_ci(m, "i2t_recall@1")
-        elif d["task"] == "caption":
+        elif d["task"] == Task.caption:
             row["BLEU-4"] = _fmt(m.get("BLEU-4"))
             row["METEOR"] = _fmt(m.get("METEOR")) if m.get("METEOR") is not None else "n/a"
-        elif d["task"] == "benchmark":
+        elif d["task"] == Task.benchmark:
             best = max(
                 (
                     t
@@ -138,7 +145,9 @@ def print_summary(run_ids: list[int]) -> None:
     )
 
 
-def run_demo(*, dashboard: bool, host: str, port: int) -> int:
+def run_demo(*, dashboard: list[str] | None, url: str = "") -> int:
+    """Import, queue and run the demo; `dashboard` is the command that serves the dashboard at
+    `url` (None: run the demo runs in this process, print the summary and return)."""
     from mirada.queries.runs import list_runs
     from mirada.worker.main import WorkerLoop
 
@@ -147,11 +156,11 @@ def run_demo(*, dashboard: bool, host: str, port: int) -> int:
     pending = [
         r
         for r in list_runs(dataset_id=dataset_id)
-        if r["id"] in run_ids and r["status"] in ("queued", "running")
+        if r["id"] in run_ids and r["status"] in (RunStatus.queued, RunStatus.running)
     ]
-    if not dashboard:
+    if dashboard is None:
         if pending:
-            log(f"running {len(pending)} run(s) with an in-process worker")
+            logger.info(f"running {len(pending)} run(s) with an in-process worker")
             WorkerLoop(name="demo-worker", burst=True).serve()
         print_summary(run_ids)
         return 0
@@ -159,7 +168,7 @@ def run_demo(*, dashboard: bool, host: str, port: int) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         if pending:
-            log(f"starting a background worker for {len(pending)} run(s)")
+            logger.info(f"starting a background worker for {len(pending)} run(s)")
             procs.append(
                 subprocess.Popen(
                     [
@@ -173,11 +182,9 @@ def run_demo(*, dashboard: bool, host: str, port: int) -> int:
                     ],
                 )
             )
-        from mirada.cli.demo import dashboard_app_path, streamlit_command
-
-        procs.append(subprocess.Popen(streamlit_command(dashboard_app_path(), host, port)))
+        procs.append(subprocess.Popen(dashboard))
         print(
-            f"\nMirada demo dashboard: http://{host}:{port}\n"
+            f"\nMirada demo dashboard: {url}\n"
             "  Runs: watch the demo runs finish (a worker is running in the background)\n"
             "  Results: demo CLIP vs the random 'chance' CLIP: accuracy with 95% CIs, heatmap\n"
             "  Compare: the paired significance test between the two\n"
@@ -189,7 +196,7 @@ def run_demo(*, dashboard: bool, host: str, port: int) -> int:
             time.sleep(0.5)
         return procs[-1].returncode or 0
     except KeyboardInterrupt:
-        log("stopping")
+        logger.info("stopping")
         return 0
     finally:
         for p in procs:
