@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from mirada.demo import synthetic as syn
-from mirada.demo.train import IMAGE_MEAN, IMAGE_STD, parse_caption, pixels, score_captions
+from mirada.demo.training.blip import parse_caption, score_captions
+from mirada.demo.training.common import IMAGE_MEAN, IMAGE_STD, pixels
 from mirada.vlm.base import CaptionOptions
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "shared" / "vlm" / "demo_models"
