@@ -25,6 +25,9 @@ class Settings:
     max_zip_files: int
     max_image_pixels: int
     max_csv_rows: int
+    max_file_bytes: int
+    max_zip_ratio: int
+    max_line_chars: int
     heartbeat_seconds: int
     stale_after_seconds: int
     images_in_database: bool
@@ -53,6 +56,11 @@ def get_settings() -> Settings:
         max_zip_files=_int_env("MIRADA_MAX_ZIP_FILES", 200_000),
         max_image_pixels=_int_env("MIRADA_MAX_IMAGE_PIXELS", 89_478_485),
         max_csv_rows=_int_env("MIRADA_MAX_CSV_ROWS", 1_000_000),
+        # One file (image or annotation) read during an import; bounds import memory.
+        max_file_bytes=_int_env("MIRADA_MAX_FILE_BYTES", 256 * 1024**2),
+        # Zip entries over 1 MiB may not inflate more than this many times (zip bombs).
+        max_zip_ratio=_int_env("MIRADA_MAX_ZIP_RATIO", 100),
+        max_line_chars=_int_env("MIRADA_MAX_LINE_CHARS", 1_000_000),
         heartbeat_seconds=_int_env("MIRADA_HEARTBEAT_SECONDS", 10),
         stale_after_seconds=_int_env("MIRADA_STALE_AFTER_SECONDS", 60),
         images_in_database=_images_in_database(url),

@@ -17,7 +17,7 @@ from typing import Any
 
 from mirada.config import Settings, get_settings
 from mirada.datasets import store
-from mirada.datasets.archive import FolderSource, Source, ZipSource
+from mirada.datasets.archive import FolderSource, Source, UnreadableFile, ZipSource
 from mirada.datasets.catalog import resolve_dataset
 from mirada.datasets.formats import Parsed, detect_and_parse
 from mirada.datasets.images import ImageRejected, normalise
@@ -77,7 +77,13 @@ def import_dataset(
         _check_name_free(name)
         log = ProblemLog()
         parsed = detect_and_parse(
-            source, fmt, split, log, max_csv_rows=settings.max_csv_rows, only=only
+            source,
+            fmt,
+            split,
+            log,
+            max_csv_rows=settings.max_csv_rows,
+            max_line_chars=settings.max_line_chars,
+            only=only,
         )
         _sweep_stale_staging(settings.staging_dir)
         staging = settings.staging_dir / f"import-{uuid.uuid4().hex}"
@@ -118,12 +124,12 @@ def import_dataset(
 
 def _open_source(src: Path, settings: Settings) -> tuple[Source, str, str | None]:
     if src.is_dir():
-        return FolderSource(src), src.resolve().name, None
+        return FolderSource(src, settings), src.resolve().name, None
     if src.is_file() and (src.suffix.lower() == ".zip" or zipfile.is_zipfile(src)):
         return ZipSource(src, settings), src.stem, None
     if src.is_file() and src.suffix.lower() in _ANNOTATION_SUFFIXES:
         folder = src.resolve().parent
-        return FolderSource(folder), folder.name, src.name
+        return FolderSource(folder, settings), folder.name, src.name
     if not src.exists():
         raise fatal(str(src), "does not exist; give a folder, a .zip or an annotation file")
     raise fatal(str(src), "is not a folder, a .zip or a .csv/.json/.jsonl annotation file")
@@ -167,6 +173,9 @@ def _stage_images(
             stored = normalise(data, max_pixels=settings.max_image_pixels)
         except ImageRejected as exc:
             log.add(entry.path, str(exc))
+            continue
+        except UnreadableFile as exc:
+            log.add(entry.path, exc.reason)
             continue
         except OSError as exc:
             log.add(entry.path, f"cannot be read: {exc}")

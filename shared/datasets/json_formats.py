@@ -1,0 +1,160 @@
+"""COCO captions and Karpathy split files: detection by parsing, schema checks, entries."""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+from typing import Any
+
+from mirada.datasets.archive import Source
+from mirada.datasets.entries import Collector, Entry, Resolver
+from mirada.datasets.problems import ProblemLog, fatal
+
+
+def _dir(rel: str) -> str:
+    return posixpath.dirname(rel)
+
+
+def _depth(rel: str) -> int:
+    return rel.count("/")
+
+
+def find_json(source: Source, pool: list[str], fmt: str) -> tuple[str, str, Any] | None:
+    candidates = sorted((f for f in pool if f.lower().endswith(".json")), key=_depth)
+    found: list[tuple[str, str, Any]] = []
+    for rel in candidates:
+        if found and _depth(rel) > _depth(found[0][1]):
+            break
+        # Cheap sniff first: per-image sidecar JSONs must not each be parsed in full.
+        with source.open(rel) as fh:
+            head = fh.read(65536)
+        if b'"images"' not in head:
+            continue
+        doc = _load_json(source, rel)
+        kind = _json_kind(doc)
+        if kind and fmt in ("auto", kind):
+            found.append((kind, rel, doc))
+    if len(found) > 1:
+        names = ", ".join(f[1] for f in found[:5])
+        raise fatal(
+            source.label,
+            f"found several annotation JSON files ({names}); keep one, or "
+            "import the file itself (mirada import path/to/file.json)",
+        )
+    return found[0] if found else None
+
+
+def _json_kind(doc: Any) -> str | None:
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        return None
+    if isinstance(doc.get("annotations"), list):
+        return "coco"
+    first = next((im for im in doc["images"] if isinstance(im, dict)), None)
+    if first is not None and "sentences" in first:
+        return "karpathy"
+    return None
+
+
+def _load_json(source: Source, rel: str) -> Any:
+    try:
+        with source.open(rel) as fh:
+            return json.load(io.TextIOWrapper(fh, encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise fatal(
+            rel,
+            f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); fix the syntax",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise fatal(rel, "is not UTF-8 text; save the JSON as UTF-8") from exc
+    except RecursionError as exc:
+        raise fatal(rel, "is nested too deeply to read; this is not an annotation file") from exc
+
+
+def parse_coco(rel: str, doc: dict[str, Any], resolver: Resolver, log: ProblemLog) -> list[Entry]:
+    base = _dir(rel)
+    names = {c.get("id"): c.get("name") for c in doc.get("categories") or [] if isinstance(c, dict)}
+    by_id: dict[Any, tuple[str, str, Any]] = {}
+    order: list[Any] = []
+    reported: set[Any] = set()  # images already reported: their annotations add no news
+    for i, im in enumerate(doc["images"]):
+        where = f"{rel} images[{i}]"
+        if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
+            log.add(where, "needs an 'id' and a 'file_name'; fix the entry")
+            continue
+        if im["id"] in by_id:
+            log.add(where, f"repeats image id {im['id']!r}; give each image its own id")
+            continue
+        path, error = resolver.resolve(base, im["file_name"])
+        if path is None:
+            log.add(where, error or "bad file name")
+            reported.add(im["id"])
+            continue
+        category = im.get("category")
+        if category is None and "category_id" in im:
+            category = names.get(im["category_id"], im["category_id"])
+        by_id[im["id"]] = (path, where, category)
+        order.append(im["id"])
+    collector = Collector(log)
+    captions: dict[Any, list[tuple[str, Any]]] = {}
+    for j, ann in enumerate(doc["annotations"]):
+        where = f"{rel} annotations[{j}]"
+        if not isinstance(ann, dict) or "image_id" not in ann:
+            log.add(where, "needs an 'image_id' and a 'caption'; fix the entry")
+            continue
+        if ann["image_id"] not in by_id:
+            if ann["image_id"] not in reported:
+                log.add(
+                    where,
+                    f"refers to image id {ann['image_id']!r}, which is not in "
+                    "'images'; add the image or delete the annotation",
+                )
+            continue
+        captions.setdefault(ann["image_id"], []).append((where, ann.get("caption")))
+    for image_id in order:
+        path, where, category = by_id[image_id]
+        rows = captions.get(image_id)
+        if not rows:
+            log.add(where, f"{path} has no captions in 'annotations'; add one or remove the image")
+            continue
+        for ann_where, text in rows:
+            collector.add(ann_where, path, text, category)
+    return list(collector.entries.values())
+
+
+def parse_karpathy(
+    rel: str, doc: dict[str, Any], split: str | None, resolver: Resolver, log: ProblemLog
+) -> list[Entry]:
+    base = _dir(rel)
+    images = doc["images"]
+    if split:
+        present = sorted({str(im.get("split")) for im in images if isinstance(im, dict)})
+        if split not in present:
+            raise fatal(
+                f"--split {split}",
+                f"no images in split {split!r} of {rel}; available: {', '.join(present) or 'none'}",
+            )
+    collector = Collector(log)
+    for i, im in enumerate(images):
+        where = f"{rel} images[{i}]"
+        if not isinstance(im, dict) or not isinstance(im.get("filename"), str):
+            log.add(where, "needs a 'filename'; fix the entry")
+            continue
+        if split and im.get("split") != split:
+            continue
+        folder = im.get("filepath")
+        names = [posixpath.join(folder, im["filename"])] if isinstance(folder, str) else []
+        path, error = resolver.resolve(base, *names, im["filename"])
+        if path is None:
+            log.add(where, error or "bad file name")
+            continue
+        sentences = im.get("sentences") or []
+        if not sentences:
+            log.add(where, f"{path} has no sentences; add one or remove the image")
+            continue
+        for s in sentences:
+            text = s.get("raw") if isinstance(s, dict) else s
+            if text is None and isinstance(s, dict) and isinstance(s.get("tokens"), list):
+                text = " ".join(map(str, s["tokens"]))
+            collector.add(where, path, text, im.get("category"))
+    return list(collector.entries.values())
