@@ -1,20 +1,59 @@
-"""Settings read from the environment, so every process (CLI, worker, dashboard) agrees."""
+"""Settings read from the environment, so every process (CLI, worker, dashboard) agrees.
+
+A bad value is a ConfigError (a MiradaError) naming the variable, the value and the accepted
+form, so the CLI prints one line instead of a traceback.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirada.errors import MiradaError
+
+# Backends Mirada supports; the URL's scheme is `<dialect>[+<driver>]://`.
+DATABASE_DIALECTS = ("sqlite", "postgresql")
+_URL_SCHEME = re.compile(r"^(?P<dialect>[A-Za-z][A-Za-z0-9]*)(\+[A-Za-z0-9_]+)?://")
+
+
+class ConfigError(MiradaError):
+    """An environment variable with a value Mirada cannot use."""
+
+
+def _bad(name: str, raw: str, accepted: str) -> ConfigError:
+    return ConfigError(f"environment variable {name}={raw!r} is invalid: expected {accepted}")
+
 
 def _int_env(name: str, default: int) -> int:
+    """A positive integer, or `default` when unset or empty."""
     raw = os.environ.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
+    accepted = f"a positive whole number such as {default} (or unset it for {default})"
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not an integer; unset it or give a number") from exc
+        value = int(raw)
+    except ValueError:
+        raise _bad(name, raw, accepted) from None
+    if value < 1:
+        raise _bad(name, raw, accepted)
+    return value
+
+
+def _database_url(home: Path) -> str:
+    raw = os.environ.get("MIRADA_DATABASE_URL")
+    if not raw:
+        return f"sqlite:///{home / 'mirada.db'}"
+    match = _URL_SCHEME.match(raw)
+    if match is None or match["dialect"].lower() not in DATABASE_DIALECTS:
+        raise _bad(
+            "MIRADA_DATABASE_URL",
+            raw,
+            "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE "
+            "(or unset it for the SQLite file in MIRADA_HOME)",
+        )
+    return raw
 
 
 @dataclass(frozen=True)
@@ -48,7 +87,7 @@ class Settings:
 def get_settings() -> Settings:
     """Read settings now; cheap, so callers never hold stale copies across env changes."""
     home = Path(os.environ.get("MIRADA_HOME") or "./mirada-data").expanduser().resolve()
-    url = os.environ.get("MIRADA_DATABASE_URL") or f"sqlite:///{home / 'mirada.db'}"
+    url = _database_url(home)
     return Settings(
         home=home,
         database_url=url,
@@ -70,11 +109,12 @@ def get_settings() -> Settings:
 def _images_in_database(url: str) -> bool:
     """auto (default): keep image bytes in the database unless it is the embedded SQLite
     file, whose machine already has the files."""
-    raw = (os.environ.get("MIRADA_IMAGES_IN_DATABASE") or "auto").strip().lower()
-    if raw == "auto":
+    raw = os.environ.get("MIRADA_IMAGES_IN_DATABASE") or "auto"
+    value = raw.strip().lower()
+    if value == "auto":
         return not url.startswith("sqlite")
-    if raw in ("1", "true", "yes", "on"):
+    if value in ("1", "true", "yes", "on"):
         return True
-    if raw in ("0", "false", "no", "off"):
+    if value in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"MIRADA_IMAGES_IN_DATABASE={raw!r}: use auto, true or false")
+    raise _bad("MIRADA_IMAGES_IN_DATABASE", raw, "auto, true or false")
