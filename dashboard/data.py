@@ -1,13 +1,17 @@
-"""Cached access to the read models for the pages.
+"""Cached, typed access to the read models for the pages.
 
-Queries live in `mirada.queries.dashboard` (tested without Streamlit); this module only
-caches them: `st.cache_resource` for the engine, `st.cache_data(ttl=...)` for query results,
-keyed by the database URL so pointing MIRADA_HOME elsewhere never serves stale results.
+The queries live in `mirada.queries.*` (tested without Streamlit). Each function here is one
+of them wrapped by `cached`: same signature and return type, so pages call them directly and
+editors follow the call. Results are cached with `st.cache_data(ttl=...)` keyed by the database
+URL (pointing MIRADA_HOME elsewhere never serves stale results); the engine with
+`st.cache_resource`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -16,10 +20,16 @@ from sqlalchemy import Engine
 from mirada import projections
 from mirada.config import get_settings
 from mirada.db import get_engine
-from mirada.queries import dashboard as q
+from mirada.metrics.names import MetricKind
+from mirada.queries import captions, common, compare, datasets, hardware, results, runs, similarity
+from mirada.queries.common import RunInfo
 
 RESULTS_TTL = 300  # finished runs do not change
 LIVE_TTL = 2  # run status and progress
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_CACHES: list[Any] = []  # every cached query, for invalidate()
 
 
 def db_url() -> str:
@@ -43,47 +53,85 @@ def ensure_database() -> None:
         st.stop()
 
 
-@st.cache_data(ttl=RESULTS_TTL, show_spinner=False)
-def _query(url: str, name: str, *args: Any, **kwargs: Any) -> Any:
-    return getattr(q, name)(*args, **kwargs)
+def cached(ttl: int, *, spinner: str | bool = False) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Wrap a query in `st.cache_data(ttl)` with the database URL as the first key part."""
+
+    def wrap(query: Callable[P, R]) -> Callable[P, R]:
+        def call(url: str, *args: Any, **kwargs: Any) -> R:
+            return query(*args, **kwargs)
+
+        # Streamlit keys a cache by the function's module, qualified name and source; every
+        # `call` has the same source, so the name must tell the queries (and TTLs) apart.
+        call.__qualname__ = f"{query.__module__}.{query.__qualname__}@{ttl}"
+        store = st.cache_data(ttl=ttl, show_spinner=spinner)(call)
+        _CACHES.append(store)
+
+        @functools.wraps(query)
+        def cached_query(*args: P.args, **kwargs: P.kwargs) -> R:
+            return store(db_url(), *args, **kwargs)
+
+        return cached_query
+
+    return wrap
 
 
-@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
-def _live(url: str, name: str, *args: Any, **kwargs: Any) -> Any:
-    return getattr(q, name)(*args, **kwargs)
+results_cache = cached(RESULTS_TTL)
+live_cache = cached(LIVE_TTL)
+
+# Datasets page
+dataset_summaries = results_cache(datasets.dataset_summaries)
+dataset_categories = results_cache(datasets.dataset_categories)
+dataset_item_count = results_cache(datasets.dataset_item_count)
+dataset_gallery = results_cache(datasets.dataset_gallery)
+category_counts = results_cache(datasets.category_counts)
+
+# Runs page (live: status and progress change while it is open)
+runs_frame = live_cache(runs.runs_frame)
+worker_notice = live_cache(runs.worker_notice)
+live_run_info = live_cache(common.run_info)
+
+# Pickers and headers
+finished_runs = results_cache(common.finished_runs)
+run_info = results_cache(common.run_info)
+
+# Results page
+run_metrics = results_cache(results.run_metrics)
+headline_metrics = results_cache(results.headline_metrics)
+category_metrics = results_cache(results.category_metrics)
+run_items = results_cache(results.run_items)
+zeroshot_confusion = results_cache(results.zeroshot_confusion)
+item_drilldown = results_cache(results.item_drilldown)
+similarity_view = results_cache(similarity.similarity_view)
+similarity_slice = results_cache(similarity.similarity_slice)
+embedding_kinds = results_cache(similarity.embedding_kinds)
+projection = cached(RESULTS_TTL, spinner="Projecting embeddings…")(projections.projection_frame)
+
+# Compare page
+compare_metrics = results_cache(compare.compare_metrics)
+compare_categories = results_cache(compare.compare_categories)
+pairwise_significance = results_cache(compare.pairwise_significance)
+disagreements = results_cache(compare.disagreements)
+
+# Captions page
+caption_corpus = results_cache(captions.caption_corpus)
+caption_table = results_cache(captions.caption_table)
+caption_notes = captions.caption_notes  # constants: nothing to cache
+
+# Hardware page
+benchmark_timings = results_cache(hardware.benchmark_timings)
+load_times = results_cache(hardware.load_times)
+hardware_profiles = results_cache(hardware.hardware_profiles)
 
 
-def query(name: str, *args: Any, **kwargs: Any) -> Any:
-    """A cached call of `mirada.queries.dashboard.<name>(*args, **kwargs)`."""
-    return _query(db_url(), name, *args, **kwargs)
-
-
-def live(name: str, *args: Any, **kwargs: Any) -> Any:
-    """Like `query`, with a short TTL for run status."""
-    return _live(db_url(), name, *args, **kwargs)
-
-
-@st.cache_data(ttl=RESULTS_TTL, show_spinner="Projecting embeddings…")
-def _projection(
-    url: str, run_id: int, method: str, kind: str
-) -> tuple[pd.DataFrame, dict[str, int | bool]]:
-    return projections.projection_frame(run_id, method, kind)
-
-
-def projection(run_id: int, method: str, kind: str) -> tuple[pd.DataFrame, dict[str, int | bool]]:
-    return _projection(db_url(), run_id, method, kind)
-
-
-def projection_status(run_id: int, method: str, kind: str) -> dict[str, int | bool]:
+def projection_status(run_id: int, method: str, kind: str) -> projections.ProjectionStatus:
     """Uncached (two small reads): is the projection stored, or cheap enough to compute now?"""
     return projections.projection_status(run_id, method, kind)
 
 
 def invalidate() -> None:
     """Forget cached query results (after a write: enqueue, cancel, import, delete)."""
-    _query.clear()
-    _live.clear()
-    _projection.clear()
+    for store in _CACHES:
+        store.clear()
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
@@ -115,32 +163,33 @@ def downloads(df: pd.DataFrame, stem: str, key: str) -> None:
     )
 
 
-def fmt_value(value: float | None, kind: str = "share") -> str:
+def fmt_value(value: float | None, kind: str = MetricKind.proportion) -> str:
+    """A metric value by its kind: proportions in percent, the rest with 3 decimals."""
     if value is None or pd.isna(value):
         return "n/a"
-    return f"{value * 100:.1f}%" if kind == "share" else f"{value:.3f}"
+    return f"{value * 100:.1f}%" if kind == MetricKind.proportion else f"{value:.3f}"
 
 
-def fmt_ci(low: float | None, high: float | None, kind: str = "share") -> str:
+def fmt_ci(low: float | None, high: float | None, kind: str = MetricKind.proportion) -> str:
     if low is None or high is None or pd.isna(low) or pd.isna(high):
         return ""
-    if kind == "share":
+    if kind == MetricKind.proportion:
         return f"95% CI [{low * 100:.1f}, {high * 100:.1f}]"
     return f"95% CI [{low:.3f}, {high:.3f}]"
 
 
 def pick_finished_run(
     task: str, label: str, key: str, empty_hint: str, *, param: str = "run"
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, RunInfo]:
     """A picker over the finished runs of `task` (newest first, honours ?run=ID in the URL).
 
-    Stops the page with `empty_hint` when there is none. Returns (run id, run_info)."""
-    runs = query("finished_runs", task=task)
-    if runs.empty:
+    Stops the page with `empty_hint` when there is none. Returns (run id, its RunInfo)."""
+    done = finished_runs(task=task)
+    if done.empty:
         st.info(empty_hint)
         st.stop()
-    ids = runs["id"].astype(int).tolist()
-    labels = dict(zip(ids, runs["label"], strict=True))
+    ids = done["id"].astype(int).tolist()
+    labels = dict(zip(ids, done["label"], strict=True))
     wanted = st.query_params.get(param)
     index = 0
     if wanted is not None and wanted.isdigit() and int(wanted) in ids:
@@ -149,4 +198,7 @@ def pick_finished_run(
     if chosen is None:
         st.stop()
     st.query_params[param] = str(chosen)
-    return int(chosen), query("run_info", chosen)
+    info = run_info(int(chosen))
+    if info is None:  # deleted since the picker was read
+        st.stop()
+    return int(chosen), info

@@ -22,7 +22,8 @@ from sqlalchemy import delete, select
 from mirada.db import read_session, write_session
 from mirada.db.models import RunArtifact, RunEmbedding
 from mirada.errors import MiradaError
-from mirada.queries.dashboard import load_embeddings
+from mirada.queries.common import NO_CATEGORY, caption_frame, item_frame, run_info
+from mirada.queries.similarity import load_embeddings
 
 Kind = Literal["image", "text", "joint"]
 KINDS: tuple[str, ...] = ("image", "text", "joint")
@@ -43,6 +44,14 @@ class Projection:
     @property
     def subsampled(self) -> bool:
         return len(self.index) < self.total
+
+
+@dataclass(frozen=True)
+class ProjectionFacts:
+    total: int  # rows of the embedding set(s)
+    shown: int  # rows projected (fewer when t-SNE subsampled)
+    subsampled: bool
+    cached: bool  # read from a stored artifact
 
 
 def artifact_name(method: str, kind: str) -> str:
@@ -125,18 +134,15 @@ def get_projection(
 
 def projection_frame(
     run_id: int, method: str = "pca", kind: str = "image", *, max_points: int | None = None
-) -> tuple[pd.DataFrame, dict[str, int | bool]]:
-    """Scatter-ready rows (x, y, kind, category, filename, text) plus facts about sampling:
-    {"total", "shown", "subsampled", "cached"}. Image rows show their first caption."""
-    from mirada.queries.dashboard import NO_CATEGORY, caption_frame, run_info
-    from mirada.queries.dashboard import _item_frame as item_frame
-
+) -> tuple[pd.DataFrame, ProjectionFacts]:
+    """Scatter-ready rows (x, y, kind, category, filename, text) plus facts about sampling.
+    Image rows show their first caption."""
     info = run_info(run_id)
     if info is None:
         raise MiradaError(f"run {run_id} does not exist; see `mirada runs`")
     proj = get_projection(run_id, method, kind, max_points=max_points)
-    items = item_frame(info["dataset_id"]).set_index("item_id")
-    caps = caption_frame(info["dataset_id"])
+    items = item_frame(info.dataset_id).set_index("item_id")
+    caps = caption_frame(info.dataset_id)
     first_caption = caps.drop_duplicates("item_id").set_index("item_id")["text"]
     cap_meta = caps.set_index("caption_id")
     kinds = proj.row_kinds[proj.index]
@@ -162,21 +168,21 @@ def projection_frame(
             "text": text,
         }
     )
-    facts: dict[str, int | bool] = {
-        "total": proj.total,
-        "shown": len(proj.index),
-        "subsampled": proj.subsampled,
-        "cached": proj.cached,
-    }
-    return df, facts
+    return df, ProjectionFacts(proj.total, len(proj.index), proj.subsampled, proj.cached)
 
 
 AUTO_COMPUTE_MAX_ROWS = 1000
 
 
-def projection_status(run_id: int, method: str, kind: str) -> dict[str, int | bool]:
-    """Without loading embeddings: {"total": rows, "stored": a valid artifact exists,
-    "auto": cheap enough to compute on page load}."""
+@dataclass(frozen=True)
+class ProjectionStatus:
+    total: int  # rows to project
+    stored: bool  # a valid artifact exists
+    auto: bool  # cheap enough to compute on page load
+
+
+def projection_status(run_id: int, method: str, kind: str) -> ProjectionStatus:
+    """Whether a projection is stored or cheap to compute, without loading embeddings."""
     parts = ["image", "text"] if kind == "joint" else [kind]
     with read_session() as s:
         counts = dict(
@@ -194,8 +200,8 @@ def projection_status(run_id: int, method: str, kind: str) -> dict[str, int | bo
     total = int(sum(counts.get(p, 0) for p in parts))
     limit = MAX_TSNE_POINTS if method == "tsne" else total
     shown = min(total, limit)
-    return {
-        "total": total,
-        "stored": ctype == _content_type(total, shown),
-        "auto": shown <= (AUTO_COMPUTE_MAX_ROWS if method == "pca" else 500),
-    }
+    return ProjectionStatus(
+        total=total,
+        stored=ctype == _content_type(total, shown),
+        auto=shown <= (AUTO_COMPUTE_MAX_ROWS if method == "pca" else 500),
+    )

@@ -6,29 +6,32 @@ from __future__ import annotations
 import streamlit as st
 
 from mirada.dashboard import charts, data
+from mirada.domain import Task
+from mirada.metrics.names import metric_name
+from mirada.queries.captions import TABLE_METRICS
 
 st.title("Captions")
 data.ensure_database()
 
 run_id, info = data.pick_finished_run(
-    "caption",
+    Task.caption,
     "Caption run",
     "captions_run",
     "**No finished caption runs yet.** Queue one with a captioning model, e.g. "
     "`mirada queue --dataset NAME --model blip-caption:mirada/demo-blip --task caption`, "
     "and start `mirada worker`.",
 )
-st.caption(f"**{info['model']}** on **{info['dataset']}** · finished {info['finished_at']}")
+st.caption(f"**{info.model}** on **{info.dataset}** · finished {info.finished_at}")
 
 st.subheader("Corpus metrics")
-corpus = data.query("caption_corpus", run_id)
-notes = data.query("caption_notes")
-main = corpus[corpus["metric"].isin(["BLEU-4", "METEOR", "ROUGE-L", "CIDEr"])]
+corpus = data.caption_corpus(run_id)
+notes = data.caption_notes()
+main = corpus[corpus["metric"].isin(TABLE_METRICS)]
 cols = st.columns(max(1, len(main)))
 for col, r in zip(cols, main.itertuples(index=False), strict=False):
     with col.container(border=True):
         if r.value is None or r.value != r.value:
-            st.metric(r.metric, "unavailable")
+            st.metric(r.label, "unavailable", help=r.help)
             st.caption(f":material/warning: {r.unavailable or 'not computed'}")
         else:
             ci = (
@@ -36,25 +39,37 @@ for col, r in zip(cols, main.itertuples(index=False), strict=False):
                 if r.ci_low is not None and r.ci_low == r.ci_low
                 else "corpus score"
             )
-            st.metric(r.metric, f"{r.value:.3f}", help=r.implementation)
+            st.metric(r.label, f"{r.value:.3f}", help=f"{r.implementation}. {r.help}")
             st.caption(ci)
-st.dataframe(corpus, hide_index=True, key="captions_corpus")
+st.dataframe(
+    corpus.drop(columns=["help"]),
+    hide_index=True,
+    key="captions_corpus",
+    column_order=["label", "metric", "value", "ci_low", "ci_high", "implementation", "unavailable"],
+    column_config={
+        "label": st.column_config.TextColumn("metric"),
+        "metric": st.column_config.TextColumn("key", help="The metric's key in JSON and CSV"),
+    },
+)
 unavailable = corpus[corpus["unavailable"].notna()]
 for r in unavailable.itertuples(index=False):
-    st.warning(f"**{r.metric} unavailable:** {r.unavailable}")
+    st.warning(f"**{r.label} unavailable:** {r.unavailable}")
 st.caption(
     "Implementation: pycocoevalcap (the official COCO caption code) — BLEU 1-4, METEOR 1.5 "
     "(Java), ROUGE-L, CIDEr-D with the IDF of this set's own references. "
-    + (f"Tokenisation: {notes['tokenization']}." if notes.get("tokenization") else "")
+    + (f"Tokenisation: {notes.tokenization}." if notes.tokenization else "")
 )
-st.info(f"**About CIDEr:** {notes['cider']}", icon=":material/info:")
+st.info(f"**About CIDEr:** {notes.cider}", icon=":material/info:")
 
 st.subheader("Generated vs reference captions")
-table = data.query("caption_table", run_id)
+table = data.caption_table(run_id)
 if table["CIDEr"].notna().any():
     st.altair_chart(
         charts.score_histogram(
-            table, value="CIDEr", color="degenerate", title="Per-image CIDEr (coloured: degenerate)"
+            table,
+            value="CIDEr",
+            color="degenerate",
+            title=f"Per-image {metric_name('CIDEr').label} (coloured: degenerate)",
         ),
         width="stretch",
     )
@@ -72,10 +87,7 @@ st.dataframe(
         "filename",
         "category",
         "generated",
-        "BLEU-4",
-        "METEOR",
-        "ROUGE-L",
-        "CIDEr",
+        *TABLE_METRICS,
         "degenerate",
         "reasons",
         "references",
@@ -83,10 +95,12 @@ st.dataframe(
     column_config={
         "references": st.column_config.TextColumn("references", width="large"),
         "generated": st.column_config.TextColumn("generated", width="medium"),
-        "CIDEr": st.column_config.NumberColumn("CIDEr", format="%.3f"),
-        "BLEU-4": st.column_config.NumberColumn("BLEU-4", format="%.3f"),
-        "METEOR": st.column_config.NumberColumn("METEOR", format="%.3f"),
-        "ROUGE-L": st.column_config.NumberColumn("ROUGE-L", format="%.3f"),
+        **{
+            key: st.column_config.NumberColumn(
+                metric_name(key).label, format="%.3f", help=metric_name(key).help
+            )
+            for key in TABLE_METRICS
+        },
     },
 )
 data.downloads(table, f"run{run_id}_captions", "captions_dl")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from mirada.dashboard import charts, data
+from mirada.domain import Task
+from mirada.metrics.names import label
 
 BAR_METRICS = (
     "i2t_recall@1",
@@ -15,12 +17,13 @@ BAR_METRICS = (
     "zeroshot_accuracy",
     "i2t_recall@1_reranked",
 )
+CAPTION_BAR_METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 
 st.title("Compare")
 data.ensure_database()
 
-runs = data.query("finished_runs")
-runs = runs[runs["task"].isin(["match", "caption"])]
+runs = data.finished_runs()
+runs = runs[runs["task"].isin([Task.match, Task.caption])]
 if runs.empty:
     st.info(
         "**Nothing to compare yet.** Queue at least two match (or caption) runs on the same "
@@ -37,7 +40,7 @@ dataset_id = c1.selectbox(
     "Dataset", list(ds_names), format_func=lambda i: ds_names[i], key="compare_dataset"
 )
 tasks = sorted(runs.loc[runs["dataset_id"] == dataset_id, "task"].unique())
-default_task = "match" if "match" in tasks else tasks[0]
+default_task = Task.match.value if Task.match in tasks else tasks[0]
 task = c2.segmented_control("Task", tasks, default=default_task, key="compare_task") or default_task
 candidates = runs[(runs["dataset_id"] == dataset_id) & (runs["task"] == task)]
 labels = dict(zip(candidates["id"].astype(int), candidates["label"], strict=True))
@@ -54,7 +57,7 @@ if len(chosen) < 2:
 run_ids = [int(r) for r in chosen]
 
 st.subheader("Metrics side by side")
-table = data.query("compare_metrics", run_ids)
+table = data.compare_metrics(run_ids)
 if table.empty:
     st.info("These runs stored no metrics.")
     st.stop()
@@ -63,44 +66,52 @@ wide = table.assign(
         f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo == lo and lo is not None else "")
         for v, lo, hi in zip(table["value"], table["ci_low"], table["ci_high"], strict=True)
     ]
-).pivot_table(index="metric", columns="run", values="shown", aggfunc="first", sort=False)
-st.dataframe(wide, key="compare_table")
+).pivot_table(index=["label", "metric"], columns="run", values="shown", aggfunc="first", sort=False)
+st.dataframe(
+    wide.reset_index().rename(columns={"metric": "key"}),
+    hide_index=True,
+    key="compare_table",
+    column_config={
+        "label": st.column_config.TextColumn("metric"),
+        "key": st.column_config.TextColumn("key", help="The metric's key in JSON and CSV"),
+    },
+)
 st.caption("Values are fractions (1.0 = 100%); brackets are 95% bootstrap CIs over images.")
 data.downloads(table, "compare_metrics", "compare_dl")
 
-if task == "match":
-    bars = table[table["metric"].isin(BAR_METRICS)]
-else:
-    bars = table[table["metric"].isin(["BLEU-4", "METEOR", "ROUGE-L", "CIDEr"])]
+is_match = task == Task.match
+bars = table[table["metric"].isin(BAR_METRICS if is_match else CAPTION_BAR_METRICS)]
 if not bars.empty:
     st.altair_chart(
         charts.bars_with_ci(
             bars,
-            x="metric",
+            x="label",
             color="run",
             title="Grouped by metric (95% CI whiskers where stored)",
-            percent=task == "match",
-            y_title="value (%)" if task == "match" else "score",
+            percent=is_match,
+            x_title="metric",
+            y_title="value (%)" if is_match else "score",
         ),
         width="stretch",
     )
 
-if task == "match":
+if is_match:
     st.subheader("Per-category differences")
-    diffs = data.query("compare_categories", run_ids, "i2t_recall@1")
+    diffs = data.compare_categories(run_ids, "i2t_recall@1")
     others = diffs[diffs["run_id"] != run_ids[0]]
     if others.empty:
         st.info("No per-category metrics (the dataset has no categories).")
     else:
         st.altair_chart(
             charts.difference_bars(
-                others, title=f"Image→text R@1 minus {labels[run_ids[0]].split(' · ')[0]}"
+                others,
+                title=f"{label('i2t_recall@1')} minus {labels[run_ids[0]].split(' · ')[0]}",
             ),
             width="stretch",
         )
 
 st.subheader("Is the difference significant?")
-sig = data.query("pairwise_significance", run_ids)
+sig = data.pairwise_significance(run_ids)
 if sig.empty:
     st.info("No per-item results to pair up.")
 else:
@@ -110,13 +121,16 @@ else:
         "bootstrap for both."
     )
     for r in sig.itertuples(index=False):
+        if r.problem:
+            st.warning(f"**{r.label}** ({r.a} vs {r.b}) not compared: {r.problem}")
+            continue
         icon = ":material/check_circle:" if r.significant else ":material/remove:"
-        st.markdown(f"{icon} **{r.metric}** — {r.sentence}")
+        st.markdown(f"{icon} **{r.label}** — {r.sentence}")
     data.downloads(sig, "compare_significance", "compare_sig_dl")
 
-if task == "match":
+if is_match:
     st.subheader("Images where the models disagree")
-    dis = data.query("disagreements", run_ids)
+    dis = data.disagreements(run_ids)
     if dis.empty:
         st.info("The runs agree on every image (top-1 correct or not).")
     else:

@@ -41,7 +41,7 @@ def _problems_frame(problems: list) -> pd.DataFrame:
 
 
 def _import_panel() -> None:
-    with st.expander("Import a dataset", expanded=data.query("dataset_summaries").empty):
+    with st.expander("Import a dataset", expanded=data.dataset_summaries().empty):
         st.caption(
             "Upload one **.zip** (a CSV `filename,caption[,category]`, COCO or Karpathy JSON, or "
             "an image folder per category), or **images plus their CSV**. The same importer as "
@@ -101,21 +101,17 @@ def _run_import(files: list, name: str | None, lenient: bool) -> None:
 
 
 def _gallery(dataset_id: int) -> None:
-    cats = data.query("dataset_categories", dataset_id)
+    cats = data.dataset_categories(dataset_id)
     c1, c2 = st.columns([2, 1])
     category = c1.selectbox("Category", ["All", *cats], key=f"datasets_gallery_cat_{dataset_id}")
     chosen = None if category == "All" else category
-    total = data.query("dataset_item_count", dataset_id, chosen)
+    total = data.dataset_item_count(dataset_id, chosen)
     pages = max(1, -(-total // PAGE_SIZE))
     page = c2.number_input(
         f"Page (of {pages})", 1, pages, 1, key=f"datasets_gallery_page_{dataset_id}"
     )
-    items = data.query(
-        "dataset_gallery",
-        dataset_id,
-        category=chosen,
-        limit=PAGE_SIZE,
-        offset=(page - 1) * PAGE_SIZE,
+    items = data.dataset_gallery(
+        dataset_id, category=chosen, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
     )
     if items.empty:
         st.info("No images in this category.")
@@ -161,7 +157,7 @@ def _delete(dataset_id: int, name: str, runs: int) -> None:
 
 _import_panel()
 
-summaries = data.query("dataset_summaries")
+summaries = data.dataset_summaries()
 if summaries.empty:
     st.info(
         "**No datasets yet.** Import one with `mirada import PATH` (a folder, a .zip, or a "
@@ -188,7 +184,7 @@ if selected is not None:
     m1.metric("Images", int(row["images"]))
     m2.metric("Captions", int(row["captions"]))
     m3.metric("Categories", int(row["categories"]))
-    counts = data.query("category_counts", int(selected))
+    counts = data.category_counts(int(selected))
     st.altair_chart(
         charts.count_bars(
             counts, x="category", y="images", title="Images per category", y_title="images"
@@ -196,5 +192,5 @@ if selected is not None:
         width="stretch",
     )
     _gallery(int(selected))
-    n_runs = len(data.live("runs_frame", int(selected)))
+    n_runs = len(data.runs_frame(int(selected)))
     _delete(int(selected), str(row["name"]), n_runs)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from mirada.dashboard import charts, data
+from mirada.domain import Task
+from mirada.metrics.names import label
 
 CARDS_PER_ROW = 5
 DRILL_TABLE_ROWS = 200
@@ -14,7 +16,7 @@ st.title("Results")
 data.ensure_database()
 
 run_id, info = data.pick_finished_run(
-    "match",
+    Task.match,
     "Run",
     "results_run",
     "**No finished match runs yet.** Queue one on the Runs page (or "
@@ -22,13 +24,13 @@ run_id, info = data.pick_finished_run(
     "`mirada worker`. Caption runs are shown on the Captions page.",
 )
 st.caption(
-    f"**{info['model']}** on **{info['dataset']}** · device {info['device']} · {info['dtype']} · "
-    f"batch {info['batch_size']} · finished {info['finished_at']}"
+    f"**{info.model}** on **{info.dataset}** · device {info.device} · {info.dtype} · "
+    f"batch {info.batch_size} · finished {info.finished_at}"
 )
 
 
 def _cards() -> None:
-    head = data.query("headline_metrics", run_id)
+    head = data.headline_metrics(run_id)
     if head.empty:
         st.info("This run stored no headline metrics.")
         return
@@ -38,12 +40,12 @@ def _cards() -> None:
         for col, r in zip(cols, chunk.itertuples(index=False), strict=False):
             with col.container(border=True):
                 ci = data.fmt_ci(r.ci_low, r.ci_high, r.kind)
-                st.metric(r.label, data.fmt_value(r.value, r.kind), help=ci or None)
+                st.metric(r.label, data.fmt_value(r.value, r.kind), help=r.help)
                 st.caption(ci or "no CI")
 
 
 def _categories() -> None:
-    per = data.query("category_metrics", run_id)
+    per = data.category_metrics(run_id)
     if per.empty:
         st.info("No per-category metrics: the dataset has no categories.")
         return
@@ -53,7 +55,7 @@ def _categories() -> None:
         charts.bars_with_ci(
             sub,
             x="category",
-            title="Image→text R@1 per category (95% bootstrap CI)",
+            title=f"{label(metric)} per category (95% bootstrap CI)",
             x_title="category",
         ),
         width="stretch",
@@ -62,44 +64,46 @@ def _categories() -> None:
 
 
 def _heatmap() -> None:
-    view = data.query("similarity_view", run_id)
-    if view["mode"] == "none":
+    view = data.similarity_view(run_id)
+    if view.mode == "none":
         st.info("This run stored no embeddings, so there is no similarity matrix.")
         return
-    if view["mode"] == "full":
+    if view.mode == "full":
+        assert view.cells is not None and view.image_bounds is not None
+        assert view.caption_bounds is not None
         st.altair_chart(
             charts.heatmap_full(
-                view["cells"],
-                view["image_bounds"],
-                view["caption_bounds"],
-                title=f"Cosine similarity: {view['n_images']} images × {view['caption_note']}",
+                view.cells,
+                view.image_bounds,
+                view.caption_bounds,
+                title=f"Cosine similarity: {view.n_images} images × {view.caption_note}",
             ),
             width="stretch",
         )
         st.caption("Rows and columns are ordered by category; white lines separate categories.")
         return
     st.caption(
-        f"{view['n_images']:,} images × {view['n_captions']:,} captions is too large to draw "
+        f"{view.n_images:,} images × {view.n_captions:,} captions is too large to draw "
         "cell by cell: the block heatmap shows the mean similarity for each pair of categories; "
         "pick a block below to see its images and captions."
     )
+    blocks = view.blocks
+    assert blocks is not None  # mode "blocks"
     st.altair_chart(
-        charts.heatmap_blocks(view["blocks"], title="Mean cosine similarity by category"),
+        charts.heatmap_blocks(blocks, title="Mean cosine similarity by category"),
         width="stretch",
     )
-    cats = view["categories"]
+    cats = view.categories
     c1, c2, c3 = st.columns(3)
     img_cat = c1.selectbox("Image category", cats, key="results_slice_img")
     cap_cat = c2.selectbox(
         "Caption category", cats, index=cats.index(img_cat), key="results_slice_cap"
     )
-    n_in_cat = int(view["blocks"].query("image_category == @img_cat")["images"].iloc[0])
+    n_in_cat = int(blocks.loc[blocks["image_category"] == img_cat, "images"].iloc[0])
     start = c3.number_input(
         "First image", 0, max(0, n_in_cat - 1), 0, step=60, key="results_slice_offset"
     )
-    cells = data.query(
-        "similarity_slice", run_id, img_cat, cap_cat, max_images=60, offset=int(start)
-    )
+    cells = data.similarity_slice(run_id, img_cat, cap_cat, max_images=60, offset=int(start))
     if cells.empty:
         st.info("Nothing in this slice.")
     else:
@@ -112,7 +116,7 @@ def _heatmap() -> None:
 
 
 def _projection() -> None:
-    kinds = data.query("embedding_kinds", run_id)
+    kinds = data.embedding_kinds(run_id)
     if not {"image", "text"} <= set(kinds):
         st.info("This run stored no embeddings to project.")
         return
@@ -130,19 +134,19 @@ def _projection() -> None:
     method = method or "pca"
     kind = kind or "image"
     status = data.projection_status(run_id, method, kind)
-    if not (status["stored"] or status["auto"]):
-        label = "t-SNE" if method == "tsne" else "PCA"
+    if not (status.stored or status.auto):
+        name = "t-SNE" if method == "tsne" else "PCA"
         st.info(
-            f"The {label} projection of {status['total']:,} {kind} embeddings is not stored yet. "
+            f"The {name} projection of {status.total:,} {kind} embeddings is not stored yet. "
             "Computing it takes a while on large runs; it is stored with the run afterwards."
         )
-        if not st.button(f"Compute the {label} projection", key="results_proj_compute"):
+        if not st.button(f"Compute the {name} projection", key="results_proj_compute"):
             return
     points, facts = data.projection(run_id, method, kind)
-    note = f"{facts['shown']:,} points"
-    if facts["subsampled"]:
+    note = f"{facts.shown:,} points"
+    if facts.subsampled:
         note = (
-            f"t-SNE on a random subsample of {facts['shown']:,} of {facts['total']:,} points "
+            f"t-SNE on a random subsample of {facts.shown:,} of {facts.total:,} points "
             "(seed 0), to keep it fast"
         )
     st.altair_chart(
@@ -155,7 +159,7 @@ def _projection() -> None:
 
 
 def _confusion() -> None:
-    conf = data.query("zeroshot_confusion", run_id)
+    conf = data.zeroshot_confusion(run_id)
     if conf is None or conf.empty:
         st.info("No zero-shot confusion matrix (the dataset needs at least two categories).")
         return
@@ -167,7 +171,7 @@ def _confusion() -> None:
 
 
 def _drilldown() -> None:
-    items = data.query("run_items", run_id)
+    items = data.run_items(run_id)
     if items.empty:
         st.info("This run stored no per-image results.")
         return
@@ -185,39 +189,38 @@ def _drilldown() -> None:
     )
     if item_id is None:
         return
-    d = data.query("item_drilldown", run_id, int(item_id))
+    d = data.item_drilldown(run_id, int(item_id))
     if d is None:
         return
     from mirada.datasets import image_path
 
     left, right = st.columns([1, 2])
     with left:
-        path = image_path(d["sha256"], d["ext"])
+        path = image_path(d.sha256, d.ext)
         if path.exists():
             st.image(str(path), width="stretch")
-        st.markdown(f"**{d['filename']}** · category `{d['category']}`")
-        verdict = "correct" if d["correct"] else "wrong"
-        st.markdown(f"Top-1: **{verdict}** (own caption at rank {d['rank']})")
-        if d["zeroshot_pred"] is not None:
-            st.markdown(f"Zero-shot prediction: `{d['zeroshot_pred']}`")
+        st.markdown(f"**{d.filename}** · category `{d.category}`")
+        verdict = "correct" if d.correct else "wrong"
+        st.markdown(f"Top-1: **{verdict}** (own caption at rank {d.rank})")
+        if d.zeroshot_pred is not None:
+            st.markdown(f"Zero-shot prediction: `{d.zeroshot_pred}`")
     with right:
         st.markdown("**True captions**")
-        for cap in d["true_captions"]:
+        for cap in d.true_captions:
             st.markdown(f"- {cap}")
         st.markdown("**Model's top-5 captions** (cosine)")
-        st.dataframe(d["top"], hide_index=True, key="results_top5")
-        if d["reranked"] is not None:
+        st.dataframe(d.top, hide_index=True, key="results_top5")
+        if d.reranked is not None:
             st.markdown("**Re-ranked by the ITM head** (match probability)")
-            st.dataframe(d["reranked"], hide_index=True, key="results_reranked")
-        if d["generated"] is not None:
-            gen = d["generated"]
-            st.markdown(f"**Generated caption:** {gen['text']}")
-            st.json({"scores": gen["scores"], "flags": gen["flags"]}, expanded=False)
+            st.dataframe(d.reranked, hide_index=True, key="results_reranked")
+        if d.generated is not None:
+            st.markdown(f"**Generated caption:** {d.generated.text}")
+            st.json({"scores": d.generated.scores, "flags": d.generated.flags}, expanded=False)
 
 
 st.subheader("Headline metrics")
 _cards()
-metrics = data.query("run_metrics", run_id)
+metrics = data.run_metrics(run_id)
 data.downloads(metrics, f"run{run_id}_metrics", "results_metrics_dl")
 
 tabs = st.tabs(["Per category", "Similarity heatmap", "Embeddings", "Zero-shot", "Drill-down"])

@@ -6,8 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from mirada.dashboard import data
+from mirada.domain import CANCELLABLE, RETRYABLE, Device, Dtype, RunStatus, Task, choices
 from mirada.errors import MiradaError
-from mirada.queue import DEVICES, DTYPES, TASKS, cancel_run, enqueue, retry_run
+from mirada.queue import cancel_run, enqueue, retry_run
 
 REFRESH_SECONDS = 3
 TABLE_COLUMNS = [
@@ -53,10 +54,10 @@ def _queue_form(datasets: pd.DataFrame) -> None:
             "…or model ids, comma-separated (e.g. `open-clip:ViT-B-16/laion2b_s34b_b88k`)",
             key="runs_typed_models",
         )
-        tasks = st.multiselect("Tasks", list(TASKS), default=["match"], key="runs_tasks")
+        tasks = st.multiselect("Tasks", choices(Task), default=[Task.match.value], key="runs_tasks")
         c1, c2, c3 = st.columns(3)
-        device = c1.selectbox("Device", list(DEVICES), key="runs_device")
-        dtype = c2.selectbox("dtype", list(DTYPES), key="runs_dtype")
+        device = c1.selectbox("Device", choices(Device), key="runs_device")
+        dtype = c2.selectbox("dtype", choices(Dtype), key="runs_dtype")
         batch = c3.number_input("Batch size", 1, 4096, 32, key="runs_batch")
         submitted = st.form_submit_button("Queue", type="primary")
     if not submitted:
@@ -89,10 +90,10 @@ def _queue_form(datasets: pd.DataFrame) -> None:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def _live_table() -> None:
-    notice = data.live("worker_notice", 60)
+    notice = data.worker_notice(60)
     if notice:
         st.warning(notice, icon=":material/warning:")
-    runs = data.live("runs_frame")
+    runs = data.runs_frame()
     if runs.empty:
         st.info(
             "No runs yet: queue one above, or "
@@ -101,10 +102,7 @@ def _live_table() -> None:
         return
     counts = runs["status"].value_counts()
     st.caption(
-        " · ".join(
-            f"{s}: {int(counts.get(s, 0))}"
-            for s in ("queued", "running", "succeeded", "failed", "cancelled")
-        )
+        " · ".join(f"{s}: {int(counts.get(s, 0))}" for s in RunStatus)
         + f" — refreshes every {REFRESH_SECONDS} s"
     )
     st.dataframe(
@@ -129,7 +127,8 @@ def _actions(runs: pd.DataFrame) -> None:
         return
     row = runs[runs["id"] == run_id].iloc[0]
     c1, c2, c3 = st.columns([1, 1, 3])
-    if c1.button("Cancel", disabled=row["status"] not in ("queued", "running"), key="runs_cancel"):
+    status = RunStatus(row["status"])
+    if c1.button("Cancel", disabled=status not in CANCELLABLE, key="runs_cancel"):
         try:
             cancel_run(int(run_id))
             data.invalidate()
@@ -137,7 +136,7 @@ def _actions(runs: pd.DataFrame) -> None:
             st.rerun()
         except MiradaError as exc:
             st.error(str(exc))
-    if c2.button("Retry", disabled=row["status"] not in ("failed", "cancelled"), key="runs_retry"):
+    if c2.button("Retry", disabled=status not in RETRYABLE, key="runs_retry"):
         try:
             retry_run(int(run_id))
             data.invalidate()
@@ -145,16 +144,16 @@ def _actions(runs: pd.DataFrame) -> None:
             st.rerun()
         except MiradaError as exc:
             st.error(str(exc))
-    if row["status"] == "succeeded":
+    if status == RunStatus.succeeded:
         c3.page_link("app_pages/results.py", label="Open results", icon=":material/bar_chart:")
-    info = data.live("run_info", int(run_id))
-    if info and info.get("error"):
-        st.error(f"**Error:** {info['error']}")
-        if info.get("traceback"):
-            st.code(info["traceback"], language="python")
+    info = data.live_run_info(int(run_id))
+    if info is not None and info.error:
+        st.error(f"**Error:** {info.error}")
+        if info.traceback:
+            st.code(info.traceback, language="python")
 
 
-datasets = data.query("dataset_summaries")
+datasets = data.dataset_summaries()
 if datasets.empty:
     st.info(
         "**No datasets yet**, so nothing to run: import one on the Datasets page or with "
@@ -165,7 +164,7 @@ else:
 
 st.subheader("Queue")
 _live_table()
-all_runs = data.live("runs_frame")
+all_runs = data.runs_frame()
 if not all_runs.empty:
     data.downloads(all_runs, "runs", "runs_dl")
     _actions(all_runs)

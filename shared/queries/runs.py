@@ -1,10 +1,11 @@
-"""Run listings and the full picture of one run (what `mirada show` and the dashboard read)."""
+"""Run listings and the full picture of one run (what `mirada show`, `mirada runs` and the
+dashboard's Runs page read)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -18,8 +19,13 @@ from mirada.db.models import (
     Run,
     Timing,
     Worker,
+    utcnow,
 )
+from mirada.domain import RunStatus, WorkerStatus
 from mirada.errors import NotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUN_LIST_KEYS = (
     "id",
@@ -94,7 +100,25 @@ def flat_metrics(rows: Sequence[Metric]) -> tuple[dict[str, Any], dict[str, dict
     return overall, per_category
 
 
+HARDWARE_KEYS = [
+    "hostname",
+    "os",
+    "cpu_model",
+    "cpu_cores",
+    "ram_gb",
+    "gpu_name",
+    "gpu_memory_gb",
+    "python",
+    "torch",
+    "cuda",
+    "transformers",
+    "open_clip",
+]
+
+
 def hardware_dict(hp: HardwareProfile | None) -> dict[str, Any] | None:
+    """A machine as HARDWARE_KEYS (memory in GB, one decimal): the one description of a machine,
+    in `mirada show --json`, `mirada export` and the Hardware page's table."""
     if hp is None:
         return None
     return {
@@ -177,14 +201,12 @@ def run_detail(run_id: int, *, with_captions: bool = True) -> dict[str, Any]:
 
 def recent_workers(within_seconds: int) -> list[dict[str, Any]]:
     """Workers whose heartbeat is newer than `within_seconds` (for 'is anyone serving?')."""
-    from datetime import timedelta
-
-    from mirada.db.models import utcnow
-
     cutoff = utcnow() - timedelta(seconds=within_seconds)
     with read_session() as s:
         rows = s.scalars(
-            select(Worker).where(Worker.status == "active", Worker.heartbeat_at >= cutoff)
+            select(Worker).where(
+                Worker.status == WorkerStatus.active, Worker.heartbeat_at >= cutoff
+            )
         ).all()
     return [
         {
@@ -197,3 +219,32 @@ def recent_workers(within_seconds: int) -> list[dict[str, Any]]:
         }
         for w in rows
     ]
+
+
+RUNS_FRAME_COLUMNS = ["id", "dataset", "model", "task", "status", "progress", "attempts", "device"]
+
+
+def runs_frame(dataset_id: int | None = None, limit: int = 500) -> pd.DataFrame:
+    """list_runs() as a DataFrame (its keys as columns) plus `progress`, a fraction 0..1
+    (1 for succeeded runs). Empty: the columns RUNS_FRAME_COLUMNS."""
+    import numpy as np  # here, not at the top: the CLI reads this module and needs no pandas
+    import pandas as pd
+
+    df = pd.DataFrame(list_runs(dataset_id=dataset_id, limit=limit))
+    if df.empty:
+        return pd.DataFrame(columns=RUNS_FRAME_COLUMNS)
+    total = df["progress_total"].clip(lower=1)
+    df["progress"] = np.where(
+        df["status"] == RunStatus.succeeded, 1.0, (df["progress_done"] / total).clip(0, 1)
+    )
+    return df
+
+
+def worker_notice(within_seconds: int = 60) -> str | None:
+    """None while some worker heartbeated recently; otherwise what to do about it."""
+    if recent_workers(within_seconds):
+        return None
+    return (
+        f"No worker is running (no heartbeat in the last {within_seconds} s): queued runs will "
+        "wait. Start one with `mirada worker`."
+    )

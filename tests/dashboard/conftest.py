@@ -1,8 +1,17 @@
-"""Fixtures: one seeded MIRADA_HOME per session (demo dataset + finished runs) and an empty one."""
+"""Fixtures: one seeded MIRADA_HOME per session (demo dataset + finished runs) and an empty one.
+
+Tests that only read use `seeded_env` (the shared seed; its database must not change, which the
+session fixture checks at the end). A test that writes (queues, cancels, stores a projection,
+which opening the Results page does) uses `seeded_copy`, a private copy of the seed, so tests
+pass in any order.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +34,19 @@ def _restore(saved: dict[str, str | None]) -> None:
     dispose_engines()
 
 
+def _digest(home: Path) -> str:
+    return hashlib.sha256((home / "mirada.db").read_bytes()).hexdigest()
+
+
 @pytest.fixture(scope="session")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     saved = {k: os.environ.get(k) for k in ("MIRADA_HOME", "MIRADA_DATABASE_URL")}
     result = seed_demo(tmp_path_factory.mktemp("seeded") / "home")
     _restore(saved)
+    before = _digest(result.home)
     yield result
+    dispose_engines()
+    assert _digest(result.home) == before, "a test wrote into the shared seed: use seeded_copy"
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +65,21 @@ def seeded_env(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seed
     monkeypatch.delenv("MIRADA_DATABASE_URL", raising=False)
     dispose_engines()
     yield seeded
+    dispose_engines()
+
+
+@pytest.fixture
+def seeded_copy(
+    seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Seeded]:
+    """Point this test at a private copy of the seeded home, for tests that write."""
+    dispose_engines()
+    home = tmp_path / "home"
+    shutil.copytree(seeded.home, home)
+    monkeypatch.setenv("MIRADA_HOME", str(home))
+    monkeypatch.delenv("MIRADA_DATABASE_URL", raising=False)
+    dispose_engines()
+    yield dataclasses.replace(seeded, home=home)
     dispose_engines()
 
 

@@ -91,7 +91,7 @@ def test_runs_page(seeded_env: Seeded) -> None:
     assert any("cannot run task 'caption'" in e.value for e in at.error)
 
 
-def test_runs_page_queues_and_cancels(seeded_env: Seeded) -> None:
+def test_runs_page_queues_and_cancels(seeded_copy: Seeded) -> None:
     at = open_page("runs")
     at.multiselect(key="runs_models").select("hf-clip:mirada/demo-clip-random")
     at.multiselect(key="runs_tasks").set_value(["benchmark"])
@@ -108,14 +108,14 @@ def test_runs_page_queues_and_cancels(seeded_env: Seeded) -> None:
     assert run_status(int(str(run_id).split()[0].lstrip("#"))) == "cancelled"
 
 
-def test_results_page(seeded_env: Seeded) -> None:
-    at = open_page("results")
+def test_results_page(seeded_copy: Seeded) -> None:
+    at = open_page("results")  # stores the PCA projection it draws: a private copy
     labels = [m.label for m in at.metric]
     assert "Image→text R@1" in labels and "MRR" in labels
     # category bars, heatmap, projection, confusion matrix
     assert charts(at) == 4
     assert len(at.tabs) == 5
-    at.selectbox(key="results_run").select(seeded_env.runs["blip"]).run()
+    at.selectbox(key="results_run").select(seeded_copy.runs["blip"]).run()
     assert not at.exception
     assert "Re-ranked R@1 (ITM)" in [m.label for m in at.metric]
     assert any("Re-ranked" in m.value for m in at.markdown)
@@ -123,19 +123,20 @@ def test_results_page(seeded_env: Seeded) -> None:
 
 
 def test_results_page_blocks_for_large_runs(
-    seeded_env: Seeded, monkeypatch: pytest.MonkeyPatch
+    seeded_copy: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mirada.queries import dashboard as q
+    from mirada.dashboard import data
+    from mirada.queries import similarity
 
-    original = q.similarity_view
-    monkeypatch.setattr(q, "similarity_view", lambda rid, **kw: original(rid, max_images=50))
-    import streamlit as st
-
-    st.cache_data.clear()
+    original = similarity.similarity_view
+    monkeypatch.setattr(
+        data,
+        "similarity_view",
+        data.cached(data.RESULTS_TTL)(lambda rid, **kw: original(rid, max_images=50)),
+    )
     at = open_page("results")
     assert any("too large to draw" in c.value for c in at.caption)
     assert charts(at) == 5  # block heatmap + slice replace the full heatmap
-    st.cache_data.clear()
 
 
 def test_compare_page(seeded_env: Seeded) -> None:

@@ -7,45 +7,48 @@ import pandas as pd
 from dashboard_seed import Seeded
 
 from mirada import projections
-from mirada.queries import dashboard as q
+from mirada.queries import captions, common, compare, datasets, hardware, results, runs, similarity
 
 
 def test_dataset_summaries_and_gallery(seeded_env: Seeded) -> None:
-    df = q.dataset_summaries()
+    df = datasets.dataset_summaries()
     row = df.iloc[0]
     assert (row["images"], row["captions"], row["categories"]) == (120, 240, 4)
-    cats = q.dataset_categories(seeded_env.dataset_id)
+    cats = datasets.dataset_categories(seeded_env.dataset_id)
     assert cats == sorted(cats) and len(cats) == 4
-    gallery = q.dataset_gallery(seeded_env.dataset_id, category=cats[0], limit=5)
+    gallery = datasets.dataset_gallery(seeded_env.dataset_id, category=cats[0], limit=5)
     assert len(gallery) == 5 and set(gallery["category"]) == {cats[0]}
     assert all(len(c) == 2 for c in gallery["captions"])
-    counts = q.category_counts(seeded_env.dataset_id)
+    counts = datasets.category_counts(seeded_env.dataset_id)
     assert counts["images"].sum() == 120 and counts["captions"].sum() == 240
 
 
 def test_runs_and_worker_notice(seeded_env: Seeded) -> None:
-    runs = q.runs_frame()
-    assert {"queued", "failed", "succeeded"} <= set(runs["status"])  # pages test adds more
-    assert runs.loc[runs["status"] == "succeeded", "progress"].eq(1.0).all()
-    notice = q.worker_notice(60)
+    frame = runs.runs_frame()
+    assert set(frame["status"]) == {"queued", "failed", "succeeded"}
+    assert frame.loc[frame["status"] == "succeeded", "progress"].eq(1.0).all()
+    notice = runs.worker_notice(60)
     assert notice is not None and "mirada worker" in notice
-    failed = q.run_info(seeded_env.runs["failed"])
-    assert failed is not None and "Traceback" in failed["traceback"]
+    failed = common.run_info(seeded_env.runs["failed"])
+    assert failed is not None and failed.traceback is not None
+    assert "Traceback" in failed.traceback
 
 
 def test_headline_metrics_with_cis(seeded_env: Seeded) -> None:
-    head = q.headline_metrics(seeded_env.runs["blip"])
+    head = results.headline_metrics(seeded_env.runs["blip"])
     names = set(head["name"])
     assert {"i2t_recall@1", "t2i_recall@5", "mrr", "category_accuracy"} <= names
     assert "i2t_recall@1_reranked" in names and "zeroshot_accuracy" in names
     r1 = head.set_index("name").loc["i2t_recall@1"]
     assert r1["ci_low"] <= r1["value"] <= r1["ci_high"]
-    per = q.category_metrics(seeded_env.runs["clip"])
+    assert (r1["label"], r1["kind"]) == ("Image→text R@1", "proportion")
+    assert "i2t_recall@1" in r1["help"]
+    per = results.category_metrics(seeded_env.runs["clip"])
     assert len(per[per["metric"] == "i2t_recall@1"]) == 4
 
 
 def test_run_items_worst_first(seeded_env: Seeded) -> None:
-    items = q.run_items(seeded_env.runs["clip_random"])
+    items = results.run_items(seeded_env.runs["clip_random"])
     assert len(items) == 120
     correct = items["correct"].astype(bool).to_numpy()
     assert not correct.all() and correct.any()
@@ -57,95 +60,172 @@ def test_run_items_worst_first(seeded_env: Seeded) -> None:
 
 def test_similarity_full_and_blocks(seeded_env: Seeded) -> None:
     rid = seeded_env.runs["clip"]
-    full = q.similarity_view(rid)
-    assert full["mode"] == "full"
-    assert len(full["cells"]) == 120 * 120  # 240 captions -> first caption per image
-    assert full["image_bounds"]["end"].iloc[-1] == 120
-    cats = full["cells"].drop_duplicates("image")["image_category"].tolist()
+    full = similarity.similarity_view(rid)
+    assert full.mode == "full" and full.cells is not None and full.image_bounds is not None
+    assert len(full.cells) == 120 * 120  # 240 captions -> first caption per image
+    assert full.image_bounds["end"].iloc[-1] == 120
+    cats = full.cells.drop_duplicates("image")["image_category"].tolist()
     assert cats == sorted(cats)  # ordered by category
-    blocks = q.similarity_view(rid, max_images=50)
-    assert blocks["mode"] == "blocks" and len(blocks["blocks"]) == 16
+    blocks = similarity.similarity_view(rid, max_images=50)
+    assert blocks.mode == "blocks" and blocks.blocks is not None and len(blocks.blocks) == 16
     # block mean == brute-force mean of the cells
-    allcells = q.similarity_view(rid, max_cells=10**6)["cells"]
-    a = blocks["categories"][0]
+    allcells = similarity.similarity_view(rid, max_cells=10**6).cells
+    assert allcells is not None
+    a = blocks.categories[0]
     brute = allcells[(allcells.image_category == a) & (allcells.caption_category == a)]
-    block = blocks["blocks"].query("image_category == @a and caption_category == @a")
+    block = blocks.blocks.query("image_category == @a and caption_category == @a")
     assert abs(brute["score"].mean() - block["mean_score"].iloc[0]) < 1e-4
-    sl = q.similarity_slice(rid, a, a, max_images=10)
+    sl = similarity.similarity_slice(rid, a, a, max_images=10)
     assert sl["image"].nunique() == 10
 
 
 def test_confusion_and_drilldown(seeded_env: Seeded) -> None:
-    conf = q.zeroshot_confusion(seeded_env.runs["clip"])
+    conf = results.zeroshot_confusion(seeded_env.runs["clip"])
     assert conf is not None and conf["count"].sum() == 120
-    item = int(q.run_items(seeded_env.runs["blip"])["item_id"].iloc[0])
-    d = q.item_drilldown(seeded_env.runs["blip"], item)
-    assert d is not None and len(d["top"]) == 5 and len(d["true_captions"]) == 2
-    assert d["reranked"] is not None and len(d["reranked"]) > 0
-    assert d["top"]["score"].is_monotonic_decreasing
+    item = int(results.run_items(seeded_env.runs["blip"])["item_id"].iloc[0])
+    d = results.item_drilldown(seeded_env.runs["blip"], item)
+    assert d is not None and len(d.top) == 5 and len(d.true_captions) == 2
+    assert d.reranked is not None and len(d.reranked) > 0
+    assert d.top["score"].is_monotonic_decreasing
+    assert d.top["own caption"].dtype == bool
 
 
 def test_captions(seeded_env: Seeded) -> None:
     rid = seeded_env.runs["caption"]
-    table = q.caption_table(rid)
+    table = captions.caption_table(rid)
     assert len(table) == 120 and table["degenerate"].any()
-    corpus = q.caption_corpus(rid)
-    assert {"BLEU-4", "METEOR", "ROUGE-L", "CIDEr"} <= set(corpus["metric"])
+    assert table["CIDEr"].notna().any()
+    corpus = captions.caption_corpus(rid)
+    assert list(corpus["metric"][:7]) == ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR",
+                                          "ROUGE-L", "CIDEr"]  # fmt: skip
     meteor = corpus.set_index("metric").loc["METEOR"]
     assert meteor["value"] is not None or meteor["unavailable"]
-    assert "IDF" in q.caption_notes()["cider"]
+    share = corpus.set_index("metric").loc["degenerate_share"]
+    assert share["label"] == "Degenerate captions" and "degeneration" in share["implementation"]
+    assert "IDF" in captions.caption_notes().cider
 
 
 def test_compare(seeded_env: Seeded) -> None:
     ids = [seeded_env.runs["clip"], seeded_env.runs["clip_random"]]
-    table = q.compare_metrics(ids)
+    table = compare.compare_metrics(ids)
     assert set(table["run_id"]) == set(ids)
-    sig = q.pairwise_significance(ids)
+    r1 = table[table["metric"] == "i2t_recall@1"]
+    assert set(r1["label"]) == {"Image→text R@1"}  # the Results page's name for it
+    sig = compare.pairwise_significance(ids)
+    assert list(sig["metric"]) == ["i2t_recall@1", "category_accuracy"]
     row = sig[sig["metric"] == "i2t_recall@1"].iloc[0]
     assert row["test"] == "mcnemar_exact" and "95% CI" in row["sentence"]
     assert row["ci_low"] <= row["difference"] <= row["ci_high"]
-    dis = q.disagreements(ids)
+    assert (row["n"], row["only_a"], row["only_b"], row["problem"]) == (120, 0, 0, None)
+    dis = compare.disagreements(ids)
     assert not dis.empty and {"filename", "category"} <= set(dis.columns)
-    diffs = q.compare_categories(ids, "i2t_recall@1")
+    diffs = compare.compare_categories(ids, "i2t_recall@1")
     assert (diffs[diffs["run_id"] == ids[0]]["difference"] == 0).all()
 
 
 def test_hardware(seeded_env: Seeded) -> None:
-    t = q.benchmark_timings()
+    t = hardware.benchmark_timings()
     assert set(t["host"]) == {"lab-cpu", "gpu-box"}
     cpu = t[(t["run_id"] == seeded_env.runs["bench_cpu"]) & (t["op"] == "image_encode")]
     assert sorted(cpu["batch_size"]) == [1, 8]
     assert (cpu["latency_p95_ms"] >= cpu["latency_p50_ms"]).all()
     gpu = t[t["run_id"] == seeded_env.runs["bench_gpu"]]
     assert gpu["cuda_max_allocated_mb"].notna().all()
-    assert len(q.hardware_profiles()) == 2
-    assert len(q.load_times()) == 3
+    profiles = hardware.hardware_profiles()
+    assert len(profiles) == 2
+    assert profiles.set_index("hostname").loc["gpu-box", "gpu_memory_gb"] == 80.0
+    assert len(hardware.load_times()) == 3
 
 
-def test_projection_stored_and_reused(seeded_env: Seeded) -> None:
-    rid = seeded_env.runs["clip"]
+def test_projection_stored_and_reused(seeded_copy: Seeded) -> None:
+    rid = seeded_copy.runs["clip"]
     status = projections.projection_status(rid, "pca", "joint")
-    assert status["total"] == 360 and status["auto"]
+    assert status.total == 360 and status.auto and not status.stored
     first = projections.get_projection(rid, "pca", "joint")
     assert first.xy.shape == (360, 2) and not first.subsampled
-    assert projections.projection_status(rid, "pca", "joint")["stored"]
+    assert projections.projection_status(rid, "pca", "joint").stored
     again = projections.get_projection(rid, "pca", "joint")
     assert again.cached and np.allclose(again.xy, first.xy)
     df, facts = projections.projection_frame(rid, "pca", "joint")
-    assert set(df["kind"]) == {"image", "text"} and facts["shown"] == 360
-    assert (df["category"] != q.NO_CATEGORY).all() and df["text"].str.len().gt(0).all()
+    assert set(df["kind"]) == {"image", "text"} and facts.shown == 360
+    assert (df["category"] != common.NO_CATEGORY).all() and df["text"].str.len().gt(0).all()
     sub = projections.get_projection(rid, "pca", "image", max_points=50)
     assert sub.subsampled and sub.xy.shape == (50, 2)
     assert np.array_equal(projections.subsample_index(120, 50), sub.index)
 
 
 def test_empty_database(empty_env: object) -> None:
-    assert q.dataset_summaries().empty
-    assert q.runs_frame().empty
-    assert q.finished_runs().empty
-    assert q.benchmark_timings().empty
-    assert q.hardware_profiles().empty
-    assert q.run_info(1) is None
-    assert q.run_items(1).empty
-    assert q.similarity_view(1) == {"mode": "none"}
-    assert isinstance(q.caption_table(1), pd.DataFrame)
+    assert datasets.dataset_summaries().empty
+    assert runs.runs_frame().empty
+    assert common.finished_runs().empty
+    assert hardware.benchmark_timings().empty
+    assert hardware.hardware_profiles().empty
+    assert common.run_info(1) is None
+    assert results.run_items(1).empty
+    assert results.item_drilldown(1, 1) is None
+    assert similarity.similarity_view(1).mode == "none"
+    assert isinstance(captions.caption_table(1), pd.DataFrame)
+    assert compare.pairwise_significance([1, 2]).empty
+
+
+def _second_caption_run(seeded: Seeded, *, drop_cider_of_first: bool) -> int:
+    """A finished caption run with the seeded one's captions (through the real queue)."""
+    from sqlalchemy import select
+
+    from mirada.db import read_session
+    from mirada.db.models import GeneratedCaption
+    from mirada.queue import cancel_run, claim_next, enqueue, finish_run, register_worker
+    from mirada.results import CaptionOutcome, RunResults
+
+    with read_session() as s:
+        rows = s.execute(
+            select(
+                GeneratedCaption.item_id,
+                GeneratedCaption.text,
+                GeneratedCaption.scores,
+                GeneratedCaption.flags,
+            )
+            .where(GeneratedCaption.run_id == seeded.runs["caption"])
+            .order_by(GeneratedCaption.item_id)
+        ).all()
+    captions = [
+        CaptionOutcome(
+            item_id=item_id,
+            text=text,
+            scores={**scores, "CIDEr": None} if n == 0 and drop_cider_of_first else scores,
+            flags=flags,
+        )
+        for n, (item_id, text, scores, flags) in enumerate(rows)
+    ]
+    cancel_run(seeded.runs["queued"])  # claim_next takes the oldest queued run
+    run_id = enqueue(seeded.dataset_id, "blip-caption:mirada/demo-blip", "caption", device="cpu")
+    worker, _ = register_worker("pair-test", "pair-host", 1, [], ["cpu"], None)
+    claimed = claim_next(worker, ["cpu"], [])
+    assert claimed is not None and claimed.id == run_id
+    assert finish_run(
+        run_id,
+        worker,
+        RunResults(captions=captions),
+        hardware_profile_id=None,
+        model_fingerprint=None,
+        resolved_device="cpu",
+    )
+    return run_id
+
+
+def test_compare_caption_runs_through_the_report_aligner(seeded_copy: Seeded) -> None:
+    other = _second_caption_run(seeded_copy, drop_cider_of_first=False)
+    sig = compare.pairwise_significance([seeded_copy.runs["caption"], other])
+    assert list(sig["metric"]) == ["CIDEr", "BLEU-4"]
+    assert sig["problem"].isna().all()
+    assert (sig["test"] == "paired_bootstrap").all() and (sig["n"] == 120).all()
+    assert (sig["difference"] == 0).all()  # the same captions
+
+
+def test_missing_score_is_reported_not_dropped(seeded_copy: Seeded) -> None:
+    other = _second_caption_run(seeded_copy, drop_cider_of_first=True)
+    sig = compare.pairwise_significance([seeded_copy.runs["caption"], other]).set_index("metric")
+    cider = sig.loc["CIDEr"]
+    assert cider["problem"] == "per-image CIDEr scores are missing for some items"
+    assert pd.isna(cider["difference"]) and pd.isna(cider["n"])  # no numbers from 119 items
+    assert pd.isna(sig.loc["BLEU-4", "problem"]) and sig.loc["BLEU-4", "n"] == 120

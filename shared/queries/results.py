@@ -1,0 +1,271 @@
+"""Read models of the Results page: one run's metrics, per-image outcomes and drill-down.
+
+Metric values are stored as fractions (0..1); the page formats them by their kind
+(`mirada.metrics.names`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from mirada.db import read_session
+from mirada.db.models import Caption, GeneratedCaption, Image, Item, ItemResult, Metric, RunArtifact
+from mirada.metrics.names import HEADLINE, metric_name
+from mirada.queries.common import item_frame, run_info
+from mirada.queries.datasets import fetch_missing
+
+METRIC_COLUMNS = ["name", "label", "category", "value", "ci_low", "ci_high", "unavailable"]
+HEADLINE_COLUMNS = ["name", "label", "help", "kind", "value", "ci_low", "ci_high"]
+ITEM_COLUMNS = [
+    "item_id",
+    "filename",
+    "category",
+    "correct",
+    "rank",
+    "score",
+    "category_correct",
+    "zeroshot_pred",
+    "top1_caption_id",
+]
+RANKED_COLUMNS = ["rank", "caption", "score", "own caption"]
+
+
+def run_metrics(run_id: int) -> pd.DataFrame:
+    """Every metric row of a run, in stored order.
+
+    Columns: name (the key), label, category (None = overall), value, ci_low, ci_high,
+    unavailable (why the value is missing, or None).
+    """
+    with read_session() as s:
+        rows = s.scalars(select(Metric).where(Metric.run_id == run_id).order_by(Metric.id)).all()
+    return pd.DataFrame(
+        [
+            {
+                "name": m.name,
+                "label": metric_name(m.name).label,
+                "category": m.category,
+                "value": m.value,
+                "ci_low": m.ci_low,
+                "ci_high": m.ci_high,
+                "unavailable": (m.details or {}).get("unavailable"),
+            }
+            for m in rows
+        ],
+        columns=METRIC_COLUMNS,
+    )
+
+
+def headline_metrics(run_id: int) -> pd.DataFrame:
+    """The overall headline metrics the run has, in `names.HEADLINE` order.
+
+    Columns: name, label, help (description and key), kind (a `MetricKind` value), value,
+    ci_low, ci_high.
+    """
+    df = run_metrics(run_id)
+    overall = df[df["category"].isna()].drop_duplicates("name").set_index("name")
+    rows = []
+    for key in HEADLINE:
+        if key in overall.index:
+            r = overall.loc[key]
+            info = metric_name(key)
+            rows.append(
+                {
+                    "name": key,
+                    "label": info.label,
+                    "help": info.help,
+                    "kind": info.kind.value,
+                    "value": r["value"],
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
+                }
+            )
+    return pd.DataFrame(rows, columns=HEADLINE_COLUMNS)
+
+
+def category_metrics(run_id: int) -> pd.DataFrame:
+    """Per-category rows: category, metric (key), label, value, ci_low, ci_high."""
+    df = run_metrics(run_id)
+    per = df[df["category"].notna()].rename(columns={"name": "metric"})
+    return per[["category", "metric", "label", "value", "ci_low", "ci_high"]].reset_index(drop=True)
+
+
+def sort_worst_first(df: pd.DataFrame) -> pd.DataFrame:
+    """Incorrect first, then by rank descending (missing ranks last), then dataset order."""
+    key = df.assign(
+        _ok=df["correct"].fillna(True).astype(bool),
+        _rank=pd.to_numeric(df["rank"], errors="coerce").fillna(-1),
+    )
+    by = ["_ok", "_rank"] + (["position"] if "position" in df.columns else [])
+    asc = [True, False] + ([True] if "position" in df.columns else [])
+    return key.sort_values(by, ascending=asc, kind="stable").drop(columns=["_ok", "_rank"])
+
+
+def run_items(run_id: int) -> pd.DataFrame:
+    """Per-image outcomes sorted worst first (incorrect first, then rank descending).
+
+    Columns: item_id, filename, category, correct, rank, score, category_correct,
+    zeroshot_pred, top1_caption_id.
+    """
+    info = run_info(run_id)
+    if info is None:
+        return pd.DataFrame(columns=ITEM_COLUMNS)
+    with read_session() as s:
+        rows = s.execute(
+            select(
+                ItemResult.item_id,
+                ItemResult.correct,
+                ItemResult.rank,
+                ItemResult.score,
+                ItemResult.details,
+            ).where(ItemResult.run_id == run_id)
+        ).all()
+    if not rows:
+        return pd.DataFrame(columns=ITEM_COLUMNS)
+    details = [r[4] or {} for r in rows]
+    res = pd.DataFrame(
+        {
+            "item_id": [r[0] for r in rows],
+            "correct": [r[1] for r in rows],
+            "rank": [r[2] for r in rows],
+            "score": [r[3] for r in rows],
+            "category_correct": [d.get("category_correct") for d in details],
+            "zeroshot_pred": [d.get("zeroshot_pred") for d in details],
+            "top1_caption_id": [d["top"][0][0] if d.get("top") else None for d in details],
+        }
+    )
+    items = item_frame(info.dataset_id)[["item_id", "filename", "category", "position"]]
+    df = sort_worst_first(items.merge(res, on="item_id", how="inner"))
+    return df[ITEM_COLUMNS].reset_index(drop=True)
+
+
+def zeroshot_confusion(run_id: int) -> pd.DataFrame | None:
+    """The "zeroshot_confusion" artifact as long rows: true, predicted, count, share (of the
+    true class's row); None when the run stored none."""
+    with read_session() as s:
+        blob = s.scalar(
+            select(RunArtifact.data).where(
+                RunArtifact.run_id == run_id, RunArtifact.name == "zeroshot_confusion"
+            )
+        )
+    if blob is None:
+        return None
+    doc = json.loads(blob)
+    labels = [str(x) for x in doc.get("labels", [])]
+    matrix = np.asarray(doc.get("matrix", []), dtype=np.float64).reshape(len(labels), len(labels))
+    totals = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    return pd.DataFrame(
+        [
+            {"true": a, "predicted": b, "count": int(matrix[i, j]), "share": float(share[i, j])}
+            for i, a in enumerate(labels)
+            for j, b in enumerate(labels)
+        ],
+        columns=["true", "predicted", "count", "share"],
+    )
+
+
+@dataclass(frozen=True)
+class GeneratedCaptionView:
+    text: str
+    scores: dict[str, Any]
+    flags: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemDrilldown:
+    """One image of a run. `top` / `reranked` have columns RANKED_COLUMNS (rank, caption,
+    score, own caption); `reranked` is None without ITM re-ranking, `generated` None unless
+    the run generated captions."""
+
+    item_id: int
+    filename: str
+    category: str | None
+    sha256: str
+    ext: str
+    true_captions: list[str]
+    correct: bool | None
+    rank: int | None
+    zeroshot_pred: str | None
+    category_top1: str | None
+    top: pd.DataFrame
+    reranked: pd.DataFrame | None
+    generated: GeneratedCaptionView | None
+
+
+def item_drilldown(run_id: int, item_id: int) -> ItemDrilldown | None:
+    """One image of a run: file (fetched locally when missing), category, true captions, the
+    top-5 (and re-ranked) captions with scores and whether each is the image's own, plus the
+    generated caption of caption runs. None when the run or the item does not exist."""
+    if run_info(run_id) is None:
+        return None
+    with read_session() as s:
+        row = s.execute(
+            select(Item.id, Item.filename, Item.category, Item.image_sha256, Image.ext)
+            .join(Image, Image.sha256 == Item.image_sha256)
+            .where(Item.id == item_id)
+        ).first()
+        if row is None:
+            return None
+        true_caps = s.scalars(
+            select(Caption.text).where(Caption.item_id == item_id).order_by(Caption.position)
+        ).all()
+        result = s.scalars(
+            select(ItemResult).where(ItemResult.run_id == run_id, ItemResult.item_id == item_id)
+        ).first()
+        generated = s.scalars(
+            select(GeneratedCaption).where(
+                GeneratedCaption.run_id == run_id, GeneratedCaption.item_id == item_id
+            )
+        ).first()
+        details: dict[str, Any] = (result.details or {}) if result else {}
+        wanted = {int(c) for key in ("top", "reranked") for c, _ in details.get(key, [])}
+        captions = (
+            s.execute(
+                select(Caption.id, Caption.text, Caption.item_id).where(Caption.id.in_(wanted))
+            ).all()
+            if wanted
+            else []
+        )
+    fetch_missing([(row[3], row[4])], thumbnails=False)  # after the session: it opens its own
+    texts = {cid: text for cid, text, _ in captions}
+    owners = {cid: owner for cid, _, owner in captions}
+
+    def ranked(key: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {
+                    "rank": i + 1,
+                    "caption": texts.get(int(cid), f"caption {cid}"),
+                    "score": float(score),
+                    "own caption": owners.get(int(cid)) == item_id,
+                }
+                for i, (cid, score) in enumerate(details.get(key, []))
+            ],
+            columns=RANKED_COLUMNS,
+        )
+
+    return ItemDrilldown(
+        item_id=row[0],
+        filename=row[1],
+        category=row[2],
+        sha256=row[3],
+        ext=row[4],
+        true_captions=list(true_caps),
+        correct=result.correct if result else None,
+        rank=result.rank if result else None,
+        zeroshot_pred=details.get("zeroshot_pred"),
+        category_top1=details.get("category_top1"),
+        top=ranked("top"),
+        reranked=ranked("reranked") if details.get("reranked") else None,
+        generated=(
+            GeneratedCaptionView(generated.text, generated.scores or {}, generated.flags or {})
+            if generated
+            else None
+        ),
+    )
