@@ -28,7 +28,7 @@ def raw_forward_seconds(model_id: str, paths: list, texts: list[str], batch: int
     module = adapter.model if hasattr(adapter, "model") else adapter.module
     is_open_clip = model_id.startswith("open-clip:")
     if is_open_clip:
-        from mirada.vlm.open_clip_family import _trimmed_encode_text, trim_tokens
+        from mirada.vlm.open_clip_family import trim_tokens, trimmed_encode_text
 
         # Same trimming as the adapter (to the batch's longest sequence): the raw side gets
         # the same speed-up, so the ratio measures only Mirada's overhead.
@@ -49,7 +49,7 @@ def raw_forward_seconds(model_id: str, paths: list, texts: list[str], batch: int
                 module.get_image_features(pixel_values=x)
         for t in trimmed:
             if is_open_clip:
-                _trimmed_encode_text(module, t)
+                trimmed_encode_text(module, t)
             else:
                 module.get_text_features(**t)
         return time.perf_counter() - t0

@@ -1,4 +1,5 @@
-"""The domain's closed vocabularies, written once: statuses, tasks, devices, dtypes.
+"""The domain's closed vocabularies, written once: statuses, tasks, devices, dtypes, model
+capabilities and what each task needs of a model.
 
 Everything that names one of these (the queue, the database models, the CLI's choices, the
 dashboard's buttons) imports it from here. Values are the strings stored in the database and
@@ -16,6 +17,11 @@ Run status transitions (`RUN_TRANSITIONS`, enforced by `mirada.queue`, the only 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeVar
+
+from mirada.errors import MiradaError
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class RunStatus(StrEnum):
@@ -36,6 +42,22 @@ class Task(StrEnum):
     match = "match"
     caption = "caption"
     benchmark = "benchmark"
+
+
+class Capability(StrEnum):
+    """What a loaded model can do (see `mirada.vlm.base.VLMAdapter`)."""
+
+    embed = "embed"  # encode_images / encode_texts
+    score_pairs = "score_pairs"  # an image-text matching head for re-ranking
+    caption = "caption"  # generate_captions
+
+
+# What each task needs of a model; checked at queue time from the model id alone.
+TASK_NEEDS: dict[Task, frozenset[Capability]] = {
+    Task.match: frozenset({Capability.embed}),
+    Task.caption: frozenset({Capability.caption}),
+    Task.benchmark: frozenset(),  # benchmarks whatever the model can do
+}
 
 
 class Device(StrEnum):
@@ -79,3 +101,13 @@ def can_transition(current: RunStatus | str, target: RunStatus | str) -> bool:
 def choices(enum: type[StrEnum]) -> tuple[str, ...]:
     """The values of an enum, in declaration order (CLI choices, error messages)."""
     return tuple(member.value for member in enum)
+
+
+def parse_choice(enum: type[E], value: str, what: str, error: type[MiradaError] = MiradaError) -> E:
+    """`enum(value)`, or `error` naming the value and the accepted ones."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise error(
+            f"unknown {what} {value!r}; choose one of: {', '.join(choices(enum))}"
+        ) from None

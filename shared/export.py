@@ -41,8 +41,8 @@ from mirada.db.models import (
     ItemResult,
     Metric,
     Run,
-    RunStatus,
 )
+from mirada.domain import RunStatus
 from mirada.errors import MiradaError
 from mirada.queries.runs import run_detail
 

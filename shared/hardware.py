@@ -11,6 +11,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from mirada.domain import Device
+
 
 def _version(dist: str) -> str | None:
     try:
@@ -76,12 +78,12 @@ def profile_fingerprint(profile: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def available_devices() -> list[str]:
+def available_devices() -> list[Device]:
     import torch
 
-    devices = ["cpu"]
+    devices = [Device.cpu]
     if torch.cuda.is_available():
-        devices.append("cuda")
+        devices.append(Device.cuda)
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        devices.append("mps")
+        devices.append(Device.mps)
     return devices

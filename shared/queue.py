@@ -1,14 +1,15 @@
 """The run queue, in the database. The only module that changes run and worker status.
 
-Transitions (see RunStatus): queued -> running (claim) -> succeeded (finish_run) |
-failed (fail_run, or attempts exhausted after a lost worker) | cancelled (cancel_run);
-running -> queued (release_run on graceful stop, or requeue_stale when its worker stopped
-heartbeating); failed | cancelled -> queued (retry_run).
+Transitions (the data is `mirada.domain.RUN_TRANSITIONS`; every write here checks it):
+queued -> running (claim) -> succeeded (finish_run) | failed (fail_run, or attempts exhausted
+after a lost worker) | cancelled (cancel_run); running -> queued (release_run on graceful stop,
+or requeue_stale when its worker stopped heartbeating); failed | cancelled -> queued
+(retry_run). Workers: active -> stopped (stop_worker) | lost (requeue_stale).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,13 +19,28 @@ from sqlalchemy.orm import Session
 
 from mirada.config import get_settings
 from mirada.db import read_session, write_session
-from mirada.db.models import Dataset, HardwareProfile, Run, RunStatus, Task, Worker, utcnow
+from mirada.db.models import Dataset, HardwareProfile, Run, Worker, utcnow
+from mirada.domain import (
+    CANCELLABLE,
+    RETRYABLE,
+    TASK_NEEDS,
+    Device,
+    Dtype,
+    RunStatus,
+    Task,
+    WorkerStatus,
+    can_transition,
+    choices,
+    parse_choice,
+)
 from mirada.errors import MiradaError, NotFoundError
 from mirada.results import RunResults, write_results
+from mirada.run_options import RunOptions, options_for
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("fp32", "fp16", "bf16")
-TASKS = tuple(t.value for t in Task)
+# The choices as plain tuples, for pages that list them (the enums are the source).
+DEVICES = choices(Device)
+DTYPES = choices(Dtype)
+TASKS = choices(Task)
 
 
 @dataclass(frozen=True)
@@ -36,33 +52,38 @@ class ClaimedRun:
     device: str
     dtype: str
     batch_size: int
-    options: dict[str, Any]
+    options: dict[str, Any]  # as stored; tasks read it through mirada.run_options
     attempts: int
 
 
 def validate_run_request(
-    model_id: str, task: str, device: str, dtype: str, batch_size: int
-) -> None:
-    """Refuse at queue time what can never run, with a message that says what to do."""
-    from mirada.vlm.base import TASK_NEEDS
+    model_id: str,
+    task: str,
+    device: str,
+    dtype: str,
+    batch_size: int,
+    options: Mapping[str, Any] | RunOptions | None = None,
+) -> RunOptions:
+    """Refuse at queue time what can never run, with a message that says what to do.
+
+    Returns the run's typed options (checked: unknown keys and bad values are refused)."""
     from mirada.vlm.registry import capabilities_for
 
-    if task not in TASKS:
-        raise MiradaError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
-    if device not in DEVICES:
-        raise MiradaError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
-    if dtype not in DTYPES:
-        raise MiradaError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    task_ = parse_choice(Task, task, "task")
+    parse_choice(Device, device, "device")
+    parse_choice(Dtype, dtype, "dtype")
     if batch_size < 1:
         raise MiradaError(f"batch size must be at least 1 (got {batch_size})")
+    typed = options_for(task_, options)
     caps = capabilities_for(model_id)  # raises a MiradaError for malformed ids
-    missing = TASK_NEEDS[task] - caps
+    missing = TASK_NEEDS[task_] - caps
     if missing:
         able = [t for t, needs in TASK_NEEDS.items() if needs <= caps]
         raise MiradaError(
             f"model {model_id} cannot run task {task!r} (it lacks {', '.join(sorted(missing))}); "
             f"it can run: {', '.join(able)}"
         )
+    return typed
 
 
 def enqueue(
@@ -70,14 +91,14 @@ def enqueue(
     model_id: str,
     task: str,
     *,
-    device: str = "auto",
-    dtype: str = "fp32",
+    device: str = Device.auto,
+    dtype: str = Dtype.fp32,
     batch_size: int = 32,
     requires: str | None = None,
-    options: dict[str, Any] | None = None,
+    options: Mapping[str, Any] | RunOptions | None = None,
     max_attempts: int = 3,
 ) -> int:
-    validate_run_request(model_id, task, device, dtype, batch_size)
+    typed = validate_run_request(model_id, task, device, dtype, batch_size, options)
     with write_session() as s:
         if s.get(Dataset, dataset_id) is None:
             raise NotFoundError(f"dataset {dataset_id} does not exist; see `mirada datasets`")
@@ -89,8 +110,8 @@ def enqueue(
             dtype=dtype,
             batch_size=batch_size,
             requires=requires,
-            options=dict(options or {}),
-            status=RunStatus.queued.value,
+            options=typed.to_dict(),
+            status=RunStatus.queued,
             max_attempts=max_attempts,
         )
         s.add(run)
@@ -128,7 +149,7 @@ def register_worker(
             labels=list(labels),
             devices=list(devices),
             hardware_profile_id=profile_id,
-            status="active",
+            status=WorkerStatus.active,
         )
         s.add(worker)
         s.flush()
@@ -145,7 +166,7 @@ def stop_worker(worker_id: int) -> None:
         s.execute(
             update(Worker)
             .where(Worker.id == worker_id)
-            .values(status="stopped", stopped_at=utcnow())
+            .values(status=WorkerStatus.stopped, stopped_at=utcnow())
         )
 
 
@@ -155,11 +176,12 @@ def claim_next(worker_id: int, devices: Sequence[str], labels: Sequence[str]) ->
     One statement: PostgreSQL locks the picked row with FOR UPDATE SKIP LOCKED so concurrent
     workers pick different rows; SQLite's UPDATE ... RETURNING runs under BEGIN IMMEDIATE.
     """
-    servable = [*devices, "auto"]
+    _require(RunStatus.queued, RunStatus.running)
+    servable = [*devices, Device.auto]
     label_ok = or_(Run.requires.is_(None), Run.requires.in_(list(labels) or [""]))
     pick = (
         select(Run.id)
-        .where(Run.status == RunStatus.queued.value, Run.device.in_(servable), label_ok)
+        .where(Run.status == RunStatus.queued, Run.device.in_(servable), label_ok)
         .order_by(Run.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -168,9 +190,9 @@ def claim_next(worker_id: int, devices: Sequence[str], labels: Sequence[str]) ->
     with write_session() as s:
         row = s.execute(
             update(Run)
-            .where(Run.id == pick, Run.status == RunStatus.queued.value)
+            .where(Run.id == pick, Run.status == RunStatus.queued)
             .values(
-                status=RunStatus.running.value,
+                status=RunStatus.running,
                 worker_id=worker_id,
                 attempts=Run.attempts + 1,
                 started_at=utcnow(),
@@ -197,12 +219,23 @@ def claim_next(worker_id: int, devices: Sequence[str], labels: Sequence[str]) ->
     return ClaimedRun(*row)
 
 
-def _update_owned(session: Session, run_id: int, owner: int, **values: Any) -> bool:
+def _require(current: RunStatus, target: RunStatus) -> None:
+    """Guard every status write with the transition table (a failure here is a bug)."""
+    if not can_transition(current, target):
+        raise RuntimeError(f"run status {current} -> {target} is not in RUN_TRANSITIONS")
+
+
+def _update_owned(
+    session: Session, run_id: int, owner: int, status: RunStatus | None = None, **values: Any
+) -> bool:
     """Update a run only while it is running on worker `owner` (not cancelled or re-assigned)."""
+    if status is not None:
+        _require(RunStatus.running, status)
+        values["status"] = status
     owned = (Run.id == run_id) & (Run.worker_id == owner)
     stmt = (
         update(Run)
-        .where(owned & (Run.status == RunStatus.running.value))
+        .where(owned & (Run.status == RunStatus.running))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -230,7 +263,7 @@ def finish_run(
             s,
             run_id,
             worker_id,
-            status=RunStatus.succeeded.value,
+            status=RunStatus.succeeded,
             finished_at=utcnow(),
             hardware_profile_id=hardware_profile_id,
             model_fingerprint=model_fingerprint,
@@ -248,7 +281,7 @@ def fail_run(run_id: int, worker_id: int, error: str, traceback: str | None = No
             s,
             run_id,
             worker_id,
-            status=RunStatus.failed.value,
+            status=RunStatus.failed,
             error=error,
             traceback=traceback,
             finished_at=utcnow(),
@@ -262,7 +295,7 @@ def release_run(run_id: int, worker_id: int) -> bool:
             s,
             run_id,
             worker_id,
-            status=RunStatus.queued.value,
+            status=RunStatus.queued,
             worker_id=None,
             attempts=Run.attempts - 1,
             progress_done=0,
@@ -280,31 +313,30 @@ def requeue_stale(now: datetime | None = None) -> list[int]:
     touched: list[int] = []
     with write_session() as s:
         lost = s.scalars(
-            select(Worker.id).where(Worker.status == "active", Worker.heartbeat_at < cutoff)
+            select(Worker.id).where(
+                Worker.status == WorkerStatus.active, Worker.heartbeat_at < cutoff
+            )
         ).all()
         if lost:
             s.execute(
                 update(Worker)
                 .where(Worker.id.in_(lost))
-                .values(status="lost", stopped_at=now)
+                .values(status=WorkerStatus.lost, stopped_at=now)
                 .execution_options(synchronize_session=False)
             )
         orphaned = s.execute(
             select(Run.id, Run.attempts, Run.max_attempts, Worker.name)
             .join(Worker, Worker.id == Run.worker_id)
-            .where(Run.status == RunStatus.running.value, Worker.status != "active")
+            .where(Run.status == RunStatus.running, Worker.status != WorkerStatus.active)
             .with_for_update(of=Run, skip_locked=True)
         ).all()
         for run_id, attempts, max_attempts, worker_name in orphaned:
             if attempts < max_attempts:
-                values: dict[str, Any] = {
-                    "status": RunStatus.queued.value,
-                    "worker_id": None,
-                    "progress_done": 0,
-                }
+                target = RunStatus.queued
+                values: dict[str, Any] = {"worker_id": None, "progress_done": 0}
             else:
+                target = RunStatus.failed
                 values = {
-                    "status": RunStatus.failed.value,
                     "finished_at": now,
                     "error": (
                         f"worker {worker_name!r} stopped heartbeating during attempt "
@@ -312,39 +344,48 @@ def requeue_stale(now: datetime | None = None) -> list[int]:
                         f"then `mirada retry {run_id}`."
                     ),
                 }
+            _require(RunStatus.running, target)
             s.execute(
                 update(Run)
-                .where(Run.id == run_id, Run.status == RunStatus.running.value)
-                .values(**values)
+                .where(Run.id == run_id, Run.status == RunStatus.running)
+                .values(status=target, **values)
                 .execution_options(synchronize_session=False)
             )
             touched.append(run_id)
     return touched
 
 
-def cancel_run(run_id: int) -> str:
+def _statuses(group: frozenset[RunStatus]) -> str:
+    return " or ".join(s.value for s in RunStatus if s in group)
+
+
+def cancel_run(run_id: int) -> RunStatus:
     """Cancel a queued or running run; a running one is dropped by its worker at the next batch."""
     with write_session() as s:
         run = s.get(Run, run_id)
         if run is None:
             raise NotFoundError(f"run {run_id} does not exist; see `mirada runs`")
-        if run.status not in (RunStatus.queued.value, RunStatus.running.value):
-            raise MiradaError(f"run {run_id} is {run.status}; only queued or running runs cancel")
-        run.status = RunStatus.cancelled.value
+        if run.status not in CANCELLABLE:
+            raise MiradaError(
+                f"run {run_id} is {run.status}; only {_statuses(CANCELLABLE)} runs cancel"
+            )
+        _require(run.status, RunStatus.cancelled)
+        run.status = RunStatus.cancelled
         run.finished_at = utcnow()
         return run.status
 
 
-def retry_run(run_id: int) -> str:
+def retry_run(run_id: int) -> RunStatus:
     with write_session() as s:
         run = s.get(Run, run_id)
         if run is None:
             raise NotFoundError(f"run {run_id} does not exist; see `mirada runs`")
-        if run.status not in (RunStatus.failed.value, RunStatus.cancelled.value):
+        if run.status not in RETRYABLE:
             raise MiradaError(
-                f"run {run_id} is {run.status}; only failed or cancelled runs can be retried"
+                f"run {run_id} is {run.status}; only {_statuses(RETRYABLE)} runs can be retried"
             )
-        run.status = RunStatus.queued.value
+        _require(run.status, RunStatus.queued)
+        run.status = RunStatus.queued
         run.attempts = 0
         run.error = None
         run.traceback = None
@@ -354,6 +395,6 @@ def retry_run(run_id: int) -> str:
         return run.status
 
 
-def run_status(run_id: int) -> str | None:
+def run_status(run_id: int) -> RunStatus | None:
     with read_session() as s:
         return s.scalar(select(Run.status).where(Run.id == run_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, inspect, select, text
 
 from mirada.db import read_session, write_session
@@ -67,3 +68,34 @@ def test_upgrade_from_the_first_schema_keeps_data(db_url: str) -> None:
     assert "image_blobs" in inspect(new).get_table_names()
     with read_session(new) as s:
         assert s.scalars(select(Dataset.name)).all() == ["kept"]
+
+
+def test_models_match_the_migrations(engine: Engine) -> None:
+    """The typed models (enum statuses included) describe exactly the migrated schema."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_statuses_are_enums_stored_as_plain_strings(engine: Engine) -> None:
+    from sqlalchemy.exc import StatementError
+
+    from mirada.db.models import Run, Worker
+    from mirada.domain import RunStatus, WorkerStatus
+
+    with write_session(engine) as s:
+        ds = Dataset(name="d", source_format="csv")
+        s.add(ds)
+        s.flush()
+        s.add(Run(dataset_id=ds.id, model_id="hf-clip:x/y", task="match", options={}))
+        s.add(Worker(name="w", hostname="h", pid=1))
+    with read_session(engine) as s:
+        run, worker = s.scalars(select(Run)).one(), s.scalars(select(Worker)).one()
+        assert run.status is RunStatus.queued and worker.status is WorkerStatus.active
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM runs")).scalar() == "queued"
+    with pytest.raises(StatementError), write_session(engine) as s:
+        s.add(Worker(name="v", hostname="h", pid=2, status="sleeping"))

@@ -14,8 +14,9 @@ from mirada.errors import MiradaError
 from mirada.vlm.base import CAPTION, EMBED, SCORE_PAIRS
 from mirada.vlm.catalogue import CATALOGUE, list_catalogue
 from mirada.vlm.errors import ModelIdError
+from mirada.vlm.families import FAMILIES, Family, Layout
 from mirada.vlm.ids import DEMO_MODELS_DIR, parse_model_id
-from mirada.vlm.registry import FAMILY_CAPABILITIES, available_offline, capabilities_for
+from mirada.vlm.registry import available_offline, capabilities_for, load_adapter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,7 +116,57 @@ def test_catalogue_is_consistent() -> None:
         spec = parse_model_id(entry.id)
         assert spec.model_id == entry.id
         assert spec.family == entry.family
-        assert entry.capabilities == FAMILY_CAPABILITIES[entry.family] == capabilities_for(entry.id)
+        assert entry.capabilities == FAMILIES[entry.family].capabilities
+        assert entry.capabilities == capabilities_for(entry.id)
+
+
+def test_every_family_has_an_adapter_module() -> None:
+    """Read without importing (torch): each table row names a module defining `load`."""
+    import ast
+
+    vlm = REPO / "shared" / "vlm"
+    for family in FAMILIES.values():
+        tree = ast.parse((vlm / f"{family.module}.py").read_text())
+        loads = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "load"]
+        assert loads, f"mirada.vlm.{family.module} has no load(spec, device, dtype)"
+        assert family.forms and family.capabilities
+
+
+def test_a_new_family_is_one_table_entry_and_one_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    module = types.ModuleType("mirada.vlm.toy_family")
+    module.load = lambda spec, device, dtype: ("loaded", spec.model_id, device, dtype)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mirada.vlm.toy_family", module)
+    toy = Family(
+        "toy",
+        "toy_family",
+        frozenset({CAPTION}),
+        Layout.transformers,
+        (("<hf-repo-or-local-dir>", "e.g. toy:org/toy"),),
+        options={"size": ("small", "big")},
+    )
+    monkeypatch.setitem(FAMILIES, "toy", toy)
+    weights = tmp_path / "toy"
+    weights.mkdir()
+    (weights / "config.json").write_text("{}")
+    (weights / "model.safetensors").write_bytes(b"")
+
+    spec = parse_model_id(f"toy:{weights}?size=big")
+    assert spec.family == "toy" and spec.option("size") == "big"
+    assert parse_model_id(f"toy:{weights}?size=small").model_id == f"toy:{weights}"
+    assert capabilities_for(f"toy:{weights}") == {CAPTION}
+    assert available_offline(f"toy:{weights}")
+    assert load_adapter(f"toy:{weights}", device="cpu") == (
+        "loaded",
+        f"toy:{weights}",
+        "cpu",
+        "fp32",
+    )
+    with pytest.raises(ModelIdError, match="expected one of small, big"):
+        parse_model_id("toy:org/toy?size=huge")
 
 
 def test_available_offline_checks_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -150,3 +150,17 @@ def test_zeroshot_templates_flow_from_cli_to_prompts(
         cached = set(s.scalars(select(EmbeddingCache.content_sha256)).all())
     assert text_hash("a circle shape") in cached
     assert text_hash("a photo of a circle shape.") not in cached
+
+
+def test_worker_command_prints_its_log_lines(
+    mirada_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    from mirada.cli import main
+
+    assert main(["worker", "--burst", "--no-progress", "--device", "cpu", "--name", "w1"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    stamp = r"^\[mirada worker \d\d:\d\d:\d\d\] "
+    assert re.match(stamp + r"w1 \(id \d+\) serving \['cpu'\], labels \[\]$", lines[0]), lines
+    assert re.match(stamp + r"queue empty; exiting \(--burst\)$", lines[-1]), lines

@@ -8,10 +8,10 @@ missing heartbeat).
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -22,21 +22,23 @@ from typing import Any
 
 from mirada import queue
 from mirada.config import get_settings
+from mirada.domain import Device
 from mirada.errors import MiradaError
 from mirada.queue import ClaimedRun
 from mirada.worker.context import RunCancelled, RunContext, StopRequested
 from mirada.worker.model import LazyModel
 from mirada.worker.tasks import executor_for as default_executor_for
 
-
-def log(message: str) -> None:
-    print(f"[mirada worker {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+logger = logging.getLogger(__name__)
+# How `mirada worker` prints this module's INFO lines (configured by the CLI, not here).
+LOG_FORMAT = "[mirada worker %(asctime)s] %(message)s"
+LOG_DATE_FORMAT = "%H:%M:%S"
 
 
 @dataclass
 class WorkerLoop:
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    device: str = "auto"
+    device: str = Device.auto
     labels: tuple[str, ...] = ()
     burst: bool = False
     poll_seconds: float = 1.0
@@ -60,7 +62,13 @@ class WorkerLoop:
             self.name, socket.gethostname(), os.getpid(), self.labels, devices, profile
         )
         self.devices = devices
-        log(f"{self.name} (id {self.worker_id}) serving {devices}, labels {list(self.labels)}")
+        logger.info(
+            "%s (id %s) serving %s, labels %s",
+            self.name,
+            self.worker_id,
+            [str(d) for d in devices],
+            list(self.labels),
+        )
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
         self._install_signals()
@@ -76,7 +84,7 @@ class WorkerLoop:
                 claimed = queue.claim_next(self.worker_id, devices, self.labels)
                 if claimed is None:
                     if self.burst:
-                        log("queue empty; exiting (--burst)")
+                        logger.info("queue empty; exiting (--burst)")
                         break
                     self.stop_event.wait(self.poll_seconds)
                     continue
@@ -87,11 +95,13 @@ class WorkerLoop:
             queue.stop_worker(self.worker_id)
         return self.processed
 
-    def _devices(self) -> list[str]:
+    def _devices(self) -> list[Device]:
+        if self.devices_override is not None:
+            return [Device(d) for d in self.devices_override]
         from mirada.hardware import available_devices
         from mirada.vlm.registry import resolve_device
 
-        if self.device == "auto":
+        if self.device == Device.auto:
             return available_devices()
         return [resolve_device(self.device)]  # raises a clear error if unavailable
 
@@ -101,7 +111,7 @@ class WorkerLoop:
             try:
                 queue.heartbeat(self.worker_id)
             except Exception as exc:  # a DB hiccup must not kill the heartbeat thread
-                log(f"heartbeat failed: {exc}")
+                logger.warning("heartbeat failed: %s", exc)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -110,13 +120,13 @@ class WorkerLoop:
         def handler(signum: int, _frame: FrameType | None) -> None:
             self._signals += 1
             if self._signals == 1:
-                log(
-                    f"{signal.Signals(signum).name}: finishing the current batch, then stopping "
-                    "(send again to stop now)"
+                logger.info(
+                    "%s: finishing the current batch, then stopping (send again to stop now)",
+                    signal.Signals(signum).name,
                 )
                 self.stop_event.set()
             else:
-                log("second signal: stopping now")
+                logger.info("second signal: stopping now")
                 try:
                     queue.stop_worker(self.worker_id)
                 finally:
@@ -127,9 +137,11 @@ class WorkerLoop:
 
     def _execute(self, run: ClaimedRun) -> None:
         # "auto" runs use this worker's best device: cuda, then mps, then cpu.
-        best = next((d for d in ("cuda", "mps") if d in self.devices), self.devices[0])
-        device = best if run.device == "auto" else run.device
-        log(f"run {run.id}: {run.task} {run.model_id} on {device} (attempt {run.attempts})")
+        best = next((d for d in (Device.cuda, Device.mps) if d in self.devices), self.devices[0])
+        device = (best if run.device == Device.auto else Device(run.device)).value
+        logger.info(
+            "run %s: %s %s on %s (attempt %s)", run.id, run.task, run.model_id, device, run.attempts
+        )
         ctx = RunContext(run, self.worker_id, self.stop_event, show_progress=self.show_progress)
         model = LazyModel(run.model_id, device, run.dtype)
         started = time.perf_counter()
@@ -145,18 +157,18 @@ class WorkerLoop:
             )
             took = time.perf_counter() - started
             if ok:
-                log(f"run {run.id}: succeeded in {took:.1f} s")
+                logger.info("run %s: succeeded in %.1f s", run.id, took)
             else:
-                log(f"run {run.id}: was cancelled or re-assigned; results dropped")
+                logger.info("run %s: was cancelled or re-assigned; results dropped", run.id)
         except StopRequested:
             queue.release_run(run.id, self.worker_id)
-            log(f"run {run.id}: stopped mid-run and given back to the queue")
+            logger.info("run %s: stopped mid-run and given back to the queue", run.id)
         except RunCancelled:
-            log(f"run {run.id}: cancelled; results dropped")
+            logger.info("run %s: cancelled; results dropped", run.id)
         except Exception as exc:  # any failure fails this run only; the worker keeps serving
             message = str(exc) if isinstance(exc, MiradaError) else f"{type(exc).__name__}: {exc}"
             queue.fail_run(run.id, self.worker_id, message, traceback.format_exc())
-            log(f"run {run.id}: failed: {message}")
+            logger.info("run %s: failed: %s", run.id, message)
         finally:
             ctx.close()
             if model.loaded:

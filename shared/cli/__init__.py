@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -69,6 +70,26 @@ def command(
 def print_json(payload: Any) -> None:
     json.dump(payload, sys.stdout, indent=2, default=str, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+class StderrHandler(logging.Handler):
+    """Writes to the current sys.stderr (looked up per line, so redirections apply)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
+def show_log(logger_name: str, fmt: str, datefmt: str | None = None) -> None:
+    """Print a logger's INFO lines (and worse) on stderr as `fmt`; once, however often called."""
+    logger = logging.getLogger(logger_name)
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter(fmt, datefmt))
+        logger.addHandler(handler)
 
 
 def build_parser() -> argparse.ArgumentParser:

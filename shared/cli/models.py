@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mirada.cli import arg, command, print_json
+from mirada.vlm.ids import valid_forms
 
 
 @command(
@@ -18,10 +19,9 @@ from mirada.cli import arg, command, print_json
     description=(
         "List the model catalogue with capabilities and whether weights are on this machine.\n"
         "Any id of the forms below also works, not only catalogue entries:\n\n"
-        "  hf-clip:<repo-or-dir>, open-clip:<arch>/<tag-or-checkpoint>, open-clip:<arch>,\n"
-        "  open-clip:local-dir:<dir>, blip-itm:<repo-or-dir>, blip-caption:<repo-or-dir>,\n"
-        "  flava:<repo-or-dir>[?pooling=mean]\n\n"
-        "`mirada models pull ID` downloads weights into the Hugging Face cache (needs internet)."
+        + valid_forms()
+        + "\n\n`mirada models pull ID` downloads weights into the Hugging Face cache "
+        "(needs internet)."
     ),
 )
 def models(args: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from mirada.cli import arg, command, print_json
+from mirada.cli import arg, command, print_json, show_log
 from mirada.cli.table import format_table
+from mirada.domain import Device, Dtype, RunStatus, Task, choices
 from mirada.errors import MiradaError
 
 
@@ -19,6 +20,26 @@ def _batch_sizes(raw: str) -> list[int]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"--batch-sizes wants positive numbers (got {raw!r})")
     return sizes
+
+
+def _options_by_task(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """Each requested task's run options from the flags the option fields name; a flag that no
+    requested task takes is an error (it would otherwise be silently ignored)."""
+    from mirada.run_options import cli_flags
+
+    by_task: dict[str, dict[str, object]] = {task: {} for task in args.task}
+    for flag, (key, takers) in cli_flags().items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if not value:
+            continue
+        if not set(takers) & set(by_task):
+            raise MiradaError(
+                f"{flag} applies to --task {' or '.join(takers)} only; add that task or drop it"
+            )
+        for task in takers:
+            if task in by_task:
+                by_task[task][key] = value
+    return by_task
 
 
 @command(
@@ -36,11 +57,11 @@ def _batch_sizes(raw: str) -> list[int]:
         "--task",
         action="append",
         required=True,
-        choices=["match", "caption", "benchmark"],
+        choices=choices(Task),
         help="match: retrieval metrics; caption: generate + score captions; benchmark: latency",
     ),
-    arg("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"]),
-    arg("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"]),
+    arg("--device", default=Device.auto.value, choices=choices(Device)),
+    arg("--dtype", default=Dtype.fp32.value, choices=choices(Dtype)),
     arg("--batch-size", type=int, default=32),
     arg(
         "--batch-sizes",
@@ -66,20 +87,11 @@ def queue_cmd(args: argparse.Namespace) -> int:
 
     dataset = resolve_dataset(args.dataset)
     pairs = [(m, t) for m in args.model for t in args.task]
-    for model_id, task in pairs:  # refuse everything before queueing anything
-        validate_run_request(model_id, task, args.device, args.dtype, args.batch_size)
-    options: dict[str, object] = {}
-    if args.batch_sizes:
-        options["batch_sizes"] = args.batch_sizes
-    if args.no_cache:
-        options["no_cache"] = True
-    if args.template:
-        bad = [t for t in args.template if t.count("{}") != 1]
-        if bad:
-            raise MiradaError(
-                f"--template needs exactly one {{}} for the category name: {bad[0]!r}"
-            )
-        options["zeroshot_templates"] = args.template
+    options = _options_by_task(args)
+    typed = [  # refuse everything before queueing anything
+        validate_run_request(m, t, args.device, args.dtype, args.batch_size, options[t])
+        for m, t in pairs
+    ]
     ids = [
         enqueue(
             dataset.id,
@@ -89,10 +101,10 @@ def queue_cmd(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             batch_size=args.batch_size,
             requires=args.requires,
-            options=options,
+            options=run_options,
             max_attempts=args.max_attempts,
         )
-        for model_id, task in pairs
+        for (model_id, task), run_options in zip(pairs, typed, strict=True)
     ]
     if args.json:
         print_json(ids)
@@ -110,7 +122,7 @@ def queue_cmd(args: argparse.Namespace) -> int:
     arg(
         "--status",
         action="append",
-        choices=["queued", "running", "succeeded", "failed", "cancelled"],
+        choices=choices(RunStatus),
     ),
     arg("--json", action="store_true"),
 )
@@ -129,7 +141,7 @@ def runs_cmd(args: argparse.Namespace) -> int:
         print("no runs yet: queue one with `mirada queue --dataset NAME --model ID --task match`")
     else:
         for r in rows:
-            if r["status"] == "running" and r["progress_total"]:
+            if r["status"] == RunStatus.running and r["progress_total"]:
                 r["status"] = f"running {100 * r['progress_done'] // r['progress_total']}%"
         print(format_table(rows, RUN_LIST_KEYS, width=50))
     return 0
@@ -221,8 +233,8 @@ def retry_cmd(args: argparse.Namespace) -> int:
     arg("--burst", action="store_true", help="exit when the queue is empty"),
     arg(
         "--device",
-        default="auto",
-        choices=["auto", "cpu", "cuda", "mps"],
+        default=Device.auto.value,
+        choices=choices(Device),
         help="serve only runs for this device (auto: every device this machine has)",
     ),
     arg(
@@ -236,9 +248,10 @@ def retry_cmd(args: argparse.Namespace) -> int:
     arg("--no-progress", action="store_true", help="no progress bar on the terminal"),
 )
 def worker_cmd(args: argparse.Namespace) -> int:
-    from mirada.worker.main import WorkerLoop
+    from mirada.worker import main as worker
 
-    loop = WorkerLoop(
+    show_log("mirada.worker", worker.LOG_FORMAT, worker.LOG_DATE_FORMAT)
+    loop = worker.WorkerLoop(
         device=args.device,
         labels=tuple(args.label),
         burst=args.burst,

@@ -9,12 +9,14 @@ written only by `mirada.results` (inside the transaction that finishes a run), e
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -27,9 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from mirada.domain import RunStatus, Task
-
-__all__ = ["RunStatus", "Task"]  # re-exported until every caller imports mirada.domain
+from mirada.domain import Device, Dtype, RunStatus, WorkerStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -59,6 +59,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+def status_column_type(enum: type[StrEnum]) -> Enum:
+    """A StrEnum stored as its plain value in VARCHAR(16), as the migrations create it.
+
+    No database enum type and no CHECK constraint (so no migration); SQLAlchemy refuses values
+    outside the enum on the way in and returns enum members on the way out.
+    """
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class Base(DeclarativeBase):
@@ -181,7 +197,9 @@ class Worker(Base):
     labels: Mapped[list[Any]] = mapped_column(default=list)
     devices: Mapped[list[Any]] = mapped_column(default=list)
     hardware_profile_id: Mapped[int | None] = mapped_column(ForeignKey("hardware_profiles.id"))
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[WorkerStatus] = mapped_column(
+        status_column_type(WorkerStatus), default=WorkerStatus.active
+    )
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     stopped_at: Mapped[datetime | None]
@@ -197,13 +215,15 @@ class Run(Base):
     )
     model_id: Mapped[str] = mapped_column(String(500))
     task: Mapped[str] = mapped_column(String(16))
-    device: Mapped[str] = mapped_column(String(8), default="auto")
+    device: Mapped[str] = mapped_column(String(8), default=Device.auto.value)
     resolved_device: Mapped[str | None] = mapped_column(String(16))
-    dtype: Mapped[str] = mapped_column(String(8), default="fp32")
+    dtype: Mapped[str] = mapped_column(String(8), default=Dtype.fp32.value)
     batch_size: Mapped[int] = mapped_column(default=32)
     requires: Mapped[str | None] = mapped_column(String(200))
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default=RunStatus.queued.value)
+    status: Mapped[RunStatus] = mapped_column(
+        status_column_type(RunStatus), default=RunStatus.queued
+    )
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=3)
     progress_done: Mapped[int] = mapped_column(default=0)

@@ -17,20 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mirada.domain import Capability, Device
+
 if TYPE_CHECKING:
     import torch
     from PIL.Image import Image
 
-# Capability names. "embed": encode_images/encode_texts (match task).
+# The capabilities, by the names adapters use. "embed": encode_images/encode_texts (match task).
 # "score_pairs": an image-text matching head for re-ranking. "caption": generate_captions.
-EMBED = "embed"
-SCORE_PAIRS = "score_pairs"
-CAPTION = "caption"
-TASK_NEEDS: dict[str, frozenset[str]] = {
-    "match": frozenset({EMBED}),
-    "caption": frozenset({CAPTION}),
-    "benchmark": frozenset(),  # benchmarks whatever the model can do
-}
+EMBED = Capability.embed
+SCORE_PAIRS = Capability.score_pairs
+CAPTION = Capability.caption
 
 
 @dataclass(frozen=True)
@@ -67,9 +64,9 @@ class VLMAdapter(ABC):
 
     model_id: str
     family: str
-    capabilities: frozenset[str]
-    device: str  # resolved: "cpu", "cuda", "mps"
-    dtype: str  # "fp32" | "fp16" | "bf16"
+    capabilities: frozenset[Capability]
+    device: str  # resolved: a Device other than auto
+    dtype: str  # a Dtype
 
     @property
     @abstractmethod
@@ -137,7 +134,7 @@ class VLMAdapter(ABC):
         """Wait for queued device work, so timings are honest."""
         import torch
 
-        if self.device == "cuda":
+        if self.device == Device.cuda:
             torch.cuda.synchronize()
-        elif self.device == "mps":
+        elif self.device == Device.mps:
             torch.mps.synchronize()

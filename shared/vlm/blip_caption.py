@@ -7,16 +7,16 @@ from typing import Any
 import torch
 from transformers import BlipForConditionalGeneration
 
-from mirada.vlm._common import HFAdapter
-from mirada.vlm.base import CAPTION, CaptionOptions
+from mirada.vlm.base import CaptionOptions
 from mirada.vlm.ids import ModelSpec
+from mirada.vlm.torch_common import HFAdapter
 
 DEFAULT_CAPTION_OPTIONS = CaptionOptions()
 
 
 class BlipCaptionAdapter(HFAdapter):
     def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
-        super().__init__(spec, device, dtype, BlipForConditionalGeneration, frozenset({CAPTION}))
+        super().__init__(spec, device, dtype, BlipForConditionalGeneration)
         self.model: BlipForConditionalGeneration = self.module  # type: ignore[assignment]
 
     @property

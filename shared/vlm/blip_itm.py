@@ -8,17 +8,15 @@ import numpy as np
 import torch
 from transformers import BlipForImageTextRetrieval
 
-from mirada.vlm._common import HFAdapter, l2_numpy
-from mirada.vlm.base import EMBED, SCORE_PAIRS
 from mirada.vlm.ids import ModelSpec
+from mirada.vlm.torch_common import HFAdapter, l2_numpy
 
 ITM_CHUNK = 128  # image-text pairs per cross-attention forward; bounds activation memory
 
 
 class BlipITMAdapter(HFAdapter):
     def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
-        caps = frozenset({EMBED, SCORE_PAIRS})
-        super().__init__(spec, device, dtype, BlipForImageTextRetrieval, caps)
+        super().__init__(spec, device, dtype, BlipForImageTextRetrieval)
         self.model: BlipForImageTextRetrieval = self.module  # type: ignore[assignment]
 
     @property

@@ -13,17 +13,16 @@ import numpy as np
 import torch
 from transformers import FlavaModel
 
-from mirada.vlm._common import HFAdapter, l2_numpy
-from mirada.vlm.base import EMBED
 from mirada.vlm.errors import ModelIdError
 from mirada.vlm.ids import ModelSpec
+from mirada.vlm.torch_common import HFAdapter, l2_numpy
 
 
 class FlavaAdapter(HFAdapter):
     def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
         self.pooling = spec.option("pooling")
         options = {"pooling": self.pooling}
-        super().__init__(spec, device, dtype, FlavaModel, frozenset({EMBED}), options)
+        super().__init__(spec, device, dtype, FlavaModel, options)
         self.model: FlavaModel = self.module  # type: ignore[assignment]
         cfg = self.model.config
         if self.pooling == "mean" and cfg.image_config.hidden_size != cfg.text_config.hidden_size:

@@ -8,14 +8,13 @@ import numpy as np
 import torch
 from transformers import CLIPModel
 
-from mirada.vlm._common import HFAdapter, l2_numpy
-from mirada.vlm.base import EMBED
 from mirada.vlm.ids import ModelSpec
+from mirada.vlm.torch_common import HFAdapter, l2_numpy
 
 
 class HFCLIPAdapter(HFAdapter):
     def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
-        super().__init__(spec, device, dtype, CLIPModel, frozenset({EMBED}))
+        super().__init__(spec, device, dtype, CLIPModel)
         self.model: CLIPModel = self.module  # type: ignore[assignment]
 
     @property

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from mirada.vlm.ids import ModelSpec
 
 OPEN_CLIP_URL_CACHE = Path("~/.cache/clip").expanduser()  # open_clip's default for URL weights
+# The weight files of an open_clip model in a Hugging Face repo, preferred first.
+OPEN_CLIP_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
 def hf_cache_dir() -> Path:

@@ -1,7 +1,8 @@
 """The one parser for model ids: `<family>:<source>[?key=value&...]`.
 
 Everything else (registry, CLI, worker, catalogue) goes through `parse_model_id`; nothing else
-splits model-id strings.
+splits model-id strings. Which families exist, their id forms and options come from
+`mirada.vlm.families`.
 """
 
 from __future__ import annotations
@@ -11,33 +12,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mirada.vlm.errors import ModelIdError
-
-HF_CLIP = "hf-clip"
-OPEN_CLIP = "open-clip"
-BLIP_ITM = "blip-itm"
-BLIP_CAPTION = "blip-caption"
-FLAVA = "flava"
-FAMILIES: tuple[str, ...] = (HF_CLIP, OPEN_CLIP, BLIP_ITM, BLIP_CAPTION, FLAVA)
+from mirada.vlm.families import FAMILIES, Family, Layout
 
 # The prefix that names a demo model shipped in the repository.
 DEMO_PREFIX = "mirada/"
 DEMO_MODELS_DIR = Path(__file__).resolve().parent / "demo_models"
 
-VALID_FORMS = """valid model ids:
-  hf-clip:<hf-repo-or-local-dir>         e.g. hf-clip:openai/clip-vit-base-patch32
-  open-clip:<arch>/<pretrained-tag>      e.g. open-clip:ViT-B-32/laion2b_s34b_b79k
-  open-clip:<arch>/<checkpoint-file>     e.g. open-clip:ViT-B-32//data/ckpt.safetensors
-  open-clip:<arch>                       random init (no pretrained weights)
-  open-clip:local-dir:<dir>              dir with open_clip_config.json + weights
-  blip-itm:<hf-repo-or-local-dir>        e.g. blip-itm:Salesforce/blip-itm-base-coco
-  blip-caption:<hf-repo-or-local-dir>    e.g. blip-caption:Salesforce/blip-image-captioning-base
-  flava:<hf-repo-or-local-dir>[?pooling=projected|mean]
-  <hf-repo> may be mirada/<name> for a demo model in shared/vlm/demo_models/<name>/"""
 
-# Per-family options: name -> allowed values (first is the default).
-FAMILY_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    FLAVA: {"pooling": ("projected", "mean")},
-}
+def valid_forms() -> str:
+    """Every accepted id form, one indented line each, from the family table."""
+    lines = [
+        f"  {form:<38} {note}".rstrip()
+        for family in FAMILIES.values()
+        for form, note in family.form_lines()
+    ]
+    demo = (
+        f"  <hf-repo> may be {DEMO_PREFIX}<name> for a demo model in shared/vlm/demo_models/<name>/"
+    )
+    return "\n".join([*lines, demo])
+
+
+VALID_FORMS = "valid model ids:\n" + valid_forms()
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _ARCH_RE = re.compile(r"^[A-Za-z0-9][\w.-]*$")
@@ -55,12 +50,21 @@ class ModelSpec:
     pretrained: str | None = None  # open-clip only: tag or checkpoint path; None = random init
     options: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def family_entry(self) -> Family:
+        """This id's row of the family table."""
+        return FAMILIES[self.family]
+
+    @property
+    def layout(self) -> Layout:
+        return self.family_entry.layout
+
     def option(self, name: str) -> str:
         """The option's value, or its family default."""
         for key, value in self.options:
             if key == name:
                 return value
-        return FAMILY_OPTIONS[self.family][name][0]
+        return self.family_entry.default(name)
 
     @property
     def is_demo(self) -> bool:
@@ -93,7 +97,7 @@ def _resolve_source(model_id: str, source: str) -> Path | None:
 
 
 def _parse_options(model_id: str, family: str, query: str) -> tuple[tuple[str, str], ...]:
-    allowed = FAMILY_OPTIONS.get(family, {})
+    allowed = FAMILIES[family].options
     found: dict[str, str] = {}
     for part in query.split("&"):
         key, sep, value = part.partition("=")
@@ -131,7 +135,7 @@ def parse_model_id(model_id: str) -> ModelSpec:
         raise _fail(raw, "nothing after the family prefix")
     options = _parse_options(raw, family, query) if qsep else ()
 
-    if family != OPEN_CLIP:
+    if FAMILIES[family].layout is Layout.transformers:
         local = _resolve_source(raw, body)
         return ModelSpec(_canonical(family, body, options), family, body, local, None, options)
 

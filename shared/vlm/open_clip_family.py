@@ -12,9 +12,11 @@ import open_clip
 import torch
 from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
-from mirada.vlm._common import TorchAdapter, l2_numpy
-from mirada.vlm._hub import (
+from mirada.vlm.base import Fingerprint
+from mirada.vlm.errors import ModelIdError, ModelUnavailableError
+from mirada.vlm.hub import (
     OPEN_CLIP_URL_CACHE,
+    OPEN_CLIP_WEIGHT_FILES,
     cached_file,
     cached_snapshot,
     hf_cache_dir,
@@ -22,11 +24,9 @@ from mirada.vlm._hub import (
     revision_of,
     unavailable,
 )
-from mirada.vlm.base import EMBED, Fingerprint
-from mirada.vlm.errors import ModelIdError, ModelUnavailableError
 from mirada.vlm.ids import ModelSpec
+from mirada.vlm.torch_common import TorchAdapter, l2_numpy
 
-WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
 
 
@@ -36,7 +36,7 @@ def tag_weights_location(arch: str, tag: str) -> tuple[str, tuple[str, ...]] | t
     if cfg.get("hf_hub"):
         repo, filename = os.path.split(cfg["hf_hub"])
         if not filename:
-            return repo, WEIGHT_FILES
+            return repo, OPEN_CLIP_WEIGHT_FILES
         stem, ext = os.path.splitext(filename)
         alt = (stem + ".safetensors",) if ext in (".bin", ".pt", ".pth") else ()
         return repo, (*alt, filename)
@@ -94,7 +94,7 @@ def _resolve_pretrained(spec: ModelSpec) -> tuple[str | None, dict[str, Any], st
     )
 
 
-def _trimmed_encode_text(model: open_clip.CLIP, tokens: torch.Tensor) -> torch.Tensor:
+def trimmed_encode_text(model: open_clip.CLIP, tokens: torch.Tensor) -> torch.Tensor:
     """CLIP.encode_text on a context cut to the batch's longest sequence.
 
     Valid because the text tower is causal (no position attends to later padding) and pools at
@@ -155,7 +155,7 @@ class OpenCLIPAdapter(TorchAdapter):
         except (OSError, RuntimeError) as exc:
             raise unavailable(spec, name, f"{type(exc).__name__}: {exc}") from exc
         self.preprocess = preprocess
-        super().__init__(spec, model, device, dtype, frozenset({EMBED}), revision)
+        super().__init__(spec, model, device, dtype, revision)
         self.model = self.module
         self.trim = can_trim(model)
 
@@ -190,7 +190,7 @@ class OpenCLIPAdapter(TorchAdapter):
             return np.zeros((0, self.embed_dim), np.float32)
         tokens = self.tokenize(texts).to(self.device)
         if self.trim:
-            return l2_numpy(_trimmed_encode_text(self.model, tokens))
+            return l2_numpy(trimmed_encode_text(self.model, tokens))
         return l2_numpy(self.model.encode_text(tokens))
 
 

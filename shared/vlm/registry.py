@@ -1,5 +1,6 @@
 """Model registry: id -> capabilities (no loading), id -> loaded adapter, offline availability.
 
+Family facts (adapter module, capabilities, weights layout) come from `mirada.vlm.families`.
 Importing this module never imports torch, transformers or open_clip; each family's module is
 imported by `load_adapter` only.
 """
@@ -8,34 +9,26 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mirada.vlm import _hub
-from mirada.vlm.base import CAPTION, EMBED, SCORE_PAIRS
+from mirada.domain import Capability, Device, Dtype, parse_choice
+from mirada.vlm import hub
 from mirada.vlm.catalogue import CATALOGUE, CatalogueEntry, list_catalogue
 from mirada.vlm.errors import DeviceUnavailableError, ModelUnavailableError
-from mirada.vlm.ids import (
-    BLIP_CAPTION,
-    BLIP_ITM,
-    FAMILIES,
-    FLAVA,
-    HF_CLIP,
-    OPEN_CLIP,
-    ModelSpec,
-    parse_model_id,
-)
+from mirada.vlm.families import Layout
+from mirada.vlm.hub import OPEN_CLIP_WEIGHT_FILES
+from mirada.vlm.ids import ModelSpec, parse_model_id
 
 if TYPE_CHECKING:
     from mirada.vlm.base import VLMAdapter
 
 __all__ = [
     "CATALOGUE",
-    "DEVICES",
-    "DTYPES",
-    "FAMILY_CAPABILITIES",
     "CatalogueEntry",
     "ModelSpec",
     "available_offline",
+    "cached_weights",
     "capabilities_for",
     "list_catalogue",
     "load_adapter",
@@ -43,27 +36,6 @@ __all__ = [
     "pull_model",
     "resolve_device",
 ]
-
-FAMILY_CAPABILITIES: dict[str, frozenset[str]] = {
-    HF_CLIP: frozenset({EMBED}),
-    OPEN_CLIP: frozenset({EMBED}),
-    BLIP_ITM: frozenset({EMBED, SCORE_PAIRS}),
-    BLIP_CAPTION: frozenset({CAPTION}),
-    FLAVA: frozenset({EMBED}),
-}
-# family -> module under mirada.vlm exposing `load(spec, device, dtype) -> VLMAdapter`
-_FAMILY_MODULES: dict[str, str] = {
-    HF_CLIP: "hf_clip",
-    OPEN_CLIP: "open_clip_family",
-    BLIP_ITM: "blip_itm",
-    BLIP_CAPTION: "blip_caption",
-    FLAVA: "flava",
-}
-if not set(_FAMILY_MODULES) == set(FAMILIES) == set(FAMILY_CAPABILITIES):
-    raise RuntimeError("mirada.vlm: every family needs a module and capabilities")
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("fp32", "fp16", "bf16")
 
 # open_clip tags in the catalogue -> (weights repo, extra HF repo the text tower needs).
 # Plain data so `mirada models` can check availability without importing open_clip (torch);
@@ -75,61 +47,72 @@ OPEN_CLIP_TAG_REPOS: dict[tuple[str, str], tuple[str, str | None]] = {
         "xlm-roberta-base",
     ),
 }
-_OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
-def capabilities_for(model_id: str) -> frozenset[str]:
+def capabilities_for(model_id: str) -> frozenset[Capability]:
     """What a model can do, from its id alone (nothing is loaded or imported)."""
-    return FAMILY_CAPABILITIES[parse_model_id(model_id).family]
+    return parse_model_id(model_id).family_entry.capabilities
 
 
-def resolve_device(device: str = "auto") -> str:
+def resolve_device(device: str = Device.auto) -> Device:
     """'auto' -> cuda, then mps, then cpu. An explicit device that is missing is an error."""
-    if device not in DEVICES:
-        raise DeviceUnavailableError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
-    if device == "cpu":
-        return "cpu"
+    wanted = parse_choice(Device, device, "device", DeviceUnavailableError)
+    if wanted is Device.cpu:
+        return wanted
     import torch
 
     has_cuda = torch.cuda.is_available()
     has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
-    if device == "auto":
-        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
-    if device == "cuda" and not has_cuda:
+    if wanted is Device.auto:
+        return Device.cuda if has_cuda else Device.mps if has_mps else Device.cpu
+    if wanted is Device.cuda and not has_cuda:
         raise DeviceUnavailableError(
             "device 'cuda' was requested but torch sees no CUDA GPU on this machine "
             f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
             "use --device cpu or auto"
         )
-    if device == "mps" and not has_mps:
+    if wanted is Device.mps and not has_mps:
         raise DeviceUnavailableError(
             "device 'mps' was requested but Apple Metal is not available here; "
             "use --device cpu or auto"
         )
-    return device
+    return wanted
 
 
-def load_adapter(model_id: str, *, device: str = "auto", dtype: str = "fp32") -> VLMAdapter:
+def load_adapter(
+    model_id: str, *, device: str = Device.auto, dtype: str = Dtype.fp32
+) -> VLMAdapter:
     """Load `model_id` from local files only; raise ModelUnavailableError fast when missing."""
     spec = parse_model_id(model_id)
-    if dtype not in DTYPES:
-        from mirada.errors import MiradaError
-
-        raise MiradaError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    dtype_ = parse_choice(Dtype, dtype, "dtype")
     resolved = resolve_device(device)
     _require_local_files(spec)  # before importing torch-heavy modules: missing weights fail fast
-    module = importlib.import_module(f"mirada.vlm.{_FAMILY_MODULES[spec.family]}")
-    return module.load(spec, resolved, dtype)
+    module = importlib.import_module(f"mirada.vlm.{spec.family_entry.module}")
+    # plain strings to the adapter: torch and fingerprints want str, not enum members
+    adapter: VLMAdapter = module.load(spec, resolved.value, dtype_.value)
+    return adapter
+
+
+def cached_weights(spec: ModelSpec) -> Path | None:
+    """The directory or file holding `spec`'s weights on this machine, when file checks alone
+    can tell; None when they are missing or only loading can tell (random init, open_clip tags
+    outside OPEN_CLIP_TAG_REPOS, checkpoint files)."""
+    if spec.local_dir is not None:
+        return spec.local_dir
+    if spec.layout is Layout.transformers:
+        return hub.cached_snapshot(spec.source)
+    known = OPEN_CLIP_TAG_REPOS.get((spec.source, spec.pretrained or ""))
+    return hub.cached_file(known[0], OPEN_CLIP_WEIGHT_FILES) if known else None
 
 
 def _require_local_files(spec: ModelSpec) -> None:
     """Raise ModelUnavailableError for weights we can tell are missing from file checks alone."""
-    if spec.family != OPEN_CLIP:
-        _hub.resolve_hf_dir(spec)
+    if spec.layout is Layout.transformers:
+        hub.resolve_hf_dir(spec)
         return
     if spec.local_dir is not None:
         if not (spec.local_dir / "open_clip_config.json").is_file():
-            raise _hub.unavailable(
+            raise hub.unavailable(
                 spec, f"local directory {spec.local_dir}", "need open_clip_config.json + weights"
             )
         return
@@ -137,12 +120,12 @@ def _require_local_files(spec: ModelSpec) -> None:
     if known is None:
         return  # other tags/paths are resolved by the family module
     repo, text_repo = known
-    if _hub.cached_file(repo, _OPEN_CLIP_FILES) is None:
-        raise _hub.unavailable(spec, f"the Hugging Face cache {_hub.hf_cache_dir()} (repo {repo})")
-    if text_repo is not None and _hub.cached_snapshot(text_repo) is None:
-        raise _hub.unavailable(
+    if hub.cached_file(repo, OPEN_CLIP_WEIGHT_FILES) is None:
+        raise hub.unavailable(spec, f"the Hugging Face cache {hub.hf_cache_dir()} (repo {repo})")
+    if text_repo is not None and hub.cached_snapshot(text_repo) is None:
+        raise hub.unavailable(
             spec,
-            f"the Hugging Face cache {_hub.hf_cache_dir()}",
+            f"the Hugging Face cache {hub.hf_cache_dir()}",
             f"its text tower needs the {text_repo} config/tokenizer",
         )
 
@@ -151,11 +134,11 @@ def available_offline(model_id: str) -> bool:
     """Whether the weights are on this machine. Cheap: file checks only, no torch import
     except for open_clip tags outside OPEN_CLIP_TAG_REPOS."""
     spec = parse_model_id(model_id)
-    if spec.family != OPEN_CLIP:
+    if spec.layout is Layout.transformers:
         if spec.local_dir is not None:
-            return (spec.local_dir / "config.json").is_file() and _hub.has_weights(spec.local_dir)
-        snap = _hub.cached_snapshot(spec.source)
-        return snap is not None and _hub.has_weights(snap)
+            return (spec.local_dir / "config.json").is_file() and hub.has_weights(spec.local_dir)
+        snap = hub.cached_snapshot(spec.source)
+        return snap is not None and hub.has_weights(snap)
     if spec.local_dir is not None:
         return (spec.local_dir / "open_clip_config.json").is_file()
     if spec.pretrained is None:
@@ -163,9 +146,9 @@ def available_offline(model_id: str) -> bool:
     known = OPEN_CLIP_TAG_REPOS.get((spec.source, spec.pretrained))
     if known is not None:
         repo, text_repo = known
-        if text_repo is not None and _hub.cached_snapshot(text_repo) is None:
+        if text_repo is not None and hub.cached_snapshot(text_repo) is None:
             return False
-        return _hub.cached_file(repo, _OPEN_CLIP_FILES) is not None
+        return hub.cached_file(repo, OPEN_CLIP_WEIGHT_FILES) is not None
     if os.path.isfile(os.path.expanduser(spec.pretrained)):
         return True
     from mirada.vlm.open_clip_family import tag_weights_location
@@ -176,7 +159,7 @@ def available_offline(model_id: str) -> bool:
         return False
     if repo is None:
         return bool(where) and os.path.isfile(str(where))
-    return _hub.cached_file(repo, where) is not None  # type: ignore[arg-type]
+    return hub.cached_file(repo, where) is not None  # type: ignore[arg-type]
 
 
 def pull_model(model_id: str) -> str:
@@ -189,7 +172,7 @@ def pull_model(model_id: str) -> str:
             f"{spec.model_id} names a local directory, which cannot be downloaded: {spec.local_dir}"
         )
     repos: list[tuple[str, tuple[str, ...] | None]] = []
-    if spec.family != OPEN_CLIP:
+    if spec.layout is Layout.transformers:
         repos.append((spec.source, None))
     elif spec.pretrained is None:
         return f"{spec.model_id} is random init; nothing to download"
@@ -230,7 +213,7 @@ def pull_model(model_id: str) -> str:
         except Exception as exc:  # network/auth/not-found all mean: could not pull, say why
             raise ModelUnavailableError(
                 f"could not download {spec.model_id} (Hugging Face repo {repo}) into "
-                f"{_hub.hf_cache_dir()}: {type(exc).__name__}: {exc}. Check the internet "
+                f"{hub.hf_cache_dir()}: {type(exc).__name__}: {exc}. Check the internet "
                 "connection (and HF_ENDPOINT / HF_TOKEN), or copy the weights to a local "
                 "directory and use it as the id."
             ) from exc

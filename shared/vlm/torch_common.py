@@ -1,4 +1,7 @@
-"""Torch-side helpers shared by the adapters (imported only by adapter modules)."""
+"""Torch-side helpers shared by the adapters (imported only by adapter modules).
+
+An adapter's family, capabilities and options come from its spec's row of the family table.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +12,20 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from mirada.vlm._hub import hub_offline, resolve_hf_dir, revision_of, unavailable
+from mirada.domain import Dtype, parse_choice
 from mirada.vlm.base import Fingerprint, VLMAdapter
+from mirada.vlm.hub import hub_offline, resolve_hf_dir, revision_of, unavailable
 from mirada.vlm.ids import ModelSpec
 
-TORCH_DTYPES: dict[str, torch.dtype] = {
-    "fp32": torch.float32,
-    "fp16": torch.float16,
-    "bf16": torch.bfloat16,
+TORCH_DTYPES: dict[Dtype, torch.dtype] = {
+    Dtype.fp32: torch.float32,
+    Dtype.fp16: torch.float16,
+    Dtype.bf16: torch.bfloat16,
 }
 
 
 def torch_dtype(dtype: str) -> torch.dtype:
-    try:
-        return TORCH_DTYPES[dtype]
-    except KeyError:
-        from mirada.errors import MiradaError
-
-        raise MiradaError(
-            f"unknown dtype {dtype!r}; use one of {', '.join(TORCH_DTYPES)}"
-        ) from None
+    return TORCH_DTYPES[parse_choice(Dtype, dtype, "dtype")]
 
 
 M = TypeVar("M")
@@ -105,13 +102,12 @@ class TorchAdapter(VLMAdapter):
         module: torch.nn.Module,
         device: str,
         dtype: str,
-        capabilities: frozenset[str],
         revision: str | None,
     ) -> None:
         self.spec = spec
         self.model_id = spec.model_id
         self.family = spec.family
-        self.capabilities = capabilities
+        self.capabilities = spec.family_entry.capabilities
         self.device = device
         self.dtype = dtype
         self.torch_dtype = torch_dtype(dtype)
@@ -140,7 +136,6 @@ class HFAdapter(TorchAdapter):
         device: str,
         dtype: str,
         model_class: Any,
-        capabilities: frozenset[str],
         options: dict[str, Any] | None = None,
     ) -> None:
         from transformers import AutoImageProcessor, AutoTokenizer
@@ -153,7 +148,7 @@ class HFAdapter(TorchAdapter):
         self._options = dict(options or {})
         text_config = getattr(model.config, "text_config", None)
         self._max_len = int(getattr(text_config, "max_position_embeddings", 512))
-        super().__init__(spec, model, device, dtype, capabilities, hf_revision(path, model.config))
+        super().__init__(spec, model, device, dtype, hf_revision(path, model.config))
 
     @property
     def image_transform(self) -> Callable[[Any], torch.Tensor]:

@@ -1,9 +1,12 @@
-"""One module per task. Each exposes `execute(ctx, model) -> TaskOutput`."""
+"""One module per task, named as the task. Each exposes `execute(ctx, model) -> TaskOutput`."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from mirada.domain import Task, parse_choice
 
 if TYPE_CHECKING:
     from mirada.worker.context import RunContext
@@ -14,12 +17,6 @@ if TYPE_CHECKING:
 
 
 def executor_for(task: str) -> Executor:
-    if task == "match":
-        from mirada.worker.tasks.match import execute
-    elif task == "caption":
-        from mirada.worker.tasks.caption import execute
-    elif task == "benchmark":
-        from mirada.worker.tasks.benchmark import execute
-    else:
-        raise ValueError(f"unknown task {task!r}")
+    module = importlib.import_module(f"{__name__}.{parse_choice(Task, task, 'task').value}")
+    execute: Executor = module.execute
     return execute

@@ -13,15 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from mirada.domain import Device
 from mirada.results import MetricValue, RunResults, TimingValue
+from mirada.run_options import BenchmarkRunOptions
 from mirada.vlm.base import CAPTION, EMBED, VLMAdapter
 from mirada.worker.context import RunContext
 from mirada.worker.model import LazyModel
-from mirada.worker.tasks.caption import caption_options
+from mirada.worker.tasks.caption import generation_options
 from mirada.worker.tasks.common import Progress, TaskOutput, dataset_items, load_timing
-
-WARMUP_BATCHES = 2
-TIMED_BATCHES = 5
 
 
 class PeakRSS:
@@ -52,13 +51,13 @@ class PeakRSS:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
-def _operations(adapter: VLMAdapter, options: dict[str, Any]) -> dict[str, Callable[..., Any]]:
+def _operations(adapter: VLMAdapter, options: BenchmarkRunOptions) -> dict[str, Callable[..., Any]]:
     ops: dict[str, Callable[..., Any]] = {}
     if EMBED in adapter.capabilities:
         ops["image_encode"] = lambda images, texts: adapter.encode_pixels(images)
         ops["text_encode"] = lambda images, texts: adapter.encode_texts(texts)
     if CAPTION in adapter.capabilities:
-        opts = caption_options(options)
+        opts = generation_options(options)
         ops["caption"] = lambda images, texts: adapter.caption_pixels(images, opts)
     return ops
 
@@ -67,12 +66,11 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
     import torch
     from PIL import Image
 
+    opts = BenchmarkRunOptions.from_dict(ctx.run.options)
     items = dataset_items(ctx)
     adapter = model.get()
-    opts = ctx.run.options
-    batch_sizes = [int(b) for b in opts.get("batch_sizes") or [ctx.run.batch_size]]
-    warmup = int(opts.get("warmup_batches", WARMUP_BATCHES))
-    timed = int(opts.get("timed_batches", TIMED_BATCHES))
+    batch_sizes = list(opts.batch_sizes or [ctx.run.batch_size])
+    warmup, timed = opts.warmup_batches, opts.timed_batches
     ops = _operations(adapter, opts)
     progress = Progress(ctx, total=len(batch_sizes) * len(ops) * (warmup + timed))
 
@@ -87,7 +85,7 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
     texts_pool = [it.captions[0][1] for it in pool]
 
     timings: list[TimingValue] = list(load_timing(model))
-    cuda = adapter.device == "cuda"
+    cuda = adapter.device == Device.cuda
     for bs in batch_sizes:
         pixels = torch.stack(with_pixels[:bs])
         texts = texts_pool[:bs]

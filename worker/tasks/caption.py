@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+from mirada.domain import Device
 from mirada.metrics.report import build_caption_report
 from mirada.results import RunResults, TimingValue
+from mirada.run_options import BenchmarkRunOptions, CaptionRunOptions
 from mirada.vlm.base import CaptionOptions
 from mirada.worker.context import RunContext
 from mirada.worker.data import image_batches
@@ -13,19 +15,16 @@ from mirada.worker.model import LazyModel
 from mirada.worker.tasks.common import Progress, TaskOutput, dataset_items, load_timing
 
 
-def caption_options(options: dict) -> CaptionOptions:
-    defaults = CaptionOptions()
-    return CaptionOptions(
-        prompt=options.get("prompt", defaults.prompt),
-        num_beams=int(options.get("num_beams", defaults.num_beams)),
-        max_length=int(options.get("max_length", defaults.max_length)),
-    )
+def generation_options(opts: CaptionRunOptions | BenchmarkRunOptions) -> CaptionOptions:
+    """The adapter's generation settings from a run's options."""
+    return CaptionOptions(prompt=opts.prompt, num_beams=opts.num_beams, max_length=opts.max_length)
 
 
 def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
+    run_opts = CaptionRunOptions.from_dict(ctx.run.options)
     items = dataset_items(ctx)
     adapter = model.get()
-    opts = caption_options(ctx.run.options)
+    opts = generation_options(run_opts)
     progress = Progress(ctx, total=len(items))
     predictions: dict[int, str] = {}
     t0 = time.perf_counter()
@@ -33,7 +32,7 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
         [it.path for it in items],
         adapter.image_transform,
         ctx.run.batch_size,
-        pin_memory=adapter.device == "cuda",
+        pin_memory=adapter.device == Device.cuda,
     ):
         for i, text in enumerate(adapter.caption_pixels(pixels, opts)):
             predictions[items[start + i].item_id] = text
@@ -43,8 +42,8 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
     report = build_caption_report(
         references,
         predictions,
-        n_resamples=int(ctx.run.options.get("n_resamples", 1000)),
-        seed=int(ctx.run.options.get("seed", 0)),
+        n_resamples=run_opts.n_resamples,
+        seed=run_opts.seed,
     )
     results = RunResults(
         metrics=list(report.metrics),

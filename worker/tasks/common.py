@@ -13,6 +13,7 @@ import numpy as np
 from mirada import embedding_cache
 from mirada.datasets import ItemRecord, load_items
 from mirada.datasets.blobs import ensure_local
+from mirada.domain import Device
 from mirada.results import RunResults, TimingValue
 from mirada.worker.context import RunContext
 from mirada.worker.data import image_batches
@@ -55,13 +56,13 @@ def dataset_items(ctx: RunContext) -> list[ItemRecord]:
     return items
 
 
-def model_cache_key(model: LazyModel, ctx: RunContext) -> str | None:
+def model_cache_key(model: LazyModel, *, no_cache: bool) -> str | None:
     """Embedding-cache key for this run's model, or None when caching is off/impossible.
 
     Prefer the file-based identity (no model load); otherwise use the loaded fingerprint.
     Random-init models have no stable identity and are never cached.
     """
-    if ctx.run.options.get("no_cache"):
+    if no_cache:
         return None
     from mirada.worker.identity import cache_identity
 
@@ -98,7 +99,7 @@ def embed_images(
             [paths[i] for i in missing],
             adapter.image_transform,
             ctx.run.batch_size,
-            pin_memory=adapter.device == "cuda",
+            pin_memory=adapter.device == Device.cuda,
         )
         for start, pixels in batches:
             vecs = adapter.encode_pixels(pixels)

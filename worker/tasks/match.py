@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from mirada.datasets import ItemRecord
 from mirada.metrics.report import build_match_report
 from mirada.metrics.retrieval import class_prompts, topk_candidates
 from mirada.results import EmbeddingSet, RunResults
+from mirada.run_options import MatchRunOptions
 from mirada.vlm.base import SCORE_PAIRS
 from mirada.worker.context import RunContext
 from mirada.worker.data import image_batches
@@ -23,10 +25,9 @@ from mirada.worker.tasks.common import (
     throughput_timings,
 )
 
-RERANK_K = 16
-
 
 def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
+    opts = MatchRunOptions.from_dict(ctx.run.options)
     items = dataset_items(ctx)
     caption_ids = [cid for it in items for cid, _ in it.captions]
     texts = [text for it in items for _, text in it.captions]
@@ -36,12 +37,10 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
 
     from mirada.vlm.registry import capabilities_for
 
-    rerank = SCORE_PAIRS in capabilities_for(ctx.run.model_id) and not ctx.run.options.get(
-        "no_rerank"
-    )
-    k = min(int(ctx.run.options.get("rerank_k", RERANK_K)), len(texts))
+    rerank = SCORE_PAIRS in capabilities_for(ctx.run.model_id) and not opts.no_rerank
+    k = min(opts.rerank_k, len(texts))
     progress = Progress(ctx, total=len(items) + len(texts) + (len(items) if rerank else 0))
-    key = model_cache_key(model, ctx)
+    key = model_cache_key(model, no_cache=opts.no_cache)
 
     img_stats, txt_stats = EmbedStats(), EmbedStats()
     image_emb = embed_images(
@@ -51,7 +50,7 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
 
     class_emb = None
     if len(known) >= 2:
-        templates = ctx.run.options.get("zeroshot_templates")
+        templates = opts.zeroshot_templates
         prompts = class_prompts(known, templates) if templates else class_prompts(known)
         flat = [p for group in prompts for p in group]
         flat_emb = embed_texts(model, ctx, flat, None, EmbedStats(), key)
@@ -73,8 +72,8 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
         class_names=known if class_emb is not None else None,
         rerank_candidates=candidates,
         rerank_scores=scores,
-        n_resamples=int(ctx.run.options.get("n_resamples", 1000)),
-        seed=int(ctx.run.options.get("seed", 0)),
+        n_resamples=opts.n_resamples,
+        seed=opts.seed,
     )
     results = RunResults(
         metrics=list(report.metrics),
@@ -96,7 +95,7 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
 def _itm_scores(
     ctx: RunContext,
     model: LazyModel,
-    items: list,  # list[ItemRecord]
+    items: list[ItemRecord],
     texts: list[str],
     candidates: np.ndarray,
     progress: Progress,

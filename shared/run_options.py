@@ -1,0 +1,213 @@
+"""Typed options of a run, one dataclass per task, checked when the run is queued.
+
+`Run.options` stores `to_dict()`: JSON holding only the keys that differ from their defaults,
+so rows keep the shape they had when options were a free dict. `from_dict` refuses unknown keys
+and bad values with a MiradaError that names the key, the value and the accepted form; tasks
+read the dataclass, never raw keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+from mirada.domain import Task, parse_choice
+from mirada.errors import MiradaError
+
+RERANK_K = 16
+N_RESAMPLES = 1000
+
+
+class _Refused(ValueError):
+    """A value outside the accepted form (the caller names key, value and form)."""
+
+
+Check = Callable[[Any], Any]  # value -> stored value; raises _Refused
+
+
+def _option(default: Any, accepted: str, check: Check, flag: str | None = None) -> Any:
+    """A field with its accepted form (for messages), its check and its `mirada queue` flag."""
+    return field(default=default, metadata={"accepted": accepted, "check": check, "flag": flag})
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Refused
+    return value
+
+
+def _int_at_least(low: int) -> Check:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise _Refused
+        return value
+
+    return check
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _Refused
+    return value
+
+
+def _batch_sizes(value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        raise _Refused
+    return tuple(_int_at_least(1)(v) for v in value)
+
+
+def _templates(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        raise _Refused
+    for template in value:
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise _Refused
+    return tuple(value)
+
+
+def _no_cache() -> Any:
+    return _option(False, "true or false", _flag, "--no-cache")
+
+
+def _n_resamples() -> Any:
+    return _option(N_RESAMPLES, "an integer >= 1 (bootstrap resamples)", _int_at_least(1))
+
+
+def _seed() -> Any:
+    return _option(0, "an integer >= 0 (bootstrap seed)", _int_at_least(0))
+
+
+def _prompt() -> Any:
+    return _option(None, "a text the captions continue, or null", _text_or_none)
+
+
+def _num_beams() -> Any:
+    return _option(3, "an integer >= 1 (beam search width)", _int_at_least(1))
+
+
+def _max_length() -> Any:
+    return _option(20, "an integer >= 1 (generated tokens)", _int_at_least(1))
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    task: ClassVar[Task]
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def __post_init__(self) -> None:
+        """Check (and normalise: lists become tuples) every field, however it was built."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            try:
+                object.__setattr__(self, f.name, f.metadata["check"](value))
+            except _Refused:
+                flag = f" (mirada queue {f.metadata['flag']})" if f.metadata["flag"] else ""
+                raise MiradaError(
+                    f"run option {f.name}{flag} of task {self.task} is {value!r}; "
+                    f"expected {f.metadata['accepted']}"
+                ) from None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Self:
+        """Parse stored or requested options; MiradaError for unknown keys and bad values."""
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(cls.keys()))
+        if unknown:
+            raise MiradaError(
+                f"unknown run option {unknown[0]!r} for task {cls.task}; "
+                f"accepted: {', '.join(cls.keys())}"
+            )
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON stored in `Run.options`: non-default keys only, sequences as lists."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value != f.default:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+@dataclass(frozen=True)
+class MatchRunOptions(_RunOptions):
+    task: ClassVar[Task] = Task.match
+
+    zeroshot_templates: tuple[str, ...] | None = _option(
+        None,
+        "a non-empty list of texts, each with exactly one {} for the category name",
+        _templates,
+        "--template",
+    )
+    no_cache: bool = _no_cache()
+    no_rerank: bool = _option(False, "true or false", _flag)
+    rerank_k: int = _option(RERANK_K, "an integer >= 1 (candidates re-ranked)", _int_at_least(1))
+    n_resamples: int = _n_resamples()
+    seed: int = _seed()
+
+
+@dataclass(frozen=True)
+class CaptionRunOptions(_RunOptions):
+    task: ClassVar[Task] = Task.caption
+
+    prompt: str | None = _prompt()
+    num_beams: int = _num_beams()
+    max_length: int = _max_length()
+    no_cache: bool = _no_cache()  # accepted for every task; captions are never cached
+    n_resamples: int = _n_resamples()
+    seed: int = _seed()
+
+
+@dataclass(frozen=True)
+class BenchmarkRunOptions(_RunOptions):
+    task: ClassVar[Task] = Task.benchmark
+
+    batch_sizes: tuple[int, ...] | None = _option(
+        None, "a non-empty list of integers >= 1", _batch_sizes, "--batch-sizes"
+    )
+    warmup_batches: int = _option(2, "an integer >= 0", _int_at_least(0))
+    timed_batches: int = _option(5, "an integer >= 1", _int_at_least(1))
+    # the caption operation's generation settings (models that caption)
+    prompt: str | None = _prompt()
+    num_beams: int = _num_beams()
+    max_length: int = _max_length()
+    no_cache: bool = _no_cache()  # accepted for every task; benchmarks never use the cache
+
+
+RunOptions = MatchRunOptions | CaptionRunOptions | BenchmarkRunOptions
+
+OPTIONS_BY_TASK: dict[Task, type[RunOptions]] = {
+    Task.match: MatchRunOptions,
+    Task.caption: CaptionRunOptions,
+    Task.benchmark: BenchmarkRunOptions,
+}
+
+
+def options_for(task: str, data: Mapping[str, Any] | RunOptions | None) -> RunOptions:
+    """`task`'s typed options from a dict (checked) or an options object of that task."""
+    cls = OPTIONS_BY_TASK[parse_choice(Task, task, "task")]
+    if isinstance(data, _RunOptions):
+        if not isinstance(data, cls):
+            raise MiradaError(f"{type(data).__name__} given for a {cls.task} run")
+        return data
+    return cls.from_dict(data)
+
+
+def cli_flags() -> dict[str, tuple[str, list[Task]]]:
+    """`mirada queue` flag -> (option key, tasks that take it), from the fields' metadata."""
+    flags: dict[str, tuple[str, list[Task]]] = {}
+    for task, cls in OPTIONS_BY_TASK.items():
+        for f in dataclasses.fields(cls):
+            if f.metadata["flag"]:
+                flags.setdefault(f.metadata["flag"], (f.name, []))[1].append(task)
+    return flags

@@ -1,0 +1,112 @@
+"""Model families, one entry each: the table the id parser, registry, catalogue and worker read.
+
+Adding a family is one `Family` entry in `FAMILIES` plus its adapter module under `mirada.vlm`,
+which exposes `load(spec, device, dtype) -> VLMAdapter`. Plain data: importing this module
+never imports a model library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from mirada.domain import Capability
+from mirada.vlm.errors import ModelIdError
+
+
+class Layout(StrEnum):
+    """How a family's ids name weights: decides how ids parse and how weights are found."""
+
+    # `<family>:<hf-repo-or-local-dir>`: a transformers model directory (config.json + weights)
+    transformers = "transformers"
+    # `open-clip:<arch>[/<tag-or-checkpoint>]` or `open-clip:local-dir:<dir>`
+    open_clip = "open_clip"
+
+
+@dataclass(frozen=True)
+class Family:
+    prefix: str  # the id prefix before ':'
+    module: str  # adapter module under mirada.vlm
+    capabilities: frozenset[Capability]
+    layout: Layout
+    # (id body, note) per accepted id form, for error messages and `mirada models --help`
+    forms: tuple[tuple[str, str], ...]
+    # id options `?key=value`: name -> accepted values, the default first
+    options: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # (import name, distribution) of a package whose bundled model configs shape the model
+    # (preprocessing); its version joins the embedding-cache identity of weights named by tag
+    config_package: tuple[str, str] | None = None
+
+    def default(self, option: str) -> str:
+        return self.options[option][0]
+
+    def form_lines(self) -> list[tuple[str, str]]:
+        """(full id form, note) lines; a family's options are shown on its first form."""
+        suffix = "".join(f"[?{name}={'|'.join(vals)}]" for name, vals in self.options.items())
+        return [
+            (f"{self.prefix}:{body}" + (suffix if i == 0 else ""), note)
+            for i, (body, note) in enumerate(self.forms)
+        ]
+
+
+_HF_DIR = "<hf-repo-or-local-dir>"
+_EMBED = frozenset({Capability.embed})
+
+FAMILIES: dict[str, Family] = {
+    f.prefix: f
+    for f in (
+        Family(
+            "hf-clip",
+            "hf_clip",
+            _EMBED,
+            Layout.transformers,
+            ((_HF_DIR, "e.g. hf-clip:openai/clip-vit-base-patch32"),),
+        ),
+        Family(
+            "open-clip",
+            "open_clip_family",
+            _EMBED,
+            Layout.open_clip,
+            (
+                ("<arch>/<pretrained-tag>", "e.g. open-clip:ViT-B-32/laion2b_s34b_b79k"),
+                ("<arch>/<checkpoint-file>", "e.g. open-clip:ViT-B-32//data/ckpt.safetensors"),
+                ("<arch>", "random init (no pretrained weights)"),
+                ("local-dir:<dir>", "dir with open_clip_config.json + weights"),
+            ),
+            config_package=("open_clip", "open_clip_torch"),
+        ),
+        Family(
+            "blip-itm",
+            "blip_itm",
+            frozenset({Capability.embed, Capability.score_pairs}),
+            Layout.transformers,
+            ((_HF_DIR, "e.g. blip-itm:Salesforce/blip-itm-base-coco"),),
+        ),
+        Family(
+            "blip-caption",
+            "blip_caption",
+            frozenset({Capability.caption}),
+            Layout.transformers,
+            ((_HF_DIR, "e.g. blip-caption:Salesforce/blip-image-captioning-base"),),
+        ),
+        Family(
+            "flava",
+            "flava",
+            _EMBED,
+            Layout.transformers,
+            ((_HF_DIR, ""),),
+            # projected: the contrastive [CLS] of each tower (correct); mean: an old Mirada bug,
+            # kept to reproduce earlier numbers
+            options={"pooling": ("projected", "mean")},
+        ),
+    )
+}
+
+
+def get_family(prefix: str) -> Family:
+    """The family named `prefix`; ModelIdError listing the known ones otherwise."""
+    try:
+        return FAMILIES[prefix]
+    except KeyError:
+        raise ModelIdError(f"unknown family {prefix!r} (known: {', '.join(FAMILIES)})") from None

@@ -1,0 +1,143 @@
+"""Typed run options: unknown keys and bad values are refused at queue time; JSON round-trips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mirada.errors import MiradaError
+from mirada.run_options import (
+    OPTIONS_BY_TASK,
+    BenchmarkRunOptions,
+    CaptionRunOptions,
+    MatchRunOptions,
+    options_for,
+)
+
+MODEL = "hf-clip:mirada/demo-clip"
+CAPTIONER = "blip-caption:mirada/demo-blip"
+
+
+def test_defaults_store_as_empty_json() -> None:
+    for cls in OPTIONS_BY_TASK.values():
+        assert cls().to_dict() == {}
+        assert cls.from_dict({}) == cls() == cls.from_dict(None)
+
+
+@pytest.mark.parametrize(
+    ("cls", "stored"),
+    [
+        (MatchRunOptions, {"zeroshot_templates": ["a {} shape", "{}!"], "no_cache": True}),
+        (MatchRunOptions, {"no_rerank": True, "rerank_k": 4, "n_resamples": 50, "seed": 7}),
+        (CaptionRunOptions, {"prompt": "a photo of", "num_beams": 1, "max_length": 8}),
+        (BenchmarkRunOptions, {"batch_sizes": [1, 4], "warmup_batches": 0, "timed_batches": 2}),
+    ],
+)
+def test_round_trip_keeps_the_stored_json(cls: type, stored: dict[str, object]) -> None:
+    options = cls.from_dict(stored)
+    assert options.to_dict() == stored
+    assert json.loads(json.dumps(options.to_dict())) == stored
+    assert cls.from_dict(options.to_dict()) == options
+
+
+def test_typed_fields() -> None:
+    match = MatchRunOptions.from_dict({"zeroshot_templates": ["a {}"], "rerank_k": 3})
+    assert match.zeroshot_templates == ("a {}",) and match.rerank_k == 3 and not match.no_cache
+    bench = BenchmarkRunOptions.from_dict({"batch_sizes": [8, 1]})
+    assert bench.batch_sizes == (8, 1) and bench.warmup_batches == 2 and bench.timed_batches == 5
+
+
+@pytest.mark.parametrize(
+    ("task", "data", "needles"),
+    [
+        ("match", {"batch_sizes": [1]}, ["unknown run option 'batch_sizes'", "zeroshot_templates"]),
+        ("caption", {"max_len": 5}, ["unknown run option 'max_len'", "max_length"]),
+        ("benchmark", {"seed": 1}, ["unknown run option 'seed' for task benchmark"]),
+    ],
+)
+def test_unknown_keys_are_refused(task: str, data: dict[str, object], needles: list[str]) -> None:
+    with pytest.raises(MiradaError) as info:
+        options_for(task, data)
+    for needle in needles:
+        assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("task", "key", "value", "form"),
+    [
+        ("match", "zeroshot_templates", ["no placeholder"], "exactly one {}"),
+        ("match", "zeroshot_templates", [], "a non-empty list"),
+        ("match", "zeroshot_templates", "a {}", "a non-empty list"),
+        ("match", "no_cache", "yes", "true or false"),
+        ("match", "rerank_k", 0, "an integer >= 1"),
+        ("match", "n_resamples", 1.5, "an integer >= 1"),
+        ("match", "seed", True, "an integer >= 0"),
+        ("caption", "num_beams", "3", "an integer >= 1"),
+        ("caption", "prompt", 5, "a text"),
+        ("benchmark", "batch_sizes", [1, 0], "a non-empty list of integers >= 1"),
+        ("benchmark", "timed_batches", 0, "an integer >= 1"),
+    ],
+)
+def test_bad_values_are_refused_naming_key_value_and_form(
+    task: str, key: str, value: object, form: str
+) -> None:
+    with pytest.raises(MiradaError) as info:
+        options_for(task, {key: value})
+    message = str(info.value)
+    assert f"run option {key}" in message and repr(value) in message and form in message
+
+
+def test_direct_construction_is_checked_too() -> None:
+    with pytest.raises(MiradaError, match="batch_sizes"):
+        BenchmarkRunOptions(batch_sizes=(0,))
+    with pytest.raises(MiradaError, match="CaptionRunOptions given for a match run"):
+        options_for("match", CaptionRunOptions())
+
+
+def _dataset() -> int:
+    from mirada.db import write_session
+    from mirada.db.models import Dataset
+
+    with write_session() as s:
+        ds = Dataset(name="opts", source_format="csv")
+        s.add(ds)
+        s.flush()
+        return ds.id
+
+
+def test_enqueue_validates_and_stores_the_canonical_json(mirada_home: Path) -> None:
+    from mirada import queue
+    from mirada.queries.runs import run_detail
+
+    ds = _dataset()
+    with pytest.raises(MiradaError, match="unknown run option 'no_such'"):
+        queue.enqueue(ds, MODEL, "match", options={"no_such": 1})
+    with pytest.raises(MiradaError, match="max_length"):
+        queue.enqueue(ds, CAPTIONER, "caption", options={"max_length": -1})
+    run = queue.enqueue(ds, CAPTIONER, "caption", options={"max_length": 8, "num_beams": 3})
+    assert run_detail(run)["options"] == {"max_length": 8}  # the default is not stored
+    typed = queue.enqueue(ds, MODEL, "benchmark", options=BenchmarkRunOptions(batch_sizes=(2,)))
+    assert run_detail(typed)["options"] == {"batch_sizes": [2]}
+
+
+def test_cli_gives_each_task_only_its_options(
+    mirada_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mirada.cli import main
+    from mirada.queries.runs import run_detail
+
+    _dataset()
+    base = ["queue", "--dataset", "opts", "--model", MODEL, "--json"]
+    assert main([*base, "--task", "match", "--batch-sizes", "1,8"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-sizes applies to --task benchmark only" in err and "Traceback" not in err
+    argv = [*base, "--task", "match", "--task", "benchmark", "--batch-sizes", "1,8", "--no-cache"]
+    assert main([*argv, "--template", "a {} shape"]) == 0
+    match_id, bench_id = json.loads(capsys.readouterr().out)
+    assert run_detail(match_id)["options"] == {
+        "no_cache": True,
+        "zeroshot_templates": ["a {} shape"],
+    }
+    assert run_detail(bench_id)["options"] == {"batch_sizes": [1, 8], "no_cache": True}
