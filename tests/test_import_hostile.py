@@ -5,17 +5,29 @@ Every refusal is a MiradaError that names the file, row or entry, and leaves not
 
 from __future__ import annotations
 
+import errno
 import io
+import json
 import os
 import socket
 import threading
+import unicodedata
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
-from data_import.builders import csv_bytes, encode, sample_photo, solid, stray_files, write_files
+from data_import.builders import (
+    csv_bytes,
+    encode,
+    make_zip,
+    sample_photo,
+    solid,
+    stray_files,
+    write_files,
+)
 from PIL import Image
 
 from mirada.datasets import DatasetImportError, import_dataset, list_datasets
@@ -258,3 +270,192 @@ def test_image_symlink_outside_the_folder_is_refused(mirada_home: Path, tmp_path
 
 def test_refusals_are_mirada_errors() -> None:
     assert issubclass(DatasetImportError, MiradaError)
+
+
+# ------------------------------------------- clear errors instead of tracebacks (one table)
+
+
+def _deflate64_zip(tmp: Path) -> Path:
+    path = make_zip(
+        tmp / "d64.zip", {"captions.csv": csv_bytes([("a.png", "x")]), "a.png": solid((1, 2, 3))}
+    )
+    raw = bytearray(path.read_bytes())
+    # Rewrite the method of every entry to 9 (Deflate64) in local and central headers.
+    for sig, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        start = 0
+        while (at := raw.find(sig, start)) >= 0:
+            raw[at + offset : at + offset + 2] = (9).to_bytes(2, "little")
+            start = at + 4
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _coco(tmp: Path, image_id: object) -> Path:
+    doc = {
+        "images": [{"id": image_id, "file_name": "a.png"}],
+        "annotations": [{"image_id": image_id, "caption": "x"}],
+    }
+    return folder(tmp, {"a.png": solid((1, 2, 3)), "captions.json": json.dumps(doc).encode()})
+
+
+def _deep_json(tmp: Path) -> Path:
+    deep = '{"images": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    return folder(tmp, {"a.png": solid((1, 2, 3)), "captions.json": deep.encode()})
+
+
+def _deep_jsonl(tmp: Path) -> Path:
+    line = '{"file_name": "a.png", "text": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    return folder(tmp, {"a.png": solid((1, 2, 3)), "metadata.jsonl": line.encode()})
+
+
+def _nul_caption(tmp: Path) -> Path:
+    return folder(
+        tmp, {"a.png": solid((1, 2, 3)), "captions.csv": b"filename,caption\na.png,bad\x00text\n"}
+    )
+
+
+def _nul_jsonl(tmp: Path) -> Path:
+    line = json.dumps({"file_name": "a.png", "text": "bad\u0000text"}) + "\n"
+    return folder(tmp, {"a.png": solid((1, 2, 3)), "metadata.jsonl": line.encode()})
+
+
+def _karpathy(tmp: Path, sentences: object) -> Path:
+    doc = {"images": [{"filename": "a.png", "split": "test", "sentences": [{"raw": "ok"}]}] * 3}
+    doc["images"] = [*doc["images"], {"filename": "a.png", "split": "test", "sentences": sentences}]
+    return folder(tmp, {"a.png": solid((1, 2, 3)), "dataset.json": json.dumps(doc).encode()})
+
+
+HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "deflate64 zip": (_deflate64_zip, "d64.zip: a.png"),
+    "coco id is a list": (lambda t: _coco(t, [1, 2]), "captions.json images[0].id"),
+    "coco id is a dict": (lambda t: _coco(t, {"a": 1}), "captions.json images[0].id"),
+    "deeply nested json": (_deep_json, "captions.json"),
+    "deeply nested jsonl": (_deep_jsonl, "metadata.jsonl line 1"),
+    "nul byte in a csv (binary)": (_nul_caption, "captions.csv"),
+    "nul escape in a jsonl caption": (_nul_jsonl, "metadata.jsonl line 1"),
+    "karpathy sentences are strings": (
+        lambda t: _karpathy(t, ["a caption"]),
+        "dataset.json images[3].sentences[0]",
+    ),
+    "karpathy sentences are key/value dicts": (
+        lambda t: _karpathy(t, [{"raw": ["x"]}]),
+        "dataset.json images[3].sentences[0].raw",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_inputs_give_a_mirada_error_naming_the_place(
+    case: str, mirada_home: Path, tmp_path: Path
+) -> None:
+    build, where = HOSTILE[case]
+    src = build(tmp_path)
+    try:
+        import_dataset(src)
+    except DatasetImportError as exc:
+        assert where in [p.where for p in exc.problems], str(exc)
+    else:
+        pytest.fail("imported")
+    assert list_datasets() == []
+    assert stray_files(mirada_home) == []
+
+
+def test_full_disk_while_staging_is_a_clear_error(
+    mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirada.datasets import importer
+
+    def full(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(importer, "_write", full)
+    src = folder(tmp_path, {"a.png": solid((1, 2, 3)), "captions.csv": csv_bytes([("a.png", "x")])})
+    err = reject(src, mirada_home)
+    assert "disk is full" in messages(err)["a.png"]
+
+
+# ------------------------------------------------------------- items 9-13: wrong answers
+
+
+def test_coco_with_sorted_keys_is_detected(mirada_home: Path, tmp_path: Path) -> None:
+    doc = {
+        "annotations": [{"caption": f"caption {i}", "id": i, "image_id": 1} for i in range(3000)],
+        "images": [{"file_name": "a.png", "id": 1}],
+    }
+    text = json.dumps(doc, sort_keys=True, indent=2)
+    assert text.find('"images"') > 65536  # past what a head sniff would see
+    src = folder(tmp_path, {"a.png": solid((1, 2, 3)), "captions.json": text.encode()})
+    report = import_dataset(src)
+    assert report.format == "coco" and report.captions == 3000
+
+
+def test_karpathy_without_split_warns_that_it_mixes_splits(
+    mirada_home: Path, tmp_path: Path
+) -> None:
+    doc = {
+        "images": [
+            {"filename": "a.png", "split": "train", "sentences": [{"raw": "a"}]},
+            {"filename": "b.png", "split": "test", "sentences": [{"raw": "b"}]},
+        ]
+    }
+    src = folder(
+        tmp_path,
+        {
+            "a.png": solid((1, 2, 3)),
+            "b.png": solid((3, 2, 1)),
+            "dataset.json": json.dumps(doc).encode(),
+        },
+    )
+    report = import_dataset(src)
+    assert any("mixes the splits test, train" in w for w in report.warnings)
+    assert import_dataset(src, split="test", name="t").warnings == []
+
+
+def test_zip_entries_with_the_same_normalised_path_are_refused(
+    mirada_home: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "twice.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("captions.csv", csv_bytes([("a.png", "x")]))
+        zf.writestr("a.png", solid((1, 2, 3)))
+        zf.writestr("./a.png", solid((3, 2, 1)))
+    err = reject(path, mirada_home)
+    assert "'a.png'" in messages(err)["twice.zip: ./a.png"]
+
+
+def test_zip_with_exactly_duplicated_names_is_refused(mirada_home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "dup.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns "Duplicate name"
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("captions.csv", csv_bytes([("a.png", "x")]))
+            zf.writestr("a.png", solid((1, 2, 3)))
+            zf.writestr("a.png", solid((3, 2, 1)))
+    err = reject(path, mirada_home)
+    assert "same path as entry 'a.png'" in messages(err)["dup.zip: a.png"]
+
+
+def test_files_beside_and_above_the_csv_keep_distinct_names(
+    mirada_home: Path, tmp_path: Path
+) -> None:
+    src = folder(
+        tmp_path,
+        {
+            "x.png": solid((1, 2, 3)),
+            "sub/x.png": solid((3, 2, 1)),
+            "sub/captions.csv": csv_bytes([("x.png", "inner"), ("../x.png", "outer")]),
+        },
+    )
+    report = import_dataset(src)
+    from mirada.datasets import load_items
+
+    names = sorted(it.filename for it in load_items(report.id))
+    assert names == ["../x.png", "x.png"]
+
+
+def test_nfd_name_on_disk_matches_nfc_name_in_the_csv(mirada_home: Path, tmp_path: Path) -> None:
+    nfc = unicodedata.normalize("NFC", "café.png")
+    nfd = unicodedata.normalize("NFD", nfc)
+    src = folder(tmp_path, {nfd: solid((1, 2, 3)), "captions.csv": csv_bytes([(nfc, "x")])})
+    assert import_dataset(src).images == 1

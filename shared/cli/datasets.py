@@ -69,6 +69,8 @@ def import_command(args: argparse.Namespace) -> int:
         print(f"Skipped {len(report.skipped)} problem(s):", file=sys.stderr)
         for problem in report.skipped:
             print(f"  - {problem}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ class Parsed:
     format: str
     entries: list[Entry]
     base: str  # directory of the annotation file(s); Item.filename is relative to it
+    warnings: list[str] = field(default_factory=list)  # worth saying, not worth refusing
 
 
 class Collector:
@@ -45,6 +47,10 @@ class Collector:
         text = caption.strip() if isinstance(caption, str) else ""
         if not text:
             self.log.add(where, f"empty caption for {path}; write a caption or delete the row")
+            return
+        if "\x00" in text or (isinstance(category, str) and "\x00" in category):
+            # SQLite would store it silently and PostgreSQL refuses it: refuse on both.
+            self.log.add(where, "contains a NUL character (\\0); remove it from the text")
             return
         cat = category.strip() if isinstance(category, str) else None
         if category is not None and not isinstance(category, str):
@@ -76,7 +82,13 @@ class Resolver:
     def __init__(self, files: Iterable[str]) -> None:
         self.files = set(files)
         self._lower: dict[str, str] | None = None
+        self._nfc: dict[str, str] | None = None
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[str | None, str | None]] = {}
+
+    def _normal(self) -> dict[str, str]:
+        if self._nfc is None:
+            self._nfc = {unicodedata.normalize("NFC", f): f for f in self.files}
+        return self._nfc
 
     def resolve(self, base: str, *names: str) -> tuple[str | None, str | None]:
         """(path, None) when found, else (None, message saying what to fix)."""
@@ -106,6 +118,10 @@ class Resolver:
             for candidate in (joined, posixpath.join(base, "images", name)):
                 if candidate in self.files:
                     return candidate, None
+                # macOS writes names NFD, most editors NFC: compare in one normal form.
+                found = self._normal().get(unicodedata.normalize("NFC", candidate))
+                if found is not None:
+                    return found, None
         if self._lower is None:
             self._lower = {f.lower(): f for f in self.files}
         for path in tried:

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from mirada.datasets.archive import Source, UnreadableFile
 from mirada.datasets.entries import Collector, Entry, Parsed, Resolver
-from mirada.datasets.json_formats import find_json, parse_coco, parse_karpathy
+from mirada.datasets.json_formats import find_json, parse_coco, parse_karpathy, splits_of
 from mirada.datasets.problems import ProblemLog, fatal
 
 FORMATS = ("auto", "csv", "imagefolder", "coco", "karpathy")
@@ -114,7 +114,14 @@ def _detect_and_parse(
                 if split:
                     raise fatal("--split", "applies to karpathy and imagefolder datasets; drop it")
                 return Parsed("coco", parse_coco(rel, doc, resolver, log), _dir(rel))
-            return Parsed("karpathy", parse_karpathy(rel, doc, split, resolver, log), _dir(rel))
+            parsed = Parsed("karpathy", parse_karpathy(rel, doc, split, resolver, log), _dir(rel))
+            splits = splits_of(doc)
+            if not split and len(splits) > 1:
+                parsed.warnings.append(
+                    f"{rel} mixes the splits {', '.join(splits)} and all were imported; pass "
+                    "--split test (for example) to import one split"
+                )
+            return parsed
         if fmt != "auto":
             raise fatal(
                 source.label,

@@ -7,6 +7,8 @@ database rows are inserted in one transaction and the files moved into the store
 
 from __future__ import annotations
 
+import errno
+import posixpath
 import shutil
 import time
 import uuid
@@ -38,6 +40,7 @@ class ImportReport:
     captions: int
     categories: int
     skipped: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -49,6 +52,8 @@ class ImportReport:
         }
         if self.skipped:
             out["skipped"] = [p.as_json() for p in self.skipped]
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 
@@ -119,6 +124,7 @@ def import_dataset(
         captions=sum(len(it.captions) for it in items),
         categories=len({it.category for it in items if it.category}),
         skipped=list(log.problems),
+        warnings=list(parsed.warnings),
     )
 
 
@@ -181,8 +187,11 @@ def _stage_images(
             log.add(entry.path, f"cannot be read: {exc}")
             continue
         if stored.sha256 not in images:
-            _write(store.staged_image(staging, stored.sha256, stored.ext), stored.data)
-            _write(store.staged_thumbnail(staging, stored.sha256), stored.thumbnail)
+            try:
+                _write(store.staged_image(staging, stored.sha256, stored.ext), stored.data)
+                _write(store.staged_thumbnail(staging, stored.sha256), stored.thumbnail)
+            except OSError as exc:
+                raise _write_error(exc, entry.path, settings) from exc
             images[stored.sha256] = store.NewImage(
                 sha256=stored.sha256,
                 ext=stored.ext,
@@ -204,10 +213,21 @@ def _stage_images(
 
 def _relative(path: str, base: str) -> str:
     # Item.filename is relative to the annotation file, so a zip with a top-level folder and
-    # the same folder unzipped give the same file names.
-    if base and path.startswith(base + "/"):
-        return path[len(base) + 1 :]
-    return path
+    # the same folder unzipped give the same file names. A file beside or above it keeps its
+    # '../': distinct files must keep distinct names (sub/x.png vs x.png).
+    return posixpath.relpath(path, base) if base else path
+
+
+def _write_error(exc: OSError, rel: str, settings: Settings) -> DatasetImportError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        why = "the disk is full"
+    else:
+        why = f"cannot write there ({exc.strerror or exc})"
+    return fatal(
+        rel,
+        f"could not be stored in MIRADA_HOME ({settings.home}): {why}; nothing was imported. "
+        "Free some space (or point MIRADA_HOME elsewhere) and import again",
+    )
 
 
 def _write(path: Path, data: bytes) -> None:

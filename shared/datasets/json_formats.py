@@ -26,10 +26,9 @@ def find_json(source: Source, pool: list[str], fmt: str) -> tuple[str, str, Any]
     for rel in candidates:
         if found and _depth(rel) > _depth(found[0][1]):
             break
-        # Cheap sniff first: per-image sidecar JSONs must not each be parsed in full.
-        with source.open(rel) as fh:
-            head = fh.read(65536)
-        if b'"images"' not in head:
+        # Cheap scan first, over the whole file in chunks (keys may come in any order, e.g.
+        # sorted): per-image sidecar JSONs without "images" are never parsed in full.
+        if not _mentions(source, rel, b'"images"'):
             continue
         doc = _load_json(source, rel)
         kind = _json_kind(doc)
@@ -43,6 +42,21 @@ def find_json(source: Source, pool: list[str], fmt: str) -> tuple[str, str, Any]
             "import the file itself (mirada import path/to/file.json)",
         )
     return found[0] if found else None
+
+
+def _mentions(source: Source, rel: str, token: bytes) -> bool:
+    tail = b""
+    with source.open(rel) as fh:
+        while chunk := fh.read(1024 * 1024):
+            if token in tail + chunk[: len(token)] or token in chunk:
+                return True
+            tail = chunk[-len(token) :]
+    return False
+
+
+def _valid_id(value: Any) -> bool:
+    # Ids become dict keys and appear in messages: plain numbers or strings only.
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
 
 
 def _json_kind(doc: Any) -> str | None:
@@ -73,7 +87,12 @@ def _load_json(source: Source, rel: str) -> Any:
 
 def parse_coco(rel: str, doc: dict[str, Any], resolver: Resolver, log: ProblemLog) -> list[Entry]:
     base = _dir(rel)
-    names = {c.get("id"): c.get("name") for c in doc.get("categories") or [] if isinstance(c, dict)}
+    cats = doc.get("categories")
+    names = {
+        c.get("id"): c.get("name")
+        for c in (cats if isinstance(cats, list) else [])
+        if isinstance(c, dict) and _valid_id(c.get("id"))
+    }
     by_id: dict[Any, tuple[str, str, Any]] = {}
     order: list[Any] = []
     reported: set[Any] = set()  # images already reported: their annotations add no news
@@ -81,6 +100,9 @@ def parse_coco(rel: str, doc: dict[str, Any], resolver: Resolver, log: ProblemLo
         where = f"{rel} images[{i}]"
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
             log.add(where, "needs an 'id' and a 'file_name'; fix the entry")
+            continue
+        if not _valid_id(im["id"]):
+            log.add(f"{where}.id", f"is {im['id']!r}; an image id must be a number or a string")
             continue
         if im["id"] in by_id:
             log.add(where, f"repeats image id {im['id']!r}; give each image its own id")
@@ -92,7 +114,8 @@ def parse_coco(rel: str, doc: dict[str, Any], resolver: Resolver, log: ProblemLo
             continue
         category = im.get("category")
         if category is None and "category_id" in im:
-            category = names.get(im["category_id"], im["category_id"])
+            cid = im["category_id"]
+            category = names.get(cid, cid) if _valid_id(cid) else cid
         by_id[im["id"]] = (path, where, category)
         order.append(im["id"])
     collector = Collector(log)
@@ -101,6 +124,12 @@ def parse_coco(rel: str, doc: dict[str, Any], resolver: Resolver, log: ProblemLo
         where = f"{rel} annotations[{j}]"
         if not isinstance(ann, dict) or "image_id" not in ann:
             log.add(where, "needs an 'image_id' and a 'caption'; fix the entry")
+            continue
+        if not _valid_id(ann["image_id"]):
+            log.add(
+                f"{where}.image_id",
+                f"is {ann['image_id']!r}; an image id must be a number or a string",
+            )
             continue
         if ann["image_id"] not in by_id:
             if ann["image_id"] not in reported:
@@ -120,6 +149,35 @@ def parse_coco(rel: str, doc: dict[str, Any], resolver: Resolver, log: ProblemLo
         for ann_where, text in rows:
             collector.add(ann_where, path, text, category)
     return list(collector.entries.values())
+
+
+def _schema(where: str, value: Any, expected: str) -> Exception:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return fatal(
+        where,
+        f"is {shown}, expected {expected}; this is not a Karpathy split file as written by "
+        "Karpathy's tools (images[].sentences[].raw). Fix the entry or pick --format",
+    )
+
+
+def _sentence_text(where: str, sentence: Any) -> str | None:
+    """The caption of one Karpathy sentence object; anything else is refused outright, since
+    a string or a different object means we misread the schema (not one bad row)."""
+    if not isinstance(sentence, dict):
+        raise _schema(where, sentence, 'an object {"raw": "a caption", "tokens": [...]}')
+    text = sentence.get("raw")
+    if text is None and isinstance(sentence.get("tokens"), list):
+        return " ".join(map(str, sentence["tokens"]))
+    if text is not None and not isinstance(text, str):
+        raise _schema(f"{where}.raw", text, "a string")
+    if text is None:
+        raise _schema(where, sentence, 'an object with a "raw" caption')
+    return text
+
+
+def splits_of(doc: dict[str, Any]) -> list[str]:
+    return sorted({str(im.get("split")) for im in doc["images"] if isinstance(im, dict)})
 
 
 def parse_karpathy(
@@ -152,9 +210,10 @@ def parse_karpathy(
         if not sentences:
             log.add(where, f"{path} has no sentences; add one or remove the image")
             continue
-        for s in sentences:
-            text = s.get("raw") if isinstance(s, dict) else s
-            if text is None and isinstance(s, dict) and isinstance(s.get("tokens"), list):
-                text = " ".join(map(str, s["tokens"]))
-            collector.add(where, path, text, im.get("category"))
+        if not isinstance(sentences, list):
+            raise _schema(f"{where}.sentences", sentences, 'a list of {"raw": ...} objects')
+        for j, sentence in enumerate(sentences):
+            collector.add(
+                where, path, _sentence_text(f"{where}.sentences[{j}]", sentence), im.get("category")
+            )
     return list(collector.entries.values())

@@ -101,8 +101,9 @@ def save_dataset(
             dataset_id = dataset.id
     except IntegrityError as exc:
         _unlink(placed)
-        # Lost a race with another import of the same name.
-        if "unique" in str(exc.orig).lower():
+        # Lost a race with another import of the same name (SQLite: "datasets.name", PostgreSQL:
+        # the constraint "..._datasets_name..."); any other constraint is a different cause.
+        if _violates_dataset_name(str(exc.orig)):
             raise duplicate_name_error(name) from exc
         # E.g. a concurrent delete removed an image row this import meant to reuse.
         raise fatal(
@@ -114,6 +115,11 @@ def save_dataset(
         _unlink(placed)
         raise
     return dataset_id
+
+
+def _violates_dataset_name(message: str) -> bool:
+    low = message.lower()
+    return "unique" in low and ("datasets.name" in low or "datasets_name" in low)
 
 
 def _insert_images(s: Session, images: Sequence[NewImage]) -> None:
