@@ -42,8 +42,9 @@ from mirada.db.models import (
     Metric,
     Run,
 )
-from mirada.domain import RunStatus
+from mirada.domain import RunStatus, Task
 from mirada.errors import MiradaError
+from mirada.metrics.names import MetricKind, metric_name, timing_name
 from mirada.queries.runs import run_detail
 
 FORMATS = ("csv", "json", "markdown")
@@ -300,6 +301,7 @@ def metric_notes(export: Mapping[str, Any]) -> Iterable[str]:
     """The sentences a reader needs to interpret this run's numbers."""
     task = export["run"].get("task")
     names = set(export.get("metrics", {}))
+    tasks = {metric_name(n).task for n in names}
     has_ci = any(
         m.get("ci_low") is not None
         for m in [
@@ -311,12 +313,12 @@ def metric_notes(export: Mapping[str, Any]) -> Iterable[str]:
             ),
         ]
     )
-    if task == "match" or any("recall@" in n for n in names):
+    if task == Task.match or Task.match in tasks:
         yield from NOTES_RETRIEVAL
     if has_ci:
         options = export["run"].get("options") or {}
         yield ci_note(int(options.get("n_resamples", 1000)))
-    if task == "caption" or names & {"BLEU-4", "CIDEr", "METEOR", "ROUGE-L"}:
+    if task == Task.caption or Task.caption in tasks:
         yield from NOTES_CAPTION
         flagged = sum(1 for it in export.get("items", []) if it.get("flags", {}).get("degenerate"))
         with_captions = sum(1 for it in export.get("items", []) if it.get("generated_caption"))
@@ -325,11 +327,11 @@ def metric_notes(export: Mapping[str, Any]) -> Iterable[str]:
                 f"{flagged} of {with_captions} generated captions are flagged degenerate "
                 "(repeated n-grams or a verbatim repeat of another caption)."
             )
-    if task == "benchmark":
+    if task == Task.benchmark:
         yield from NOTES_BENCHMARK
     for name, m in export.get("metrics", {}).items():
         if m.get("unavailable"):
-            yield f"{name} is unavailable: {str(m['unavailable']).rstrip('.')}."
+            yield f"{metric_name(name).label} is unavailable: {str(m['unavailable']).rstrip('.')}."
 
 
 # ------------------------------------------------------------------------------------------
@@ -390,9 +392,10 @@ def item_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any
 
 
 def metric_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Long format: overall rows (category empty) first, then per-category rows."""
+    """Long format: overall rows (category empty) first, then per-category rows; `label` (the
+    metric's human name, `mirada.metrics.names`) is the last column."""
     columns = ["run_id", "category", "n_images", "metric", "value", "ci_low", "ci_high"]
-    columns += ["unavailable"]
+    columns += ["unavailable", "label"]
     run_id = export["run"]["id"]
     rows = [
         {
@@ -401,6 +404,7 @@ def metric_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, A
             "n_images": export["dataset"]["n_images"],
             "metric": name,
             **m,
+            "label": metric_name(name).label,
         }
         for name, m in export.get("metrics", {}).items()
     ]
@@ -412,6 +416,7 @@ def metric_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, A
                 "n_images": cat.get("n_images"),
                 "metric": name,
                 **m,
+                "label": metric_name(name).label,
             }
             for name, m in cat.get("metrics", {}).items()
         ]
@@ -513,9 +518,10 @@ def format_with_ci(m: Mapping[str, Any], name: str = "") -> str:
 
     Ranks (median/mean rank) get one decimal; they are positions, not fractions.
     """
+    is_rank = metric_name(name).kind == MetricKind.rank
 
     def fmt(v: float) -> str:
-        return f"{v:.1f}" if "rank" in name and abs(v) < 100 else format_number(v)
+        return f"{v:.1f}" if is_rank and abs(v) < 100 else format_number(v)
 
     if m.get("value") is None:
         return "n/a" if m.get("unavailable") else "-"
@@ -559,7 +565,11 @@ def to_markdown(export: Mapping[str, Any]) -> str:
             "",
             f"N = {ds['n_images']} images, {ds['n_captions']} captions.",
             "",
-            *_md_table(["Metric", label], [(n, format_with_ci(m, n)) for n, m in metrics.items()]),
+            *_md_table(
+                ["Metric", "Key", label],
+                [(metric_name(n).label, n, format_with_ci(m, n)) for n, m in metrics.items()],
+                align="llr",
+            ),
             "",
         ]
     per_category = export.get("per_category", {})
@@ -576,17 +586,24 @@ def to_markdown(export: Mapping[str, Any]) -> str:
             ]
             for category, cat in per_category.items()
         ]
-        out += ["## Per category", "", *_md_table(["Category", "N", *names], rows), ""]
+        header = ["Category", "N", *(metric_name(n).label for n in names)]
+        out += ["## Per category", "", *_md_table(header, rows), ""]
     timings = export.get("timings", [])
     if timings:
         rows = [
-            (t["name"], format_number(t["value"]), t.get("unit"), t.get("batch_size"))
+            (
+                timing_name(t["name"]).label,
+                t["name"],
+                format_number(t["value"]),
+                t.get("unit"),
+                t.get("batch_size"),
+            )
             for t in timings
         ]
         out += [
             "## Timings",
             "",
-            *_md_table(["Timing", "Value", "Unit", "Batch size"], rows, align="lrlr"),
+            *_md_table(["Timing", "Key", "Value", "Unit", "Batch size"], rows, align="llrlr"),
             "",
         ]
     notes = export.get("notes") or []

@@ -17,14 +17,16 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from mirada.db import read_session, write_session
-from mirada.db.models import Caption, Dataset, Image, Item
+from mirada.datasets import import_dataset
+from mirada.db import read_session
+from mirada.db.models import Caption, Item
 from mirada.errors import MiradaError, NotFoundError
 from mirada.export import build_export, to_csv, to_json, to_markdown, write_atomic
 from mirada.results import CaptionOutcome, ItemOutcome, MetricValue, RunResults, TimingValue
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "hf-clip:mirada/demo-clip"
+CAPTION_MODEL = "blip-caption:mirada/demo-blip"  # queue validation refuses CLIP for captions
 FINGERPRINT = {
     "model_id": MODEL,
     "family": "hf-clip",
@@ -76,53 +78,10 @@ def _write_folder(folder: Path) -> None:
     (folder / "captions.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
-def _insert_rows(name: str) -> None:
-    """Fallback when the importer is unavailable: dataset rows written directly."""
-    with write_session() as s:
-        ds = Dataset(name=name, source_format="csv", source_path=None)
-        s.add(ds)
-        s.flush()
-        for pos, (filename, (category, captions)) in enumerate(DATA.items()):
-            sha = f"{pos:064x}"
-            s.add(Image(sha256=sha, ext="png", width=16, height=12, size_bytes=100))
-            item = Item(
-                dataset_id=ds.id,
-                image_sha256=sha,
-                filename=filename,
-                category=category,
-                position=pos,
-            )
-            s.add(item)
-            s.flush()
-            s.add_all(
-                Caption(item_id=item.id, text=text, position=j) for j, text in enumerate(captions)
-            )
-
-
 def _create_dataset(tmp_path: Path, name: str) -> int:
-    try:
-        from mirada.datasets import import_dataset
-    except ImportError:
-        _insert_rows(name)
-    else:
-        folder = tmp_path / "photos"
-        _write_folder(folder)
-        import_dataset(folder, name=name)
-    with read_session() as s:
-        dataset_id = s.scalar(select(Dataset.id).where(Dataset.name == name))
-    assert dataset_id is not None
-    return dataset_id
-
-
-def _allow_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Queue validation needs the model registry; without it, skip validation."""
-    import mirada.queue
-
-    try:
-        mirada.queue.validate_run_request(MODEL, "match", "cpu", "fp32", 8)
-        mirada.queue.validate_run_request(MODEL, "caption", "cpu", "fp32", 8)
-    except (ImportError, MiradaError):
-        monkeypatch.setattr(mirada.queue, "validate_run_request", lambda *a, **k: None)
+    folder = tmp_path / "photos"
+    _write_folder(folder)
+    return import_dataset(folder, name=name).id
 
 
 def _claim_and_finish(worker_id: int, profile_id: int | None, results: RunResults) -> int:
@@ -142,13 +101,10 @@ def _claim_and_finish(worker_id: int, profile_id: int | None, results: RunResult
 
 
 @pytest.fixture
-def seeded(
-    db_url: str, mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Seeded]:
+def seeded(db_url: str, mirada_home: Path, tmp_path: Path) -> Iterator[Seeded]:
     """Two succeeded runs (match, caption) on SQLite and on PostgreSQL (when reachable)."""
     from mirada.queue import enqueue, register_worker
 
-    _allow_model(monkeypatch)
     dataset_id = _create_dataset(tmp_path, "pets")
     with read_session() as s:
         rows = s.execute(
@@ -205,7 +161,7 @@ def seeded(
     match_run = _claim_and_finish(worker_id, profile_id, match_results)
 
     # A caption run with per-image scores and flags, and one unavailable metric.
-    enqueue(dataset_id, MODEL, "caption", device="cpu", dtype="fp16", batch_size=4)
+    enqueue(dataset_id, CAPTION_MODEL, "caption", device="cpu", dtype="fp16", batch_size=4)
     captions = [
         CaptionOutcome(
             item_id=item_id,
@@ -286,6 +242,7 @@ def test_build_export_match(seeded: Seeded) -> None:
 def test_build_export_caption(seeded: Seeded) -> None:
     ex = build_export(seeded.caption_run)
     assert ex["run"]["dtype"] == "fp16" and ex["run"]["batch_size"] == 4
+    assert ex["run"]["model"] == CAPTION_MODEL
     assert ex["metrics"]["METEOR"]["value"] is None
     assert ex["metrics"]["METEOR"]["unavailable"] == "Java is not installed"
     cat2 = ex["items"][1]
@@ -345,6 +302,7 @@ def test_csv_other_tables(seeded: Seeded) -> None:
     metrics = list(csv.DictReader(io.StringIO(to_csv(ex, "metrics"))))
     overall = {r["metric"]: r for r in metrics if r["category"] == ""}
     assert overall["i2t_recall@1"]["ci_low"] == "0.25"
+    assert overall["i2t_recall@1"]["label"] == "Image→text R@1"
     dog = [r for r in metrics if r["category"] == "dog"]
     assert dog and dog[0]["n_images"] == "2"
     timings = list(csv.DictReader(io.StringIO(to_csv(ex, "timings"))))
@@ -362,24 +320,25 @@ def test_csv_other_tables(seeded: Seeded) -> None:
 def test_markdown_report(seeded: Seeded) -> None:
     md = to_markdown(build_export(seeded.match_run))
     assert md.startswith(f"# Mirada run {seeded.match_run}: {MODEL} on pets (match)")
-    assert "| Metric | Value [95% CI] |" in md
-    assert "| i2t_recall@1 | 0.750 [0.250, 1.000] |" in md
-    assert "| mrr | 0.875 |" in md
-    assert "| i2t_median_rank | 1.0 |" in md
-    assert "| Category | N | i2t_recall@1 |" in md
+    assert "| Metric | Key | Value [95% CI] |" in md
+    assert "| Image→text R@1 | i2t_recall@1 | 0.750 [0.250, 1.000] |" in md
+    assert "| MRR | mrr | 0.875 |" in md
+    assert "| Image→text median rank | i2t_median_rank | 1.0 |" in md
+    assert "| Category | N | Image→text R@1 |" in md
     assert "| dog | 2 | 0.500 [0.000, 1.000] |" in md
     assert "| Model revision | 0123456789abcdef |" in md
     assert "| Images / captions | 4 / 6 |" in md
     assert "| Device | cpu |" in md and "| dtype | fp32 |" in md and "| Batch size | 8 |" in md
     assert "Test GPU, 24.0 GB" in md
-    assert "| image_embed_per_s | 123.4 | items/s | 8 |" in md
+    assert "| Model load time | load_s | 1.250 | s | - |" in md
+    assert "| image_embed_per_s | image_embed_per_s | 123.4 | items/s | 8 |" in md  # no label
     assert "## Notes on the metrics" in md
     assert "Latencies are per item" not in md  # benchmark notes only for benchmark runs
 
 
 def test_markdown_unavailable_metric(seeded: Seeded) -> None:
     md = to_markdown(build_export(seeded.caption_run))
-    assert "| METEOR | n/a |" in md
+    assert "| METEOR | METEOR | n/a |" in md
     assert "METEOR is unavailable: Java is not installed" in md
     assert "not with published COCO numbers" in md
 
@@ -411,7 +370,7 @@ def test_cli_all_formats(seeded: Seeded, tmp_path: Path) -> None:
 
     md = _cli(run, "--format", "markdown")
     assert md.returncode == 0, md.stderr
-    assert "| i2t_recall@1 | 0.750 [0.250, 1.000] |" in md.stdout
+    assert "| Image→text R@1 | i2t_recall@1 | 0.750 [0.250, 1.000] |" in md.stdout
 
     out = tmp_path / "out" / "report.md"
     out.parent.mkdir()
