@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import threading
+import time
 import unicodedata
 import warnings
 import zipfile
@@ -459,3 +460,15 @@ def test_nfd_name_on_disk_matches_nfc_name_in_the_csv(mirada_home: Path, tmp_pat
     nfd = unicodedata.normalize("NFD", nfc)
     src = folder(tmp_path, {nfd: solid((1, 2, 3)), "captions.csv": csv_bytes([(nfc, "x")])})
     assert import_dataset(src).images == 1
+
+
+def test_crash_left_upload_folders_are_swept(mirada_home: Path, tmp_path: Path) -> None:
+    staging = mirada_home / "staging"
+    old, fresh = staging / "upload-0123456789ab", staging / "upload-ba9876543210"
+    for path in (old, fresh):
+        write_files(path, {"x.zip": b"partial"})
+    day_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (day_ago, day_ago))
+    src = folder(tmp_path, {"a.png": solid((1, 2, 3)), "captions.csv": csv_bytes([("a.png", "x")])})
+    import_dataset(src)
+    assert not old.exists() and fresh.exists()  # a fresh one may be an upload in progress

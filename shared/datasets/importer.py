@@ -29,6 +29,7 @@ from mirada.errors import NotFoundError
 _ANNOTATION_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
 MAX_NAME_CHARS = 200
 STALE_STAGING_SECONDS = 24 * 3600
+_SWEPT_PREFIXES = ("import-", "upload-")
 
 
 @dataclass
@@ -236,13 +237,15 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _sweep_stale_staging(folder: Path) -> None:
-    # A killed import leaves its staging folder behind; a day-old one is surely abandoned.
+    # A killed import leaves its staging folder behind, a crashed dashboard its upload folder
+    # (dashboard/app_pages/datasets.py saves uploads to staging/upload-*); a day-old one is
+    # surely abandoned.
     if not folder.is_dir():
         return
     cutoff = time.time() - STALE_STAGING_SECONDS
     for child in folder.iterdir():
         try:
-            if child.name.startswith("import-") and child.stat().st_mtime < cutoff:
+            if child.name.startswith(_SWEPT_PREFIXES) and child.stat().st_mtime < cutoff:
                 shutil.rmtree(child, ignore_errors=True)
         except OSError:
             pass
