@@ -174,16 +174,20 @@ def show_cmd(args: argparse.Namespace) -> int:
     metrics = detail["metrics"]
     names = [k for k in metrics if not k.endswith(("_ci_low", "_ci_high", "_unavailable"))]
     if names:
+        from mirada.metrics.names import label
+
         print("\nmetrics:")
         for name in names:
             value = metrics[name]
+            # key, then its label from the one metric-name table (blank when it has none)
+            head = f"{name:<28} {label(name) if label(name) != name else '':<24}"
             if value is None:
-                print(f"  {name:<28} unavailable: {metrics.get(name + '_unavailable', '')}")
+                print(f"  {head} unavailable: {metrics.get(name + '_unavailable', '')}")
                 continue
             ci = ""
             if metrics.get(f"{name}_ci_low") is not None:
                 ci = f"  95% CI [{metrics[name + '_ci_low']:.3f}, {metrics[name + '_ci_high']:.3f}]"
-            print(f"  {name:<28} {value:.4f}{ci}")
+            print(f"  {head} {value:.4f}{ci}")
     if detail["per_category"]:
         print("\nper category:")
         for cat, vals in detail["per_category"].items():
