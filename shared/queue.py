@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from mirada.config import get_settings
@@ -239,7 +239,8 @@ def _update_owned(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(stmt).rowcount == 1
+    result = cast("CursorResult[Any]", session.execute(stmt))  # an UPDATE: has rowcount
+    return result.rowcount == 1
 
 
 def update_progress(run_id: int, worker_id: int, done: int, total: int) -> bool:

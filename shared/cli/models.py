@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from mirada.cli import arg, command, print_json
 from mirada.vlm.ids import valid_forms
@@ -40,7 +41,7 @@ def models(args: argparse.Namespace) -> int:
     if args.model_id:
         raise MiradaError("`mirada models` lists the catalogue; did you mean `models pull ID`?")
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": e.id,
             "title": e.title,

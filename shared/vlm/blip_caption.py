@@ -45,8 +45,10 @@ class BlipCaptionAdapter(HFAdapter):
         texts = [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
         if options.prompt:
             # Like LAVIS, captions exclude the prompt, so metrics compare only generated words.
-            prefix = self.tokenizer.decode(
-                self.tokenizer(options.prompt, add_special_tokens=False)["input_ids"]
+            prefix = str(
+                self.tokenizer.decode(
+                    self.tokenizer(options.prompt, add_special_tokens=False)["input_ids"]
+                )
             ).strip()
             texts = [t[len(prefix) :].strip() if t.startswith(prefix) else t for t in texts]
         return texts

@@ -8,6 +8,7 @@ unprojected tokens) so old numbers can be compared; it is much worse at retrieva
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,13 +25,13 @@ class FlavaAdapter(HFAdapter):
         options = {"pooling": self.pooling}
         super().__init__(spec, device, dtype, FlavaModel, options)
         self.model: FlavaModel = self.module  # type: ignore[assignment]
-        cfg = self.model.config
+        cfg: Any = self.model.config  # sub-configs are typed as optional dicts
         if self.pooling == "mean" and cfg.image_config.hidden_size != cfg.text_config.hidden_size:
             raise ModelIdError(f"{spec.model_id}: pooling=mean needs equal tower widths")
 
     @property
     def embed_dim(self) -> int:
-        cfg = self.model.config
+        cfg: Any = self.model.config
         return int(
             cfg.projection_dim if self.pooling == "projected" else cfg.image_config.hidden_size
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ class HFCLIPAdapter(HFAdapter):
 
     @property
     def embed_dim(self) -> int:
-        return int(self.model.config.projection_dim)
+        return cast(int, self.model.config.projection_dim)
 
     @torch.inference_mode()
     def encode_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:

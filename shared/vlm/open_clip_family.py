@@ -86,7 +86,7 @@ def _resolve_pretrained(spec: ModelSpec) -> tuple[str | None, dict[str, Any], st
         return str(found), overrides, revision_of(Path(found))
     path = Path(pretrained).expanduser()
     if path.is_file():
-        return str(path), {"pretrained_text": False}, revision_of(path.parent) + ":" + path.name
+        return str(path), {"pretrained_text": False}, f"{revision_of(path.parent)}:{path.name}"
     tags = ", ".join(list_pretrained_tags_by_model(arch)) or "none"
     raise ModelUnavailableError(
         f"model {spec.model_id}: {pretrained!r} is neither a known pretrained tag of {arch} "
@@ -141,7 +141,8 @@ class OpenCLIPAdapter(TorchAdapter):
                     f"local directory {spec.local_dir}",
                     "need open_clip_config.json + weights",
                 )
-            name, kwargs, revision = f"local-dir:{spec.local_dir}", {}, revision_of(spec.local_dir)
+            kwargs: dict[str, Any] = {}
+            name, revision = f"local-dir:{spec.local_dir}", revision_of(spec.local_dir)
             checkpoint = None
         else:
             checkpoint, kwargs, revision = _resolve_pretrained(spec)
@@ -156,7 +157,7 @@ class OpenCLIPAdapter(TorchAdapter):
             raise unavailable(spec, name, f"{type(exc).__name__}: {exc}") from exc
         self.preprocess = preprocess
         super().__init__(spec, model, device, dtype, revision)
-        self.model = self.module
+        self.model: open_clip.CLIP = self.module
         self.trim = can_trim(model)
 
     @property

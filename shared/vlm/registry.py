@@ -154,12 +154,12 @@ def available_offline(model_id: str) -> bool:
     from mirada.vlm.open_clip_family import tag_weights_location
 
     try:
-        repo, where = tag_weights_location(spec.source, spec.pretrained)
+        tag_repo, where = tag_weights_location(spec.source, spec.pretrained)
     except (KeyError, TypeError):
         return False
-    if repo is None:
+    if tag_repo is None:
         return bool(where) and os.path.isfile(str(where))
-    return hub.cached_file(repo, where) is not None  # type: ignore[arg-type]
+    return hub.cached_file(tag_repo, where) is not None  # type: ignore[arg-type]
 
 
 def pull_model(model_id: str) -> str:
