@@ -8,7 +8,7 @@ PYTHON ?= python3
 # that pair is the one whose torchvision imports. Elsewhere pyproject's ranges decide.
 TORCH_PIN ?= $(shell [ -e /etc/xdg/pip ] && echo "torch==2.14.1 torchvision==0.29.1")
 
-.PHONY: setup demo test test-deps bench lint clean
+.PHONY: setup demo test test-fast test-deps bench lint typecheck clean
 
 setup: $(STAMP)
 
@@ -30,9 +30,18 @@ test-deps:
 	   else echo "not installing$$missing (needs root + apt); those tests will skip"; fi; \
 	 fi
 
+# mypy runs beside pytest (it needs one core for about a minute when its cache is cold, and
+# pytest leaves the second core mostly idle); its report is printed once pytest has finished.
 test: setup test-deps
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest
+	@$(PY) tools/typecheck.py > $(VENV)/typecheck.log 2>&1 & tc=$$!; \
+	 $(VENV)/bin/pytest; rc=$$?; \
+	 wait $$tc; tcrc=$$?; echo "--- mypy (tools/typecheck.py)"; cat $(VENV)/typecheck.log; \
+	 exit $$(( rc || tcrc ))
+
+# Everything but the tests marked slow or browser: the quick loop while changing code.
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow and not browser"
 
 demo: setup
 	$(VENV)/bin/mirada demo
@@ -42,6 +51,11 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(PY) tools/typecheck.py
+
+# mypy over the whole package as installed (mirada.*); see tools/typecheck.py for why not `mypy`.
+typecheck: setup
+	$(PY) tools/typecheck.py
 
 clean:
-	rm -rf $(VENV) mirada-data .pytest_cache
+	rm -rf $(VENV) mirada-data .pytest_cache .mypy_cache
