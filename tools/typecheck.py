@@ -10,6 +10,7 @@ Options come from [tool.mypy] in pyproject.toml; extra arguments are passed to m
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
@@ -20,13 +21,22 @@ from mypy.main import process_options
 from mypy.modulefinder import BuildSource
 
 ROOT = Path(__file__).resolve().parents[1]
-# The same mapping as setup.py's ROOTS (tests/test_packaging.py checks the wheel against it).
-ROOTS = {"mirada": "shared", "mirada.worker": "worker", "mirada.dashboard": "dashboard"}
+
+
+def package_roots() -> dict[str, str]:
+    """setup.py's ROOTS ({import name: folder}), read without running setup()."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "ROOTS" for t in node.targets
+        ):
+            return dict(ast.literal_eval(node.value))
+    raise SystemExit("setup.py defines no ROOTS mapping")
 
 
 def sources() -> list[BuildSource]:
     found = []
-    for package, folder in ROOTS.items():
+    for package, folder in package_roots().items():
         for path in sorted((ROOT / folder).rglob("*.py")):
             parts = path.relative_to(ROOT / folder).with_suffix("").parts
             if "__pycache__" in parts:
