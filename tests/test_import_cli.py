@@ -1,29 +1,30 @@
-"""The real `mirada` console entry point, and the importer on SQLite and PostgreSQL."""
+"""`mirada import` and `mirada datasets` (in-process), and the importer on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from cli_runner import CliResult, run_cli
 from data_import.builders import csv_bytes, sample_photo, solid, stray_files, write_files
 
 from mirada.datasets import import_dataset, list_datasets, load_items
 
+Mirada = Callable[..., CliResult]
 
-def mirada(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MIRADA_HOME": str(home)}
-    env.pop("MIRADA_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "mirada", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+
+@pytest.fixture
+def mirada(monkeypatch: pytest.MonkeyPatch) -> Mirada:
+    """`mirada ARGS` against the MIRADA_HOME given as `home=` (embedded SQLite)."""
+
+    def run(*args: str, home: Path) -> CliResult:
+        monkeypatch.setenv("MIRADA_HOME", str(home))
+        monkeypatch.delenv("MIRADA_DATABASE_URL", raising=False)
+        return run_cli(*args)
+
+    return run
 
 
 def study(root: Path) -> Path:
@@ -45,7 +46,7 @@ def study(root: Path) -> Path:
     )
 
 
-def test_cli_import_and_list_as_json(tmp_path: Path) -> None:
+def test_cli_import_and_list_as_json(mirada: Mirada, tmp_path: Path) -> None:
     home = tmp_path / "home"
     src = study(tmp_path / "estudio")
 
@@ -81,7 +82,7 @@ def test_cli_import_and_list_as_json(tmp_path: Path) -> None:
     assert "mirada import: error:" in again.stderr and "--name" in again.stderr
 
 
-def test_cli_rejection_exits_2_and_names_the_row(tmp_path: Path) -> None:
+def test_cli_rejection_exits_2_and_names_the_row(mirada: Mirada, tmp_path: Path) -> None:
     home = tmp_path / "home"
     src = write_files(
         tmp_path / "bad",
@@ -102,7 +103,7 @@ def test_cli_rejection_exits_2_and_names_the_row(tmp_path: Path) -> None:
     assert "Skipped 1 problem" in lenient.stderr
 
 
-def test_cli_help(tmp_path: Path) -> None:
+def test_cli_help(mirada: Mirada, tmp_path: Path) -> None:
     for cmd, expected in (("import", "--lenient"), ("datasets", "--json")):
         done = mirada(cmd, "--help", home=tmp_path / "home")
         assert done.returncode == 0 and expected in done.stdout
