@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import altair as alt
 import pandas as pd
 
-SCORE_SCHEME = "viridis"
+SCORE_SCHEME: Final = "viridis"
 
 
 def _pct(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -58,7 +60,7 @@ def bars_with_ci(
         .mark_rule(color="black", strokeWidth=1.5)
         .encode(x=x_enc, y=alt.Y(f"{low}:Q"), y2=alt.Y2(f"{high}:Q"), **offset)
     )
-    return alt.layer(bars, whiskers).properties(title=title, height=320)
+    return alt.LayerChart(layer=[bars, whiskers]).properties(title=title, height=320)
 
 
 def heatmap_full(
@@ -107,7 +109,9 @@ def heatmap_full(
         .mark_text(align="left", dx=4, color="white", fontWeight="bold")
         .encode(y="mid:Q", x=alt.value(0), text="category:N")
     )
-    return alt.layer(rect, h_rules, v_rules, labels).properties(title=title, height=520)
+    return alt.LayerChart(layer=[rect, h_rules, v_rules, labels]).properties(
+        title=title, height=520
+    )
 
 
 def heatmap_blocks(blocks: pd.DataFrame, *, title: str) -> alt.LayerChart:
@@ -130,7 +134,7 @@ def heatmap_blocks(blocks: pd.DataFrame, *, title: str) -> alt.LayerChart:
         text=alt.Text("mean_score:Q", format=".2f"),
         color=alt.value("white"),
     )
-    return alt.layer(rect, text).properties(title=title, height=420)
+    return alt.LayerChart(layer=[rect, text]).properties(title=title, height=420)
 
 
 def heatmap_slice(cells: pd.DataFrame, *, title: str) -> alt.Chart:
@@ -189,7 +193,7 @@ def confusion_matrix(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
         text="count:Q",
         color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black")),
     )
-    return alt.layer(rect, text).properties(title=title, height=360)
+    return alt.LayerChart(layer=[rect, text]).properties(title=title, height=360)
 
 
 def difference_bars(df: pd.DataFrame, *, title: str) -> alt.Chart:
@@ -231,7 +235,7 @@ def latency_bars(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
         y="latency_p50_ms:Q",
         y2="latency_p95_ms:Q",
     )
-    return alt.layer(bars, whisk).properties(title=title, height=340)
+    return alt.LayerChart(layer=[bars, whisk]).properties(title=title, height=340)
 
 
 def throughput_lines(df: pd.DataFrame, *, title: str) -> alt.Chart:

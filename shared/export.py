@@ -590,7 +590,7 @@ def to_markdown(export: Mapping[str, Any]) -> str:
         out += ["## Per category", "", *_md_table(header, rows), ""]
     timings = export.get("timings", [])
     if timings:
-        rows = [
+        timing_rows = [
             (
                 timing_name(t["name"]).label,
                 t["name"],
@@ -603,7 +603,9 @@ def to_markdown(export: Mapping[str, Any]) -> str:
         out += [
             "## Timings",
             "",
-            *_md_table(["Timing", "Key", "Value", "Unit", "Batch size"], rows, align="llrlr"),
+            *_md_table(
+                ["Timing", "Key", "Value", "Unit", "Batch size"], timing_rows, align="llrlr"
+            ),
             "",
         ]
     notes = export.get("notes") or []

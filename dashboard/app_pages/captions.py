@@ -3,11 +3,12 @@ the corpus metrics with their implementation."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from mirada.dashboard import charts, data
 from mirada.domain import Task
-from mirada.metrics.names import metric_name
+from mirada.metrics.names import MetricKind, metric_name
 from mirada.queries.captions import TABLE_METRICS
 
 st.title("Captions")
@@ -28,18 +29,14 @@ corpus = data.caption_corpus(run_id)
 notes = data.caption_notes()
 main = corpus[corpus["metric"].isin(TABLE_METRICS)]
 cols = st.columns(max(1, len(main)))
-for col, r in zip(cols, main.itertuples(index=False), strict=False):
+for col, r in zip(cols, main.to_dict("records"), strict=False):
     with col.container(border=True):
-        if r.value is None or r.value != r.value:
-            st.metric(r.label, "unavailable", help=r.help)
-            st.caption(f":material/warning: {r.unavailable or 'not computed'}")
+        if pd.isna(r["value"]):
+            st.metric(r["label"], "unavailable", help=r["help"])
+            st.caption(f":material/warning: {r['unavailable'] or 'not computed'}")
         else:
-            ci = (
-                f"95% CI [{r.ci_low:.3f}, {r.ci_high:.3f}]"
-                if r.ci_low is not None and r.ci_low == r.ci_low
-                else "corpus score"
-            )
-            st.metric(r.label, f"{r.value:.3f}", help=f"{r.implementation}. {r.help}")
+            ci = data.fmt_ci(r["ci_low"], r["ci_high"], MetricKind.score) or "corpus score"
+            st.metric(r["label"], f"{r['value']:.3f}", help=f"{r['implementation']}. {r['help']}")
             st.caption(ci)
 st.dataframe(
     corpus.drop(columns=["help"]),
@@ -52,8 +49,8 @@ st.dataframe(
     },
 )
 unavailable = corpus[corpus["unavailable"].notna()]
-for r in unavailable.itertuples(index=False):
-    st.warning(f"**{r.label} unavailable:** {r.unavailable}")
+for r in unavailable.to_dict("records"):
+    st.warning(f"**{r['label']} unavailable:** {r['unavailable']}")
 st.caption(
     "Implementation: pycocoevalcap (the official COCO caption code) — BLEU 1-4, METEOR 1.5 "
     "(Java), ROUGE-L, CIDEr-D with the IDF of this set's own references. "

@@ -120,12 +120,12 @@ else:
         "paired-bootstrap 95% CI of the difference in points. Per-image caption scores: paired "
         "bootstrap for both."
     )
-    for r in sig.itertuples(index=False):
-        if r.problem:
-            st.warning(f"**{r.label}** ({r.a} vs {r.b}) not compared: {r.problem}")
+    for r in sig.to_dict("records"):
+        if isinstance(r["problem"], str):  # the aligner refused: say so, never drop it
+            st.warning(f"**{r['label']}** ({r['a']} vs {r['b']}) not compared: {r['problem']}")
             continue
-        icon = ":material/check_circle:" if r.significant else ":material/remove:"
-        st.markdown(f"{icon} **{r.label}** — {r.sentence}")
+        icon = ":material/check_circle:" if r["significant"] else ":material/remove:"
+        st.markdown(f"{icon} **{r['label']}** — {r['sentence']}")
     data.downloads(sig, "compare_significance", "compare_sig_dl")
 
 if is_match:

@@ -119,16 +119,16 @@ def _gallery(dataset_id: int) -> None:
     from mirada.datasets import image_path, thumbnail_path
 
     cols = st.columns(GALLERY_COLUMNS)
-    for i, row in enumerate(items.itertuples(index=False)):
-        thumb = thumbnail_path(row.sha256)
-        src = thumb if thumb.exists() else image_path(row.sha256, row.ext)
+    for i, row in enumerate(items.to_dict("records")):
+        thumb = thumbnail_path(row["sha256"])
+        src = thumb if thumb.exists() else image_path(row["sha256"], row["ext"])
         with cols[i % GALLERY_COLUMNS]:
             if src.exists():
                 st.image(str(src), width="stretch")
             else:
                 st.caption("(image file missing)")
-            st.markdown(f"**{row.filename}** · `{row.category}`")
-            for cap in row.captions[:3]:
+            st.markdown(f"**{row['filename']}** · `{row['category']}`")
+            for cap in row["captions"][:3]:
                 st.caption(cap)
 
 

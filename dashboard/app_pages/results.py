@@ -34,13 +34,13 @@ def _cards() -> None:
     if head.empty:
         st.info("This run stored no headline metrics.")
         return
-    rows = [head.iloc[i : i + CARDS_PER_ROW] for i in range(0, len(head), CARDS_PER_ROW)]
-    for chunk in rows:
+    cards = head.to_dict("records")
+    for start in range(0, len(cards), CARDS_PER_ROW):
         cols = st.columns(CARDS_PER_ROW)
-        for col, r in zip(cols, chunk.itertuples(index=False), strict=False):
+        for col, r in zip(cols, cards[start : start + CARDS_PER_ROW], strict=False):
             with col.container(border=True):
-                ci = data.fmt_ci(r.ci_low, r.ci_high, r.kind)
-                st.metric(r.label, data.fmt_value(r.value, r.kind), help=r.help)
+                ci = data.fmt_ci(r["ci_low"], r["ci_high"], r["kind"])
+                st.metric(r["label"], data.fmt_value(r["value"], r["kind"]), help=r["help"])
                 st.caption(ci or "no CI")
 
 
@@ -181,8 +181,8 @@ def _drilldown() -> None:
     data.downloads(items, f"run{run_id}_items", "results_items_dl")
     ids = items["item_id"].astype(int).tolist()
     labels = {
-        int(r.item_id): f"{r.filename} · {'✓' if r.correct else '✗'} rank {r.rank}"
-        for r in items.itertuples(index=False)
+        int(r["item_id"]): f"{r['filename']} · {'✓' if r['correct'] else '✗'} rank {r['rank']}"
+        for r in items.to_dict("records")
     }
     item_id = st.selectbox(
         "Image (worst first)", ids, format_func=lambda i: labels[i], key="results_item"

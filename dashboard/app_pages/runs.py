@@ -121,7 +121,10 @@ def _live_table() -> None:
 def _actions(runs: pd.DataFrame) -> None:
     st.subheader("Cancel, retry, inspect")
     ids = runs["id"].astype(int).tolist()
-    labels = {int(r.id): f"#{r.id} {r.model} · {r.task} · {r.status}" for r in runs.itertuples()}
+    labels = {
+        int(r["id"]): f"#{r['id']} {r['model']} · {r['task']} · {r['status']}"
+        for r in runs.to_dict("records")
+    }
     run_id = st.selectbox("Run", ids, format_func=lambda i: labels[i], key="runs_action_run")
     if run_id is None:
         return

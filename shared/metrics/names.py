@@ -10,7 +10,7 @@ Kinds say how a value reads:
 - mean: the mean of a per-item quantity that is not a fraction (MRR);
 - score: a metric on its own scale (BLEU, METEOR, ROUGE-L, CIDEr, distinct-n);
 - rank: a position in a ranking (1 = first);
-- count, seconds, milliseconds, per_second, megabytes: what a benchmark or timing measured.
+- number, seconds, milliseconds, per_second, megabytes: what a benchmark or timing measured.
 
 Per-category rows reuse the overall key (`i2t_recall@1` with a category).
 """
@@ -29,7 +29,7 @@ class MetricKind(StrEnum):
     mean = "mean"
     score = "score"
     rank = "rank"
-    count = "count"
+    number = "number"  # of things (parameters, batches, embeddings)
     seconds = "seconds"
     milliseconds = "milliseconds"
     per_second = "per_second"
@@ -165,9 +165,9 @@ _ROWS: list[MetricName] = [
     ),
     _caption("distinct-1", "Distinct-1", "Distinct words / all words over the run.", S),
     _caption("distinct-2", "Distinct-2", "Distinct bigrams / all bigrams over the run.", S),
-    _bench("num_params", "Parameters", "Number of model parameters.", MetricKind.count),
-    _bench("warmup_batches", "Warm-up batches", "Batches run before timing.", MetricKind.count),
-    _bench("timed_batches", "Timed batches", "Batches timed per measurement.", MetricKind.count),
+    _bench("num_params", "Parameters", "Number of model parameters.", MetricKind.number),
+    _bench("warmup_batches", "Warm-up batches", "Batches run before timing.", MetricKind.number),
+    _bench("timed_batches", "Timed batches", "Batches timed per measurement.", MetricKind.number),
 ]
 del P, M, S, R
 
@@ -210,8 +210,8 @@ TIMING_STATS: dict[str, tuple[str, str, MetricKind]] = {
         MetricKind.megabytes,
     ),
     "per_s": ("items/s", "Items per second over the whole run.", MetricKind.per_second),
-    "computed": ("computed", "Embeddings computed by the model.", MetricKind.count),
-    "cached": ("cached", "Embeddings read from the embedding cache.", MetricKind.count),
+    "computed": ("computed", "Embeddings computed by the model.", MetricKind.number),
+    "cached": ("cached", "Embeddings read from the embedding cache.", MetricKind.number),
 }
 # The per-batch-size measurements of benchmark runs (columns of the Hardware page).
 BENCHMARK_STATS: tuple[str, ...] = (

@@ -98,7 +98,8 @@ class ItemOutcomes:
     correct: dict[int, bool | None] = field(default_factory=dict)  # i2t R@1 per image
     # Category accuracy is defined on categorised images only; the others are not in it.
     category_correct: dict[int, bool] = field(default_factory=dict)
-    scores: dict[str, dict[int, float | None]] = field(default_factory=dict)  # caption runs
+    # Per-image caption scores; NaN marks a missing one, which the aligner refuses.
+    scores: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def binary(self, metric: str) -> dict[int, bool | None]:
         return dict(self.correct) if metric == "i2t_recall@1" else dict(self.category_correct)
@@ -126,7 +127,7 @@ def item_outcomes(run_id: int) -> ItemOutcomes:
     for item_id, scores in captions:
         for m in SCORE_METRICS:
             value = (scores or {}).get(m)
-            out.scores.setdefault(m, {})[item_id] = None if value is None else float(value)
+            out.scores.setdefault(m, {})[item_id] = float("nan") if value is None else float(value)
     return out
 
 

@@ -384,3 +384,48 @@ def seed_large(
     seeded.runs["large"] = run_id
     stop_worker(worker)
     return seeded
+
+
+def second_caption_run(seeded: Seeded, *, drop_cider_of_first: bool) -> int:
+    """A finished caption run with the seeded one's captions (through the real queue)."""
+    from sqlalchemy import select
+
+    from mirada.db import read_session
+    from mirada.db.models import GeneratedCaption
+    from mirada.queue import cancel_run, claim_next, enqueue, finish_run, register_worker
+    from mirada.results import CaptionOutcome, RunResults
+
+    with read_session() as s:
+        rows = s.execute(
+            select(
+                GeneratedCaption.item_id,
+                GeneratedCaption.text,
+                GeneratedCaption.scores,
+                GeneratedCaption.flags,
+            )
+            .where(GeneratedCaption.run_id == seeded.runs["caption"])
+            .order_by(GeneratedCaption.item_id)
+        ).all()
+    captions = [
+        CaptionOutcome(
+            item_id=item_id,
+            text=text,
+            scores={**scores, "CIDEr": None} if n == 0 and drop_cider_of_first else scores,
+            flags=flags,
+        )
+        for n, (item_id, text, scores, flags) in enumerate(rows)
+    ]
+    cancel_run(seeded.runs["queued"])  # claim_next takes the oldest queued run
+    run_id = enqueue(seeded.dataset_id, "blip-caption:mirada/demo-blip", "caption", device="cpu")
+    worker, _ = register_worker("pair-test", "pair-host", 1, [], ["cpu"], None)
+    claimed = claim_next(worker, ["cpu"], [])
+    assert claimed is not None and claimed.id == run_id
+    assert finish_run(
+        run_id,
+        worker,
+        RunResults(captions=captions),
+        hardware_profile_id=None,
+        model_fingerprint=None,
+        resolved_device="cpu",
+    )
+    return run_id

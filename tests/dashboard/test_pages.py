@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dashboard_seed import Seeded
+from dashboard_seed import Seeded, second_caption_run
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -145,6 +145,18 @@ def test_compare_page(seeded_env: Seeded) -> None:
     sentences = [m.value for m in at.markdown if " vs " in m.value]
     assert any("95% CI" in s and "p = " in s for s in sentences)
     assert len(at.dataframe) == 2  # metrics side by side + disagreements
+
+
+def test_compare_page_reports_a_refused_comparison(seeded_copy: Seeded) -> None:
+    other = second_caption_run(seeded_copy, drop_cider_of_first=True)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page(PAGES["compare"])
+    at.run()
+    at.segmented_control(key="compare_task").set_value("caption").run()
+    at.multiselect(key="compare_runs").set_value([seeded_copy.runs["caption"], other]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("per-image CIDEr scores are missing" in w.value for w in at.warning), texts(at)
+    assert any("**BLEU-4** — " in m.value and "p = " in m.value for m in at.markdown)
 
 
 def test_captions_page(seeded_env: Seeded) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from dashboard_seed import Seeded
+from dashboard_seed import Seeded, second_caption_run
 
 from mirada import projections
 from mirada.queries import captions, common, compare, datasets, hardware, results, runs, similarity
@@ -168,53 +168,8 @@ def test_empty_database(empty_env: object) -> None:
     assert compare.pairwise_significance([1, 2]).empty
 
 
-def _second_caption_run(seeded: Seeded, *, drop_cider_of_first: bool) -> int:
-    """A finished caption run with the seeded one's captions (through the real queue)."""
-    from sqlalchemy import select
-
-    from mirada.db import read_session
-    from mirada.db.models import GeneratedCaption
-    from mirada.queue import cancel_run, claim_next, enqueue, finish_run, register_worker
-    from mirada.results import CaptionOutcome, RunResults
-
-    with read_session() as s:
-        rows = s.execute(
-            select(
-                GeneratedCaption.item_id,
-                GeneratedCaption.text,
-                GeneratedCaption.scores,
-                GeneratedCaption.flags,
-            )
-            .where(GeneratedCaption.run_id == seeded.runs["caption"])
-            .order_by(GeneratedCaption.item_id)
-        ).all()
-    captions = [
-        CaptionOutcome(
-            item_id=item_id,
-            text=text,
-            scores={**scores, "CIDEr": None} if n == 0 and drop_cider_of_first else scores,
-            flags=flags,
-        )
-        for n, (item_id, text, scores, flags) in enumerate(rows)
-    ]
-    cancel_run(seeded.runs["queued"])  # claim_next takes the oldest queued run
-    run_id = enqueue(seeded.dataset_id, "blip-caption:mirada/demo-blip", "caption", device="cpu")
-    worker, _ = register_worker("pair-test", "pair-host", 1, [], ["cpu"], None)
-    claimed = claim_next(worker, ["cpu"], [])
-    assert claimed is not None and claimed.id == run_id
-    assert finish_run(
-        run_id,
-        worker,
-        RunResults(captions=captions),
-        hardware_profile_id=None,
-        model_fingerprint=None,
-        resolved_device="cpu",
-    )
-    return run_id
-
-
 def test_compare_caption_runs_through_the_report_aligner(seeded_copy: Seeded) -> None:
-    other = _second_caption_run(seeded_copy, drop_cider_of_first=False)
+    other = second_caption_run(seeded_copy, drop_cider_of_first=False)
     sig = compare.pairwise_significance([seeded_copy.runs["caption"], other])
     assert list(sig["metric"]) == ["CIDEr", "BLEU-4"]
     assert sig["problem"].isna().all()
@@ -223,7 +178,7 @@ def test_compare_caption_runs_through_the_report_aligner(seeded_copy: Seeded) ->
 
 
 def test_missing_score_is_reported_not_dropped(seeded_copy: Seeded) -> None:
-    other = _second_caption_run(seeded_copy, drop_cider_of_first=True)
+    other = second_caption_run(seeded_copy, drop_cider_of_first=True)
     sig = compare.pairwise_significance([seeded_copy.runs["caption"], other]).set_index("metric")
     cider = sig.loc["CIDEr"]
     assert cider["problem"] == "per-image CIDEr scores are missing for some items"
