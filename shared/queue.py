@@ -30,17 +30,11 @@ from mirada.domain import (
     Task,
     WorkerStatus,
     can_transition,
-    choices,
     parse_choice,
 )
 from mirada.errors import MiradaError, NotFoundError
 from mirada.results import RunResults, write_results
 from mirada.run_options import RunOptions, options_for
-
-# The choices as plain tuples, for pages that list them (the enums are the source).
-DEVICES = choices(Device)
-DTYPES = choices(Dtype)
-TASKS = choices(Task)
 
 
 @dataclass(frozen=True)
