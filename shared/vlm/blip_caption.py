@@ -17,7 +17,7 @@ DEFAULT_CAPTION_OPTIONS = CaptionOptions()
 class BlipCaptionAdapter(HFAdapter):
     def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
         super().__init__(spec, device, dtype, BlipForConditionalGeneration)
-        self.model: BlipForConditionalGeneration = self.module  # type: ignore[assignment]
+        self.model: BlipForConditionalGeneration = self.module
 
     @property
     def embed_dim(self) -> None:

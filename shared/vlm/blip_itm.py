@@ -17,7 +17,7 @@ ITM_CHUNK = 128  # image-text pairs per cross-attention forward; bounds activati
 class BlipITMAdapter(HFAdapter):
     def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
         super().__init__(spec, device, dtype, BlipForImageTextRetrieval)
-        self.model: BlipForImageTextRetrieval = self.module  # type: ignore[assignment]
+        self.model: BlipForImageTextRetrieval = self.module
 
     @property
     def embed_dim(self) -> int:

@@ -24,7 +24,7 @@ class FlavaAdapter(HFAdapter):
         self.pooling = spec.option("pooling")
         options = {"pooling": self.pooling}
         super().__init__(spec, device, dtype, FlavaModel, options)
-        self.model: FlavaModel = self.module  # type: ignore[assignment]
+        self.model: FlavaModel = self.module
         cfg: Any = self.model.config  # sub-configs are typed as optional dicts
         if self.pooling == "mean" and cfg.image_config.hidden_size != cfg.text_config.hidden_size:
             raise ModelIdError(f"{spec.model_id}: pooling=mean needs equal tower widths")

@@ -16,7 +16,7 @@ from mirada.vlm.torch_common import HFAdapter, l2_numpy
 class HFCLIPAdapter(HFAdapter):
     def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
         super().__init__(spec, device, dtype, CLIPModel)
-        self.model: CLIPModel = self.module  # type: ignore[assignment]
+        self.model: CLIPModel = self.module
 
     @property
     def embed_dim(self) -> int:
