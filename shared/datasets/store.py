@@ -1,29 +1,43 @@
-"""The only writer of dataset rows, and the only code that moves files into the image store.
+"""The only writer of dataset rows, and the only code that moves files into or out of the image
+store.
 
 Files are moved in place inside the write transaction, after the rows are flushed and before
-the commit: once a dataset is visible, its files exist. If the commit fails, files this call
-placed (that did not exist before) are removed again.
+the commit: once a dataset is visible, its files exist.
+
+Images are shared between datasets, so files are reference-safe by two rules (issue 12 item 1):
+- Only `_remove_unused` unlinks a stored file, and only after re-reading, under the store's
+  exclusive lock, that no image row needs it. Deletes and failed imports both go through it.
+- An import holds the store's shared lock from its first insert until its commit or rollback,
+  so that check never runs while an import has placed (or skipped as already there) a file
+  that its uncommitted rows rely on. An import that comes later finds the file gone and
+  places its own copy.
+The lock is flock(2) on the images folder: inter-process, per MIRADA_HOME, and no lock file.
+On PostgreSQL the delete also locks the `images` table (see `_drop_unused_images`) so that an
+import in flight can never reference a row the delete removes.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, exists, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, exists, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mirada.config import get_settings
 from mirada.datasets.blobs import store_blobs
 from mirada.datasets.paths import image_path, thumbnail_path
 from mirada.datasets.problems import fatal
-from mirada.db import write_session
+from mirada.db import read_session, write_session
 from mirada.db.models import Caption, Dataset, Image, Item
-from mirada.errors import NotFoundError
+from mirada.errors import MiradaError, NotFoundError
 
 _CHUNK = 500  # keeps IN lists and multi-row VALUES well under SQLite's variable limit
 
@@ -75,9 +89,9 @@ def save_dataset(
 
     `staging` holds images/<sha>.<ext> and thumbs/<sha>.jpg for every image in `images`.
     """
-    placed: list[Path] = []
+    placed: list[tuple[str, str]] = []  # (sha256, ext) of files this call moved into the store
     try:
-        with write_session() as s:
+        with _store_lock(exclusive=False), write_session() as s:
             if s.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
                 raise duplicate_name_error(name)
             dataset = Dataset(name=name, source_format=source_format, source_path=source_path)
@@ -97,24 +111,56 @@ def save_dataset(
                     ],
                 )
             _insert_items(s, dataset.id, items)
-            placed = _place_files(staging, images)
+            _place_files(staging, images, placed)
             dataset_id = dataset.id
     except IntegrityError as exc:
-        _unlink(placed)
-        # Lost a race with another import of the same name (SQLite: "datasets.name", PostgreSQL:
-        # the constraint "..._datasets_name..."); any other constraint is a different cause.
-        if _violates_dataset_name(str(exc.orig)):
-            raise duplicate_name_error(name) from exc
-        # E.g. a concurrent delete removed an image row this import meant to reuse.
-        raise fatal(
-            f"dataset {name!r}",
-            f"the database changed during the import ({exc.orig}); run the import again",
-            dataset=name,
-        ) from exc
+        _remove_unused(placed, quiet=True)
+        raise _integrity_error(exc, name) from exc
+    except (OSError, DBAPIError) as exc:
+        _remove_unused(placed, quiet=True)
+        if isinstance(exc, DBAPIError) and not _disk_full(exc):
+            raise
+        raise _full_disk_error(exc, name) from exc
     except BaseException:
-        _unlink(placed)
+        _remove_unused(placed, quiet=True)
         raise
     return dataset_id
+
+
+def _integrity_error(exc: IntegrityError, name: str) -> Exception:
+    # Lost a race with another import of the same name (SQLite: "datasets.name", PostgreSQL:
+    # the constraint "..._datasets_name..."); any other constraint is a different cause.
+    if _violates_dataset_name(str(exc.orig)):
+        return duplicate_name_error(name)
+    return fatal(
+        f"dataset {name!r}",
+        f"the database changed during the import ({exc.orig}); run the import again",
+        dataset=name,
+    )
+
+
+def _disk_full(exc: DBAPIError) -> bool:
+    # PostgreSQL: SQLSTATE 53100 disk_full; SQLite: SQLITE_FULL "database or disk is full".
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    text_ = str(exc.orig).lower()
+    return code == "53100" or "disk is full" in text_ or "no space left" in text_
+
+
+def _full_disk_error(exc: OSError | DBAPIError, name: str) -> Exception:
+    settings = get_settings()
+    if isinstance(exc, DBAPIError):
+        where = "the database"
+        why = f"its disk is full ({str(exc.orig).strip().splitlines()[0]})"
+    else:
+        where = f"MIRADA_HOME ({settings.home})"
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        why = "the disk is full" if full else f"cannot write there ({exc.strerror or exc})"
+    return fatal(
+        f"dataset {name!r}",
+        f"could not be stored in {where}: {why}; nothing was imported. Free some space and "
+        "import again",
+        dataset=name,
+    )
 
 
 def _violates_dataset_name(message: str) -> bool:
@@ -167,38 +213,94 @@ def _insert_items(s: Session, dataset_id: int, items: Sequence[NewItem]) -> None
             s.execute(insert(Caption), cap_chunk)
 
 
-def _place_files(staging: Path, images: Sequence[NewImage]) -> list[Path]:
-    placed: list[Path] = []
+def _place_files(staging: Path, images: Sequence[NewImage], placed: list[tuple[str, str]]) -> None:
+    """Move staged files into the store; record in `placed` each image whose files it moved."""
     for im in images:
+        moved = False
         for src, dst in (
             (staged_image(staging, im.sha256, im.ext), image_path(im.sha256, im.ext)),
             (staged_thumbnail(staging, im.sha256), thumbnail_path(im.sha256)),
         ):
+            # Safe to skip under the shared lock: nothing unlinks a file until we commit.
             if dst.exists():
                 continue  # same hash, same bytes: already stored
+            if not moved:
+                placed.append((im.sha256, im.ext))
+                moved = True
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)  # staging is inside MIRADA_HOME: same filesystem, atomic
-            placed.append(dst)
-    return placed
 
 
 def delete_dataset(dataset_id: int) -> None:
     """Delete a dataset (items, captions and runs cascade) and files no item uses any more."""
-    with write_session() as s:
-        if s.scalar(select(Dataset.id).where(Dataset.id == dataset_id)) is None:
-            raise NotFoundError(f"no dataset with id {dataset_id}; see `mirada datasets`")
-        s.execute(delete(Dataset).where(Dataset.id == dataset_id))
-        unused = ~exists().where(Item.image_sha256 == Image.sha256)
-        orphans = s.execute(select(Image.sha256, Image.ext).where(unused)).all()
-        for chunk in _chunks([sha for sha, _ in orphans]):
-            s.execute(delete(Image).where(Image.sha256.in_(chunk)))
+    try:
+        with write_session() as s:
+            if s.scalar(select(Dataset.id).where(Dataset.id == dataset_id)) is None:
+                raise NotFoundError(f"no dataset with id {dataset_id}; see `mirada datasets`")
+            s.execute(delete(Dataset).where(Dataset.id == dataset_id))
+            orphans = _drop_unused_images(s)
+    except IntegrityError as exc:
+        # Not expected with the table lock below; still a clear message, never a traceback.
+        raise MiradaError(
+            f"dataset {dataset_id} could not be deleted: an import changed its images at the "
+            f"same time ({exc.orig}); nothing was deleted, run the delete again"
+        ) from exc
     # Only after the commit: a rolled-back delete must not lose files.
-    _unlink(p for sha, ext in orphans for p in (image_path(sha, ext), thumbnail_path(sha)))
+    _remove_unused(orphans)
 
 
-def _unlink(paths: Iterable[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
+def _drop_unused_images(s: Session) -> list[tuple[str, str]]:
+    """Delete image rows no item references; return their (sha256, ext)."""
+    if s.get_bind().dialect.name == "postgresql":
+        # An import inserts into `images` (ROW EXCLUSIVE, even when every row exists) before it
+        # references them from `items`. This lock waits for imports in flight and holds new ones
+        # at that first insert until we commit: the check below then sees every reference, and
+        # no import references a row we delete (which would be a foreign-key error on either
+        # side). SQLite needs nothing: BEGIN IMMEDIATE already serialises writers.
+        s.execute(text(f"LOCK TABLE {Image.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
+    unused = ~exists().where(Item.image_sha256 == Image.sha256)
+    orphans = [(sha, ext) for sha, ext in s.execute(select(Image.sha256, Image.ext).where(unused))]
+    for chunk in _chunks([sha for sha, _ in orphans]):
+        s.execute(delete(Image).where(Image.sha256.in_(chunk)))
+    return orphans
+
+
+def _remove_unused(images: Sequence[tuple[str, str]], *, quiet: bool = False) -> None:
+    """Unlink the files of these images unless an image row needs them now.
+
+    Under the exclusive lock no import of this MIRADA_HOME sits between placing files and its
+    commit, so the rows read here are every reference there is. With `quiet` (cleaning up after
+    a failure that is already being reported), a failure here leaves the files: garbage, never
+    a loss.
+    """
+    if not images:
+        return
+    try:
+        with _store_lock(exclusive=True):
+            kept: set[str] = set()
+            with read_session() as s:
+                for chunk in _chunks([sha for sha, _ in images]):
+                    kept.update(s.scalars(select(Image.sha256).where(Image.sha256.in_(chunk))))
+            for sha, ext in images:
+                if sha not in kept:
+                    image_path(sha, ext).unlink(missing_ok=True)
+                    thumbnail_path(sha).unlink(missing_ok=True)
+    except (OSError, SQLAlchemyError):
+        if not quiet:
+            raise
+
+
+@contextmanager
+def _store_lock(*, exclusive: bool) -> Iterator[None]:
+    """flock(2) on the images folder: shared for imports, exclusive for removing files."""
+    folder = get_settings().images_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _chunks(rows: list[Any]) -> Iterator[list[Any]]:
