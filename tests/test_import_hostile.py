@@ -472,3 +472,81 @@ def test_crash_left_upload_folders_are_swept(mirada_home: Path, tmp_path: Path) 
     src = folder(tmp_path, {"a.png": solid((1, 2, 3)), "captions.csv": csv_bytes([("a.png", "x")])})
     import_dataset(src)
     assert not old.exists() and fresh.exists()  # a fresh one may be an upload in progress
+
+
+# ------------------------------------------------- full disk while committing (traceback list)
+
+
+def _four_images(tmp_path: Path) -> Path:
+    files = {f"{i}.png": solid((i, 2 * i, 3)) for i in range(4)}
+    rows = [(name, "x") for name in files]
+    return folder(tmp_path, {**files, "captions.csv": csv_bytes(rows)})
+
+
+def test_full_disk_while_moving_into_the_store_leaves_nothing(
+    mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_dataset(
+        folder(tmp_path, {"k.png": solid((9, 9, 9)), "c.csv": csv_bytes([("k.png", "x")])}, "keep")
+    )
+    kept = stray_files(mirada_home)
+    real_replace = os.replace
+    moves: list[str] = []
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        if "/images/" in str(dst) or "/thumbs/" in str(dst):
+            moves.append(str(dst))
+            if len(moves) == 3:  # two files of the first image are in place by now
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(DatasetImportError) as info:
+        import_dataset(_four_images(tmp_path), name="full")
+    assert len(moves) == 3
+    assert "disk is full" in messages(info.value)["dataset 'full'"]
+    assert [d.name for d in list_datasets()] == ["keep"]
+    assert stray_files(mirada_home) == kept  # the first image's files were taken back
+
+
+def _disk_full_error(dialect: str) -> Exception:
+    from sqlalchemy.exc import OperationalError
+
+    if dialect == "postgresql":
+        import psycopg
+
+        orig: Exception = psycopg.errors.DiskFull(
+            'could not extend file "base/16384/24576": No space left on device'
+        )
+    else:
+        import sqlite3
+
+        orig = sqlite3.OperationalError("database or disk is full")
+    return OperationalError("INSERT INTO image_blobs ...", {}, orig)
+
+
+def test_full_disk_in_the_database_leaves_nothing(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import func, select
+
+    from mirada.datasets import store
+    from mirada.db import read_session
+    from mirada.db.models import Image, ImageBlob
+
+    real_insert_items = store._insert_items
+
+    def insert_then_fail(s: object, *args: object) -> None:
+        real_insert_items(s, *args)  # type: ignore[arg-type]
+        raise _disk_full_error(s.get_bind().dialect.name)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(store, "_insert_items", insert_then_fail)
+    home = Path(os.environ["MIRADA_HOME"])
+    with pytest.raises(DatasetImportError) as info:
+        import_dataset(_four_images(tmp_path), name="full")
+    msg = messages(info.value)["dataset 'full'"]
+    assert "could not be stored in the database" in msg and "disk is full" in msg
+    assert list_datasets() == [] and stray_files(home) == []
+    with read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Image)) == 0
+        assert s.scalar(select(func.count()).select_from(ImageBlob)) == 0
