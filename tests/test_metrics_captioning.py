@@ -164,6 +164,7 @@ def test_degeneration_flags_study_examples() -> None:
     assert set(flags[1]) == {"repeated_ngram_rate", "verbatim_repeat", "degenerate", "reasons"}
 
 
+@pytest.mark.slow
 def test_build_caption_report(scored: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(captioning, "score_captions", lambda refs, preds: scored)
     rep = report.build_caption_report(REFS, PREDS, n_resamples=200)

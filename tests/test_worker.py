@@ -35,6 +35,7 @@ def _work() -> int:
     return WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
 
 
+@pytest.mark.slow
 def test_match_caption_benchmark_store_everything(dataset: int, models: dict[str, str]) -> None:
     match = queue.enqueue(dataset, models["clip"], "match", batch_size=5)
     rerank = queue.enqueue(dataset, models["itm"], "match", batch_size=5)
