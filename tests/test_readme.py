@@ -71,3 +71,19 @@ def test_dashboard_hints_use_real_commands() -> None:
         for word in words[1:]:
             if word.startswith("--"):
                 assert word in flags, f"dashboard suggests `mirada {words[0]} {word}`"
+
+
+def test_readme_sets_up_with_two_make_commands() -> None:
+    """Users see `make demo` and `make test` in code blocks; other targets live in prose."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", README.read_text(), flags=re.S)
+    targets = [
+        line.split("#", 1)[0].split()[1]
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip().startswith("make ")
+    ]
+    assert targets == ["demo", "test"]
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("demo", "test", "test-fast", "lint"):
+        assert re.search(rf"^{target}:", makefile, flags=re.M), f"Makefile lacks `{target}`"
+        assert f"make {target}" in README.read_text(), f"README does not mention make {target}"
