@@ -8,8 +8,8 @@ mirada.dashboard, as setup.py maps them) is parsed with `ast`, never imported, a
 (b) no import of another module's private name (`from mirada.x import _y`, `x._y` on an
     imported module) or of a private module (`mirada.pkg._m`) from outside its package. A
     module's underscore means "internal to its package", so modules inside `mirada.pkg` may
-    import `mirada.pkg._m` (the same rule Python's own stdlib follows, e.g. `json._json`
-    style helpers); everyone else goes through the package's public names;
+    import `mirada.pkg._m` (the usual Python convention: `concurrent.futures.thread` imports
+    `concurrent.futures._base`); everyone else goes through the package's public names;
 (c) layers: only `mirada.cli*` imports `mirada.worker` (besides the worker itself);
     `mirada.metrics*` imports none of mirada.db / results / queries / worker / dashboard;
     nothing outside `mirada.dashboard` imports it. Every import counts here, lazy ones too;
@@ -55,7 +55,7 @@ ONLY_FROM: dict[str, tuple[str, ...]] = {
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Import:
-    target: str  # a mirada module (resolved; names imported from it are separate Imports)
+    target: str  # a mirada module, resolved (`from X import sub` gives X.sub and X)
     line: int
     module_level: bool  # runs when the importer is imported (not in a function/TYPE_CHECKING)
     # False for X in `from X import submodule`: X is only the path to the submodule (its
