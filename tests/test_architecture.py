@@ -31,7 +31,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = {"mirada": "shared", "mirada.worker": "worker", "mirada.dashboard": "dashboard"}
+
+
+def setup_roots() -> dict[str, str]:
+    """setup.py's ROOTS ({import name: folder}), read without running setup()."""
+    for node in ast.parse((REPO / "setup.py").read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "ROOTS" for t in node.targets
+        ):
+            return dict(ast.literal_eval(node.value))
+    raise AssertionError("setup.py defines no ROOTS mapping")
+
+
+ROOTS = setup_roots()
 MAX_LINES = 700
 LONG_FILE_EXEMPT_DIRS = {"tests", "migrations"}
 SKIP_DIRS = {"__pycache__", "node_modules", "build", "dist"}
@@ -376,6 +388,7 @@ def _report(title: str, problems: list[str]) -> str:
 
 def test_the_package_is_all_there(package: dict[str, ModuleInfo]) -> None:
     # Guards the other tests against walking an empty or wrongly mapped tree.
+    assert set(ROOTS) == {"mirada", "mirada.worker", "mirada.dashboard"}
     for name in ("mirada", "mirada.cli", "mirada.metrics.report", "mirada.worker"):
         assert name in package
     assert "mirada.dashboard" in package and len(package) > 50

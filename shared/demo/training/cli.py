@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from mirada.demo import training
@@ -18,7 +17,7 @@ from mirada.demo.training.blip import run_blip
 from mirada.demo.training.clip import run_clip, run_clip_random
 from mirada.demo.training.common import DEFAULT_OUT
 from mirada.demo.training.tokenizer import train_clip_bpe
-from mirada.demo.training.verify import reloaded_outputs
+from mirada.demo.training.verify import reloaded_outputs, save_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_reload"]:  # internal: the fresh-process half of verify_reload
         _, kind, model_dir, out_path = argv
-        np.savez(out_path, **reloaded_outputs(kind, Path(model_dir)))
+        save_arrays(out_path, reloaded_outputs(kind, Path(model_dir)))
         return 0
     parser = argparse.ArgumentParser(
         prog="python -m mirada.demo.train",

@@ -22,6 +22,12 @@ logger = logging.getLogger(__name__)
 REF_SCENES = 8
 
 
+def save_arrays(path: Path | str, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` of named arrays (typed as Any: savez's own keywords share the namespace)."""
+    named: dict[str, Any] = dict(arrays)
+    np.savez(path, **named)
+
+
 def _reference_inputs() -> tuple[list[Any], list[str]]:
     scenes = syn.demo_scenes(REF_SCENES)
     return [syn.render(s) for s in scenes], [c for s in scenes for c in s.captions]
@@ -87,7 +93,7 @@ def verify_reload(kind: str, model: Any, tokenizer: Any, model_dir: Path) -> dic
     ref = reference_outputs(kind, model, tokenizer)
     with tempfile.TemporaryDirectory() as tmp:
         ref_path, got_path = Path(tmp, "ref.npz"), Path(tmp, "got.npz")
-        np.savez(ref_path, **ref)
+        save_arrays(ref_path, ref)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         cmd = [sys.executable, "-m", "mirada.demo.train", "_reload", kind, str(model_dir)]
         subprocess.run([*cmd, str(got_path)], check=True, env=env, cwd=REPO_ROOT)
