@@ -550,3 +550,39 @@ def test_full_disk_in_the_database_leaves_nothing(
     with read_session() as s:
         assert s.scalar(select(func.count()).select_from(Image)) == 0
         assert s.scalar(select(func.count()).select_from(ImageBlob)) == 0
+
+
+# ------------------------------------------------- item 14: byte-identical images, two names
+
+
+def _twins(tmp_path: Path, second_category: str) -> Path:
+    same = solid((5, 6, 7))
+    rows = [("a.png", "x", "cat"), ("b.png", "y", second_category), ("c.png", "z", "dog")]
+    files = {"a.png": same, "b.png": same, "c.png": solid((7, 6, 5))}
+    return folder(tmp_path, {**files, "captions.csv": csv_bytes(rows)})
+
+
+def test_identical_images_with_conflicting_categories_are_refused(
+    mirada_home: Path, tmp_path: Path
+) -> None:
+    src = _twins(tmp_path, "dog")
+    err = reject(src, mirada_home)
+    msg = messages(err)["b.png"]
+    assert "byte-identical to a.png" in msg and "'dog'" in msg and "'cat'" in msg
+    assert err.can_skip
+    report = import_dataset(src, lenient=True)
+    assert [p.where for p in report.skipped] == ["b.png"]
+    from mirada.datasets import load_items
+
+    assert sorted(it.filename for it in load_items(report.id)) == ["a.png", "c.png"]
+
+
+def test_identical_images_with_the_same_category_import_with_a_warning(
+    mirada_home: Path, tmp_path: Path
+) -> None:
+    report = import_dataset(_twins(tmp_path, "cat"))
+    assert report.images == 3 and report.skipped == []
+    assert [w for w in report.warnings if "byte-identical" in w] == [
+        "b.png is byte-identical to a.png: both were imported and will tie in retrieval; "
+        "remove one if that is not intended"
+    ]

@@ -21,6 +21,7 @@ from mirada.config import Settings, get_settings
 from mirada.datasets import store
 from mirada.datasets.archive import FolderSource, Source, UnreadableFile, ZipSource
 from mirada.datasets.catalog import resolve_dataset
+from mirada.datasets.entries import Entry
 from mirada.datasets.formats import Parsed, detect_and_parse
 from mirada.datasets.images import ImageRejected, normalise
 from mirada.datasets.problems import DatasetImportError, Problem, ProblemLog, fatal
@@ -94,7 +95,9 @@ def import_dataset(
         _sweep_stale_staging(settings.staging_dir)
         staging = settings.staging_dir / f"import-{uuid.uuid4().hex}"
         try:
-            images, items = _stage_images(source, parsed, staging, settings, log, lenient)
+            images, items, duplicates = _stage_images(
+                source, parsed, staging, settings, log, lenient
+            )
             if log.problems and not lenient:
                 raise DatasetImportError(log.problems, dataset=name, can_skip=True)
             if not items:
@@ -125,7 +128,7 @@ def import_dataset(
         captions=sum(len(it.captions) for it in items),
         categories=len({it.category for it in items if it.category}),
         skipped=list(log.problems),
-        warnings=list(parsed.warnings),
+        warnings=[*parsed.warnings, *duplicates],
     )
 
 
@@ -169,9 +172,11 @@ def _stage_images(
     settings: Settings,
     log: ProblemLog,
     lenient: bool,
-) -> tuple[list[store.NewImage], list[store.NewItem]]:
+) -> tuple[list[store.NewImage], list[store.NewItem], list[str]]:
+    """Normalise every entry's image into staging; return images, items and warnings."""
     images: dict[str, store.NewImage] = {}
     items: list[store.NewItem] = []
+    twins = _Twins(log)
     for entry in parsed.entries:
         if log.full and not lenient:
             break  # the report is already as long as we show; spare the user the wait
@@ -201,6 +206,8 @@ def _stage_images(
                 original_format=stored.original_format,
                 size_bytes=len(stored.data),
             )
+        if not twins.admit(stored.sha256, entry):
+            continue
         items.append(
             store.NewItem(
                 filename=_relative(entry.path, parsed.base),
@@ -209,7 +216,49 @@ def _stage_images(
                 captions=entry.captions,
             )
         )
-    return list(images.values()), items
+    return list(images.values()), items, twins.warnings()
+
+
+class _Twins:
+    """Byte-identical images under two names (issue 12 item 14).
+
+    They tie in retrieval, and a tie counts against the model, so with different categories
+    the benchmark is wrong: refused like a conflicting category (the later file is the problem,
+    so --lenient keeps the first). With the same category the scores stay right but ties
+    remain: imported, with a warning naming both.
+    """
+
+    MAX_WARNINGS = 20
+
+    def __init__(self, log: ProblemLog) -> None:
+        self.log = log
+        self.first: dict[str, Entry] = {}
+        self.pairs: list[tuple[str, str]] = []
+
+    def admit(self, sha256: str, entry: Entry) -> bool:
+        first = self.first.setdefault(sha256, entry)
+        if first is entry:
+            return True
+        if entry.category and first.category and entry.category != first.category:
+            self.log.add(
+                entry.path,
+                f"is byte-identical to {first.path} but its category {entry.category!r} "
+                f"conflicts with {first.category!r}; the same image cannot be in two "
+                "categories (it would tie with itself in retrieval). Remove one of the files",
+            )
+            return False
+        self.pairs.append((first.path, entry.path))
+        return True
+
+    def warnings(self) -> list[str]:
+        shown = [
+            f"{b} is byte-identical to {a}: both were imported and will tie in retrieval; "
+            "remove one if that is not intended"
+            for a, b in self.pairs[: self.MAX_WARNINGS]
+        ]
+        if len(self.pairs) > self.MAX_WARNINGS:
+            shown.append(f"... and {len(self.pairs) - self.MAX_WARNINGS} more byte-identical files")
+        return shown
 
 
 def _relative(path: str, base: str) -> str:
