@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import logging
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from mirada.cli import arg, command
+from mirada.cli import arg, command, show_log
 from mirada.errors import MiradaError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -45,33 +44,16 @@ DEFAULT_PORT = 8501
 )
 def demo_cmd(args: argparse.Namespace) -> int:
     from mirada.cli import demo_session
+    from mirada.worker import main as worker
 
-    show_log(demo_session.logger, "[mirada demo] %(message)s")
+    show_log(demo_session.__name__, "[mirada demo] %(message)s")
+    show_log("mirada.worker", worker.LOG_FORMAT, worker.LOG_DATE_FORMAT)  # in-process worker
     if args.no_dashboard:
         return demo_session.run_demo(dashboard=None)
     return demo_session.run_demo(
         dashboard=streamlit_command(dashboard_app_path(), args.host, args.port),
         url=f"http://{args.host}:{args.port}",
     )
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to the current sys.stderr (looked up per line, so redirections apply)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            print(self.format(record), file=sys.stderr, flush=True)
-        except Exception:
-            self.handleError(record)
-
-
-def show_log(logger: logging.Logger, fmt: str) -> None:
-    """Print `logger`'s INFO lines on stderr as `fmt` (once, however often a command runs)."""
-    logger.setLevel(logging.INFO)
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(fmt))
-        logger.addHandler(handler)
 
 
 # --- `mirada dashboard` ----------------------------------------------------------------------
