@@ -9,6 +9,7 @@ read the dataclass, never raw keys.
 from __future__ import annotations
 
 import dataclasses
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
@@ -21,7 +22,8 @@ N_RESAMPLES = 1000
 
 
 class _Refused(ValueError):
-    """A value outside the accepted form (the caller names key, value and form)."""
+    """A value outside the accepted form (the caller names key, value and form; the optional
+    message says what exactly is wrong)."""
 
 
 Check = Callable[[Any], Any]  # value -> stored value; raises _Refused
@@ -61,14 +63,45 @@ def _batch_sizes(value: Any) -> tuple[int, ...] | None:
     return tuple(_int_at_least(1)(v) for v in value)
 
 
+TEMPLATE_EXAMPLE = '"a photo of {}."'
+
+
+def check_template(template: str) -> None:
+    """Refuse a zero-shot template that `template.format(name)` (metrics.retrieval.class_prompts)
+    would not turn into one prompt per class: exactly one plain `{}` field, nothing else."""
+    try:
+        fields = [
+            (name, spec, conv)
+            for _, name, spec, conv in string.Formatter().parse(template)
+            if name is not None
+        ]
+    except ValueError as exc:  # unbalanced braces
+        raise _Refused(f"template {template!r} does not parse ({exc})") from None
+    if not fields:
+        raise _Refused(
+            f"template {template!r} has no {{}} for the category name "
+            "({{ and }} are literal braces, not a placeholder)"
+        )
+    if len(fields) > 1:
+        raise _Refused(f"template {template!r} has {len(fields)} fields; it needs exactly one {{}}")
+    name, spec, conv = fields[0]
+    if name not in ("", "0") or spec or conv:
+        # a named field fails with KeyError, a spec or conversion rewrites the category name
+        shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+        raise _Refused(f"template {template!r} has the field {shown}; use a plain {{}}")
+    if template.format("cat") == template.format("dog"):  # belt and braces: the class must show
+        raise _Refused(f"template {template!r} gives every category the same prompt")
+
+
 def _templates(value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list | tuple) or not value:
         raise _Refused
     for template in value:
-        if not isinstance(template, str) or template.count("{}") != 1:
+        if not isinstance(template, str):
             raise _Refused
+        check_template(template)
     return tuple(value)
 
 
@@ -110,10 +143,11 @@ class _RunOptions:
             value = getattr(self, f.name)
             try:
                 object.__setattr__(self, f.name, f.metadata["check"](value))
-            except _Refused:
+            except _Refused as exc:
                 flag = f" (mirada queue {f.metadata['flag']})" if f.metadata["flag"] else ""
+                why = f": {exc}" if str(exc) else ""
                 raise MiradaError(
-                    f"run option {f.name}{flag} of task {self.task} is {value!r}; "
+                    f"run option {f.name}{flag} of task {self.task} is {value!r}{why}; "
                     f"expected {f.metadata['accepted']}"
                 ) from None
 
@@ -145,7 +179,8 @@ class MatchRunOptions(_RunOptions):
 
     zeroshot_templates: tuple[str, ...] | None = _option(
         None,
-        "a non-empty list of texts, each with exactly one {} for the category name",
+        "a non-empty list of texts, each with exactly one {} for the category name, "
+        f"e.g. {TEMPLATE_EXAMPLE}",
         _templates,
         "--template",
     )
