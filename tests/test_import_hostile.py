@@ -586,3 +586,110 @@ def test_identical_images_with_the_same_category_import_with_a_warning(
         "b.png is byte-identical to a.png: both were imported and will tie in retrieval; "
         "remove one if that is not intended"
     ]
+
+
+# ------------------------------------- peak memory: large COCO/Karpathy files are streamed
+
+
+@pytest.fixture
+def streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every JSON annotation file takes the streaming path (normally above 8 MiB)."""
+    from mirada.datasets import json_stream
+
+    monkeypatch.setattr(json_stream, "STREAM_ABOVE_BYTES", 16)
+
+
+JSON_CASES = sorted(c for c in HOSTILE if "json" in c or "coco" in c or "karpathy" in c)
+
+
+@pytest.mark.parametrize("case", JSON_CASES)
+def test_streamed_json_gives_the_same_refusals(
+    case: str, mirada_home: Path, tmp_path: Path, streamed: None
+) -> None:
+    test_hostile_inputs_give_a_mirada_error_naming_the_place(case, mirada_home, tmp_path)
+
+
+def _coco_and_karpathy(tmp_path: Path) -> tuple[Path, Path]:
+    files = {f"{i}.png": solid((i, 9, 9)) for i in range(3)}
+    coco = {
+        "info": {"nested": [[{"skip": "me"}]]},
+        "annotations": [
+            {"image_id": i % 3, "caption": f"caption {i}", "id": i, "extra": [1, {"a": 2}]}
+            for i in range(7)
+        ],
+        "categories": [{"id": 5, "name": "five"}],
+        "images": [
+            {"id": i, "file_name": f"{i}.png", "category_id": 5, "license": {"x": [1]}}
+            for i in range(3)
+        ],
+    }
+    karpathy = {
+        "images": [
+            {
+                "filepath": "",
+                "sentids": [1, 2],
+                "filename": f"{i}.png",
+                "split": "test" if i else "val",
+                "sentences": [
+                    {"tokens": ["a", "b"], "raw": f"raw {i}"},
+                    {"tokens": ["only", "tokens"], "imgid": i},
+                ],
+            }
+            for i in range(3)
+        ],
+        "dataset": "coco",
+    }
+    return (
+        folder(tmp_path, {**files, "c.json": json.dumps(coco).encode()}, "coco"),
+        folder(tmp_path, {**files, "k.json": b"\xef\xbb\xbf" + json.dumps(karpathy).encode()}, "k"),
+    )
+
+
+def _contents(report_id: int) -> list[tuple[str, str | None, list[str]]]:
+    from mirada.datasets import load_items
+
+    return [
+        (it.filename, it.category, [text for _, text in it.captions])
+        for it in load_items(report_id)
+    ]
+
+
+def test_streamed_json_imports_exactly_what_json_load_imports(
+    mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirada.datasets import json_stream
+
+    coco, karpathy = _coco_and_karpathy(tmp_path)
+    loaded = [
+        _contents(import_dataset(src, name=f"l{i}").id) for i, src in enumerate((coco, karpathy))
+    ]
+    monkeypatch.setattr(json_stream, "STREAM_ABOVE_BYTES", 16)
+    streamed = [
+        _contents(import_dataset(src, name=f"s{i}").id) for i, src in enumerate((coco, karpathy))
+    ]
+    assert streamed == loaded
+    assert loaded[0][0] == ("0.png", "five", ["caption 0", "caption 3", "caption 6"])
+    assert loaded[1][0] == ("0.png", None, ["raw 0", "only tokens"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_with_more_captions_than_the_row_limit_is_refused(
+    stream: bool, mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirada.datasets import json_stream
+
+    if stream:
+        monkeypatch.setattr(json_stream, "STREAM_ABOVE_BYTES", 16)
+    monkeypatch.setenv("MIRADA_MAX_CSV_ROWS", "5")
+    doc = {"images": [{"filename": "a.png", "split": "test", "sentences": [{"raw": "x"}] * 6}]}
+    src = folder(tmp_path, {"a.png": solid((1, 2, 3)), "dataset.json": json.dumps(doc).encode()})
+    err = reject(src, mirada_home)
+    assert "more than 5 captions" in messages(err)["dataset.json"]
+
+
+def test_streamed_json_syntax_error_is_named(
+    mirada_home: Path, tmp_path: Path, streamed: None
+) -> None:
+    src = folder(tmp_path, {"a.png": solid((1, 2, 3)), "c.json": b'{"images": [{"id": 1,, }]}'})
+    err = reject(src, mirada_home)
+    assert "is not valid JSON" in messages(err)["c.json"]

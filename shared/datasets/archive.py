@@ -150,7 +150,7 @@ class FolderSource(Source):
             raise
         with fh:
             grown = UnreadableFile(rel, too_large(self._max_bytes + 1, self._max_bytes))
-            yield io.BufferedReader(_CappedReader(fh, self._max_bytes, grown), _CHUNK)  # type: ignore[arg-type]
+            yield io.BufferedReader(_CappedReader(fh, self._max_bytes, grown), _CHUNK)
 
     def _check_regular(self, rel: str, info: os.stat_result) -> None:
         if not stat.S_ISREG(info.st_mode):
@@ -295,7 +295,7 @@ class ZipSource(Source):
         try:
             with self._zip.open(info) as raw:
                 capped = _CappedReader(raw, info.file_size, lying)
-                yield io.BufferedReader(capped, _CHUNK)  # type: ignore[arg-type]
+                yield io.BufferedReader(capped, _CHUNK)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
             # Callers treat OSError as "this file cannot be read" and name the file.
             raise UnreadableFile(rel, f"damaged zip entry ({exc}); re-create the archive") from exc

@@ -14,12 +14,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mirada.config import get_settings
 from mirada.datasets.paths import image_path, thumbnail_path
 from mirada.db import read_session
-from mirada.db.models import ImageBlob
+from mirada.db.models import Base, ImageBlob
 from mirada.errors import MiradaError
 
 _CHUNK = 200  # blobs per query: bounded memory however large the dataset
@@ -27,17 +28,21 @@ _CHUNK = 200  # blobs per query: bounded memory however large the dataset
 
 def store_blobs(session: Session, files: Sequence[tuple[str, str, Path]]) -> None:
     """Insert (sha256, kind, file) blobs inside the import's transaction; skip existing ones."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     for start in range(0, len(files), _CHUNK):
         rows = [
             {"sha256": sha, "kind": kind, "data": path.read_bytes()}
             for sha, kind, path in files[start : start + _CHUNK]
         ]
-        session.execute(insert(ImageBlob).on_conflict_do_nothing(), rows)
+        session.execute(insert_or_skip(session, ImageBlob), rows)
+
+
+def insert_or_skip(
+    session: Session, model: type[Base], index_elements: list[str] | None = None
+) -> postgresql.Insert | sqlite.Insert:
+    """INSERT that skips rows whose key exists (both dialects spell it ON CONFLICT DO NOTHING)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing(index_elements=index_elements)
+    return sqlite.insert(model).on_conflict_do_nothing(index_elements=index_elements)
 
 
 def _write_atomic(dest: Path, data: bytes) -> None:

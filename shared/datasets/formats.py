@@ -107,18 +107,20 @@ def _detect_and_parse(
         return _parse_imagefolder(source, metas, resolver, log, limits)
 
     if fmt in ("auto", "coco", "karpathy"):
-        found = find_json(source, pool, fmt)
+        found = find_json(source, pool, fmt, limits.rows)
         if found:
-            kind, rel, doc = found
+            kind, json_rel, doc = found
             if kind == "coco":
                 if split:
                     raise fatal("--split", "applies to karpathy and imagefolder datasets; drop it")
-                return Parsed("coco", parse_coco(rel, doc, resolver, log), _dir(rel))
-            parsed = Parsed("karpathy", parse_karpathy(rel, doc, split, resolver, log), _dir(rel))
+                return Parsed("coco", parse_coco(json_rel, doc, resolver, log), _dir(json_rel))
+            parsed = Parsed(
+                "karpathy", parse_karpathy(json_rel, doc, split, resolver, log), _dir(json_rel)
+            )
             splits = splits_of(doc)
             if not split and len(splits) > 1:
                 parsed.warnings.append(
-                    f"{rel} mixes the splits {', '.join(splits)} and all were imported; pass "
+                    f"{json_rel} mixes the splits {', '.join(splits)} and all were imported; pass "
                     "--split test (for example) to import one split"
                 )
             return parsed

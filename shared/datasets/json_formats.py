@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import json
 import posixpath
 from typing import Any
 
 from mirada.datasets.archive import Source
 from mirada.datasets.entries import Collector, Entry, Resolver
+from mirada.datasets.json_stream import Sentence, load_json
 from mirada.datasets.problems import ProblemLog, fatal
 
 
@@ -20,7 +19,9 @@ def _depth(rel: str) -> int:
     return rel.count("/")
 
 
-def find_json(source: Source, pool: list[str], fmt: str) -> tuple[str, str, Any] | None:
+def find_json(
+    source: Source, pool: list[str], fmt: str, max_captions: int
+) -> tuple[str, str, Any] | None:
     candidates = sorted((f for f in pool if f.lower().endswith(".json")), key=_depth)
     found: list[tuple[str, str, Any]] = []
     for rel in candidates:
@@ -30,7 +31,8 @@ def find_json(source: Source, pool: list[str], fmt: str) -> tuple[str, str, Any]
         # sorted): per-image sidecar JSONs without "images" are never parsed in full.
         if not _mentions(source, rel, b'"images"'):
             continue
-        doc = _load_json(source, rel)
+        with source.open(rel) as fh:
+            doc = load_json(fh, rel, max_captions)
         kind = _json_kind(doc)
         if kind and fmt in ("auto", kind):
             found.append((kind, rel, doc))
@@ -68,21 +70,6 @@ def _json_kind(doc: Any) -> str | None:
     if first is not None and "sentences" in first:
         return "karpathy"
     return None
-
-
-def _load_json(source: Source, rel: str) -> Any:
-    try:
-        with source.open(rel) as fh:
-            return json.load(io.TextIOWrapper(fh, encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise fatal(
-            rel,
-            f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); fix the syntax",
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise fatal(rel, "is not UTF-8 text; save the JSON as UTF-8") from exc
-    except RecursionError as exc:
-        raise fatal(rel, "is nested too deeply to read; this is not an annotation file") from exc
 
 
 def parse_coco(rel: str, doc: dict[str, Any], resolver: Resolver, log: ProblemLog) -> list[Entry]:
@@ -164,6 +151,8 @@ def _schema(where: str, value: Any, expected: str) -> Exception:
 def _sentence_text(where: str, sentence: Any) -> str | None:
     """The caption of one Karpathy sentence object; anything else is refused outright, since
     a string or a different object means we misread the schema (not one bad row)."""
+    if isinstance(sentence, Sentence):
+        return sentence.text  # large files: checked and reduced while streaming
     if not isinstance(sentence, dict):
         raise _schema(where, sentence, 'an object {"raw": "a caption", "tokens": [...]}')
     text = sentence.get("raw")

@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mirada.config import get_settings
-from mirada.datasets.blobs import store_blobs
+from mirada.datasets.blobs import insert_or_skip, store_blobs
 from mirada.datasets.paths import image_path, thumbnail_path
 from mirada.datasets.problems import fatal
 from mirada.db import read_session, write_session
@@ -180,14 +180,9 @@ def _insert_images(s: Session, images: Sequence[NewImage]) -> None:
         }
         for im in images
     ]
-    dialect = s.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
     # Content-addressed: an image another dataset already stored is simply reused.
     for chunk in _chunks(rows):
-        s.execute(dialect_insert(Image).on_conflict_do_nothing(index_elements=["sha256"]), chunk)
+        s.execute(insert_or_skip(s, Image, ["sha256"]), chunk)
 
 
 def _insert_items(s: Session, dataset_id: int, items: Sequence[NewItem]) -> None:
