@@ -23,6 +23,7 @@ from mirada.db import get_engine
 from mirada.metrics.names import MetricKind
 from mirada.queries import captions, common, compare, datasets, hardware, results, runs, similarity
 from mirada.queries.common import RunInfo
+from mirada.text_safety import csv_cell, json_safe
 
 RESULTS_TTL = 300  # finished runs do not change
 LIVE_TTL = 2  # run status and progress
@@ -135,11 +136,17 @@ def invalidate() -> None:
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
-    return df.to_csv(index=False).encode("utf-8")
+    """The table as CSV, every text cell (and header) through `csv_cell`: no formulas."""
+    safe = df.rename(columns=lambda c: csv_cell(str(c)))
+    for column in safe.columns:
+        if pd.api.types.is_object_dtype(safe[column]) or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(csv_cell)
+    return safe.to_csv(index=False).encode("utf-8")
 
 
 def json_bytes(df: pd.DataFrame) -> bytes:
-    return df.to_json(orient="records", indent=2, default_handler=str).encode("utf-8")
+    text = df.to_json(orient="records", indent=2, default_handler=str)
+    return json_safe(text).encode("utf-8")  # DEL is ASCII, so force_ascii leaves it raw
 
 
 def downloads(df: pd.DataFrame, stem: str, key: str) -> None:

@@ -46,6 +46,7 @@ from mirada.domain import RunStatus, Task
 from mirada.errors import MiradaError
 from mirada.metrics.names import MetricKind, metric_name, timing_name
 from mirada.queries.runs import run_detail
+from mirada.text_safety import csv_cell, json_safe, markdown_text, printable
 
 FORMATS = ("csv", "json", "markdown")
 CSV_TABLES = ("items", "metrics", "timings", "setup")
@@ -74,23 +75,6 @@ ITEM_COLUMNS = (
 # Run-level columns repeated on every per-item CSV row, so rows from several exported runs
 # can be pasted into one sheet and still be told apart.
 RUN_COLUMNS = ("run_id", "model", "dataset", "task")
-# Text cells a spreadsheet would evaluate as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_TEXT_COLUMNS = frozenset(
-    {
-        "filename",
-        "category",
-        "top_caption",
-        "reranked_top_caption",
-        "category_top1",
-        "zeroshot_pred",
-        "references",
-        "generated_caption",
-        "dataset",
-        "model",
-        "flag_reasons",
-    }
-)
 REFERENCE_SEPARATOR = " || "
 
 NOTES_RETRIEVAL = (
@@ -339,10 +323,11 @@ def metric_notes(export: Mapping[str, Any]) -> Iterable[str]:
 
 
 def to_json(export: Mapping[str, Any]) -> str:
-    return json.dumps(export, indent=2, ensure_ascii=False, default=str) + "\n"
+    return json_safe(json.dumps(export, indent=2, ensure_ascii=False, default=str)) + "\n"
 
 
 def _csv_cell(column: str, value: Any) -> Any:
+    """Lists and dicts flattened to text; every text cell through `csv_cell`."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -351,9 +336,7 @@ def _csv_cell(column: str, value: Any) -> Any:
         value = (REFERENCE_SEPARATOR if column == "references" else "; ").join(map(str, value))
     if isinstance(value, dict):
         value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if isinstance(value, str) and column in _TEXT_COLUMNS and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    return csv_cell(value)
 
 
 def _ordered_keys(dicts: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -478,7 +461,7 @@ def setup_rows(export: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _write_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow([csv_cell(c) for c in columns])
     for row in rows:
         writer.writerow([_csv_cell(c, row.get(c)) for c in columns])
     return buf.getvalue()
@@ -531,8 +514,19 @@ def format_with_ci(m: Mapping[str, Any], name: str = "") -> str:
     return text
 
 
+class _Markdown(str):
+    """Text already escaped for Markdown (user text through `markdown_text`)."""
+
+
+def _user(value: Any) -> _Markdown:
+    """User text (names, categories, model ids, options) for the report: rendered as typed."""
+    return _Markdown(markdown_text("-" if value is None else value))
+
+
 def _md_cell(value: Any) -> str:
-    text = "-" if value is None else str(value)
+    if isinstance(value, _Markdown):
+        return str(value)
+    text = "-" if value is None else printable(str(value), keep_newlines=False)
     return " ".join(text.split()).replace("|", "\\|")
 
 
@@ -544,16 +538,21 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str =
     return lines
 
 
+# Setup rows whose value is user text (the rest is numbers, versions and machine facts).
+_USER_SETUP = frozenset({"Model", "Dataset", "Options", "Worker"})
+
+
 def to_markdown(export: Mapping[str, Any]) -> str:
     """A report for a paper appendix or an issue: setup, metrics with CIs, categories, timings."""
     run = export["run"]
     ds = export["dataset"]
+    setup = [(k, _user(v) if k in _USER_SETUP else v) for k, v in setup_rows(export)]
     out = [
-        f"# Mirada run {run['id']}: {run['model']} on {ds['name']} ({run['task']})",
+        f"# Mirada run {run['id']}: {_user(run['model'])} on {_user(ds['name'])} ({run['task']})",
         "",
         "## Setup",
         "",
-        *_md_table(["", "Value"], setup_rows(export), align="ll"),
+        *_md_table(["", "Value"], setup, align="ll"),
         "",
     ]
     metrics = export.get("metrics", {})
@@ -577,7 +576,7 @@ def to_markdown(export: Mapping[str, Any]) -> str:
         names = _ordered_keys(cat.get("metrics", {}) for cat in per_category.values())
         rows = [
             [
-                category,
+                _user(category),
                 cat.get("n_images"),
                 *(
                     format_with_ci(cat["metrics"][n], n) if n in cat["metrics"] else "-"
@@ -610,7 +609,7 @@ def to_markdown(export: Mapping[str, Any]) -> str:
         ]
     notes = export.get("notes") or []
     if notes:
-        out += ["## Notes on the metrics", "", *(f"- {n}" for n in notes), ""]
+        out += ["## Notes on the metrics", "", *(f"- {_md_cell(n)}" for n in notes), ""]
     out.append(
         f"_Exported by Mirada {export.get('mirada_version')}; per-image results: "
         f"`mirada export {run['id']} --format csv`._"

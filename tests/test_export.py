@@ -319,7 +319,10 @@ def test_csv_other_tables(seeded: Seeded) -> None:
 
 def test_markdown_report(seeded: Seeded) -> None:
     md = to_markdown(build_export(seeded.match_run))
-    assert md.startswith(f"# Mirada run {seeded.match_run}: {MODEL} on pets (match)")
+    from mirada.text_safety import markdown_text
+
+    # user text (the model id) is Markdown-escaped: "hf\-clip\:…" renders as typed
+    assert md.startswith(f"# Mirada run {seeded.match_run}: {markdown_text(MODEL)} on pets (match)")
     assert "| Metric | Key | Value [95% CI] |" in md
     assert "| Image→text R@1 | i2t_recall@1 | 0.750 [0.250, 1.000] |" in md
     assert "| MRR | mrr | 0.875 |" in md
@@ -394,3 +397,92 @@ def test_cli_table_needs_csv(seeded: Seeded) -> None:
     proc = _cli(str(seeded.match_run), "--format", "json", "--table", "metrics")
     assert proc.returncode == 2
     assert "--table applies to --format csv only" in proc.stderr
+
+
+# --- hostile text (issue 12 items 16 and 18) ---------------------------------------------------
+
+
+@pytest.fixture
+def hostile_run(db_url: str, mirada_home: Path, tmp_path: Path) -> int:
+    """A succeeded match run on a dataset whose names, captions and categories are hostile."""
+    from hostile_text import import_hostile
+
+    from mirada.datasets import load_items
+    from mirada.queue import enqueue, register_worker
+
+    dataset_id = import_hostile(tmp_path)
+    items = load_items(dataset_id)
+    worker_id, profile_id = register_worker("w1", "test-host", 1, [], ["cpu"], HARDWARE)
+    enqueue(dataset_id, MODEL, "match", device="cpu", dtype="fp32", batch_size=8)
+    categories = sorted({it.category for it in items if it.category})
+    outcomes = [
+        ItemOutcome(
+            item_id=it.item_id,
+            correct=True,
+            rank=1,
+            score=-0.5,
+            details={
+                "top": [[it.captions[0][0], -0.25]],
+                "zeroshot_pred": categories[-1],
+                "category_top1": categories[0],
+                "category_correct": False,
+            },
+        )
+        for it in items
+    ]
+    results = RunResults(
+        metrics=[
+            MetricValue("i2t_recall@1", 1.0),
+            *(MetricValue("i2t_recall@1", 1.0, category=c) for c in categories),
+        ],
+        items=outcomes,
+        timings=[TimingValue("load_s", 1.0, "s")],
+    )
+    return _claim_and_finish(worker_id, profile_id, results)
+
+
+def _assert_no_formula_or_control(text: str, where: str) -> int:
+    from hostile_text import CONTROL, FORMULA_STARTS
+
+    from mirada.text_safety import is_number_text
+
+    assert not CONTROL.search(text), (where, CONTROL.search(text))
+    cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+    bad = [c for c in cells if c.startswith(FORMULA_STARTS) and c != "-" and not is_number_text(c)]
+    assert not bad, (where, bad)
+    return len(cells)
+
+
+def test_csv_exports_escape_formulas_and_controls(hostile_run: int) -> None:
+    ex = build_export(hostile_run)
+    for table in ("items", "metrics", "timings", "setup"):
+        text = to_csv(ex, table)
+        assert _assert_no_formula_or_control(text, table) > 2
+    items = list(csv.DictReader(io.StringIO(to_csv(ex, "items"))))
+    assert items[0]["dataset"].startswith("'=HYPERLINK(x)")
+    assert items[0]["filename"] == "'=cmd.png" and items[0]["category"].startswith("'=cat ")
+    assert "\\x1b]0;pwned\\x07" in items[0]["category"]  # visible, not raw
+    assert items[0]["score"] == "-0.5"  # numbers stay numbers
+    setup = dict(csv.reader(io.StringIO(to_csv(ex, "setup"))))
+    assert setup["Dataset"].startswith("'=HYPERLINK(x)")
+    # the CLI writes the same escaped setup table
+    proc = _cli(str(hostile_run), "--format", "csv", "--table", "setup")
+    assert proc.returncode == 0, proc.stderr
+    _assert_no_formula_or_control(proc.stdout, "cli setup")
+    assert "'=HYPERLINK(x)" in proc.stdout
+
+
+def test_markdown_and_json_exports_carry_no_raw_controls(hostile_run: int) -> None:
+    from hostile_text import CONTROL, live_markdown
+
+    ex = build_export(hostile_run)
+    md = to_markdown(ex)
+    assert not CONTROL.search(md), CONTROL.search(md)
+    assert r"\\x1b\]0;pwned\\x07" in md  # the category: visible, renders as \x1b]0;pwned\x07
+    # user text renders as typed: no image, link, colour directive, HTML or code-span breakout
+    for line in md.splitlines():
+        if "pwned" in line or "boom" in line or "HYPERLINK" in line:
+            assert not live_markdown(line), (line, live_markdown(line))
+    js = to_json(ex)
+    assert not CONTROL.search(js)
+    assert json.loads(js) == json.loads(json.dumps(ex, default=str))  # same data, escaped

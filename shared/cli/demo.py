@@ -203,8 +203,9 @@ Formats (--format; without it, taken from the -o suffix .md/.json/.csv, else mar
                        metric, value, ci_low, ci_high, unavailable.
               timings  run_id, name, value, unit, batch_size.
               setup    key, value (the Markdown setup table).
-            Booleans are true/false, missing values are empty; text cells that start
-            with = + - @ get a leading ' so spreadsheets do not run them as formulas.
+            Booleans are true/false, missing values are empty; text cells (every table)
+            that start with = + - @, tab or CR get a leading ' so spreadsheets do not run
+            them as formulas (numbers such as -0.5 stay numbers).
 
 Without -o the export goes to stdout. With -o it is written atomically (a temporary file
 in the same folder, then renamed), replacing FILE if it exists.
