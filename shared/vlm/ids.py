@@ -37,6 +37,10 @@ VALID_FORMS = "valid model ids:\n" + valid_forms()
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _ARCH_RE = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 _PATH_START = ("/", "./", "../", "~", ".\\")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_ID_LENGTH = 4096  # PATH_MAX on Linux: no usable id is longer
+# open_clip checkpoint files (open_clip.load_checkpoint reads .safetensors, torch.load the rest)
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,32 @@ class ModelSpec:
     local_dir: Path | None = None  # set when the weights live in a directory, not the HF cache
     pretrained: str | None = None  # open-clip only: tag or checkpoint path; None = random init
     options: tuple[tuple[str, str], ...] = ()
+    checkpoint: Path | None = None  # open-clip only: `pretrained` resolved, when it is a file
+
+    @property
+    def local_path(self) -> Path | None:
+        """The weights' directory or checkpoint file on disk, when the id names one by path
+        (demo models are named, not pathed: they travel with Mirada)."""
+        return None if self.is_demo else self.local_dir or self.checkpoint
+
+    @property
+    def random_init(self) -> bool:
+        """open_clip architecture without weights: the parameters come from the RNG."""
+        return self.layout is Layout.open_clip and self.local_dir is None and not self.pretrained
+
+    @property
+    def pinned_id(self) -> str:
+        """The canonical id with its local path absolute: it names the same files from any
+        current directory (runs store this form; see mirada.vlm.local_files)."""
+        query = "&".join(f"{k}={v}" for k, v in self.options)
+        query = f"?{query}" if query else ""
+        if self.local_path is None:
+            return self.model_id
+        if self.layout is Layout.transformers:
+            return f"{self.family}:{self.local_path}{query}"
+        if self.local_dir is not None:
+            return f"{self.family}:local-dir:{self.local_dir}{query}"
+        return f"{self.family}:{self.source}/{self.checkpoint}{query}"
 
     @property
     def family_entry(self) -> Family:
@@ -72,11 +102,28 @@ class ModelSpec:
 
 
 def _fail(model_id: str, why: str) -> ModelIdError:
-    return ModelIdError(f"invalid model id {model_id!r}: {why}\n{VALID_FORMS}")
+    shown = model_id if len(model_id) <= 200 else model_id[:200] + "..."
+    return ModelIdError(f"invalid model id {shown!r}: {why}\n{VALID_FORMS}")
 
 
 def _looks_like_path(source: str) -> bool:
     return source.startswith(_PATH_START) or (len(source) > 1 and source[1] == ":")
+
+
+def _absolute(model_id: str, path: str) -> Path:
+    """`path` made absolute against the current directory; a MiradaError when the system
+    refuses it (unknown ~user, a name too long)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise _fail(model_id, f"path {path!r} cannot be resolved ({exc})") from None
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):  # a name too long for the file system is not a directory
+        return False
 
 
 def _resolve_source(model_id: str, source: str) -> Path | None:
@@ -87,12 +134,30 @@ def _resolve_source(model_id: str, source: str) -> Path | None:
             raise _fail(model_id, f"bad demo model name {name!r}")
         return DEMO_MODELS_DIR / name
     if _looks_like_path(source):
-        return Path(source).expanduser().resolve()
-    if not _REPO_RE.match(source) or ".." in source:
+        return _absolute(model_id, source)
+    if not _REPO_RE.match(source) or ".." in source or max(map(len, source.split("/"))) > 96:
+        # the Hub allows 96 characters per part
         raise _fail(model_id, f"{source!r} is neither an 'org/name' repo nor a path")
     # Like transformers: an existing relative directory wins over a same-named Hub repo.
-    if Path(source).is_dir():
-        return Path(source).resolve()
+    if _is_dir(source):
+        return _absolute(model_id, source)
+    return None
+
+
+def _checkpoint(model_id: str, pretrained: str) -> Path | None:
+    """The checkpoint file `pretrained` names, or None when it is an open_clip tag.
+
+    Decided by the text alone: tags are plain names; anything path-like or with a checkpoint
+    suffix is a path (resolved here, so it never depends on a later process's directory)."""
+    if (
+        _looks_like_path(pretrained)
+        or "/" in pretrained
+        or "\\" in pretrained
+        or pretrained.endswith(CHECKPOINT_SUFFIXES)
+    ):
+        return _absolute(model_id, pretrained)
+    if not _ARCH_RE.match(pretrained):
+        raise _fail(model_id, f"{pretrained!r} is neither a pretrained tag nor a checkpoint path")
     return None
 
 
@@ -125,6 +190,14 @@ def parse_model_id(model_id: str) -> ModelSpec:
     if not isinstance(model_id, str) or not model_id.strip():
         raise _fail(str(model_id), "empty")
     raw = model_id.strip()
+    if len(raw) > MAX_ID_LENGTH:
+        raise _fail(raw, f"longer than {MAX_ID_LENGTH} characters")
+    if _CONTROL_RE.search(raw):
+        raise _fail(raw, "contains a control character (NUL, newline, escape, ...)")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from undecodable command-line bytes
+        raise _fail(raw, "is not valid UTF-8") from None
     family, sep, rest = raw.partition(":")
     if not sep:
         raise _fail(raw, "missing '<family>:' prefix")
@@ -143,13 +216,20 @@ def parse_model_id(model_id: str) -> ModelSpec:
         path = body[len("local-dir:") :]
         if not path:
             raise _fail(raw, "empty path after 'local-dir:'")
-        local = Path(path).expanduser().resolve()
+        local = _absolute(raw, path)
         return ModelSpec(_canonical(family, body, options), family, body, local, None, options)
     arch, slash, pretrained = body.partition("/")
     if not _ARCH_RE.match(arch):
         raise _fail(raw, f"bad open_clip architecture name {arch!r}")
     if slash and not pretrained:
         raise _fail(raw, "empty pretrained tag after '/' (drop the '/' for random init)")
+    checkpoint = _checkpoint(raw, pretrained) if pretrained else None
     return ModelSpec(
-        _canonical(family, body, options), family, arch, None, pretrained or None, options
+        _canonical(family, body, options),
+        family,
+        arch,
+        None,
+        pretrained or None,
+        options,
+        checkpoint,
     )

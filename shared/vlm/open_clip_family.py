@@ -12,6 +12,7 @@ import open_clip
 import torch
 from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
+from mirada.errors import MiradaError
 from mirada.vlm.base import Fingerprint
 from mirada.vlm.errors import ModelIdError, ModelUnavailableError
 from mirada.vlm.hub import (
@@ -24,7 +25,7 @@ from mirada.vlm.hub import (
     revision_of,
     unavailable,
 )
-from mirada.vlm.ids import ModelSpec
+from mirada.vlm.ids import CHECKPOINT_SUFFIXES, ModelSpec
 from mirada.vlm.torch_common import TorchAdapter, l2_numpy
 
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
@@ -84,13 +85,18 @@ def _resolve_pretrained(spec: ModelSpec) -> tuple[str | None, dict[str, Any], st
             "pretrained_text": False,
         }
         return str(found), overrides, revision_of(Path(found))
-    path = Path(pretrained).expanduser()
-    if path.is_file():
+    path = spec.checkpoint  # resolved by the id parser: never this process's directory
+    if path is not None and path.is_file():
         return str(path), {"pretrained_text": False}, f"{revision_of(path.parent)}:{path.name}"
     tags = ", ".join(list_pretrained_tags_by_model(arch)) or "none"
+    if path is not None:
+        raise ModelUnavailableError(
+            f"model {spec.model_id}: no checkpoint file at {path} (known tags of {arch}: {tags})."
+        )
     raise ModelUnavailableError(
-        f"model {spec.model_id}: {pretrained!r} is neither a known pretrained tag of {arch} "
-        f"(known: {tags}) nor an existing checkpoint file."
+        f"model {spec.model_id}: {pretrained!r} is not a known pretrained tag of {arch} "
+        f"(known: {tags}); for a checkpoint file give its path, e.g. {arch}/./{pretrained}.pt "
+        f"or {arch}//abs/path/{pretrained}.safetensors."
     )
 
 
@@ -153,8 +159,17 @@ class OpenCLIPAdapter(TorchAdapter):
                     name, pretrained=checkpoint, weights_only=True, **kwargs
                 )
                 self.tokenizer = open_clip.get_tokenizer(name)
-        except (OSError, RuntimeError) as exc:
-            raise unavailable(spec, name, f"{type(exc).__name__}: {exc}") from exc
+        except MiradaError:
+            raise
+        except Exception as exc:
+            # A file that is not a checkpoint fails inside torch's unpickler or safetensors
+            # with whatever exception it hits (IndexError, UnpicklingError, ...): say which file.
+            where = checkpoint or name
+            raise ModelUnavailableError(
+                f"model {spec.model_id}: could not load {where} ({type(exc).__name__}: {exc}); "
+                f"it must be an open_clip checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}: "
+                "safetensors or a torch state dict) or a directory with open_clip_config.json"
+            ) from exc
         self.preprocess = preprocess
         super().__init__(spec, model, device, dtype, revision)
         self.model: open_clip.CLIP = self.module

@@ -149,8 +149,8 @@ def available_offline(model_id: str) -> bool:
         if text_repo is not None and hub.cached_snapshot(text_repo) is None:
             return False
         return hub.cached_file(repo, OPEN_CLIP_WEIGHT_FILES) is not None
-    if os.path.isfile(os.path.expanduser(spec.pretrained)):
-        return True
+    if spec.checkpoint is not None:
+        return spec.checkpoint.is_file()
     from mirada.vlm.open_clip_family import tag_weights_location
 
     try:
@@ -165,11 +165,13 @@ def available_offline(model_id: str) -> bool:
 def pull_model(model_id: str) -> str:
     """Download `model_id`'s weights into the HF cache (needs internet). Returns where they are."""
     spec = parse_model_id(model_id)
-    if spec.local_dir is not None:
+    local = spec.local_dir or spec.checkpoint
+    if local is not None:
+        kind = "directory" if spec.local_dir is not None else "checkpoint file"
         if available_offline(model_id):
-            return f"{spec.model_id} is a local directory; nothing to download ({spec.local_dir})"
+            return f"{spec.model_id} is a local {kind}; nothing to download ({local})"
         raise ModelUnavailableError(
-            f"{spec.model_id} names a local directory, which cannot be downloaded: {spec.local_dir}"
+            f"{spec.model_id} names a local {kind}, which cannot be downloaded: {local}"
         )
     repos: list[tuple[str, tuple[str, ...] | None]] = []
     if spec.layout is Layout.transformers:

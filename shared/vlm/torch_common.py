@@ -36,7 +36,9 @@ def hf_from_pretrained(spec: ModelSpec, loader: Callable[..., M], path: Path, **
     try:
         with hub_offline():
             return loader(str(path), local_files_only=True, trust_remote_code=False, **kw)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:
+        # Missing files raise OSError; corrupt or foreign ones fail in safetensors or torch's
+        # unpickler with any exception (IndexError, UnpicklingError, ...): all mean unreadable.
         raise unavailable(spec, str(path), f"{type(exc).__name__}: {exc}") from exc
 
 
