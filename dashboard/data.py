@@ -23,7 +23,7 @@ from mirada.db import get_engine
 from mirada.metrics.names import MetricKind
 from mirada.queries import captions, common, compare, datasets, hardware, results, runs, similarity
 from mirada.queries.common import RunInfo
-from mirada.text_safety import csv_cell, json_safe
+from mirada.text_safety import csv_cell, json_safe, markdown_text
 
 RESULTS_TTL = 300  # finished runs do not change
 LIVE_TTL = 2  # run status and progress
@@ -48,7 +48,8 @@ def ensure_database() -> None:
         _engine(db_url())
     except Exception as exc:  # any connection/migration failure: tell the user, not a traceback
         st.error(
-            f"Cannot open the database at `{db_url()}`: {type(exc).__name__}: {exc}\n\n"
+            f"Cannot open the database at {markdown_text(db_url())}: "
+            f"{markdown_text(f'{type(exc).__name__}: {exc}')}\n\n"
             "Check MIRADA_HOME / MIRADA_DATABASE_URL, or run `mirada datasets` to initialise it."
         )
         st.stop()

@@ -7,6 +7,8 @@ Imported through the real importer, so the test sees what the product really sto
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -67,3 +69,15 @@ def live_markdown(markdown: str) -> list[str]:
     rest = unescaped(markdown)
     found = [p for p in ("![", "](", ":red[", "<img", "`") if p in rest]
     return found + ([m.group()] if (m := CONTROL.search(markdown)) else [])
+
+
+def unsafe_csv_cells(text: str) -> list[str]:
+    """Cells of CSV `text` a spreadsheet would run as a formula, and raw control characters.
+
+    A cell may start with = + - @ tab or CR only if it is a plain number (or the lone "-"
+    missing-value mark)."""
+    from mirada.text_safety import is_number_text
+
+    cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+    bad = [c for c in cells if c.startswith(FORMULA_STARTS) and c != "-" and not is_number_text(c)]
+    return bad + ([m.group()] if (m := CONTROL.search(text)) else [])

@@ -10,6 +10,7 @@ from mirada.dashboard import charts, data
 from mirada.domain import Task
 from mirada.metrics.names import MetricKind, metric_name
 from mirada.queries.captions import TABLE_METRICS
+from mirada.text_safety import markdown_text
 
 st.title("Captions")
 data.ensure_database()
@@ -22,7 +23,10 @@ run_id, info = data.pick_finished_run(
     "`mirada queue --dataset NAME --model blip-caption:mirada/demo-blip --task caption`, "
     "and start `mirada worker`.",
 )
-st.caption(f"**{info.model}** on **{info.dataset}** · finished {info.finished_at}")
+st.caption(
+    f"**{markdown_text(info.model)}** on **{markdown_text(info.dataset)}** · "
+    f"finished {info.finished_at}"
+)
 
 st.subheader("Corpus metrics")
 corpus = data.caption_corpus(run_id)
@@ -33,7 +37,7 @@ for col, r in zip(cols, main.to_dict("records"), strict=False):
     with col.container(border=True):
         if pd.isna(r["value"]):
             st.metric(r["label"], "unavailable", help=r["help"])
-            st.caption(f":material/warning: {r['unavailable'] or 'not computed'}")
+            st.caption(f":material/warning: {markdown_text(r['unavailable'] or 'not computed')}")
         else:
             ci = data.fmt_ci(r["ci_low"], r["ci_high"], MetricKind.score) or "corpus score"
             st.metric(r["label"], f"{r['value']:.3f}", help=f"{r['implementation']}. {r['help']}")
@@ -50,7 +54,7 @@ st.dataframe(
 )
 unavailable = corpus[corpus["unavailable"].notna()]
 for r in unavailable.to_dict("records"):
-    st.warning(f"**{r['label']} unavailable:** {r['unavailable']}")
+    st.warning(f"**{r['label']} unavailable:** {markdown_text(r['unavailable'])}")
 st.caption(
     "Implementation: pycocoevalcap (the official COCO caption code) — BLEU 1-4, METEOR 1.5 "
     "(Java), ROUGE-L, CIDEr-D with the IDF of this set's own references. "

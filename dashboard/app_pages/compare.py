@@ -8,6 +8,7 @@ import streamlit as st
 from mirada.dashboard import charts, data
 from mirada.domain import Task
 from mirada.metrics.names import label
+from mirada.text_safety import markdown_text
 
 BAR_METRICS = (
     "i2t_recall@1",
@@ -122,10 +123,11 @@ else:
     )
     for r in sig.to_dict("records"):
         if isinstance(r["problem"], str):  # the aligner refused: say so, never drop it
-            st.warning(f"**{r['label']}** ({r['a']} vs {r['b']}) not compared: {r['problem']}")
+            a, b, problem = (markdown_text(r[k]) for k in ("a", "b", "problem"))
+            st.warning(f"**{r['label']}** ({a} vs {b}) not compared: {problem}")
             continue
         icon = ":material/check_circle:" if r["significant"] else ":material/remove:"
-        st.markdown(f"{icon} **{r['label']}** — {r['sentence']}")
+        st.markdown(f"{icon} **{r['label']}** — {markdown_text(r['sentence'])}")
     data.downloads(sig, "compare_significance", "compare_sig_dl")
 
 if is_match:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from mirada.config import get_settings
 from mirada.dashboard import charts, data
+from mirada.text_safety import markdown_text
 
 IMPORT_TYPES = ["zip", "csv", "json", "jsonl", "txt", "png", "jpg", "jpeg", "webp", "gif", "bmp"]
 GALLERY_COLUMNS = 6
@@ -86,13 +87,13 @@ def _run_import(files: list, name: str | None, lenient: bool) -> None:
             st.caption(f"… and {exc.total - len(exc.problems)} more.")
         return
     except MiradaError as exc:
-        st.error(str(exc))
+        st.error(markdown_text(exc))
         return
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     data.invalidate()
     st.success(
-        f"Imported **{report.name}** (id {report.id}): {report.images} images, "
+        f"Imported **{markdown_text(report.name)}** (id {report.id}): {report.images} images, "
         f"{report.captions} captions, {report.categories} categories."
     )
     if report.skipped:
@@ -127,16 +128,17 @@ def _gallery(dataset_id: int) -> None:
                 st.image(str(src), width="stretch")
             else:
                 st.caption("(image file missing)")
-            st.markdown(f"**{row['filename']}** · `{row['category']}`")
+            category = markdown_text(row["category"] or "no category")
+            st.markdown(f"**{markdown_text(row['filename'])}** · {category}")
             for cap in row["captions"][:3]:
-                st.caption(cap)
+                st.caption(markdown_text(cap))
 
 
 def _delete(dataset_id: int, name: str, runs: int) -> None:
     with st.popover("Delete dataset…", icon=":material/delete:"):
         st.warning(
-            f"This deletes **{name}**, its items, captions and **{runs} run(s)** with their "
-            "results."
+            f"This deletes **{markdown_text(name)}**, its items, captions and **{runs} run(s)** "
+            "with their results."
         )
         typed = st.text_input(
             "Type the dataset name to confirm", key=f"datasets_delete_confirm_{dataset_id}"
@@ -151,7 +153,7 @@ def _delete(dataset_id: int, name: str, runs: int) -> None:
 
             delete_dataset(dataset_id)
             data.invalidate()
-            st.toast(f"Deleted dataset {name}")
+            st.toast(f"Deleted dataset {markdown_text(name)}")
             st.rerun()
 
 

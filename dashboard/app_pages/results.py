@@ -8,6 +8,7 @@ import streamlit as st
 from mirada.dashboard import charts, data
 from mirada.domain import Task
 from mirada.metrics.names import label
+from mirada.text_safety import markdown_text
 
 CARDS_PER_ROW = 5
 DRILL_TABLE_ROWS = 200
@@ -24,8 +25,8 @@ run_id, info = data.pick_finished_run(
     "`mirada worker`. Caption runs are shown on the Captions page.",
 )
 st.caption(
-    f"**{info.model}** on **{info.dataset}** · device {info.device} · {info.dtype} · "
-    f"batch {info.batch_size} · finished {info.finished_at}"
+    f"**{markdown_text(info.model)}** on **{markdown_text(info.dataset)}** · "
+    f"device {info.device} · {info.dtype} · batch {info.batch_size} · finished {info.finished_at}"
 )
 
 
@@ -199,22 +200,23 @@ def _drilldown() -> None:
         path = image_path(d.sha256, d.ext)
         if path.exists():
             st.image(str(path), width="stretch")
-        st.markdown(f"**{d.filename}** · category `{d.category}`")
+        category = markdown_text(d.category or "none")
+        st.markdown(f"**{markdown_text(d.filename)}** · category {category}")
         verdict = "correct" if d.correct else "wrong"
         st.markdown(f"Top-1: **{verdict}** (own caption at rank {d.rank})")
         if d.zeroshot_pred is not None:
-            st.markdown(f"Zero-shot prediction: `{d.zeroshot_pred}`")
+            st.markdown(f"Zero-shot prediction: {markdown_text(d.zeroshot_pred)}")
     with right:
         st.markdown("**True captions**")
         for cap in d.true_captions:
-            st.markdown(f"- {cap}")
+            st.markdown(f"- {markdown_text(cap)}")
         st.markdown("**Model's top-5 captions** (cosine)")
         st.dataframe(d.top, hide_index=True, key="results_top5")
         if d.reranked is not None:
             st.markdown("**Re-ranked by the ITM head** (match probability)")
             st.dataframe(d.reranked, hide_index=True, key="results_reranked")
         if d.generated is not None:
-            st.markdown(f"**Generated caption:** {d.generated.text}")
+            st.markdown(f"**Generated caption:** {markdown_text(d.generated.text)}")
             st.json({"scores": d.generated.scores, "flags": d.generated.flags}, expanded=False)
 
 

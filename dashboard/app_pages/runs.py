@@ -9,6 +9,7 @@ from mirada.dashboard import data
 from mirada.domain import CANCELLABLE, RETRYABLE, Device, Dtype, RunStatus, Task, choices
 from mirada.errors import MiradaError
 from mirada.queue import cancel_run, enqueue, retry_run
+from mirada.text_safety import markdown_text
 
 REFRESH_SECONDS = 3
 TABLE_COLUMNS = [
@@ -78,9 +79,9 @@ def _queue_form(datasets: pd.DataFrame) -> None:
                     dtype=dtype,
                     batch_size=int(batch),
                 )
-                queued.append(f"#{run_id} {model_id} · {task}")
+                queued.append(f"#{run_id} {markdown_text(model_id)} · {task}")
             except MiradaError as exc:
-                refused.append(f"**{model_id} · {task}**: {exc}")
+                refused.append(f"**{markdown_text(model_id)} · {task}**: {markdown_text(exc)}")
     data.invalidate()
     if queued:
         st.success("Queued: " + ", ".join(queued))
@@ -138,7 +139,7 @@ def _actions(runs: pd.DataFrame) -> None:
             st.toast(f"Run {run_id} cancelled")
             st.rerun()
         except MiradaError as exc:
-            st.error(str(exc))
+            st.error(markdown_text(exc))
     if c2.button("Retry", disabled=status not in RETRYABLE, key="runs_retry"):
         try:
             retry_run(int(run_id))
@@ -146,12 +147,12 @@ def _actions(runs: pd.DataFrame) -> None:
             st.toast(f"Run {run_id} queued again")
             st.rerun()
         except MiradaError as exc:
-            st.error(str(exc))
+            st.error(markdown_text(exc))
     if status == RunStatus.succeeded:
         c3.page_link("app_pages/results.py", label="Open results", icon=":material/bar_chart:")
     info = data.live_run_info(int(run_id))
     if info is not None and info.error:
-        st.error(f"**Error:** {info.error}")
+        st.error(f"**Error:** {markdown_text(info.error)}")
         if info.traceback:
             st.code(info.traceback, language="python")
 

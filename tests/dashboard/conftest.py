@@ -90,3 +90,24 @@ def empty_env(empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     dispose_engines()
     yield empty_home
     dispose_engines()
+
+
+@pytest.fixture(scope="session")
+def hostile_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home holding only the hostile-text dataset and its runs (pages may write into it)."""
+    from dashboard_seed import seed_hostile
+
+    saved = {k: os.environ.get(k) for k in ("MIRADA_HOME", "MIRADA_DATABASE_URL")}
+    root = tmp_path_factory.mktemp("hostile")
+    seed_hostile(root / "home", root / "src")
+    _restore(saved)
+    return root / "home"
+
+
+@pytest.fixture
+def hostile_env(hostile_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("MIRADA_HOME", str(hostile_home))
+    monkeypatch.delenv("MIRADA_DATABASE_URL", raising=False)
+    dispose_engines()
+    yield hostile_home
+    dispose_engines()

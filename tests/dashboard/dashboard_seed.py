@@ -429,3 +429,32 @@ def second_caption_run(seeded: Seeded, *, drop_cider_of_first: bool) -> int:
         resolved_device="cpu",
     )
     return run_id
+
+
+def seed_hostile(home: Path, work: Path) -> Seeded:
+    """The hostile-text dataset (tests/hostile_text.py) with two match runs, a caption run and
+    a failed run whose error carries the same payloads."""
+    from hostile_text import BEACON, COLOUR, OSC_TITLE, import_hostile
+
+    use_home(home)
+    ds = import_hostile(work)
+    seeded = Seeded(home, ds)
+    worker, profile = register_worker("w-1", "host", 7, [], ["cpu"], _profile("host", None))
+    plan: list[tuple[str, str, str, RunResults | None]] = [
+        ("clip", "hf-clip:mirada/demo-clip", "match", match_results(ds, noise=1.5, seed=1)),
+        ("random", "hf-clip:mirada/demo-clip-random", "match", match_results(ds, noise=3, seed=2)),
+        ("caption", "blip-caption:mirada/demo-blip", "caption", caption_results(ds)),
+        ("failed", "hf-clip:mirada/demo-clip", "match", None),
+    ]
+    for key, model, task, res in plan:
+        run_id = enqueue(ds, model, task, device="cpu", batch_size=8)
+        seeded.runs[key] = run_id
+        if res is None:
+            claimed = claim_next(worker, ["cpu"], [])
+            assert claimed is not None and claimed.id == run_id
+            error = f"ValueError: bad category {COLOUR} {BEACON} {OSC_TITLE}"
+            fail_run(run_id, worker, error, "Traceback (most recent call last):\n" + error)
+        else:
+            _finish(run_id, worker, ["cpu"], profile, res)
+    stop_worker(worker)
+    return seeded
