@@ -14,9 +14,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from mirada.errors import MiradaError
+from mirada.text_safety import json_safe, printable
 
 # Modules that define commands; registering one more command is one decorated function.
 COMMAND_MODULES = (
@@ -68,16 +69,35 @@ def command(
 
 
 def print_json(payload: Any) -> None:
-    json.dump(payload, sys.stdout, indent=2, default=str, ensure_ascii=False)
-    sys.stdout.write("\n")
+    text = json.dumps(payload, indent=2, default=str, ensure_ascii=False)
+    sys.stdout.write(json_safe(text) + "\n")  # DEL, C1 and bidi as \uXXXX: same JSON
+
+
+class PrintableStdout:
+    """What a command writes to stdout, through `printable`: user text (names, categories,
+    captions, errors) printed by any command cannot carry terminal escapes (retitling, cursor
+    moves) or bidi overrides; they show as `\\x1b`, `\\u202e`. Newlines and tabs pass.
+
+    Exports and JSON are already escaped (csv_cell, markdown_text, json_safe), so this changes
+    nothing in them."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(printable(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, ...
+        return getattr(self._stream, name)
 
 
 class StderrHandler(logging.Handler):
     """Writes to the current sys.stderr (looked up per line, so redirections apply)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            print(self.format(record), file=sys.stderr, flush=True)
+        try:  # log lines quote captions, categories and model ids
+            print(printable(self.format(record)), file=sys.stderr, flush=True)
         except Exception:
             self.handleError(record)
 
@@ -126,10 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
+    stdout = sys.stdout
+    sys.stdout = PrintableStdout(stdout)
     try:
         return int(args._run(args) or 0)
     except MiradaError as exc:
-        print(f"mirada {args.command}: error: {exc}", file=sys.stderr)
+        print(f"mirada {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"mirada {args.command}: interrupted", file=sys.stderr)
@@ -137,8 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`mirada show 3 | head`): not an error. Point stdout at
         # /dev/null so the interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
         return 0
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ examples:
 )
 def import_command(args: argparse.Namespace) -> int:
     from mirada.datasets import import_dataset
+    from mirada.text_safety import printable
 
     report = import_dataset(
         args.path, name=args.name, fmt=args.fmt, split=args.split, lenient=args.lenient
@@ -68,9 +69,9 @@ def import_command(args: argparse.Namespace) -> int:
         # On stderr so --json output stays parseable.
         print(f"Skipped {len(report.skipped)} problem(s):", file=sys.stderr)
         for problem in report.skipped:
-            print(f"  - {problem}", file=sys.stderr)
+            print(f"  - {printable(str(problem))}", file=sys.stderr)
     for warning in report.warnings:
-        print(f"Warning: {warning}", file=sys.stderr)
+        print(f"Warning: {printable(str(warning))}", file=sys.stderr)
     return 0
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mirada.text_safety import printable
+
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value).replace("\n", " ")
+    return printable(str(value).replace("\n", " "), keep_newlines=False)
 
 
 def format_table(
