@@ -34,7 +34,7 @@ from mirada.domain import (
 )
 from mirada.errors import MiradaError, NotFoundError
 from mirada.results import RunResults, write_results
-from mirada.run_options import RunOptions, options_for
+from mirada.run_options import RunOptions, options_for, pinned
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ def validate_run_request(
             f"model {model_id} cannot run task {task!r} (it lacks {', '.join(sorted(missing))}); "
             f"it can run: {', '.join(able)}"
         )
-    return typed
+    # local model paths: absolute from here, their files fingerprinted (mirada.vlm.local_files)
+    return pinned(typed, model_id)
 
 
 def enqueue(

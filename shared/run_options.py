@@ -113,8 +113,27 @@ def _n_resamples() -> Any:
     return _option(N_RESAMPLES, "an integer >= 1 (bootstrap resamples)", _int_at_least(1))
 
 
+DEFAULT_SEED = 0
+
+
 def _seed() -> Any:
-    return _option(0, "an integer >= 0 (bootstrap seed)", _int_at_least(0))
+    return _option(
+        DEFAULT_SEED,
+        "an integer >= 0 (seeds the bootstrap and any randomly initialised model weights)",
+        _int_at_least(0),
+        "--seed",
+    )
+
+
+def _resolved_model_id() -> Any:
+    # set by `pinned`: the model id with its local path absolute, when that differs from the
+    # id as typed (the worker loads this one; the run's model_id column keeps what was typed)
+    return _option(None, "a model id (set when the run is queued)", _text_or_none)
+
+
+def _model_files() -> Any:
+    # set by `pinned`: fingerprint of the local model files when the run was queued
+    return _option(None, "a files fingerprint (set when the run is queued)", _text_or_none)
 
 
 def _prompt() -> Any:
@@ -189,6 +208,8 @@ class MatchRunOptions(_RunOptions):
     rerank_k: int = _option(RERANK_K, "an integer >= 1 (candidates re-ranked)", _int_at_least(1))
     n_resamples: int = _n_resamples()
     seed: int = _seed()
+    resolved_model_id: str | None = _resolved_model_id()
+    model_files: str | None = _model_files()
 
 
 @dataclass(frozen=True)
@@ -201,6 +222,8 @@ class CaptionRunOptions(_RunOptions):
     no_cache: bool = _no_cache()  # accepted for every task; captions are never cached
     n_resamples: int = _n_resamples()
     seed: int = _seed()
+    resolved_model_id: str | None = _resolved_model_id()
+    model_files: str | None = _model_files()
 
 
 @dataclass(frozen=True)
@@ -217,6 +240,9 @@ class BenchmarkRunOptions(_RunOptions):
     num_beams: int = _num_beams()
     max_length: int = _max_length()
     no_cache: bool = _no_cache()  # accepted for every task; benchmarks never use the cache
+    seed: int = _seed()  # random-init weights must match the other tasks' runs of the model
+    resolved_model_id: str | None = _resolved_model_id()
+    model_files: str | None = _model_files()
 
 
 RunOptions = MatchRunOptions | CaptionRunOptions | BenchmarkRunOptions
@@ -236,6 +262,22 @@ def options_for(task: str, data: Mapping[str, Any] | RunOptions | None) -> RunOp
             raise MiradaError(f"{type(data).__name__} given for a {cls.task} run")
         return data
     return cls.from_dict(data)
+
+
+def pinned(options: RunOptions, model_id: str) -> RunOptions:
+    """`options` with the model's local path pinned: made absolute against this process's
+    directory and its files fingerprinted (mirada.vlm.local_files), so a worker elsewhere loads
+    the same files or refuses. Called when a run is queued."""
+    from mirada.vlm.ids import parse_model_id
+    from mirada.vlm.local_files import pin_model
+
+    pin = pin_model(model_id)
+    typed_id = parse_model_id(model_id).model_id
+    return dataclasses.replace(
+        options,
+        resolved_model_id=pin.model_id if pin.model_id != typed_id else None,
+        model_files=pin.files,
+    )
 
 
 def cli_flags() -> dict[str, tuple[str, list[Task]]]:

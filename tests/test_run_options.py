@@ -54,7 +54,7 @@ def test_typed_fields() -> None:
     [
         ("match", {"batch_sizes": [1]}, ["unknown run option 'batch_sizes'", "zeroshot_templates"]),
         ("caption", {"max_len": 5}, ["unknown run option 'max_len'", "max_length"]),
-        ("benchmark", {"seed": 1}, ["unknown run option 'seed' for task benchmark"]),
+        ("benchmark", {"rerank_k": 1}, ["unknown run option 'rerank_k' for task benchmark"]),
     ],
 )
 def test_unknown_keys_are_refused(task: str, data: dict[str, object], needles: list[str]) -> None:

@@ -78,6 +78,13 @@ def _options_by_task(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         help='match: zero-shot prompt template with {} for the category, e.g. "a photo of {}." '
         "(repeatable; averaged per class; default: a few photo templates)",
     ),
+    arg(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed of the bootstrap and of randomly initialised weights, e.g. open-clip:ViT-B-32 "
+        "(default 0; two runs with one seed get the same model)",
+    ),
     arg("--max-attempts", type=int, default=3, help="re-queues after a lost worker (default 3)"),
     arg("--json", action="store_true", help="print the run ids as a JSON list"),
 )

@@ -67,6 +67,15 @@ class VLMAdapter(ABC):
     capabilities: frozenset[Capability]
     device: str  # resolved: a Device other than auto
     dtype: str  # a Dtype
+    init_seed: int = 0  # the torch seed the model was built under (load_adapter sets it)
+    random_tensors: int = 0  # weight tensors drawn from that seed, not read from a file
+
+    def init_record(self) -> dict[str, Any]:
+        """Fingerprint options recording random weights and their seed (empty when every
+        weight came from a file, so pretrained fingerprints and cache keys are unchanged)."""
+        if not self.random_tensors:
+            return {}
+        return {"init_seed": self.init_seed, "random_tensors": self.random_tensors}
 
     @property
     @abstractmethod

@@ -171,6 +171,8 @@ class OpenCLIPAdapter(TorchAdapter):
                 "safetensors or a torch state dict) or a directory with open_clip_config.json"
             ) from exc
         self.preprocess = preprocess
+        if spec.random_init:
+            self.random_tensors = len(model.state_dict())
         super().__init__(spec, model, device, dtype, revision)
         self.model: open_clip.CLIP = self.module
         self.trim = can_trim(model)
@@ -190,7 +192,9 @@ class OpenCLIPAdapter(TorchAdapter):
         cfg = getattr(self.model.visual, "preprocess_cfg", {}) or {}
         pre = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
         pre.setdefault("transforms", repr(self.preprocess).replace("\n", " "))
-        return Fingerprint(self.model_id, self.family, self.revision, self.dtype, pre)
+        return Fingerprint(
+            self.model_id, self.family, self.revision, self.dtype, pre, self.init_record()
+        )
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mirada.domain import Capability, Device, Dtype, parse_choice
+from mirada.run_options import DEFAULT_SEED
 from mirada.vlm import hub
 from mirada.vlm.catalogue import CATALOGUE, CatalogueEntry, list_catalogue
 from mirada.vlm.errors import DeviceUnavailableError, ModelUnavailableError
@@ -80,16 +81,24 @@ def resolve_device(device: str = Device.auto) -> Device:
 
 
 def load_adapter(
-    model_id: str, *, device: str = Device.auto, dtype: str = Dtype.fp32
+    model_id: str, *, device: str = Device.auto, dtype: str = Dtype.fp32, seed: int = DEFAULT_SEED
 ) -> VLMAdapter:
-    """Load `model_id` from local files only; raise ModelUnavailableError fast when missing."""
+    """Load `model_id` from local files only; raise ModelUnavailableError fast when missing.
+
+    The model is built under torch seed `seed` (the caller's RNG state is kept), so weights
+    that do not come from a file (open_clip random init, parameters a checkpoint lacks) are
+    the same on every load."""
     spec = parse_model_id(model_id)
     dtype_ = parse_choice(Dtype, dtype, "dtype")
     resolved = resolve_device(device)
     _require_local_files(spec)  # before importing torch-heavy modules: missing weights fail fast
     module = importlib.import_module(f"mirada.vlm.{spec.family_entry.module}")
-    # plain strings to the adapter: torch and fingerprints want str, not enum members
-    adapter: VLMAdapter = module.load(spec, resolved.value, dtype_.value)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # weights are built on the CPU, then moved
+        torch.manual_seed(seed)
+        # plain strings to the adapter: torch and fingerprints want str, not enum members
+        adapter: VLMAdapter = module.load(spec, resolved.value, dtype_.value)
     return adapter
 
 

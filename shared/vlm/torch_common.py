@@ -114,6 +114,7 @@ class TorchAdapter(VLMAdapter):
         self.dtype = dtype
         self.torch_dtype = torch_dtype(dtype)
         self.revision = revision
+        self.init_seed = torch.initial_seed()  # the seed the module's RNG draws came from
         self.module = module.to(device=device, dtype=self.torch_dtype).eval()
 
     @property
@@ -143,7 +144,11 @@ class HFAdapter(TorchAdapter):
         from transformers import AutoImageProcessor, AutoTokenizer
 
         path = resolve_hf_dir(spec)
-        model = hf_from_pretrained(spec, model_class.from_pretrained, path)
+        model, info = hf_from_pretrained(
+            spec, model_class.from_pretrained, path, output_loading_info=True
+        )
+        # weights the checkpoint lacks are initialised from the (seeded) RNG; say how many
+        self.random_tensors = len(info.get("missing_keys") or ())
         self.tokenizer = hf_from_pretrained(spec, AutoTokenizer.from_pretrained, path)
         self.processor = hf_from_pretrained(spec, AutoImageProcessor.from_pretrained, path)
         self._transform = HFImageTransform(self.processor)
@@ -163,7 +168,7 @@ class HFAdapter(TorchAdapter):
             self.revision,
             self.dtype,
             hf_preprocessing(self.processor),
-            self._options,
+            {**self._options, **self.init_record()},
         )
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -17,6 +17,16 @@ if TYPE_CHECKING:
 
 
 def executor_for(task: str) -> Executor:
-    module = importlib.import_module(f"{__name__}.{parse_choice(Task, task, 'task').value}")
+    """`task`'s execute, after the model takes what the run recorded when queued (the id to
+    load, the fingerprint of its local files, the seed), so no task can forget it."""
+    task_ = parse_choice(Task, task, "task")
+    module = importlib.import_module(f"{__name__}.{task_.value}")
     execute: Executor = module.execute
-    return execute
+
+    def run(ctx: RunContext, model: LazyModel) -> TaskOutput:
+        from mirada.run_options import options_for
+
+        model.for_run(options_for(task_, ctx.run.options))
+        return execute(ctx, model)
+
+    return run

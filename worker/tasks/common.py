@@ -62,6 +62,7 @@ def model_cache_key(model: LazyModel, *, no_cache: bool) -> str | None:
     Prefer the file-based identity (no model load); otherwise use the loaded fingerprint.
     Random-init models have no stable identity and are never cached.
     """
+    model.check_files()  # the identity reads the local files: they must be the queued ones
     if no_cache:
         return None
     from mirada.worker.identity import cache_identity
