@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from cli_runner import CliResult
+from cli_runner import run_cli as run_in_process
 
 from mirada.errors import MiradaError
 from mirada.metrics import captioning, degeneration, report
@@ -186,14 +186,9 @@ def test_build_caption_report(scored: dict[str, Any], monkeypatch: pytest.Monkey
 # CLI
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mirada", "score-captions", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[1],
-    )
+def run_cli(*args: str) -> CliResult:
+    # In-process: the CLI then reuses this process's METEOR JVM instead of starting its own.
+    return run_in_process("score-captions", *args)
 
 
 @pytest.mark.slow

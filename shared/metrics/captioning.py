@@ -18,11 +18,13 @@ Java: the PTB tokenizer (Stanford CoreNLP) and METEOR 1.5 run on Java.
   official names (numbers would silently differ from published ones). The CLI turns this into
   an error message.
 - Java present but METEOR fails or hangs (timeout): METEOR is None with the reason; the other
-  metrics are still official. The METEOR process is always closed.
+  metrics are still official. A METEOR process that failed is closed; a healthy one is
+  reused by later calls in the same process and closed after 5 idle minutes.
 """
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
@@ -138,36 +140,81 @@ def _close_meteor(meteor: Any) -> None:
     meteor.lock = threading.Lock()
 
 
+class _SharedMeteor:
+    """One METEOR 1.5 JVM per process, reused across calls and closed after a quiet spell.
+
+    Starting the jar takes 10-20 s here (it loads its paraphrase tables) while a call on a
+    running one takes about 0.04 s. Its stdio protocol is stateless between EVAL lines (each
+    EVAL carries its own statistics), so reuse changes no score. A call that fails or times out
+    closes the process; the next call starts a fresh one.
+    """
+
+    IDLE_CLOSE_S = 300.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._meteor: Any = None
+        self._timer: threading.Timer | None = None
+
+    def score(
+        self, gts: dict[Any, list[str]], res: dict[Any, list[str]], timeout: float
+    ) -> tuple[float, list[float]]:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            meteor = self._running()
+            box: dict[str, Any] = {}
+
+            def work() -> None:
+                try:
+                    box["result"] = meteor.compute_score(gts, res)
+                except BaseException as exc:  # reported to the caller below
+                    box["error"] = exc
+
+            thread = threading.Thread(target=work, name="meteor", daemon=True)
+            thread.start()
+            thread.join(timeout)
+            if thread.is_alive():
+                self._close_locked()  # unblocks the reader with EOF
+                thread.join(5)
+                raise TimeoutError(f"METEOR 1.5 did not answer within {timeout:.0f} s")
+            if "error" in box:
+                self._close_locked()
+                err = box["error"]
+                raise RuntimeError(f"METEOR 1.5 failed: {type(err).__name__}: {err}")
+            self._timer = threading.Timer(self.IDLE_CLOSE_S, self.close)
+            self._timer.daemon = True
+            self._timer.start()
+        score, scores = box["result"]
+        return float(score), [float(s) for s in scores]
+
+    def _running(self) -> Any:
+        proc = getattr(self._meteor, "meteor_p", None)
+        if proc is None or proc.poll() is not None:
+            from pycocoevalcap.meteor.meteor import Meteor
+
+            self._meteor = Meteor()
+        return self._meteor
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self._meteor is not None:
+            _close_meteor(self._meteor)
+            self._meteor = None
+
+
+_SHARED_METEOR = _SharedMeteor()
+atexit.register(_SHARED_METEOR.close)
+
+
 def _meteor(
     gts: dict[Any, list[str]], res: dict[Any, list[str]], timeout: float
 ) -> tuple[float, list[float]]:
-    from pycocoevalcap.meteor.meteor import Meteor
-
     gts = {k: [r.replace("|||", " ") for r in v] for k, v in gts.items()}
-    meteor = Meteor()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["result"] = meteor.compute_score(gts, res)
-        except BaseException as exc:  # reported to the caller below
-            box["error"] = exc
-
-    try:
-        thread = threading.Thread(target=work, name="meteor", daemon=True)
-        thread.start()
-        thread.join(timeout)
-        if thread.is_alive():
-            _close_meteor(meteor)  # unblocks the reader with EOF
-            thread.join(5)
-            raise TimeoutError(f"METEOR 1.5 did not answer within {timeout:.0f} s")
-    finally:
-        _close_meteor(meteor)
-    if "error" in box:
-        err = box["error"]
-        raise RuntimeError(f"METEOR 1.5 failed: {type(err).__name__}: {err}")
-    score, scores = box["result"]
-    return float(score), [float(s) for s in scores]
+    return _SHARED_METEOR.score(gts, res, timeout)
 
 
 def score_captions(
