@@ -10,6 +10,13 @@ import pandas as pd
 SCORE_SCHEME: Final = "viridis"
 
 
+def _linked(chart: alt.Chart, href: str | None) -> alt.Chart:
+    """Marks that open `href` (a Vega expression, e.g. links.item_href_expr) when clicked."""
+    if href is None:
+        return chart
+    return chart.transform_calculate(href=href).encode(href="href:N")
+
+
 def _pct(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     out = df.copy()
     for c in cols:
@@ -64,16 +71,21 @@ def bars_with_ci(
 
 
 def heatmap_full(
-    cells: pd.DataFrame, image_bounds: pd.DataFrame, caption_bounds: pd.DataFrame, *, title: str
+    cells: pd.DataFrame,
+    image_bounds: pd.DataFrame,
+    caption_bounds: pd.DataFrame,
+    *,
+    title: str,
+    href: str | None = None,
 ) -> alt.LayerChart:
     """Image (rows) x caption (columns) cosine similarity, ordered by category, with category
-    separators and a tooltip showing image, caption and score."""
+    separators and a tooltip showing file, caption and score; `href` links each cell."""
     data = cells.assign(image_end=cells["image"] + 1, caption_end=cells["caption"] + 1)
     n_img = int(data["image_end"].max()) if not data.empty else 1
     n_cap = int(data["caption_end"].max()) if not data.empty else 1
     rect = (
         alt.Chart(data)
-        .mark_rect()
+        .mark_rect(cursor="pointer" if href else "default")
         .encode(
             x=alt.X(
                 "caption:Q",
@@ -91,7 +103,7 @@ def heatmap_full(
             y2="image_end:Q",
             color=alt.Color("score:Q", title="cosine", scale=alt.Scale(scheme=SCORE_SCHEME)),
             tooltip=[
-                alt.Tooltip("filename:N", title="image"),
+                alt.Tooltip("filename:N", title="file"),
                 alt.Tooltip("image_category:N", title="image category"),
                 alt.Tooltip("caption_text:N", title="caption"),
                 alt.Tooltip("caption_category:N", title="caption category"),
@@ -100,6 +112,7 @@ def heatmap_full(
             ],
         )
     )
+    rect = _linked(rect, href)
     inner_img = image_bounds[image_bounds["start"] > 0]
     inner_cap = caption_bounds[caption_bounds["start"] > 0]
     h_rules = alt.Chart(inner_img).mark_rule(color="white", strokeWidth=1.5).encode(y="start:Q")
@@ -137,17 +150,17 @@ def heatmap_blocks(blocks: pd.DataFrame, *, title: str) -> alt.LayerChart:
     return alt.LayerChart(layer=[rect, text]).properties(title=title, height=420)
 
 
-def heatmap_slice(cells: pd.DataFrame, *, title: str) -> alt.Chart:
+def heatmap_slice(cells: pd.DataFrame, *, title: str, href: str | None = None) -> alt.Chart:
     """An image x caption slice (ordinal axes, few enough cells to label by tooltip)."""
-    return (
+    chart = (
         alt.Chart(cells)
-        .mark_rect()
+        .mark_rect(cursor="pointer" if href else "default")
         .encode(
             x=alt.X("caption:O", title="captions", axis=alt.Axis(labels=False, ticks=False)),
             y=alt.Y("image:O", title="images", axis=alt.Axis(labels=False, ticks=False)),
             color=alt.Color("score:Q", title="cosine", scale=alt.Scale(scheme=SCORE_SCHEME)),
             tooltip=[
-                alt.Tooltip("filename:N", title="image"),
+                alt.Tooltip("filename:N", title="file"),
                 alt.Tooltip("caption_text:N", title="caption"),
                 alt.Tooltip("score:Q", format=".3f"),
                 alt.Tooltip("own:N", title="own caption"),
@@ -155,13 +168,15 @@ def heatmap_slice(cells: pd.DataFrame, *, title: str) -> alt.Chart:
         )
         .properties(title=title, height=420)
     )
+    return _linked(chart, href)
 
 
-def projection_scatter(points: pd.DataFrame, *, title: str) -> alt.Chart:
-    """2-D embedding scatter coloured by category, shaped by kind, captions on hover."""
-    return (
+def projection_scatter(points: pd.DataFrame, *, title: str, href: str | None = None) -> alt.Chart:
+    """2-D embedding scatter coloured by category, shaped by kind, captions on hover; `href`
+    links each point."""
+    chart = (
         alt.Chart(points)
-        .mark_point(filled=True, size=40, opacity=0.75)
+        .mark_point(filled=True, size=40, opacity=0.75, cursor="pointer" if href else "default")
         .encode(
             x=alt.X("x:Q", title=None, axis=alt.Axis(labels=False, ticks=False)),
             y=alt.Y("y:Q", title=None, axis=alt.Axis(labels=False, ticks=False)),
@@ -170,13 +185,14 @@ def projection_scatter(points: pd.DataFrame, *, title: str) -> alt.Chart:
             tooltip=[
                 alt.Tooltip("kind:N"),
                 alt.Tooltip("category:N"),
-                alt.Tooltip("filename:N", title="image"),
+                alt.Tooltip("filename:N", title="file"),
                 alt.Tooltip("text:N", title="caption"),
             ],
         )
         .properties(title=title, height=460)
         .interactive()
     )
+    return _linked(chart, href)
 
 
 def confusion_matrix(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
