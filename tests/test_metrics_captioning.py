@@ -277,10 +277,12 @@ def test_report_match_end_to_end() -> None:
         assert m.value is not None and m.ci_low is not None and m.ci_high is not None, name
         assert m.ci_low <= m.value + 1e-9 and m.value <= m.ci_high + 1e-9, name
     assert "i2t_median_rank" in overall and "t2i_mean_rank" in overall
-    per_cat = {m.category: m for m in rep.metrics if m.category is not None}
-    assert set(per_cat) == {"dog", "cat"} and all(
-        m.name == "i2t_recall@1" for m in per_cat.values()
-    )
+    per_cat = {(m.category, m.name): m for m in rep.metrics if m.category is not None}
+    assert set(per_cat) == {
+        (c, name)
+        for c in ("dog", "cat")
+        for name in ("i2t_recall@1", "category_accuracy", "zeroshot_accuracy")
+    }
     assert [it.item_id for it in rep.items] == list(range(100, 112))
     item = rep.items[0]
     assert len(item.details["top"]) == 5 and item.details["top"][0][0] >= 1000  # type: ignore[index]

@@ -1,9 +1,22 @@
 """Report builders the worker calls: arrays in, `MetricValue`/`ItemOutcome`/`CaptionOutcome` out.
 
-Confidence intervals: 95% percentile bootstrap over images, one set of resamples (seeded) shared
-by every metric of a report. Caption-level metrics (t2i recall) resample images with all their
-captions (cluster bootstrap: ratio of resampled hit and caption counts). Per-category and
-category-filtered metrics use the same resamples restricted to their images.
+Confidence intervals (95%), recorded per metric as details["interval_method"]:
+- Proportions (i2t/t2i recall@k, re-ranked recall, category and zero-shot accuracy, their
+  per-category rows, shares of degenerate or repeated captions) use the Wilson score interval
+  of successes out of trials (`stats.wilson_interval`), which never claims certainty at 0% or
+  100%. For t2i recall the trials are captions, counted as independent although an image's
+  captions are related (the interval is then somewhat too narrow when they succeed together).
+- Means of other per-item quantities (MRR, balanced zero-shot accuracy, per-image caption
+  scores, repeated n-gram rate) use the percentile bootstrap over images, one set of resamples
+  (seeded) shared by every metric of a report.
+
+Chance (details "chance", "chance_basis"): what a model ranking or guessing uniformly at random
+scores on these inputs (`retrieval.*_chance`). i2t R@k: 1 - C(M-c, k)/C(M, k) for an image
+with c of the M captions, averaged over images (k/M with one caption per image); t2i R@k:
+k/N (each caption has one image among N); category accuracy: share of captions whose image
+has the query's category, averaged over images (1/C for C balanced categories); zero-shot
+accuracy (plain and balanced): 1/C classes. When chance is 100% the metric is trivial
+(details "trivial" says why, e.g. k >= the number of images).
 
 Caption metric CIs (decision): CIDEr-D and ROUGE-L corpus scores are the mean of the per-image
 scores, so their CI is the bootstrap of that mean (IDF held fixed at the full set's). Corpus
@@ -23,7 +36,7 @@ import numpy as np
 
 from mirada.errors import MiradaError
 from mirada.metrics import captioning, degeneration, rerank, retrieval, stats
-from mirada.metrics.types import CaptionOutcome, ItemOutcome, MetricValue
+from mirada.metrics.types import CaptionOutcome, IntervalMethod, ItemOutcome, MetricValue
 
 TOP_K = 5
 CONFIDENCE = 0.95
@@ -48,13 +61,28 @@ def _ci(samples: np.ndarray) -> tuple[float | None, float | None]:
     return (None if np.isnan(lo) else lo), (None if np.isnan(hi) else hi)
 
 
+@dataclass(frozen=True)
+class Chance:
+    """What a random model scores on one metric, and the words that say on what basis."""
+
+    level: float
+    basis: str  # completes "within chance (25% for 4 classes)": "for 4 classes"
+    trivial: str | None = None  # why every model scores 100%, when it does
+
+    def details(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"chance": self.level, "chance_basis": self.basis}
+        return {**out, "trivial": self.trivial} if self.trivial else out
+
+
 class RatioMetrics:
-    """Collects ratio metrics (sum(num) / sum(den) over images) and bootstraps them all with
-    one matrix product over the shared resamples (weights from `stats.resample_weights`)."""
+    """Collects ratio metrics (sum(num) / sum(den) over images). Proportions (`wilson=True`:
+    num counts successes out of den trials per image) get a Wilson interval; the others are
+    bootstrapped all at once, one matrix product over the shared resamples (weights from
+    `stats.resample_weights`)."""
 
     def __init__(self, weights: np.ndarray) -> None:
         self.w = weights
-        self.rows: list[tuple[str, np.ndarray, np.ndarray, str | None, dict[str, Any]]] = []
+        self.rows: list[tuple[str, np.ndarray, np.ndarray, str | None, bool, dict[str, Any]]] = []
 
     def add(
         self,
@@ -63,30 +91,64 @@ class RatioMetrics:
         den: np.ndarray,
         *,
         category: str | None = None,
+        wilson: bool = False,
+        chance: Chance | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self.rows.append((name, num, den, category, details or {}))
+        extra = {**(chance.details() if chance is not None else {}), **(details or {})}
+        self.rows.append((name, num, den, category, wilson, extra))
 
     def metrics(self) -> list[MetricValue]:
-        keys = [str(i) for i in range(len(self.rows))]
+        boot = {str(i): r for i, r in enumerate(self.rows) if not r[4]}
         samples = stats.bootstrap_ratios(
-            {k: r[1] for k, r in zip(keys, self.rows, strict=True)},
-            {k: r[2] for k, r in zip(keys, self.rows, strict=True)},
-            self.w,
+            {k: r[1] for k, r in boot.items()}, {k: r[2] for k, r in boot.items()}, self.w
         )
         out = []
-        for key, (name, num, den, category, details) in zip(keys, self.rows, strict=True):
+        for i, (name, num, den, category, wilson, details) in enumerate(self.rows):
             total = float(np.sum(den))
-            value = float(np.sum(num) / total) if total else None
-            lo, hi = _ci(samples[key]) if total else (None, None)
-            out.append(MetricValue(name, value, category, lo, hi, {"n": round(total), **details}))
+            hits = float(np.sum(num))
+            value = hits / total if total else None
+            lo: float | None = None
+            hi: float | None = None
+            if total and wilson:
+                lo, hi = stats.wilson_interval(hits, total, CONFIDENCE)
+            elif total:
+                lo, hi = _ci(samples[str(i)])
+            method = IntervalMethod.wilson if wilson else IntervalMethod.bootstrap
+            info = {"n": round(total), "interval_method": method.value, **details}
+            out.append(MetricValue(name, value, category, lo, hi, info))
         return out
 
 
-def _ratio_metric(name: str, num: np.ndarray, den: np.ndarray, w: np.ndarray) -> MetricValue:
+def _ratio_metric(
+    name: str, num: np.ndarray, den: np.ndarray, w: np.ndarray, *, wilson: bool = False
+) -> MetricValue:
     acc = RatioMetrics(w)
-    acc.add(name, num, den)
+    acc.add(name, num, den, wilson=wilson)
     return acc.metrics()[0]
+
+
+def _mean_chance(per_image: np.ndarray, sel: np.ndarray | None = None) -> float:
+    vals = per_image if sel is None else per_image[sel.astype(bool)]
+    vals = vals[np.isfinite(vals)]
+    return float(vals.mean()) if vals.size else float("nan")
+
+
+def _i2t_chance(
+    per_image: np.ndarray, k: int, m: int, worst: int, sel: np.ndarray | None = None
+) -> Chance:
+    level = _mean_chance(per_image, sel)
+    trivial = None
+    if level >= 1.0 - 1e-12:
+        trivial = f"trivial: k = {k} ≥ {worst}, the worst possible rank among {m} captions"
+    return Chance(level, f"for {m} captions", trivial)
+
+
+def _uniform_chance(c: int, one: str, many: str) -> Chance:
+    """1/c for a guess among c classes (or categories)."""
+    return Chance(
+        1.0 / c, f"for {c} {one if c == 1 else many}", f"trivial: 1 {one}" if c == 1 else None
+    )
 
 
 def rerank_inputs(image_emb: np.ndarray, text_emb: np.ndarray, k: int = 16) -> np.ndarray:
@@ -141,29 +203,87 @@ def build_match_report(
     report = MatchReport()
     ratios = RatioMetrics(w)
 
+    worst = m - int(per_image_captions.min()) + 1  # an image's own caption ranks at most this
+    i2t_chance = {k: retrieval.i2t_chance(ci, n, k) for k in retrieval.RECALL_KS}
     for k in retrieval.RECALL_KS:
-        ratios.add(f"i2t_recall@{k}", (ret.i2t_rank <= k).astype(float), ones)
+        ratios.add(
+            f"i2t_recall@{k}",
+            (ret.i2t_rank <= k).astype(float),
+            ones,
+            wilson=True,
+            chance=_i2t_chance(i2t_chance[k], k, m, worst),
+        )
     for k in retrieval.RECALL_KS:
         hits = np.bincount(ci, weights=(ret.t2i_rank <= k).astype(float), minlength=n)
-        ratios.add(f"t2i_recall@{k}", hits, per_image_captions, details={"images": n})
+        trivial = f"trivial: k = {k} ≥ {n} images" if k >= n else None
+        ratios.add(
+            f"t2i_recall@{k}",
+            hits,
+            per_image_captions,
+            wilson=True,
+            chance=Chance(retrieval.t2i_chance(n, k), f"for {n} images", trivial),
+            details={"images": n},
+        )
     ratios.add("mrr", 1.0 / ret.i2t_rank, ones)
 
     top1 = ret.topk_indices[:, 0]
     cat_res = retrieval.category_metrics(ret.i2t_rank, top1, ci, cats)
     hit1 = (ret.i2t_rank == 1).astype(float)
+    cat_chance = retrieval.category_chance(ci, cats)
+    n_categories = len(cat_res.per_category)
+
+    def category_chance(sel: np.ndarray | None = None) -> Chance:
+        level = _mean_chance(cat_chance, sel)
+        trivial = "trivial: 1 category" if n_categories == 1 else None
+        noun = "category" if n_categories == 1 else "categories"
+        return Chance(level, f"for {n_categories} {noun}", trivial)
+
+    sels = {name: np.array([c == name for c in cats], dtype=float) for name in cat_res.per_category}
     if cat_res.mask.any():
         mask = cat_res.mask.astype(float)
-        ratios.add("category_accuracy", cat_res.category_correct * mask, mask)
-        for name in cat_res.per_category:
-            sel = np.array([c == name for c in cats], dtype=float)
-            ratios.add("i2t_recall@1", hit1 * sel, sel, category=name)
+        ratios.add(
+            "category_accuracy",
+            cat_res.category_correct * mask,
+            mask,
+            wilson=True,
+            chance=category_chance(),
+        )
+        for name, sel in sels.items():
+            ratios.add(
+                "i2t_recall@1",
+                hit1 * sel,
+                sel,
+                category=name,
+                wilson=True,
+                chance=_i2t_chance(i2t_chance[1], 1, m, worst, sel),
+            )
+            ratios.add(
+                "category_accuracy",
+                cat_res.category_correct * sel,
+                sel,
+                category=name,
+                wilson=True,
+                chance=category_chance(sel),
+            )
 
     zs: retrieval.ZeroShotResult | None = None
     if class_emb is not None and class_names is not None and cat_res.mask.any():
         zs = retrieval.zeroshot_classify(img, class_emb, class_names, cats)
         if zs.mask.any():
             zmask = zs.mask.astype(float)
-            ratios.add("zeroshot_accuracy", zs.correct * zmask, zmask)
+            zchance = _uniform_chance(len(zs.labels), "class", "classes")
+            ratios.add("zeroshot_accuracy", zs.correct * zmask, zmask, wilson=True, chance=zchance)
+            for name, sel in sels.items():
+                zsel = sel * zmask
+                if zsel.any():
+                    ratios.add(
+                        "zeroshot_accuracy",
+                        zs.correct * zsel,
+                        zsel,
+                        category=name,
+                        wilson=True,
+                        chance=zchance,
+                    )
             report.artifacts["zeroshot_confusion"] = (
                 "application/json",
                 json.dumps({"labels": zs.labels, "matrix": zs.matrix.tolist()}).encode(),
@@ -183,6 +303,7 @@ def build_match_report(
                     f"i2t_recall@{kk}_reranked",
                     hits,
                     ones,
+                    wilson=True,
                     details={"candidates": int(rr.order.shape[1])},
                 )
 
@@ -234,14 +355,13 @@ def _balanced_metric(zs: retrieval.ZeroShotResult, w: np.ndarray) -> MetricValue
         recall = hits[:, present] / support[:, present]
     samples = np.nanmean(np.where(np.isfinite(recall), recall, np.nan), axis=1)
     lo, hi = _ci(samples)
-    return MetricValue(
-        "zeroshot_balanced_accuracy",
-        zs.balanced_accuracy,
-        None,
-        lo,
-        hi,
-        {"n": int(zs.mask.sum()), "classes": int(present.sum())},
-    )
+    info = {
+        "n": int(zs.mask.sum()),
+        "classes": int(present.sum()),
+        "interval_method": IntervalMethod.bootstrap.value,
+        **_uniform_chance(c, "class", "classes").details(),
+    }
+    return MetricValue("zeroshot_balanced_accuracy", zs.balanced_accuracy, None, lo, hi, info)
 
 
 def build_caption_report(
@@ -261,7 +381,11 @@ def build_caption_report(
     report = CaptionReport()
     for name in captioning.METRIC_NAMES:
         value = scored[name]
-        info: dict[str, Any] = {"implementation": captioning.IMPLEMENTATIONS[name], "n": n}
+        info: dict[str, Any] = {
+            "implementation": captioning.IMPLEMENTATIONS[name],
+            "n": n,
+            "interval_method": IntervalMethod.bootstrap.value,
+        }
         if value is None:
             info["unavailable"] = unavailable.get(name, "not computed")
             report.metrics.append(MetricValue(name, None, details=info))
@@ -279,12 +403,12 @@ def build_caption_report(
 
     flags, corpus = degeneration.degeneration({k: predictions[k] for k in keys})
     rates = np.array([flags[k]["repeated_ngram_rate"] for k in keys])
-    for name, per_item in (
-        ("repeated_ngram_rate", rates),
+    report.metrics.append(_ratio_metric("repeated_ngram_rate", rates, ones, w))
+    for name, per_item in (  # shares of images: proportions
         ("verbatim_repeat_share", np.array([flags[k]["verbatim_repeat"] for k in keys], float)),
         ("degenerate_share", np.array([flags[k]["degenerate"] for k in keys], float)),
     ):
-        report.metrics.append(_ratio_metric(name, per_item, ones, w))
+        report.metrics.append(_ratio_metric(name, per_item, ones, w, wilson=True))
     for name in ("distinct-1", "distinct-2"):
         report.metrics.append(MetricValue(name, corpus[name], details={"n": n}))
 

@@ -29,6 +29,7 @@ lower caption index; recall@k is always derived from the ranks, not from the top
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -390,3 +391,37 @@ def zeroshot_classify(
     bal = float(np.mean(np.diag(matrix)[present] / support[present])) if present.any() else np.nan
     preds = [labels[int(p)] for p in pred] if labels else [""] * n
     return ZeroShotResult(labels, matrix, preds, mask, correct, acc, float(bal), true)
+
+
+# ---------------------------------------------------------------------------------------------
+# chance levels: what a model that ranks or guesses uniformly at random scores on these inputs
+
+
+def i2t_chance(caption_image: np.ndarray, n_images: int, k: int) -> np.ndarray:
+    """Per image [N]: probability that a random ordering of all M captions puts one of the
+    image's c own captions in the top k, 1 - prod_{j<k} (M-c-j)/(M-j) (hypergeometric; k/M
+    when every image has one caption). 1.0 where k reaches the worst possible rank M-c+1:
+    there R@k is 100% for any model (trivial)."""
+    ci = np.asarray(caption_image, dtype=np.int64)
+    m = ci.size
+    counts = np.bincount(ci, minlength=n_images).astype(np.float64)
+    miss = np.ones(n_images, dtype=np.float64)
+    for j in range(min(int(k), m)):
+        miss *= np.clip(m - counts - j, 0, None) / (m - j)
+    return 1.0 - miss
+
+
+def t2i_chance(n_images: int, k: int) -> float:
+    """Probability that a caption's one image is in the top k of N images ranked at random."""
+    return min(int(k), n_images) / n_images if n_images else float("nan")
+
+
+def category_chance(caption_image: np.ndarray, categories: Sequence[str | None]) -> np.ndarray:
+    """Per image [N]: share of all captions whose image has the image's category, i.e. the
+    category accuracy of a random top-1 caption (1/C for C balanced categories); NaN for
+    uncategorised images."""
+    ci = np.asarray(caption_image, dtype=np.int64)
+    cats = category_array(categories, len(categories))
+    per_caption = Counter(cats[int(i)] for i in ci)
+    share = {c: per_caption[c] / ci.size for c in per_caption if c is not None}
+    return np.array([share[c] if c is not None else np.nan for c in cats], dtype=np.float64)

@@ -1,20 +1,51 @@
-"""Uncertainty for small datasets: bootstrap intervals, exact McNemar, paired bootstrap.
+"""Uncertainty for small datasets: Wilson and bootstrap intervals, exact McNemar, paired bootstrap.
+
+Proportions (successes out of n trials: recalls, accuracies, shares of items) get the Wilson
+score interval, which never collapses to a point at 0% or 100% (a percentile bootstrap of 33
+hits out of 33 gives [100, 100], claiming certainty). Means of other per-item quantities (MRR,
+per-image caption scores) and paired differences keep the percentile bootstrap.
 
 Bootstrap resampling is over items (images). `resample_weights` draws the resamples once as a
 multiplicity matrix W [R, N] (how often each item appears in each resample), so the means of
 any number of metrics for all resamples are one matrix product `W @ X / N`; every metric of a
-report then shares the same resamples. Intervals are percentile intervals.
+report then shares the same resamples. Bootstrap intervals are percentile intervals.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from mirada.errors import MiradaError
+
+
+def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of the proportion successes / n (Wilson 1927, JASA 22:209-212).
+
+    Closed form, as statsmodels' `proportion_confint(method="wilson")`: with p = s/n and z the
+    normal quantile, centre (p + z^2/2n) / (1 + z^2/n), half-width
+    z / (1 + z^2/n) * sqrt(p(1-p)/n + z^2/4n^2). It stays inside [0, 1] and is never a point:
+    0 of 33 gives [0, 0.104], 33 of 33 [0.896, 1]. n = 0 gives (nan, nan).
+    """
+    if not 0 < confidence < 1:
+        raise MiradaError(f"confidence must be between 0 and 1, got {confidence}")
+    if n < 0 or not 0 <= successes <= n:
+        raise MiradaError(f"need 0 <= successes <= n, got {successes} of {n}")
+    if n == 0:
+        return float("nan"), float("nan")
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    p = successes / n
+    z2n = z * z / n
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z / (1 + z2n) * math.sqrt(p * (1 - p) / n + z2n / (4 * n))
+    # p = 0 (p = 1) gives exactly 0 (1) analytically; do not let rounding say otherwise
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def resample_weights(n: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:

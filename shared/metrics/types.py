@@ -7,12 +7,29 @@ re-exports them next to the function that writes them to the database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+
+class IntervalMethod(StrEnum):
+    """How a stored interval was computed (the `interval_method` in a metric's details)."""
+
+    wilson = "wilson"  # Wilson score interval of a binomial proportion
+    bootstrap = "bootstrap"  # percentile bootstrap over images
+
+    @property
+    def label(self) -> str:
+        return "Wilson" if self is IntervalMethod.wilson else "bootstrap"
 
 
 @dataclass(frozen=True)
 class MetricValue:
-    """One metric row: category None is the whole dataset; ci_low/ci_high a 95% interval."""
+    """One metric row: category None is the whole dataset; ci_low/ci_high a 95% interval.
+
+    details (metrics.report): n, interval_method (an IntervalMethod value; rows stored before
+    it existed were all bootstrap), and where defined chance (what a random model scores),
+    chance_basis ("for 4 classes") and trivial (why any model scores 100%).
+    """
 
     name: str
     value: float | None
