@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from mirada.domain import Task, parse_choice
+from mirada.domain import Dtype, Task, parse_choice
 from mirada.errors import MiradaError
 
 RERANK_K = 16
@@ -103,6 +103,89 @@ def _templates(value: Any) -> tuple[str, ...] | None:
             raise _Refused
         check_template(template)
     return tuple(value)
+
+
+VARIANT_MODIFIERS = ("compile", "channels_last", "threads=N")
+VARIANT_EXAMPLE = "fp32,bf16,bf16+compile"
+MAX_THREADS = 1024
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One precision/execution setting of a benchmark: a dtype, optionally compiled (the image
+    tower, with torch.compile), channels-last, or on N intra-op threads."""
+
+    dtype: Dtype
+    compile: bool = False
+    channels_last: bool = False
+    threads: int | None = None
+
+    @property
+    def name(self) -> str:
+        """Canonical spelling: dtype, then +compile, +channels_last, +threads=N in that order."""
+        mods = ["compile"] * self.compile + ["channels_last"] * self.channels_last
+        mods += [f"threads={self.threads}"] if self.threads is not None else []
+        return "+".join([self.dtype.value, *mods])
+
+    @property
+    def is_reference(self) -> bool:
+        """fp32 eager on the default threads: what agreement is measured against."""
+        return self == REFERENCE_VARIANT
+
+
+REFERENCE_VARIANT = Variant(Dtype.fp32)
+
+
+def parse_variant(text: str) -> Variant:
+    """`bf16+compile+threads=2` -> Variant; _Refused naming what is wrong."""
+    dtype_text, *mods = [part.strip() for part in text.strip().split("+")]
+    try:
+        dtype = Dtype(dtype_text)
+    except ValueError:
+        raise _Refused(
+            f"variant {text!r} starts with {dtype_text!r}, not a dtype "
+            f"({', '.join(d.value for d in Dtype)})"
+        ) from None
+    seen: set[str] = set()
+    fields: dict[str, Any] = {}
+    for mod in mods:
+        key, _, arg = mod.partition("=")
+        if key in seen:
+            raise _Refused(f"variant {text!r} names +{key} twice")
+        seen.add(key)
+        if key in ("compile", "channels_last") and not arg and "=" not in mod:
+            fields[key] = True
+        elif key == "threads" and arg.isascii() and arg.isdigit() and 1 <= int(arg) <= MAX_THREADS:
+            fields["threads"] = int(arg)
+        elif key == "threads":
+            raise _Refused(
+                f"variant {text!r}: threads wants a whole number from 1 to {MAX_THREADS}, "
+                "e.g. threads=2"
+            )
+        else:
+            raise _Refused(
+                f"variant {text!r} has the unknown modifier {mod!r} "
+                f"(accepted: {', '.join('+' + m for m in VARIANT_MODIFIERS)})"
+            )
+    return Variant(dtype, **fields)
+
+
+def _variants(value: Any) -> tuple[str, ...] | None:
+    """A comma list (as typed after --variants) or a list of names -> canonical names."""
+    if value is None:
+        return None
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, list | tuple) or not all(isinstance(p, str) for p in parts):
+        raise _Refused
+    if not [p for p in parts if p.strip()] or any(not p.strip() for p in parts):
+        raise _Refused("an empty variant")
+    names: list[str] = []
+    for part in parts:
+        name = parse_variant(part).name
+        if name in names:
+            raise _Refused(f"variant {name!r} is listed twice")
+        names.append(name)
+    return tuple(names)
 
 
 def _no_cache() -> Any:
@@ -239,10 +322,27 @@ class BenchmarkRunOptions(_RunOptions):
     prompt: str | None = _prompt()
     num_beams: int = _num_beams()
     max_length: int = _max_length()
+    # several settings measured side by side in one run, with their agreement with fp32
+    variants: tuple[str, ...] | None = _option(
+        None,
+        "a comma list of variants, each a dtype (fp32, fp16, bf16) optionally followed by "
+        f"+compile, +channels_last or +threads=N, e.g. {VARIANT_EXAMPLE}",
+        _variants,
+        "--variants",
+    )
     no_cache: bool = _no_cache()  # accepted for every task; benchmarks never use the cache
     seed: int = _seed()  # random-init weights must match the other tasks' runs of the model
     resolved_model_id: str | None = _resolved_model_id()
     model_files: str | None = _model_files()
+
+
+def benchmark_variants(options: BenchmarkRunOptions) -> list[Variant]:
+    """The variants a benchmark run measures, the fp32 eager reference first (added when not
+    listed); empty for a run without --variants."""
+    if not options.variants:
+        return []
+    listed = [parse_variant(name) for name in options.variants]
+    return [REFERENCE_VARIANT, *(v for v in listed if not v.is_reference)]
 
 
 RunOptions = MatchRunOptions | CaptionRunOptions | BenchmarkRunOptions
