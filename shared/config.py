@@ -2,16 +2,27 @@
 
 A bad value is a ConfigError (a MiradaError) naming the variable, the value and the accepted
 form, so the CLI prints one line instead of a traceback.
+
+The data folder is MIRADA_HOME, else a per-user folder (platformdirs: ~/.local/share/mirada
+on Linux), never one relative to the working directory: `mirada runs` must find the same runs
+wherever it is typed.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from platformdirs import user_data_dir
+
 from mirada.errors import MiradaError
+
+# The default before the per-user folder: ./mirada-data, relative to the working directory.
+LEGACY_HOME_NAME = "mirada-data"
 
 # Backends Mirada supports; the URL's scheme is `<dialect>[+<driver>]://`.
 DATABASE_DIALECTS = ("sqlite", "postgresql")
@@ -84,9 +95,62 @@ class Settings:
         return self.home / "staging"
 
 
+def default_home() -> Path:
+    """The per-user data folder used when MIRADA_HOME is unset (XDG_DATA_HOME is honoured)."""
+    # appauthor=False: %LOCALAPPDATA%\mirada on Windows, not mirada\mirada.
+    return Path(user_data_dir("mirada", appauthor=False)).resolve()
+
+
+def home_from_environment() -> bool:
+    """Whether MIRADA_HOME chooses the data folder (an empty value counts as unset)."""
+    return bool(os.environ.get("MIRADA_HOME"))
+
+
+def legacy_home_notice(cwd: Path | None = None) -> str | None:
+    """One line for a user whose data sits in ./mirada-data (the old cwd-relative default)
+    while MIRADA_HOME is unset, so Mirada now uses default_home(); None otherwise.
+
+    We do not fall back to the old folder: the same command would then see different data in
+    different directories, the very bug the per-user default fixes. The notice says where the
+    data now lives and the one command that keeps the old folder."""
+    if home_from_environment():
+        return None
+    legacy = (cwd or Path.cwd()) / LEGACY_HOME_NAME
+    if not legacy.is_dir():
+        return None
+    legacy = legacy.resolve()
+    home = default_home()
+    if legacy == home:
+        return None
+    old, new = shlex.quote(str(legacy)), shlex.quote(str(home))
+    move = "" if home.exists() else f" (or move it there: mv {old} {new})"
+    return (
+        f"mirada: note: ./{LEGACY_HOME_NAME} here is no longer read; Mirada's data now lives "
+        f"in {home}. To keep using the old folder: export MIRADA_HOME={old}{move}"
+    )
+
+
+_NOTICED: set[Path] = set()
+
+
+def _notice_legacy_home_once() -> None:
+    """Print legacy_home_notice on stderr once per process and folder (get_settings runs often)."""
+    cwd = Path.cwd()
+    if cwd in _NOTICED:
+        return
+    _NOTICED.add(cwd)
+    notice = legacy_home_notice(cwd)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
+
+
 def get_settings() -> Settings:
     """Read settings now; cheap, so callers never hold stale copies across env changes."""
-    home = Path(os.environ.get("MIRADA_HOME") or "./mirada-data").expanduser().resolve()
+    if home_from_environment():
+        home = Path(os.environ["MIRADA_HOME"]).expanduser().resolve()
+    else:
+        home = default_home()
+        _notice_legacy_home_once()
     url = _database_url(home)
     return Settings(
         home=home,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,26 @@ from mirada.db import dispose_engines, get_engine
 POSTGRES_URL = os.environ.get(
     "MIRADA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+_SESSION_DATA: list[Path] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reads or writes the user's own data: MIRADA_HOME and the per-user default
+    (XDG_DATA_HOME on Linux) point into a throwaway folder for the whole session, subprocesses
+    included, and a MIRADA_DATABASE_URL from the developer's shell is dropped. Tests that need
+    a home or database set their own (the fixtures below)."""
+    root = Path(tempfile.mkdtemp(prefix="mirada-tests-"))
+    _SESSION_DATA.append(root)
+    os.environ["MIRADA_HOME"] = str(root / "home")
+    os.environ["XDG_DATA_HOME"] = str(root / "xdg-data")
+    os.environ.pop("MIRADA_DATABASE_URL", None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for root in _SESSION_DATA:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def postgres_unavailable_reason() -> str | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from mirada.config import ConfigError, get_settings
+from mirada.config import ConfigError, default_home, get_settings, legacy_home_notice
 from mirada.errors import MiradaError
 
 INT_VARIABLES = (
@@ -87,3 +90,69 @@ def test_cli_prints_one_clean_line(
     lines = err.strip().splitlines()
     assert lines[-1].startswith(f"mirada {argv[0]}: error: environment variable {name}=")
     assert len(lines) == 1, err
+
+
+# --- where the data lives --------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_mirada_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """MIRADA_HOME unset; the per-user default lands in tmp_path/xdg (Linux: XDG_DATA_HOME)."""
+    monkeypatch.delenv("MIRADA_HOME", raising=False)
+    monkeypatch.delenv("MIRADA_DATABASE_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    return (tmp_path / "xdg" / "mirada").resolve()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG_DATA_HOME is Linux's")
+@pytest.mark.parametrize("unset", [None, ""])
+def test_default_home_is_per_user_not_the_working_directory(
+    no_mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unset: str | None
+) -> None:
+    if unset is not None:
+        monkeypatch.setenv("MIRADA_HOME", unset)  # empty counts as unset
+    homes = set()
+    for where in ("a", "b/c"):
+        (tmp_path / where).mkdir(parents=True)
+        monkeypatch.chdir(tmp_path / where)
+        homes.add(get_settings().home)
+    assert homes == {no_mirada_home} == {default_home()}
+    assert get_settings().database_url == f"sqlite:///{no_mirada_home / 'mirada.db'}"
+
+
+def test_mirada_home_overrides_the_default(
+    no_mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MIRADA_HOME", "somewhere")  # relative: resolved once, here
+    assert get_settings().home == (tmp_path / "somewhere").resolve()
+
+
+def test_legacy_folder_notice(no_mirada_home: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project dir"  # a space: the suggested commands are shell-quoted
+    project.mkdir()
+    assert legacy_home_notice(project) is None  # no ./mirada-data: nothing to say
+    (project / "mirada-data").mkdir()
+    notice = legacy_home_notice(project)
+    assert notice is not None and "\n" not in notice
+    assert str(default_home()) in notice
+    assert f"export MIRADA_HOME='{project.resolve() / 'mirada-data'}'" in notice
+    assert "mv " in notice  # the new folder does not exist yet, so moving is offered
+    default_home().mkdir(parents=True)
+    assert "mv " not in (legacy_home_notice(project) or "")
+
+
+def test_no_legacy_notice_when_mirada_home_is_set(
+    no_mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mirada-data").mkdir()
+    monkeypatch.setenv("MIRADA_HOME", str(tmp_path / "mirada-data"))
+    assert legacy_home_notice(tmp_path) is None
+
+
+def test_tests_never_touch_the_users_data() -> None:
+    """conftest points MIRADA_HOME and the per-user default into a temporary folder."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    assert Path(os.environ["MIRADA_HOME"]).resolve().is_relative_to(temp)
+    if sys.platform.startswith("linux"):
+        assert default_home().is_relative_to(temp)
