@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "mirada.cli.runs",
     "mirada.cli.captions",
     "mirada.cli.demo",
+    "mirada.cli.info",
 )
 
 
