@@ -7,6 +7,11 @@ PYTHON ?= python3
 # On our offline build machines pip is capped to the torch build on local disk (/etc/xdg/pip);
 # that pair is the one whose torchvision imports. Elsewhere pyproject's ranges decide.
 TORCH_PIN ?= $(shell [ -e /etc/xdg/pip ] && echo "torch==2.14.1 torchvision==0.29.1")
+# PyPI's torch for Linux bundles CUDA (about 3 GB of the ~6.6 GB venv). A CPU-only machine can
+# take PyTorch's CPU wheels on the first set-up: make demo TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
+# make demo PORT=8502: serve the demo dashboard on another port.
+PORT ?=
 
 .PHONY: setup demo test test-fast test-deps bench lint typecheck clean
 
@@ -15,7 +20,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml setup.py
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	@if [ -n "$(TORCH_PIN)" ]; then $(PY) -m pip install -q $(TORCH_PIN); fi
+	@if [ -n "$(TORCH_PIN)$(TORCH_INDEX_URL)" ]; then \
+	   $(PY) -m pip install -q $(or $(TORCH_PIN),torch torchvision) \
+	     $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)); fi
 	$(PY) -m pip install -q -e '.[postgres,test]'
 	@touch $(STAMP)
 
@@ -44,7 +51,7 @@ test-fast: setup
 	$(VENV)/bin/pytest -m "not slow and not browser"
 
 demo: setup
-	$(VENV)/bin/mirada demo
+	$(VENV)/bin/mirada demo$(if $(PORT), --port $(PORT))
 
 bench: setup
 	$(PY) benchmarks/run_all.py

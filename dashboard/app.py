@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="Mirada", page_icon=":material/visibility:", layout="wide")
+# An emoji favicon is drawn in the browser (a data: URL); a ":material/...:" one is fetched
+# from fonts.gstatic.com, and the dashboard makes no request outside the machine.
+st.set_page_config(page_title="Mirada", page_icon="👁️", layout="wide")
 
 st.navigation(
     {

@@ -191,6 +191,7 @@ def test_streamlit_command_defaults() -> None:
         "--server.port": "8501",
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
+        "--client.toolbarMode": "minimal",  # no "Deploy" button
     }
 
 

@@ -7,9 +7,11 @@ command functions.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,61 @@ from mirada.errors import MiradaError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8501
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--port wants a number (got {raw!r})") from exc
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"--port must be between 1 and 65535 (got {port})")
+    return port
+
+
+def check_port(host: str, port: int, command: str) -> None:
+    """Fail with the `--port` hint, before a worker or Streamlit starts, when `host:port`
+    cannot be listened on. Binds and closes a socket per address of `host`, as Tornado will."""
+    other = port + 1 if port < 65535 else port - 1
+    hint = f"choose another with `mirada {command} --port {other}`"
+    if command == "demo":
+        hint += f" (or `make demo PORT={other}`)"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise MiradaError(
+            f"cannot listen on --host {host!r}: {exc.strerror}; use an address of this "
+            f"machine such as {DEFAULT_HOST} or 0.0.0.0"
+        ) from None
+    failures: list[OSError] = []
+    bound = 0
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            if os.name != "nt":  # as Tornado: a just-closed dashboard's TIME_WAIT is no clash
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as Tornado: [::] does not also claim 0.0.0.0
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise MiradaError(
+                        f"port {port} on {host} is already in use (another dashboard or "
+                        f"`mirada demo` still running?); {hint}"
+                    ) from None
+                if exc.errno == errno.EACCES:
+                    raise MiradaError(
+                        f"not allowed to listen on port {port} (ports below 1024 need "
+                        f"privileges); {hint}"
+                    ) from None
+                failures.append(exc)
+            else:
+                bound += 1
+    if bound:
+        return
+    reason = failures[0].strerror if failures else "no address"
+    raise MiradaError(f"cannot listen on {host}:{port} ({reason}); {hint}")
+
 
 # --- `mirada demo` ---------------------------------------------------------------------------
 
@@ -32,8 +89,10 @@ DEFAULT_PORT = 8501
         action="store_true",
         help="run the demo runs in this process, print a summary table and exit",
     ),
-    arg("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1)"),
-    arg("--port", type=int, default=8501, help="dashboard port (default 8501)"),
+    arg("--host", default=DEFAULT_HOST, help=f"dashboard address (default {DEFAULT_HOST})"),
+    arg(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"dashboard port (default {DEFAULT_PORT})"
+    ),
     description=(
         "Generate the synthetic demo dataset (coloured shapes, 4 categories), import it, queue\n"
         "match/caption/benchmark runs for the demo models shipped in the repo (a trained tiny\n"
@@ -43,6 +102,8 @@ DEFAULT_PORT = 8501
     ),
 )
 def demo_cmd(args: argparse.Namespace) -> int:
+    if not args.no_dashboard:
+        check_port(args.host, args.port, "demo")  # before the import, the worker, Streamlit
     from mirada.cli import demo_session
     from mirada.worker import main as worker
 
@@ -68,6 +129,9 @@ def dashboard_app_path() -> Path:
 
 
 def streamlit_command(app: Path, host: str, port: int) -> list[str]:
+    """Streamlit with nothing that leaves the machine or suits only Streamlit Cloud: no usage
+    statistics, and the minimal toolbar (no "Deploy" button). Flags, not .streamlit/config.toml,
+    because Streamlit reads that file from the working directory, not from next to the app."""
     return [
         sys.executable,
         "-m",
@@ -82,29 +146,9 @@ def streamlit_command(app: Path, host: str, port: int) -> list[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
     ]
-
-
-def _port(raw: str) -> int:
-    try:
-        port = int(raw)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--port wants a number (got {raw!r})") from exc
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"--port must be between 1 and 65535 (got {port})")
-    return port
-
-
-def _database_label() -> str:
-    from sqlalchemy.engine import make_url
-
-    from mirada.config import get_settings
-
-    url = get_settings().database_url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL: let the dashboard report it; never echo secrets
-        return "(MIRADA_DATABASE_URL set)"
 
 
 def _exit_code(returncode: int) -> int:
@@ -141,12 +185,17 @@ def dashboard_cmd(args: argparse.Namespace) -> int:
         raise MiradaError(
             "streamlit is not installed in this environment; run `make setup` (or pip install -e .)"
         )
+    check_port(args.host, args.port, "dashboard")
+    from mirada.cli.info import safe_database_url
+
+    settings = get_settings()
     env = dict(os.environ)
     # Pin the resolved home so the dashboard opens the same SQLite file whatever its cwd.
-    env["MIRADA_HOME"] = str(get_settings().home)
+    env["MIRADA_HOME"] = str(settings.home)
     url_host = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
+    database = safe_database_url(settings.database_url)
     print(
-        f"mirada dashboard: http://{url_host}:{args.port} (database {_database_label()})",
+        f"mirada dashboard: http://{url_host}:{args.port} (database {database})",
         file=sys.stderr,
         flush=True,
     )

@@ -8,6 +8,7 @@ Progress goes to this module's logger; `mirada demo` (mirada.cli.demo) shows it 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -165,6 +166,9 @@ def run_demo(*, dashboard: list[str] | None, url: str = "") -> int:
         print_summary(run_ids)
         return 0
 
+    # The worker and the dashboard use this process's data folder, pinned so that they neither
+    # resolve it again nor repeat a legacy ./mirada-data notice.
+    env = {**os.environ, "MIRADA_HOME": str(get_settings().home)}
     procs: list[subprocess.Popen[bytes]] = []
     try:
         if pending:
@@ -180,9 +184,10 @@ def run_demo(*, dashboard: list[str] | None, url: str = "") -> int:
                         "demo-worker",
                         "--no-progress",
                     ],
+                    env=env,
                 )
             )
-        procs.append(subprocess.Popen(dashboard))
+        procs.append(subprocess.Popen(dashboard, env=env))
         print(
             f"\nMirada demo dashboard: {url}\n"
             "  Runs: watch the demo runs finish (a worker is running in the background)\n"
