@@ -10,7 +10,9 @@ Export dict (JSON is exactly this):
 - "dataset": id, name, n_images, n_captions.
 - "model_fingerprint" (as the adapter reported it) and "fingerprint_sha256" (short id of it).
 - "hardware": the worker machine (see mirada.queries.runs.hardware_dict).
-- "metrics": {name: {value, ci_low, ci_high, unavailable}} for the whole dataset.
+- "metrics": {name: {value, ci_low, ci_high, interval_method, unavailable, chance, chance_basis,
+  trivial}} for the whole dataset (interval_method "wilson" or "bootstrap" where there is a CI;
+  chance what a random model scores, where defined; see mirada.metrics.report).
 - "per_category": {category: {n_images, metrics: {name: {...}}}}.
 - "timings": [{name, value, unit, batch_size}].
 - "items": one dict per image with a result (see ITEM_COLUMNS), in dataset order.
@@ -44,7 +46,7 @@ from mirada.db.models import (
 )
 from mirada.domain import RunStatus, Task
 from mirada.errors import MiradaError
-from mirada.metrics.names import MetricKind, metric_name, timing_name
+from mirada.metrics.names import MetricKind, chance_note, metric_name, timing_name
 from mirada.queries.runs import run_detail
 from mirada.text_safety import csv_cell, json_safe, markdown_text, printable
 
@@ -99,8 +101,9 @@ NOTES_BENCHMARK = (
 
 def ci_note(n_resamples: int) -> str:
     return (
-        f"95% confidence intervals are percentile bootstrap intervals over images "
-        f"({n_resamples:,} resamples)."
+        "95% confidence intervals: proportions (recalls, accuracies, shares of images) use the "
+        "Wilson score interval, which never shrinks to a point at 0% or 100%; MRR and other "
+        f"means use percentile bootstrap intervals over images ({n_resamples:,} resamples)."
     )
 
 
@@ -109,12 +112,18 @@ def ci_note(n_resamples: int) -> str:
 
 
 def _metric_entry(m: Metric) -> dict[str, Any]:
-    unavailable = (m.details or {}).get("unavailable")
+    details = m.details or {}
+    has_ci = m.ci_low is not None or m.ci_high is not None
     return {
         "value": m.value,
         "ci_low": m.ci_low,
         "ci_high": m.ci_high,
-        "unavailable": unavailable,
+        # rows stored before the method was recorded were all bootstrap intervals
+        "interval_method": details.get("interval_method", "bootstrap") if has_ci else None,
+        "unavailable": details.get("unavailable"),
+        "chance": details.get("chance"),
+        "chance_basis": details.get("chance_basis"),
+        "trivial": details.get("trivial"),
     }
 
 
@@ -316,6 +325,9 @@ def metric_notes(export: Mapping[str, Any]) -> Iterable[str]:
     for name, m in export.get("metrics", {}).items():
         if m.get("unavailable"):
             yield f"{metric_name(name).label} is unavailable: {str(m['unavailable']).rstrip('.')}."
+        note = chance_note(m.get("ci_low"), m.get("ci_high"), m)
+        if note:
+            yield f"{metric_name(name).label} ({name}) is {note}."
 
 
 # ------------------------------------------------------------------------------------------
@@ -378,7 +390,7 @@ def metric_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, A
     """Long format: overall rows (category empty) first, then per-category rows; `label` (the
     metric's human name, `mirada.metrics.names`) is the last column."""
     columns = ["run_id", "category", "n_images", "metric", "value", "ci_low", "ci_high"]
-    columns += ["unavailable", "label"]
+    columns += ["interval_method", "unavailable", "chance", "chance_basis", "trivial", "label"]
     run_id = export["run"]["id"]
     rows = [
         {

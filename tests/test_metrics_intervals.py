@@ -136,3 +136,19 @@ def test_chance_functions() -> None:
     # unbalanced categories: share of captions in the image's category
     ch = retrieval.category_chance(np.array([0, 1, 2, 2]), ["x", "y", "y", None])
     assert ch[:3] == pytest.approx([0.25, 0.75, 0.75]) and np.isnan(ch[3])
+
+
+def test_interval_label_and_chance_note() -> None:
+    from mirada.metrics.names import chance_note, interval_label
+
+    assert interval_label({"interval_method": "wilson"}) == "95% Wilson"
+    assert interval_label({"interval_method": "bootstrap"}) == "95% bootstrap"
+    assert interval_label(None) == "95% bootstrap"  # stored before the method was recorded
+    four = {"chance": 0.25, "chance_basis": "for 4 classes"}
+    assert chance_note(0.10, 0.41, four) == "within chance (25% for 4 classes)"
+    assert chance_note(0.01, 0.20, four) == "below chance (25% for 4 classes)"
+    assert chance_note(0.30, 0.60, four) is None
+    assert chance_note(None, None, four) is None
+    trivial = {"chance": 1.0, "trivial": "trivial: k = 5 ≥ 4 images"}
+    assert chance_note(0.5, 1.0, trivial) == "trivial: k = 5 ≥ 4 images"
+    assert chance_note(0.1, 0.3, {}) is None

@@ -141,7 +141,7 @@ def print_summary(run_ids: list[int]) -> None:
     rows = summary_rows(run_ids)
     print(format_table(rows, ("model", "top-1", "BLEU-4", "METEOR", "images/s", "note"), width=70))
     print(
-        "\ntop-1: image->caption accuracy with its 95% bootstrap CI over images; "
+        "\ntop-1: image->caption accuracy with its 95% Wilson interval; "
         "BLEU-4/METEOR: pycocoevalcap (METEOR 1.5); images/s: best benchmark batch size"
     )
 

@@ -154,6 +154,25 @@ def runs_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval_text(metrics: dict[str, object], name: str) -> str:
+    """'  95% Wilson [0.896, 1.000]', then what chance says about it ('within chance (25%
+    for 4 classes)' or why R@k is trivial); '' without an interval."""
+    from mirada.metrics.names import chance_note, interval_label
+
+    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+    if not isinstance(low, float) or not isinstance(high, float):
+        return ""
+    details = {
+        "interval_method": metrics.get(f"{name}_interval_method"),
+        "chance": metrics.get(f"{name}_chance"),
+        "chance_basis": metrics.get(f"{name}_chance_basis"),
+        "trivial": metrics.get(f"{name}_trivial"),
+    }
+    note = chance_note(low, high, details)
+    note = f"; {note}" if note else ""
+    return f"  {interval_label(details)} [{low:.3f}, {high:.3f}]{note}"
+
+
 @command(
     "show",
     "Show one run: status, progress, metrics with 95%% CIs, per category, timings, hardware",
@@ -161,7 +180,7 @@ def runs_cmd(args: argparse.Namespace) -> int:
     arg("--json", action="store_true"),
 )
 def show_cmd(args: argparse.Namespace) -> int:
-    from mirada.queries.runs import run_detail
+    from mirada.queries.runs import METRIC_SUFFIXES, run_detail
 
     detail = run_detail(args.run_id)
     if args.json:
@@ -179,7 +198,7 @@ def show_cmd(args: argparse.Namespace) -> int:
     if detail["error"]:
         print(f"error: {detail['error']}")
     metrics = detail["metrics"]
-    names = [k for k in metrics if not k.endswith(("_ci_low", "_ci_high", "_unavailable"))]
+    names = [k for k in metrics if not k.endswith(METRIC_SUFFIXES)]
     if names:
         from mirada.metrics.names import label
 
@@ -191,19 +210,20 @@ def show_cmd(args: argparse.Namespace) -> int:
             if value is None:
                 print(f"  {head} unavailable: {metrics.get(name + '_unavailable', '')}")
                 continue
-            ci = ""
-            if metrics.get(f"{name}_ci_low") is not None:
-                ci = f"  95% CI [{metrics[name + '_ci_low']:.3f}, {metrics[name + '_ci_high']:.3f}]"
-            print(f"  {head} {value:.4f}{ci}")
+            print(f"  {head} {value:.4f}{_interval_text(metrics, name)}")
     if detail["per_category"]:
         print("\nper category:")
         for cat, vals in detail["per_category"].items():
             shown = ", ".join(
                 f"{k} {v:.3f}"
                 for k, v in vals.items()
-                if not k.endswith(("_ci_low", "_ci_high")) and isinstance(v, float)
+                if not k.endswith(METRIC_SUFFIXES) and isinstance(v, float)
             )
             print(f"  {cat:<20} {shown}")
+            for k in vals:
+                note = _interval_text(vals, k).strip() if not k.endswith(METRIC_SUFFIXES) else ""
+                if "chance" in note or "trivial" in note:
+                    print(f"  {'':<20}   {k}: {note}")
     if detail["timings"]:
         print("\ntimings:")
         print(format_table(detail["timings"], ("name", "value", "unit", "batch_size")))

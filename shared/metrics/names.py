@@ -17,11 +17,15 @@ Per-category rows reuse the overall key (`i2t_recall@1` with a category).
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from mirada.domain import Task
+from mirada.metrics.types import IntervalMethod
 
 
 class MetricKind(StrEnum):
@@ -251,3 +255,54 @@ def timing_name(key: str) -> MetricName:
         return MetricName(key, key, "", MetricKind.score, None)
     stat_label, description, kind = TIMING_STATS[m["stat"]]
     return MetricName(key, f"{OPERATIONS[m['op']]} {stat_label}", description, kind, Task.benchmark)
+
+
+# ---------------------------------------------------------------------------------------------
+# how to read a stored interval (details written by mirada.metrics.report)
+
+
+def interval_label(details: Mapping[str, Any] | None, confidence: float = 0.95) -> str:
+    """'95% Wilson' or '95% bootstrap': the interval method stored in a metric's details.
+
+    Rows stored before the method was recorded were all percentile bootstrap intervals.
+    """
+    raw = (details or {}).get("interval_method") or IntervalMethod.bootstrap.value
+    try:
+        name = IntervalMethod(raw).label
+    except ValueError:
+        name = str(raw)
+    return f"{confidence * 100:g}% {name}"
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
+
+
+def chance_note(
+    ci_low: float | None, ci_high: float | None, details: Mapping[str, Any] | None
+) -> str | None:
+    """What the chance level says about a score, or None when it says nothing.
+
+    The metric's `trivial` reason when any model scores 100%; "within chance (25% for 4
+    classes)" when the interval contains the chance level; "below chance (...)" when it lies
+    entirely below it.
+    """
+    info = details or {}
+    if info.get("trivial"):
+        return str(info["trivial"])
+    chance, lo, hi = _number(info.get("chance")), _number(ci_low), _number(ci_high)
+    if chance is None or lo is None or hi is None:
+        return None
+    basis = f" {info['chance_basis']}" if info.get("chance_basis") else ""
+    level = f"{chance * 100:.3g}%{basis}"
+    if lo <= chance <= hi:
+        return f"within chance ({level})"
+    if hi < chance:
+        return f"below chance ({level})"
+    return None

@@ -85,18 +85,43 @@ def list_runs(
     ]
 
 
+# Keys beside a metric's value in flat_metrics: `<name><suffix>`.
+METRIC_SUFFIXES = (
+    "_ci_low",
+    "_ci_high",
+    "_interval_method",
+    "_chance",
+    "_chance_basis",
+    "_trivial",
+    "_unavailable",
+)
+
+
 def flat_metrics(rows: Sequence[Metric]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Overall metrics as {name: value, name_ci_low: .., name_ci_high: ..}, plus per category."""
+    """Overall metrics as {name: value, name_ci_low: .., name_ci_high: ..}, plus per category.
+
+    With an interval, name_interval_method says how it was computed ("wilson" or "bootstrap";
+    rows stored before it was recorded: "bootstrap"); name_chance is what a random model
+    scores (name_chance_basis: "for 4 classes") and name_trivial why any model scores 100%,
+    where the metric defines them.
+    """
     overall: dict[str, Any] = {}
     per_category: dict[str, dict[str, Any]] = {}
     for m in rows:
         target = overall if m.category is None else per_category.setdefault(m.category, {})
+        details = m.details or {}
         target[m.name] = m.value
         if m.ci_low is not None or m.ci_high is not None:
             target[f"{m.name}_ci_low"] = m.ci_low
             target[f"{m.name}_ci_high"] = m.ci_high
-        if m.details and m.details.get("unavailable"):
-            target[f"{m.name}_unavailable"] = m.details["unavailable"]
+            target[f"{m.name}_interval_method"] = details.get("interval_method", "bootstrap")
+        if details.get("chance") is not None:
+            target[f"{m.name}_chance"] = details["chance"]
+            target[f"{m.name}_chance_basis"] = details.get("chance_basis")
+        if details.get("trivial"):
+            target[f"{m.name}_trivial"] = details["trivial"]
+        if details.get("unavailable"):
+            target[f"{m.name}_unavailable"] = details["unavailable"]
     return overall, per_category
 
 

@@ -1,0 +1,98 @@
+"""`mirada show` and `mirada export` on a stored match run with perfect retrieval: Wilson
+intervals (never [1, 1]), the interval method, chance levels and trivial R@k."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_runner import run_cli
+
+from mirada.datasets import import_dataset, load_items
+from mirada.demo.synthetic import write_demo_dataset
+from mirada.export import build_export, metric_table, to_markdown
+from mirada.metrics.report import build_match_report
+from mirada.queue import claim_next, enqueue, finish_run, register_worker
+from mirada.results import RunResults
+
+
+def _perfect_run(tmp_path: Path) -> int:
+    """12 demo images (4 shapes), each image's captions nearest to it: R@5 = 1.0."""
+    src = write_demo_dataset(tmp_path / "shapes", n=12)
+    ds = import_dataset(src, name="shapes").id
+    items = load_items(ds)
+    n = len(items)
+    caption_ids = [cid for it in items for cid, _ in it.captions]
+    ci = np.array([i for i, it in enumerate(items) for _ in it.captions], np.int64)
+    img = np.eye(n, dtype=np.float32)
+    txt = img[ci]
+    cats = [it.category for it in items]
+    names = sorted({c for c in cats if c})
+    # class prompts far from every image: zero-shot accuracy is poor, within chance
+    cls = np.full((len(names), n), 1.0, np.float32)
+    cls[:, 0] += np.arange(len(names))
+    report = build_match_report(
+        img, txt, ci, [it.item_id for it in items], caption_ids, cats,
+        class_emb=cls, class_names=names, n_resamples=200,
+    )  # fmt: skip
+    run_id = enqueue(ds, "hf-clip:mirada/demo-clip", "match", device="cpu")
+    worker, profile = register_worker("w", "host", 1, [], ["cpu"], None)
+    assert claim_next(worker, ["cpu"], []) is not None
+    results = RunResults(metrics=list(report.metrics), items=list(report.items))
+    assert finish_run(
+        run_id,
+        worker,
+        results,
+        hardware_profile_id=profile,
+        model_fingerprint=None,
+        resolved_device="cpu",
+    )
+    return run_id
+
+
+@pytest.fixture
+def perfect_run(mirada_home: Path, tmp_path: Path) -> int:
+    return _perfect_run(tmp_path)
+
+
+def test_show_json_perfect_recall_has_wilson_interval(perfect_run: int) -> None:
+    res = run_cli("show", str(perfect_run), "--json")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads(res.stdout)["metrics"]
+    assert metrics["i2t_recall@5"] == 1.0
+    assert metrics["i2t_recall@5_ci_high"] == 1.0
+    assert metrics["i2t_recall@5_ci_low"] < 1.0
+    assert metrics["i2t_recall@5_ci_low"] == pytest.approx(0.7575, abs=1e-4)  # Wilson 12 of 12
+    assert metrics["i2t_recall@5_interval_method"] == "wilson"
+    assert metrics["mrr_interval_method"] == "bootstrap"
+    assert metrics["zeroshot_accuracy_chance"] == pytest.approx(0.25)
+    assert metrics["zeroshot_accuracy_chance_basis"] == "for 4 classes"
+    assert "k = 5 ≥ 4 images" not in json.dumps(metrics)  # 12 images: t2i R@5 is not trivial
+    assert "i2t_recall@1_trivial" not in metrics
+
+
+def test_show_text_says_method_and_chance(perfect_run: int) -> None:
+    res = run_cli("show", str(perfect_run))
+    assert res.returncode == 0, res.stderr
+    line = next(x for x in res.stdout.splitlines() if x.strip().startswith("i2t_recall@5 "))
+    assert "95% Wilson [0.758, 1.000]" in line
+    mrr = next(x for x in res.stdout.splitlines() if x.strip().startswith("mrr "))
+    assert "95% bootstrap" in mrr
+    zs = next(x for x in res.stdout.splitlines() if x.strip().startswith("zeroshot_accuracy "))
+    assert "within chance (25% for 4 classes)" in zs
+    assert "_chance" not in res.stdout and "_interval_method" not in res.stdout
+
+
+def test_export_records_interval_method_and_chance(perfect_run: int) -> None:
+    export = build_export(perfect_run)
+    m = export["metrics"]["i2t_recall@5"]
+    assert m["ci_low"] < 1.0 and m["interval_method"] == "wilson"
+    assert export["metrics"]["zeroshot_accuracy"]["chance"] == pytest.approx(0.25)
+    assert any("Wilson" in note for note in export["notes"])
+    columns, rows = metric_table(export)
+    assert {"interval_method", "chance"} <= set(columns)
+    assert all(set(r) <= set(columns) for r in rows)
+    md = to_markdown(export)
+    assert "Wilson" in md and "within chance" in md
