@@ -139,11 +139,12 @@ def test_chance_functions() -> None:
 
 
 def test_interval_label_and_chance_note() -> None:
-    from mirada.metrics.names import chance_note, interval_label
+    from mirada.metrics.names import chance_note, interval_label, interval_name
 
     assert interval_label({"interval_method": "wilson"}) == "95% Wilson"
     assert interval_label({"interval_method": "bootstrap"}) == "95% bootstrap"
     assert interval_label(None) == "95% bootstrap"  # stored before the method was recorded
+    assert interval_name({"interval_method": "wilson"}) == "Wilson"
     four = {"chance": 0.25, "chance_basis": "for 4 classes"}
     assert chance_note(0.10, 0.41, four) == "within chance (25% for 4 classes)"
     assert chance_note(0.01, 0.20, four) == "below chance (25% for 4 classes)"

@@ -77,9 +77,9 @@ def test_show_text_says_method_and_chance(perfect_run: int) -> None:
     res = run_cli("show", str(perfect_run))
     assert res.returncode == 0, res.stderr
     line = next(x for x in res.stdout.splitlines() if x.strip().startswith("i2t_recall@5 "))
-    assert "95% Wilson [0.758, 1.000]" in line
+    assert "95% CI [0.758, 1.000] (Wilson)" in line
     mrr = next(x for x in res.stdout.splitlines() if x.strip().startswith("mrr "))
-    assert "95% bootstrap" in mrr
+    assert "(bootstrap)" in mrr
     zs = next(x for x in res.stdout.splitlines() if x.strip().startswith("zeroshot_accuracy "))
     assert "within chance (25% for 4 classes)" in zs
     assert "_chance" not in res.stdout and "_interval_method" not in res.stdout

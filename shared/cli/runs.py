@@ -155,9 +155,9 @@ def runs_cmd(args: argparse.Namespace) -> int:
 
 
 def _interval_text(metrics: dict[str, object], name: str) -> str:
-    """'  95% Wilson [0.896, 1.000]', then what chance says about it ('within chance (25%
-    for 4 classes)' or why R@k is trivial); '' without an interval."""
-    from mirada.metrics.names import chance_note, interval_label
+    """'  95% CI [0.896, 1.000] (Wilson)', then what chance says about it ('within chance
+    (25% for 4 classes)' or why R@k is trivial); '' without an interval."""
+    from mirada.metrics.names import chance_note, interval_name
 
     low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
     if not isinstance(low, float) or not isinstance(high, float):
@@ -170,7 +170,7 @@ def _interval_text(metrics: dict[str, object], name: str) -> str:
     }
     note = chance_note(low, high, details)
     note = f"; {note}" if note else ""
-    return f"  {interval_label(details)} [{low:.3f}, {high:.3f}]{note}"
+    return f"  95% CI [{low:.3f}, {high:.3f}] ({interval_name(details)}){note}"
 
 
 @command(

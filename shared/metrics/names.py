@@ -261,17 +261,21 @@ def timing_name(key: str) -> MetricName:
 # how to read a stored interval (details written by mirada.metrics.report)
 
 
-def interval_label(details: Mapping[str, Any] | None, confidence: float = 0.95) -> str:
-    """'95% Wilson' or '95% bootstrap': the interval method stored in a metric's details.
+def interval_name(details: Mapping[str, Any] | None) -> str:
+    """'Wilson' or 'bootstrap': the interval method stored in a metric's details.
 
     Rows stored before the method was recorded were all percentile bootstrap intervals.
     """
     raw = (details or {}).get("interval_method") or IntervalMethod.bootstrap.value
     try:
-        name = IntervalMethod(raw).label
+        return IntervalMethod(raw).label
     except ValueError:
-        name = str(raw)
-    return f"{confidence * 100:g}% {name}"
+        return str(raw)
+
+
+def interval_label(details: Mapping[str, Any] | None, confidence: float = 0.95) -> str:
+    """'95% Wilson' or '95% bootstrap', as the dashboard labels an interval."""
+    return f"{confidence * 100:g}% {interval_name(details)}"
 
 
 def _number(value: Any) -> float | None:
