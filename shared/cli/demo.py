@@ -36,7 +36,7 @@ def _port(raw: str) -> int:
 
 def check_port(host: str, port: int, command: str) -> None:
     """Fail with the `--port` hint, before a worker or Streamlit starts, when `host:port`
-    cannot be listened on. Binds and closes a socket per address of `host`, as Tornado will."""
+    cannot be listened on: binds and closes a socket per address of `host`."""
     other = port + 1 if port < 65535 else port - 1
     hint = f"choose another with `mirada {command} --port {other}`"
     if command == "demo":
@@ -52,9 +52,9 @@ def check_port(host: str, port: int, command: str) -> None:
     bound = 0
     for family, kind, proto, _, address in addresses:
         with socket.socket(family, kind, proto) as sock:
-            if os.name != "nt":  # as Tornado: a just-closed dashboard's TIME_WAIT is no clash
+            if os.name != "nt":  # as servers do: a just-closed dashboard's TIME_WAIT is no clash
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:  # as Tornado: [::] does not also claim 0.0.0.0
+            if family == socket.AF_INET6:  # one family at a time: [::] does not claim 0.0.0.0
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 sock.bind(address)
