@@ -135,8 +135,8 @@ def get_projection(
 def projection_frame(
     run_id: int, method: str = "pca", kind: str = "image", *, max_points: int | None = None
 ) -> tuple[pd.DataFrame, ProjectionFacts]:
-    """Scatter-ready rows (x, y, kind, category, filename, text) plus facts about sampling.
-    Image rows show their first caption."""
+    """Scatter-ready rows (x, y, kind, category, filename, text, item_id) plus facts about
+    sampling. Image rows show their first caption; caption rows carry their image's item_id."""
     info = run_info(run_id)
     if info is None:
         raise MiradaError(f"run {run_id} does not exist; see `mirada runs`")
@@ -166,6 +166,7 @@ def projection_frame(
             "category": category,
             "filename": filename,
             "text": text,
+            "item_id": item_of,  # the image (or the caption's image); -1 when unknown
         }
     )
     return df, ProjectionFacts(proj.total, len(proj.index), proj.subsampled, proj.cached)

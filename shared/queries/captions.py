@@ -133,3 +133,17 @@ class CaptionNotes:
 def caption_notes() -> CaptionNotes:
     """The CIDEr note and the tokenisation, from the metrics layer."""
     return CaptionNotes(cider=CIDER_NOTE, tokenization=TOKENIZATION)
+
+
+def hardest_captions(
+    run_id: int, *, category: str | None = None, degenerate_only: bool = False, limit: int = 24
+) -> pd.DataFrame:
+    """The generated captions that score worst: lowest per-image CIDEr first (missing scores
+    last), of one category and only the degenerate ones when asked. Columns: TABLE_COLUMNS."""
+    table = caption_table(run_id)
+    if category is not None:
+        table = table[table["category"] == category]
+    if degenerate_only:
+        table = table[table["degenerate"]]
+    table = table.sort_values("CIDEr", ascending=True, kind="stable", na_position="last")
+    return table.head(limit).reset_index(drop=True)

@@ -57,6 +57,24 @@ class RunInfo:
     def label(self) -> str:
         return run_label(self.id, self.model)
 
+    @property
+    def expected_failure(self) -> bool:
+        """Failed for a reason the user can fix (weights not on this machine), not a bug."""
+        return self.status == RunStatus.failed and is_expected_failure(self.traceback)
+
+
+EXPECTED_ERRORS = ("ModelUnavailableError",)  # failures that need the user, not a bug report
+
+
+def is_expected_failure(traceback: str | None) -> bool:
+    """Whether a stored traceback ends in one of EXPECTED_ERRORS (its last line names the
+    exception type, e.g. 'mirada.errors.ModelUnavailableError: ...')."""
+    lines = [line for line in (traceback or "").splitlines() if line.strip()]
+    if not lines:
+        return False
+    kind = lines[-1].split(":", 1)[0].rsplit(".", 1)[-1].strip()
+    return kind in EXPECTED_ERRORS
+
 
 def run_info(run_id: int) -> RunInfo | None:
     """Header facts of a run, or None when it does not exist."""

@@ -16,12 +16,16 @@ from sqlalchemy import select
 
 from mirada.db import read_session
 from mirada.db.models import Caption, GeneratedCaption, Image, Item, ItemResult, Metric, RunArtifact
-from mirada.metrics.names import HEADLINE, metric_name
-from mirada.queries.common import item_frame, run_info
+from mirada.metrics.names import HEADLINE, chance_note, interval_label, metric_name
+from mirada.queries.common import caption_frame, item_frame, run_info
 from mirada.queries.datasets import fetch_missing
 
 METRIC_COLUMNS = ["name", "label", "category", "value", "ci_low", "ci_high", "unavailable"]
+METRIC_COLUMNS += ["n", "interval", "chance", "note"]
 HEADLINE_COLUMNS = ["name", "label", "help", "kind", "value", "ci_low", "ci_high"]
+HEADLINE_COLUMNS += ["interval", "chance", "note"]
+CATEGORY_COLUMNS = ["category", "metric", "label", "n", "value", "ci_low", "ci_high"]
+CATEGORY_COLUMNS += ["interval", "chance", "note"]
 ITEM_COLUMNS = [
     "item_id",
     "filename",
@@ -31,7 +35,8 @@ ITEM_COLUMNS = [
     "score",
     "category_correct",
     "zeroshot_pred",
-    "top1_caption_id",
+    "top1_caption",
+    "true_caption",
 ]
 RANKED_COLUMNS = ["rank", "caption", "score", "own caption"]
 
@@ -40,7 +45,10 @@ def run_metrics(run_id: int) -> pd.DataFrame:
     """Every metric row of a run, in stored order.
 
     Columns: name (the key), label, category (None = overall), value, ci_low, ci_high,
-    unavailable (why the value is missing, or None).
+    unavailable (why the value is missing, or None), n (items or captions it counts),
+    interval ("95% Wilson" / "95% bootstrap", None without a CI), chance (what a random model
+    scores, where defined) and note ("within chance (25% for 4 classes)", why R@k is trivial,
+    or None): see `mirada.metrics.names.chance_note`.
     """
     with read_session() as s:
         rows = s.scalars(select(Metric).where(Metric.run_id == run_id).order_by(Metric.id)).all()
@@ -54,6 +62,10 @@ def run_metrics(run_id: int) -> pd.DataFrame:
                 "ci_low": m.ci_low,
                 "ci_high": m.ci_high,
                 "unavailable": (m.details or {}).get("unavailable"),
+                "n": (m.details or {}).get("n"),
+                "interval": interval_label(m.details) if m.ci_low is not None else None,
+                "chance": (m.details or {}).get("chance"),
+                "note": chance_note(m.ci_low, m.ci_high, m.details),
             }
             for m in rows
         ],
@@ -65,7 +77,7 @@ def headline_metrics(run_id: int) -> pd.DataFrame:
     """The overall headline metrics the run has, in `names.HEADLINE` order.
 
     Columns: name, label, help (description and key), kind (a `MetricKind` value), value,
-    ci_low, ci_high.
+    ci_low, ci_high, interval, chance, note (as in `run_metrics`).
     """
     df = run_metrics(run_id)
     overall = df[df["category"].isna()].drop_duplicates("name").set_index("name")
@@ -83,16 +95,20 @@ def headline_metrics(run_id: int) -> pd.DataFrame:
                     "value": r["value"],
                     "ci_low": r["ci_low"],
                     "ci_high": r["ci_high"],
+                    "interval": r["interval"],
+                    "chance": r["chance"],
+                    "note": r["note"],
                 }
             )
     return pd.DataFrame(rows, columns=HEADLINE_COLUMNS)
 
 
 def category_metrics(run_id: int) -> pd.DataFrame:
-    """Per-category rows: category, metric (key), label, value, ci_low, ci_high."""
+    """Per-category rows: CATEGORY_COLUMNS (category, metric (key), label, n (images), value,
+    ci_low, ci_high, interval, chance, note as in `run_metrics`)."""
     df = run_metrics(run_id)
     per = df[df["category"].notna()].rename(columns={"name": "metric"})
-    return per[["category", "metric", "label", "value", "ci_low", "ci_high"]].reset_index(drop=True)
+    return per[CATEGORY_COLUMNS].reset_index(drop=True)
 
 
 def sort_worst_first(df: pd.DataFrame) -> pd.DataFrame:
@@ -109,8 +125,9 @@ def sort_worst_first(df: pd.DataFrame) -> pd.DataFrame:
 def run_items(run_id: int) -> pd.DataFrame:
     """Per-image outcomes sorted worst first (incorrect first, then rank descending).
 
-    Columns: item_id, filename, category, correct, rank, score, category_correct,
-    zeroshot_pred, top1_caption_id.
+    Columns: item_id, filename, category, correct, rank (of the image's best own caption),
+    score, category_correct, zeroshot_pred, top1_caption (the text the model ranked first),
+    true_caption (the image's first reference caption).
     """
     info = run_info(run_id)
     if info is None:
@@ -136,12 +153,29 @@ def run_items(run_id: int) -> pd.DataFrame:
             "score": [r[3] for r in rows],
             "category_correct": [d.get("category_correct") for d in details],
             "zeroshot_pred": [d.get("zeroshot_pred") for d in details],
-            "top1_caption_id": [d["top"][0][0] if d.get("top") else None for d in details],
+            "_top1": [int(d["top"][0][0]) if d.get("top") else -1 for d in details],
         }
+    )
+    caps = caption_frame(info.dataset_id)
+    texts = caps.set_index("caption_id")["text"]
+    res["top1_caption"] = res.pop("_top1").map(texts)
+    res["true_caption"] = res["item_id"].map(
+        caps.drop_duplicates("item_id").set_index("item_id")["text"]
     )
     items = item_frame(info.dataset_id)[["item_id", "filename", "category", "position"]]
     df = sort_worst_first(items.merge(res, on="item_id", how="inner"))
     return df[ITEM_COLUMNS].reset_index(drop=True)
+
+
+def hardest_items(run_id: int, *, category: str | None = None, limit: int = 24) -> pd.DataFrame:
+    """The images whose own caption the model ranked worst (highest rank first, ties in
+    dataset order), of one category when given. Columns: ITEM_COLUMNS."""
+    items = run_items(run_id)
+    if category is not None:
+        items = items[items["category"] == category]
+    ranked = items.assign(_rank=pd.to_numeric(items["rank"], errors="coerce"))
+    ranked = ranked.sort_values("_rank", ascending=False, kind="stable", na_position="last")
+    return ranked.drop(columns="_rank").head(limit).reset_index(drop=True)
 
 
 def zeroshot_confusion(run_id: int) -> pd.DataFrame | None:

@@ -25,6 +25,7 @@ CELL_COLUMNS = [
     "caption_text",
     "caption_category",
     "own",
+    "item_id",
 ]
 
 
@@ -107,6 +108,7 @@ def _cells(
             "caption_text": caps["text"].to_numpy()[cols],
             "caption_category": caps["category"].to_numpy()[cols],
             "own": own,
+            "item_id": items["item_id"].to_numpy()[rows],  # the image's: cells link to it
         }
     )
 
@@ -123,9 +125,10 @@ class SimilarityView:
     """The image x caption similarity heatmap of a run, ordered by category.
 
     mode "full" (at most max_images images): `cells` (CELL_COLUMNS) has one row per (image,
-    caption) with order indices, score, file name, caption text, categories and `own` (the
-    caption belongs to the image); `caption_note` says whether all captions or each image's
-    first are used; `image_bounds` / `caption_bounds` (category, start, end) mark category runs.
+    caption) with order indices, score, file name, caption text, categories, `own` (the
+    caption belongs to the image) and the image's item_id; `caption_note` says whether all
+    captions or each image's first are used; `image_bounds` / `caption_bounds` (category,
+    start, end) mark category runs.
     mode "blocks" (larger runs): `blocks` has image_category, caption_category, mean_score,
     images, captions, where mean_score = mean(img_A) . mean(txt_B) (exact: the dot product is
     bilinear). mode "none": the run stored no embeddings.

@@ -7,7 +7,17 @@ import pandas as pd
 from dashboard_seed import Seeded, second_caption_run
 
 from mirada import projections
-from mirada.queries import captions, common, compare, datasets, hardware, results, runs, similarity
+from mirada.queries import (
+    captions,
+    common,
+    compare,
+    datasets,
+    hardware,
+    images,
+    results,
+    runs,
+    similarity,
+)
 
 
 def test_dataset_summaries_and_gallery(seeded_env: Seeded) -> None:
@@ -184,3 +194,68 @@ def test_missing_score_is_reported_not_dropped(seeded_copy: Seeded) -> None:
     assert cider["problem"] == "per-image CIDEr scores are missing for some items"
     assert pd.isna(cider["difference"]) and pd.isna(cider["n"])  # no numbers from 119 items
     assert pd.isna(sig.loc["BLEU-4", "problem"]) and sig.loc["BLEU-4", "n"] == 120
+
+
+def test_items_carry_caption_text_and_hardest_first(seeded_env: Seeded) -> None:
+    rid = seeded_env.runs["clip_random"]  # a random model: many wrong, ranks spread out
+    items = results.run_items(rid)
+    caps = common.caption_frame(seeded_env.dataset_id)
+    texts = set(caps["text"])
+    assert "top1_caption_id" not in items.columns  # text, not ids
+    assert items["top1_caption"].isin(texts).all() and items["true_caption"].isin(texts).all()
+    first = caps.drop_duplicates("item_id").set_index("item_id")["text"]
+    assert (items["true_caption"] == items["item_id"].map(first)).all()
+    hard = results.hardest_items(rid, limit=10)
+    assert len(hard) == 10 and hard["rank"].is_monotonic_decreasing
+    assert hard["rank"].iloc[0] == items["rank"].max()
+    star = results.hardest_items(rid, category="star", limit=5)
+    assert set(star["category"]) == {"star"}
+    assert star["rank"].iloc[0] == items.loc[items["category"] == "star", "rank"].max()
+
+
+def test_hardest_captions(seeded_env: Seeded) -> None:
+    rid = seeded_env.runs["caption"]
+    worst = captions.hardest_captions(rid, limit=8)
+    table = captions.caption_table(rid)
+    assert len(worst) == 8 and worst["CIDEr"].is_monotonic_increasing
+    assert worst["CIDEr"].iloc[0] == table["CIDEr"].min()
+    bad = captions.hardest_captions(rid, degenerate_only=True, limit=500)
+    assert len(bad) == int(table["degenerate"].sum()) and bad["degenerate"].all()
+    circle = captions.hardest_captions(rid, category="circle", limit=500)
+    assert len(circle) == int((table["category"] == "circle").sum())
+
+
+def test_thumbnail_urls(seeded_env: Seeded) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    ids = results.run_items(seeded_env.runs["clip"])["item_id"].head(3).tolist()
+    urls = images.thumbnail_urls([*ids, 10**9])  # an unknown id is left out
+    assert sorted(urls) == sorted(ids)
+    for url in urls.values():
+        assert url.startswith("data:image/jpeg;base64,")
+        with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as im:
+            assert max(im.size) <= images.TABLE_THUMB_PX
+    assert images.thumbnail_urls([]) == {}
+
+
+def test_chart_rows_carry_their_item(seeded_copy: Seeded) -> None:
+    rid = seeded_copy.runs["clip"]
+    view = similarity.similarity_view(rid)
+    assert view.cells is not None
+    items = common.item_frame(seeded_copy.dataset_id).set_index("item_id")
+    sample = view.cells.sample(20, random_state=0)
+    assert (items.loc[sample["item_id"], "filename"].to_numpy() == sample["filename"]).all()
+    df, _ = projections.projection_frame(rid, "pca", "joint")
+    assert (df["item_id"] > 0).all()
+    img = df[df["kind"] == "image"]
+    assert (items.loc[img["item_id"], "filename"].to_numpy() == img["filename"]).all()
+
+
+def test_expected_failure() -> None:
+    tb = 'Traceback (most recent call last):\n  File "x.py", line 1\n'
+    assert common.is_expected_failure(tb + "mirada.errors.ModelUnavailableError: no weights\n")
+    assert not common.is_expected_failure(tb + "RuntimeError: CUDA out of memory")
+    assert not common.is_expected_failure(None) and not common.is_expected_failure("")
