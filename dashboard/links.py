@@ -1,0 +1,77 @@
+"""Where each run, image and comparison lives in the dashboard: page files and relative URLs.
+
+Relative URLs ("results?run=2&item=17") resolve against the app's root whatever page they are
+clicked on (every page sits one level below it) and under any server.baseUrlPath, so table
+links and chart marks stay on this server. No Streamlit here: pages and tests share it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from urllib.parse import urlencode
+
+from mirada.domain import Task
+
+# url path (as app.py registers it) and page file of each page a link can target
+RESULTS, CAPTIONS, HARDWARE, COMPARE, RUNS = "results", "captions", "hardware", "compare", "runs"
+PAGE_FILES: dict[str, str] = {
+    RESULTS: "app_pages/results.py",
+    CAPTIONS: "app_pages/captions.py",
+    HARDWARE: "app_pages/hardware.py",
+    COMPARE: "app_pages/compare.py",
+    RUNS: "app_pages/runs.py",
+}
+# the page that shows a finished run of each task
+TASK_PAGES: dict[str, str] = {Task.match: RESULTS, Task.caption: CAPTIONS, Task.benchmark: HARDWARE}
+TASK_LABELS: dict[str, str] = {
+    RESULTS: "Open results",
+    CAPTIONS: "Open captions",
+    HARDWARE: "Open hardware",
+}
+
+
+def page_for_task(task: str) -> str:
+    """The url path of the page that shows runs of `task` (Results for unknown tasks)."""
+    return TASK_PAGES.get(str(task), RESULTS)
+
+
+def href(page: str, **params: int | str | Iterable[int] | None) -> str:
+    """'page?k=v&…' with list values comma-joined; parameters that are None are left out."""
+    pairs = {
+        k: ",".join(str(int(x)) for x in v) if not isinstance(v, int | str) else str(v)
+        for k, v in params.items()
+        if v is not None
+    }
+    return f"{page}?{urlencode(pairs, safe=',')}" if pairs else page
+
+
+def run_href(task: str, run_id: int) -> str:
+    """The page showing run `run_id` of `task`, e.g. 'captions?run=5'."""
+    return href(page_for_task(task), run=int(run_id))
+
+
+def item_href(page: str, run_id: int, item_id: int) -> str:
+    """The item view of one image of a run on `page` (results or captions)."""
+    return href(page, run=int(run_id), item=int(item_id))
+
+
+def compare_href(run_ids: Iterable[int]) -> str:
+    """The Compare page with these runs preselected, the first as the reference."""
+    return href(COMPARE, runs=[int(r) for r in run_ids])
+
+
+def item_href_expr(page: str, run_id: int, field: str = "item_id") -> str:
+    """A Vega expression building `item_href(page, run_id, datum[field])` for chart marks."""
+    prefix = json.dumps(f"{page}?run={int(run_id)}&item=")
+    return f"{prefix} + datum[{json.dumps(field)}]"
+
+
+def parse_ids(text: str | None) -> list[int]:
+    """'3,5, 7' -> [3, 5, 7]; anything that is not a positive integer is skipped."""
+    out: list[int] = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if part.isdigit() and int(part) not in out:
+            out.append(int(part))
+    return out
