@@ -65,4 +65,4 @@ typecheck: setup
 	$(PY) tools/typecheck.py
 
 clean:
-	rm -rf $(VENV) mirada-data .pytest_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache build  # never user data (MIRADA_HOME, ./mirada-data) .mypy_cache
