@@ -65,4 +65,5 @@ typecheck: setup
 	$(PY) tools/typecheck.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache build  # never user data (MIRADA_HOME, ./mirada-data) .mypy_cache
+	@# never user data: MIRADA_HOME, or a ./mirada-data someone still points it at
+	rm -rf $(VENV) .pytest_cache .mypy_cache build
