@@ -21,7 +21,17 @@ from mirada import projections
 from mirada.config import get_settings
 from mirada.db import get_engine
 from mirada.metrics.names import MetricKind
-from mirada.queries import captions, common, compare, datasets, hardware, results, runs, similarity
+from mirada.queries import (
+    captions,
+    common,
+    compare,
+    datasets,
+    hardware,
+    images,
+    results,
+    runs,
+    similarity,
+)
 from mirada.queries.common import RunInfo
 from mirada.text_safety import csv_cell, json_safe, markdown_text
 
@@ -103,6 +113,7 @@ category_metrics = results_cache(results.category_metrics)
 run_items = results_cache(results.run_items)
 zeroshot_confusion = results_cache(results.zeroshot_confusion)
 item_drilldown = results_cache(results.item_drilldown)
+hardest_items = results_cache(results.hardest_items)
 similarity_view = results_cache(similarity.similarity_view)
 similarity_slice = results_cache(similarity.similarity_slice)
 embedding_kinds = results_cache(similarity.embedding_kinds)
@@ -117,12 +128,31 @@ disagreements = results_cache(compare.disagreements)
 # Captions page
 caption_corpus = results_cache(captions.caption_corpus)
 caption_table = results_cache(captions.caption_table)
+hardest_captions = results_cache(captions.hardest_captions)
 caption_notes = captions.caption_notes  # constants: nothing to cache
+
+# Thumbnails in tables and galleries (Results, Captions, Compare)
+thumbnail_urls = results_cache(images.thumbnail_urls)
 
 # Hardware page
 benchmark_timings = results_cache(hardware.benchmark_timings)
 load_times = results_cache(hardware.load_times)
 hardware_profiles = results_cache(hardware.hardware_profiles)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def weights_here(model_ids: tuple[str, ...]) -> dict[str, bool]:
+    """{model id: its weights are on this machine} (file checks, as `mirada models` does)."""
+    from mirada.errors import MiradaError
+    from mirada.vlm.registry import available_offline
+
+    out = {}
+    for model_id in model_ids:
+        try:
+            out[model_id] = available_offline(model_id)
+        except MiradaError:
+            out[model_id] = False
+    return out
 
 
 def projection_status(run_id: int, method: str, kind: str) -> projections.ProjectionStatus:
@@ -205,6 +235,8 @@ def pick_finished_run(
     chosen = st.selectbox(label, ids, index=index, format_func=lambda i: labels[i], key=key)
     if chosen is None:
         st.stop()
+    if wanted is not None and wanted != str(chosen):
+        st.query_params.pop("item", None)  # an image of the run the URL named, not this one
     st.query_params[param] = str(chosen)
     info = run_info(int(chosen))
     if info is None:  # deleted since the picker was read

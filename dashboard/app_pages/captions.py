@@ -1,12 +1,13 @@
 """Captions: generated vs reference captions with per-image scores, degeneration flags and
-the corpus metrics with their implementation."""
+the corpus metrics with their implementation; the worst captions as a gallery, and the item
+view of one image (`?run=R&item=I`) that every table row links to."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from mirada.dashboard import charts, data
+from mirada.dashboard import charts, data, item_view, links
 from mirada.domain import Task
 from mirada.metrics.names import MetricKind, metric_name
 from mirada.queries.captions import TABLE_METRICS
@@ -27,6 +28,12 @@ st.caption(
     f"**{markdown_text(info.model)}** on **{markdown_text(info.dataset)}** · "
     f"finished {info.finished_at}"
 )
+TABLE_ROWS = 300
+GALLERY_SIZE = 18
+
+wanted_item = item_view.selected_item()
+if wanted_item is not None:
+    item_view.item_view(links.CAPTIONS, run_id, wanted_item)
 
 st.subheader("Corpus metrics")
 corpus = data.caption_corpus(run_id)
@@ -74,17 +81,54 @@ if table["CIDEr"].notna().any():
         ),
         width="stretch",
     )
+st.subheader("Worst captions first")
+c1, c2 = st.columns([2, 1])
+cats = data.dataset_categories(info.dataset_id)
+category = c1.selectbox("Category", ["All", *cats], key="captions_hardest_cat")
+only_degenerate = c2.toggle("Only degenerate", key="captions_hardest_degenerate")
+tiles = data.hardest_captions(
+    run_id,
+    category=None if category == "All" else category,
+    degenerate_only=only_degenerate,
+    limit=GALLERY_SIZE,
+)
+st.caption(
+    "Lowest per-image CIDEr first. Under each image: the generated caption, its CIDEr and, "
+    "when flagged, why it is degenerate."
+)
+tiles = tiles.assign(
+    said=["“" + str(t) + "”" for t in tiles["generated"]],
+    score=[
+        f"{f} · CIDEr {c:.3f}" if c == c and c is not None else f"{f} · no CIDEr"
+        for f, c in zip(tiles["filename"], tiles["CIDEr"], strict=True)
+    ],
+    why=[
+        f"degenerate: {r}" if d else ""
+        for d, r in zip(tiles["degenerate"], tiles["reasons"], strict=True)
+    ],
+)
+item_view.gallery(tiles, "captions_hardest", lines=["score", "said", "why"])
+
+st.subheader("Every generated caption")
 only_bad = st.toggle("Only degenerate captions", key="captions_only_degenerate")
 shown = table[table["degenerate"]] if only_bad else table
 st.caption(
     f"{int(table['degenerate'].sum())} of {len(table)} generated captions are flagged as "
-    "degenerate (repetition loops or a caption shared by several images)."
+    "degenerate (repetition loops or a caption shared by several images). "
+    + (f"Showing the first {TABLE_ROWS}. " if len(shown) > TABLE_ROWS else "")
+    + "Click a row (or its link) to open the image."
 )
+linked = item_view.linked_frame(shown, links.CAPTIONS, run_id, limit=TABLE_ROWS)
 st.dataframe(
-    shown,
+    linked,
     hide_index=True,
     key="captions_table",
+    row_height=item_view.TABLE_ROW_HEIGHT,
+    on_select=item_view.on_row_select("captions_table", linked),
+    selection_mode="single-row",
     column_order=[
+        item_view.THUMB_COLUMN,
+        item_view.LINK_COLUMN,
         "filename",
         "category",
         "generated",
@@ -93,15 +137,15 @@ st.dataframe(
         "reasons",
         "references",
     ],
-    column_config={
-        "references": st.column_config.TextColumn("references", width="large"),
-        "generated": st.column_config.TextColumn("generated", width="medium"),
+    column_config=item_view.link_columns(
+        references=st.column_config.TextColumn("references", width="large"),
+        generated=st.column_config.TextColumn("generated", width="medium"),
         **{
             key: st.column_config.NumberColumn(
                 metric_name(key).label, format="%.3f", help=metric_name(key).help
             )
             for key in TABLE_METRICS
         },
-    },
+    ),
 )
 data.downloads(table, f"run{run_id}_captions", "captions_dl")

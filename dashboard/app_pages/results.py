@@ -1,17 +1,29 @@
 """Results of one run: metric cards with CIs, per-category accuracy, similarity heatmap,
-embedding projection, zero-shot confusion and a worst-first drill-down."""
+embedding projection, zero-shot confusion, a worst-first drill-down and the hardest images.
+
+The URL carries the selection (`?run=R&item=I&tab=…`): `item` opens the item view of one
+image, and every table row, heatmap cell and projection point links to it."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from mirada.dashboard import charts, data
+from mirada.dashboard import charts, data, item_view, links
 from mirada.domain import Task
 from mirada.metrics.names import label
 from mirada.text_safety import markdown_text
 
 CARDS_PER_ROW = 5
 DRILL_TABLE_ROWS = 200
+GALLERY_SIZE = 24
+TABS = (
+    "Per category",
+    "Similarity heatmap",
+    "Embeddings",
+    "Zero-shot",
+    "Drill-down",
+    "Hardest images",
+)
 
 st.title("Results")
 data.ensure_database()
@@ -28,6 +40,16 @@ st.caption(
     f"**{markdown_text(info.model)}** on **{markdown_text(info.dataset)}** · "
     f"device {info.device} · {info.dtype} · batch {info.batch_size} · finished {info.finished_at}"
 )
+siblings = data.finished_runs(task=Task.match, dataset_id=info.dataset_id)
+others = [int(r) for r in siblings["id"] if int(r) != run_id]
+if others:
+    st.page_link(
+        links.PAGE_FILES[links.COMPARE],
+        label="Compare with other runs on this dataset",
+        icon=":material/compare:",
+        query_params={"runs": ",".join(str(r) for r in [run_id, others[0]])},
+    )
+href = links.item_href_expr(links.RESULTS, run_id)  # chart marks open their image
 
 
 def _cards() -> None:
@@ -78,10 +100,14 @@ def _heatmap() -> None:
                 view.image_bounds,
                 view.caption_bounds,
                 title=f"Cosine similarity: {view.n_images} images × {view.caption_note}",
+                href=href,
             ),
             width="stretch",
         )
-        st.caption("Rows and columns are ordered by category; white lines separate categories.")
+        st.caption(
+            "Rows and columns are ordered by category; white lines separate categories. "
+            "Click a cell to open its image."
+        )
         return
     st.caption(
         f"{view.n_images:,} images × {view.n_captions:,} captions is too large to draw "
@@ -110,7 +136,9 @@ def _heatmap() -> None:
     else:
         st.altair_chart(
             charts.heatmap_slice(
-                cells, title=f"Slice: {img_cat} images (from #{start}) × {cap_cat} captions"
+                cells,
+                title=f"Slice: {img_cat} images (from #{start}) × {cap_cat} captions",
+                href=href,
             ),
             width="stretch",
         )
@@ -152,11 +180,13 @@ def _projection() -> None:
         )
     st.altair_chart(
         charts.projection_scatter(
-            points, title=f"{'t-SNE' if method == 'tsne' else 'PCA'} of {kind} embeddings"
+            points,
+            title=f"{'t-SNE' if method == 'tsne' else 'PCA'} of {kind} embeddings",
+            href=href,
         ),
         width="stretch",
     )
-    st.caption(note + ". Hover a point for its category and caption.")
+    st.caption(note + ". Hover a point for its category and caption; click it to open its image.")
 
 
 def _confusion() -> None:
@@ -177,62 +207,75 @@ def _drilldown() -> None:
         st.info("This run stored no per-image results.")
         return
     wrong = int((items["correct"] == False).sum())  # noqa: E712 - pandas element-wise
-    st.caption(f"Sorted worst first: {wrong} of {len(items)} images have a wrong top-1 caption.")
-    st.dataframe(items.head(DRILL_TABLE_ROWS), hide_index=True, key="results_items", height=260)
-    data.downloads(items, f"run{run_id}_items", "results_items_dl")
-    ids = items["item_id"].astype(int).tolist()
-    labels = {
-        int(r["item_id"]): f"{r['filename']} · {'✓' if r['correct'] else '✗'} rank {r['rank']}"
-        for r in items.to_dict("records")
-    }
-    item_id = st.selectbox(
-        "Image (worst first)", ids, format_func=lambda i: labels[i], key="results_item"
+    st.caption(
+        f"Sorted worst first: {wrong} of {len(items)} images have a wrong top-1 caption. "
+        f"Showing the first {min(len(items), DRILL_TABLE_ROWS)}; click a row (or its link) to "
+        "open the image."
     )
-    if item_id is None:
-        return
-    d = data.item_drilldown(run_id, int(item_id))
-    if d is None:
-        return
-    from mirada.datasets import image_path
+    shown = item_view.linked_frame(items, links.RESULTS, run_id, limit=DRILL_TABLE_ROWS)
+    st.dataframe(
+        shown,
+        hide_index=True,
+        key="results_items",
+        height=420,
+        row_height=item_view.TABLE_ROW_HEIGHT,
+        on_select=item_view.on_row_select("results_items", shown),
+        selection_mode="single-row",
+        column_order=[
+            item_view.THUMB_COLUMN,
+            item_view.LINK_COLUMN,
+            "filename",
+            "category",
+            "correct",
+            "rank",
+            "score",
+            "top1_caption",
+            "true_caption",
+            "zeroshot_pred",
+            "category_correct",
+        ],
+        column_config=item_view.link_columns(
+            rank=st.column_config.NumberColumn(
+                "rank", help="Rank of the image's best own caption among all captions"
+            ),
+            score=st.column_config.NumberColumn("score", format="%.3f"),
+            top1_caption=st.column_config.TextColumn("model's top-1 caption", width="large"),
+            true_caption=st.column_config.TextColumn("a reference caption", width="large"),
+            zeroshot_pred=st.column_config.TextColumn("zero-shot class"),
+        ),
+    )
+    data.downloads(items, f"run{run_id}_items", "results_items_dl")
 
-    left, right = st.columns([1, 2])
-    with left:
-        path = image_path(d.sha256, d.ext)
-        if path.exists():
-            st.image(str(path), width="stretch")
-        category = markdown_text(d.category or "none")
-        st.markdown(f"**{markdown_text(d.filename)}** · category {category}")
-        verdict = "correct" if d.correct else "wrong"
-        st.markdown(f"Top-1: **{verdict}** (own caption at rank {d.rank})")
-        if d.zeroshot_pred is not None:
-            st.markdown(f"Zero-shot prediction: {markdown_text(d.zeroshot_pred)}")
-    with right:
-        st.markdown("**True captions**")
-        for cap in d.true_captions:
-            st.markdown(f"- {markdown_text(cap)}")
-        st.markdown("**Model's top-5 captions** (cosine)")
-        st.dataframe(d.top, hide_index=True, key="results_top5")
-        if d.reranked is not None:
-            st.markdown("**Re-ranked by the ITM head** (match probability)")
-            st.dataframe(d.reranked, hide_index=True, key="results_reranked")
-        if d.generated is not None:
-            st.markdown(f"**Generated caption:** {markdown_text(d.generated.text)}")
-            st.json({"scores": d.generated.scores, "flags": d.generated.flags}, expanded=False)
 
+def _hardest() -> None:
+    cats = data.dataset_categories(info.dataset_id)
+    category = st.selectbox("Category", ["All", *cats], key="results_hardest_cat")
+    tiles = data.hardest_items(
+        run_id, category=None if category == "All" else category, limit=GALLERY_SIZE
+    )
+    st.caption(
+        "The images whose own caption the model ranked worst (highest rank first). Under each: "
+        "the rank of its first correct caption and the caption the model ranked first."
+    )
+    tiles = tiles.assign(
+        where=[f"{f} · rank {r}" for f, r in zip(tiles["filename"], tiles["rank"], strict=True)],
+        picked=["top-1: " + str(t) for t in tiles["top1_caption"]],
+    )
+    item_view.gallery(tiles, "results_hardest", lines=["where", "picked"])
+
+
+wanted_item = item_view.selected_item()
+if wanted_item is not None:
+    item_view.item_view(links.RESULTS, run_id, wanted_item)
 
 st.subheader("Headline metrics")
 _cards()
 metrics = data.run_metrics(run_id)
 data.downloads(metrics, f"run{run_id}_metrics", "results_metrics_dl")
 
-tabs = st.tabs(["Per category", "Similarity heatmap", "Embeddings", "Zero-shot", "Drill-down"])
-with tabs[0]:
-    _categories()
-with tabs[1]:
-    _heatmap()
-with tabs[2]:
-    _projection()
-with tabs[3]:
-    _confusion()
-with tabs[4]:
-    _drilldown()
+tabs = st.tabs(list(TABS), key="tab", bind="query-params")  # the URL keeps the tab
+renders = (_categories, _heatmap, _projection, _confusion, _drilldown, _hardest)
+for tab, render in zip(tabs, renders, strict=True):
+    if tab.open:
+        with tab:
+            render()
