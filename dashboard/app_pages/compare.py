@@ -1,11 +1,16 @@
 """Compare runs on one dataset: metrics with CIs, grouped bars, per-category differences,
-pairwise significance and the images where the models disagree."""
+pairwise significance and the images where the models disagree.
+
+The URL carries the selection (`?runs=A,B,…`, the first the reference): links from Results
+open it preselected, and each disagreeing image links to its item view."""
 
 from __future__ import annotations
 
+import itertools
+
 import streamlit as st
 
-from mirada.dashboard import charts, data
+from mirada.dashboard import charts, data, item_view, links
 from mirada.domain import Task
 from mirada.metrics.names import label
 from mirada.text_safety import markdown_text
@@ -34,24 +39,45 @@ if runs.empty:
     )
     st.stop()
 
+# Runs named in the URL (?runs=A,B) choose the dataset, task and selection.
+wanted = [r for r in links.parse_ids(st.query_params.get("runs")) if r in set(runs["id"])]
+first = runs[runs["id"] == wanted[0]].iloc[0] if wanted else None
 datasets = runs.drop_duplicates("dataset_id")[["dataset_id", "dataset"]]
 ds_names = dict(zip(datasets["dataset_id"].astype(int), datasets["dataset"], strict=True))
+ds_ids = list(ds_names)
 c1, c2 = st.columns([1, 1])
 dataset_id = c1.selectbox(
-    "Dataset", list(ds_names), format_func=lambda i: ds_names[i], key="compare_dataset"
+    "Dataset",
+    ds_ids,
+    index=ds_ids.index(int(first["dataset_id"])) if first is not None else 0,
+    format_func=lambda i: ds_names[i],
+    key="compare_dataset",
 )
 tasks = sorted(runs.loc[runs["dataset_id"] == dataset_id, "task"].unique())
 default_task = Task.match.value if Task.match in tasks else tasks[0]
+if first is not None and first["task"] in tasks:
+    default_task = str(first["task"])
 task = c2.segmented_control("Task", tasks, default=default_task, key="compare_task") or default_task
 candidates = runs[(runs["dataset_id"] == dataset_id) & (runs["task"] == task)]
 labels = dict(zip(candidates["id"].astype(int), candidates["label"], strict=True))
+preselected = [r for r in wanted if r in labels] or list(labels)[:2]
 chosen = st.multiselect(
     "Runs (two or more; the first is the reference)",
     list(labels),
-    default=list(labels)[:2],
+    default=preselected,
     format_func=lambda i: labels[i],
     key="compare_runs",
 )
+st.query_params["runs"] = ",".join(str(int(r)) for r in chosen)
+if chosen:
+    cols = st.columns(min(len(chosen), 4))
+    for col, rid in zip(itertools.cycle(cols), chosen, strict=False):
+        col.page_link(
+            links.PAGE_FILES[links.page_for_task(task)],
+            label=f"Open {labels[rid].split(' · ')[0]}",
+            icon=":material/open_in_new:",
+            query_params={"run": str(int(rid))},
+        )
 if len(chosen) < 2:
     st.info("Pick at least two runs of this dataset to compare.")
     st.stop()
@@ -136,6 +162,17 @@ if is_match:
     if dis.empty:
         st.info("The runs agree on every image (top-1 correct or not).")
     else:
-        st.caption(f"{len(dis)} image(s) where at least one run is right and another wrong.")
-        st.dataframe(dis, hide_index=True, key="compare_disagree")
+        st.caption(
+            f"{len(dis)} image(s) where at least one run is right and another wrong. Each links "
+            f"to its item view in the reference run ({labels[run_ids[0]].split(' · ')[0]})."
+        )
+        shown = item_view.linked_frame(dis, links.RESULTS, run_ids[0], limit=len(dis))
+        st.dataframe(
+            shown,
+            hide_index=True,
+            key="compare_disagree",
+            row_height=item_view.TABLE_ROW_HEIGHT,
+            column_order=[c for c in shown.columns if c != "item_id"],
+            column_config=item_view.link_columns(),
+        )
         data.downloads(dis, "compare_disagreements", "compare_dis_dl")

@@ -1,11 +1,14 @@
-"""Runs: queue dataset x models x tasks, a live status table, cancel / retry, failures."""
+"""Runs: the live queue first (failed runs stand out, each finished run links to the page that
+shows it), cancel / retry / inspect, and the queue form (which models have their weights here)
+in an expander below."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
-from mirada.dashboard import data
+from mirada.dashboard import data, links
 from mirada.domain import CANCELLABLE, RETRYABLE, Device, Dtype, RunStatus, Task, choices
 from mirada.errors import MiradaError
 from mirada.queue import cancel_run, enqueue, retry_run
@@ -27,7 +30,13 @@ TABLE_COLUMNS = [
     "created",
     "finished_at",
     "error",
+    "open",
 ]
+STATUS_COLOURS = {  # background of the status cell: failures stand out
+    RunStatus.failed: "background-color: rgba(255, 75, 75, 0.25)",
+    RunStatus.cancelled: "background-color: rgba(255, 170, 0, 0.2)",
+    RunStatus.succeeded: "background-color: rgba(33, 195, 84, 0.15)",
+}
 
 st.title("Runs")
 data.ensure_database()
@@ -39,12 +48,23 @@ def _catalogue() -> list[tuple[str, str, list[str]]]:
     return [(e.id, e.title, sorted(e.capabilities)) for e in list_catalogue()]
 
 
+def _model_label(model_id: str, title: str, here: bool) -> str:
+    where = "weights on this machine" if here else "weights not here: mirada models pull"
+    return f"{title} — {model_id} ({where})"
+
+
 def _queue_form(datasets: pd.DataFrame) -> None:
     cat = _catalogue()
-    titles = {mid: f"{title} — {mid}" for mid, title, _ in cat}
+    here = data.weights_here(tuple(mid for mid, _, _ in cat))
+    titles = {mid: _model_label(mid, title, here.get(mid, False)) for mid, title, _ in cat}
     names = dict(zip(datasets["id"].astype(int), datasets["name"], strict=True))
+    missing = sum(not v for v in here.values())
     with st.form("runs_queue_form"):
-        st.subheader("Queue runs")
+        st.caption(
+            f"{len(here) - missing} of {len(here)} catalogue models have their weights on this "
+            "machine; a run of one that has not fails until they are pulled "
+            "(`mirada models pull ID`, needs internet)."
+        )
         dataset_id = st.selectbox(
             "Dataset", list(names), format_func=lambda i: names[i], key="runs_dataset"
         )
@@ -81,12 +101,22 @@ def _queue_form(datasets: pd.DataFrame) -> None:
                 )
                 queued.append(f"#{run_id} {markdown_text(model_id)} · {task}")
             except MiradaError as exc:
-                refused.append(f"**{markdown_text(model_id)} · {task}**: {markdown_text(exc)}")
+                refused.append(f"- **{markdown_text(model_id)} · {task}**: {markdown_text(exc)}")
     data.invalidate()
     if queued:
         st.success("Queued: " + ", ".join(queued))
-    for msg in refused:
-        st.error(msg)
+    if refused:  # one message for every impossible pair, not one box each
+        st.error(f"Not queued ({len(refused)}):\n\n" + "\n".join(refused))
+
+
+def _styled(runs: pd.DataFrame) -> Styler:
+    """The table with a link to each finished run's page and the status cell coloured."""
+    shown = runs[[c for c in TABLE_COLUMNS if c in runs.columns and c != "open"]].copy()
+    shown["open"] = [
+        links.run_href(t, int(i)) if s == RunStatus.succeeded else None
+        for i, t, s in zip(runs["id"], runs["task"], runs["status"], strict=True)
+    ]
+    return shown.style.map(lambda s: STATUS_COLOURS.get(s, ""), subset=["status"])
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -97,7 +127,7 @@ def _live_table() -> None:
     runs = data.runs_frame()
     if runs.empty:
         st.info(
-            "No runs yet: queue one above, or "
+            "No runs yet: queue one below, or "
             "`mirada queue --dataset NAME --model ID --task match`."
         )
         return
@@ -106,11 +136,23 @@ def _live_table() -> None:
         " · ".join(f"{s}: {int(counts.get(s, 0))}" for s in RunStatus)
         + f" — refreshes every {REFRESH_SECONDS} s"
     )
+    failed = runs[runs["status"] == RunStatus.failed]
+    if not failed.empty:
+        st.error(
+            f"{len(failed)} run(s) failed: "
+            + ", ".join(f"#{i}" for i in failed["id"].head(10))
+            + (" …" if len(failed) > 10 else "")
+            + ". Pick one under *Cancel, retry, inspect* for its message.",
+            icon=":material/error:",
+        )
     st.dataframe(
-        runs[[c for c in TABLE_COLUMNS if c in runs.columns]],
+        _styled(runs),
         hide_index=True,
         key="runs_table",
         column_config={
+            "open": st.column_config.LinkColumn(
+                "open", display_text="open ↗", help="The page that shows this run"
+            ),
             "progress": st.column_config.ProgressColumn(
                 "progress", min_value=0.0, max_value=1.0, format="percent"
             ),
@@ -149,13 +191,32 @@ def _actions(runs: pd.DataFrame) -> None:
         except MiradaError as exc:
             st.error(markdown_text(exc))
     if status == RunStatus.succeeded:
-        c3.page_link("app_pages/results.py", label="Open results", icon=":material/bar_chart:")
+        page = links.page_for_task(str(row["task"]))
+        c3.page_link(
+            links.PAGE_FILES[page],
+            label=links.TASK_LABELS[page],
+            icon=":material/bar_chart:",
+            query_params={"run": str(int(run_id))},
+        )
     info = data.live_run_info(int(run_id))
     if info is not None and info.error:
-        st.error(f"**Error:** {markdown_text(info.error)}")
+        if info.expected_failure:  # e.g. weights missing: the message says what to do
+            st.warning(
+                f"**Cannot run yet:** {markdown_text(info.error)}", icon=":material/warning:"
+            )
+        else:
+            st.error(f"**Error:** {markdown_text(info.error)}", icon=":material/error:")
         if info.traceback:
-            st.code(info.traceback, language="python")
+            with st.expander("Traceback", expanded=not info.expected_failure):
+                st.code(info.traceback, language="python")
 
+
+st.subheader("Queue")
+_live_table()
+all_runs = data.runs_frame()
+if not all_runs.empty:
+    data.downloads(all_runs, "runs", "runs_dl")
+    _actions(all_runs)
 
 datasets = data.dataset_summaries()
 if datasets.empty:
@@ -164,11 +225,5 @@ if datasets.empty:
         "`mirada import PATH`."
     )
 else:
-    _queue_form(datasets)
-
-st.subheader("Queue")
-_live_table()
-all_runs = data.runs_frame()
-if not all_runs.empty:
-    data.downloads(all_runs, "runs", "runs_dl")
-    _actions(all_runs)
+    with st.expander("Queue runs", expanded=all_runs.empty, icon=":material/add:"):
+        _queue_form(datasets)

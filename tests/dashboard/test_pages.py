@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dashboard_seed import Seeded, second_caption_run
 from streamlit.testing.v1 import AppTest
@@ -35,13 +36,21 @@ EMPTY_HINTS = {
 }
 
 
-def open_page(name: str) -> AppTest:
+def open_page(name: str, **params: object) -> AppTest:
+    """Open a page as its URL would, query parameters (?run=2&item=17) included."""
     at = AppTest.from_file(APP, default_timeout=30)
     at.switch_page(PAGES[name])
+    for key, value in params.items():
+        at.query_params[key] = str(value)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == [TITLES[name]]
     return at
+
+
+def submit_form(at: AppTest) -> None:
+    next(b for b in at.button if b.label == "Queue").click()
+    at.run()
 
 
 def charts(at: AppTest) -> int:
@@ -80,25 +89,39 @@ def test_runs_page(seeded_env: Seeded) -> None:
     assert any("No worker is running" in w.value for w in at.warning)
     assert "mirada worker" in texts(at)
     assert len(at.dataframe) >= 1
-    # a failed run shows its error and full traceback
+    # failed runs stand out: a banner names them, the status cell is coloured
+    assert any(f"#{seeded_env.runs['failed']}" in e.value for e in at.error if "failed" in e.value)
+    table = at.dataframe[0].value
+    assert list(table.columns)[-1] == "open"
+    by_id = table.set_index("id")
+    assert (
+        by_id.loc[seeded_env.runs["caption"], "open"]
+        == f"captions?run={seeded_env.runs['caption']}"
+    )
+    assert pd.isna(by_id.loc[seeded_env.runs["failed"], "open"])
+    # the queue form sits in an expander below the live queue and says where weights are
+    assert [e.label for e in at.expander][-1] == "Queue runs"
+    assert "have their weights on this machine" in texts(at)
+    # a failed run (a bug, not a missing file) shows its error and full traceback, unfolded
     at.selectbox(key="runs_action_run").select(seeded_env.runs["failed"]).run()
     assert any("CUDA out of memory" in e.value for e in at.error)
     assert any("Traceback" in c.value for c in at.code)
     # queueing a caption task with a CLIP model is refused with a readable message
     at.multiselect(key="runs_models").select("hf-clip:mirada/demo-clip")
+    at.multiselect(key="runs_models").select("hf-clip:mirada/demo-clip-random")
     at.multiselect(key="runs_tasks").set_value(["caption"])
-    at.button[0].click()  # the form's submit button
-    at.run()
+    submit_form(at)
     assert not at.exception
-    assert any("cannot run task 'caption'" in e.value for e in at.error)
+    # both impossible pairs in one message (nothing queued: the shared seed stays unchanged)
+    refused = [e.value for e in at.error if "Not queued" in e.value]
+    assert len(refused) == 1 and refused[0].count("cannot run task 'caption'") == 2
 
 
 def test_runs_page_queues_and_cancels(seeded_copy: Seeded) -> None:
     at = open_page("runs")
     at.multiselect(key="runs_models").select("hf-clip:mirada/demo-clip-random")
     at.multiselect(key="runs_tasks").set_value(["benchmark"])
-    at.button[0].click()
-    at.run()
+    submit_form(at)
     assert any(s.value.startswith("Queued: #") for s in at.success)
     at = open_page("runs")
     run_id = at.selectbox(key="runs_action_run").options[0]
@@ -110,18 +133,76 @@ def test_runs_page_queues_and_cancels(seeded_copy: Seeded) -> None:
     assert run_status(int(str(run_id).split()[0].lstrip("#"))) == "cancelled"
 
 
+@pytest.mark.parametrize(
+    ("key", "page", "label"),
+    [
+        ("clip", "results", "Open results"),
+        ("caption", "captions", "Open captions"),
+        ("bench_cpu", "hardware", "Open hardware"),
+    ],
+)
+def test_open_results_goes_to_the_page_of_the_task(
+    seeded_env: Seeded, key: str, page: str, label: str
+) -> None:
+    at = open_page("runs")
+    run_id = seeded_env.runs[key]
+    at.selectbox(key="runs_action_run").select(run_id).run()
+    (link,) = at.get("page_link")
+    assert (link.proto.label, link.proto.page) == (label, page)
+    assert link.proto.query_string == f"run={run_id}"
+
+
+def test_expected_failure_shows_its_message_and_folds_the_traceback(seeded_copy: Seeded) -> None:
+    from mirada.queue import claim_next, enqueue, fail_run, register_worker
+
+    message = "model hf-clip:x/y is not available offline: no weights in the cache"
+    run_id = enqueue(seeded_copy.dataset_id, "hf-clip:mirada/demo-clip", "benchmark")
+    worker, _ = register_worker("t", "host", 1, [], ["cpu"], None)
+    while (claimed := claim_next(worker, ["cpu"], [])) is not None and claimed.id != run_id:
+        pass
+    fail_run(run_id, worker, message, f"Traceback (most recent call last):\n"
+             f"mirada.errors.ModelUnavailableError: {message}\n")  # fmt: skip
+    at = open_page("runs")
+    at.selectbox(key="runs_action_run").select(run_id).run()
+    assert any(
+        "Cannot run yet" in w.value and "not available offline" in w.value for w in at.warning
+    )
+    assert not any("not available offline" in e.value for e in at.error)
+    (fold,) = [e for e in at.expander if e.label == "Traceback"]
+    assert not fold.proto.expanded and "ModelUnavailableError" in fold.code[0].value
+
+
 def test_results_page(seeded_copy: Seeded) -> None:
     at = open_page("results")  # stores the PCA projection it draws: a private copy
     labels = [m.label for m in at.metric]
     assert "Image→text R@1" in labels and "MRR" in labels
-    # category bars, heatmap, projection, confusion matrix
-    assert charts(at) == 4
-    assert len(at.tabs) == 5
+    assert len(at.tabs) == 6
+    # the tab is in the URL; only the open tab is drawn
+    for tab, n in [("Per category", 1), ("Similarity heatmap", 1), ("Embeddings", 1),
+                   ("Zero-shot", 1), ("Drill-down", 0), ("Hardest images", 0)]:  # fmt: skip
+        at = open_page("results", tab=tab)
+        assert charts(at) == n, tab
+    assert at.query_params["tab"] == "Hardest images"
+    assert len(at.get("image")) == 24  # the gallery, worst rank first
+    # the heatmap's cells and the projection's points open their image
+    at = open_page("results", tab="Similarity heatmap", run=seeded_copy.runs["clip"])
+    spec = at.get("vega_lite_chart")[0].proto.spec
+    assert f"results?run={seeded_copy.runs['clip']}&item=" in spec and '"href"' in spec
+    assert '"title": "file"' in spec and '"title": "image"' not in spec
+    at = open_page("results", tab="Drill-down")
+    table = at.dataframe[0].value
+    assert table["thumbnail"].str.startswith("data:image/jpeg;base64,").all()
+    run = at.query_params["run"]
+    assert (table["view"] == [f"results?run={run}&item={i}" for i in table["item_id"]]).all()
+    assert "top1_caption" in table.columns and "top1_caption_id" not in table.columns
+    at = open_page("results", run=seeded_copy.runs["clip"], item=5)
     at.selectbox(key="results_run").select(seeded_copy.runs["blip"]).run()
     assert not at.exception
     assert "Re-ranked R@1 (ITM)" in [m.label for m in at.metric]
-    assert any("Re-ranked" in m.value for m in at.markdown)
-    assert any(m.value.startswith("**True captions") for m in at.markdown)
+    assert "item" not in at.query_params  # another run: its image is not this one's
+    at = open_page("results", run=seeded_copy.runs["blip"], item=5)
+    assert any(m.value.startswith("**Re-ranked by the ITM head") for m in at.markdown)
+    assert any(m.value == "**Reference captions**" for m in at.markdown)
 
 
 def test_results_page_blocks_for_large_runs(
@@ -136,9 +217,75 @@ def test_results_page_blocks_for_large_runs(
         "similarity_view",
         data.cached(data.RESULTS_TTL)(lambda rid, **kw: original(rid, max_images=50)),
     )
-    at = open_page("results")
+    at = open_page("results", tab="Similarity heatmap")
     assert any("too large to draw" in c.value for c in at.caption)
-    assert charts(at) == 5  # block heatmap + slice replace the full heatmap
+    assert charts(at) == 2  # block heatmap + slice replace the full heatmap
+    assert "&item=" in at.get("vega_lite_chart")[1].proto.spec  # slice cells open their image
+
+
+def test_item_view_of_a_match_run(seeded_env: Seeded) -> None:
+    from mirada.queries.common import caption_frame
+    from mirada.queries.results import run_items
+
+    run_id = seeded_env.runs["clip_random"]
+    worst = run_items(run_id).iloc[0]  # wrong top-1: its own caption ranked low
+    item_id = int(worst["item_id"])
+    at = open_page("results", run=run_id, item=item_id)
+    assert at.query_params["run"] == str(run_id) and at.query_params["item"] == str(item_id)
+    assert at.subheader[0].value == "Image: " + worst["filename"].replace("_", "\\_").replace(
+        ".", "\\."
+    )
+    assert len(at.get("image")) == 1  # the image, large
+    shown = texts(at)
+    assert f"**Category:** {worst['category']}" in shown
+    assert f"**Top-1: wrong** · first correct caption at rank **{worst['rank']}**" in shown
+    assert "**Zero-shot class:**" in shown
+    refs = caption_frame(seeded_env.dataset_id)
+    for ref in refs.loc[refs["item_id"] == item_id, "text"]:
+        assert f"- {ref}" in shown
+    top = at.dataframe[0].value
+    assert list(top["rank"]) == [1, 2, 3, 4, 5] and top["score"].is_monotonic_decreasing
+    assert not top["own caption"].iloc[0]  # the top-1 caption is not one of its own
+    # closing removes the item from the URL
+    at.button(key="item_close").click().run()
+    assert "item" not in at.query_params and not at.exception
+    assert not any(s.value.startswith("Image: ") for s in at.subheader)
+
+
+def test_item_view_of_a_caption_run(seeded_env: Seeded) -> None:
+    from mirada.queries.captions import caption_table
+
+    run_id = seeded_env.runs["caption"]
+    table = caption_table(run_id)
+    row = table[table["degenerate"]].iloc[0]
+    at = open_page("captions", run=run_id, item=int(row["item_id"]))
+    assert at.subheader[0].value.startswith("Image: ")
+    assert [t.value for t in at.text] == [row["generated"]]  # plain text, not Markdown
+    scores = at.dataframe[0].value.set_index("key")["value"]
+    assert scores["CIDEr"] == pytest.approx(row["CIDEr"])
+    assert any(w.value.startswith("**Degenerate caption:**") for w in at.warning)
+    # the gallery (worst CIDEr first) and the table link to the same view
+    assert len(at.get("image")) == 1 + 18
+    linked = at.dataframe[-1].value
+    assert linked["view"].iloc[0] == f"captions?run={run_id}&item={linked['item_id'].iloc[0]}"
+
+
+def test_compare_reads_the_runs_in_the_url(seeded_env: Seeded) -> None:
+    a, b = seeded_env.runs["clip_random"], seeded_env.runs["clip"]
+    at = open_page("compare", runs=f"{a},{b}")
+    assert at.multiselect(key="compare_runs").value == [a, b]
+    assert at.query_params["runs"] == f"{a},{b}"
+    assert [p.proto.query_string for p in at.get("page_link")] == [f"run={a}", f"run={b}"]
+    dis = at.dataframe[-1].value
+    assert dis["thumbnail"].str.startswith("data:image/").all()
+    assert dis["view"].iloc[0] == f"results?run={a}&item={dis['item_id'].iloc[0]}"
+
+
+def test_results_links_to_compare(seeded_env: Seeded) -> None:
+    at = open_page("results", run=seeded_env.runs["clip"])
+    (link,) = at.get("page_link")
+    assert link.proto.page == "compare"
+    assert link.proto.query_string.startswith(f"runs={seeded_env.runs['clip']}%2C")
 
 
 def test_compare_page(seeded_env: Seeded) -> None:
