@@ -4,14 +4,17 @@ Transitions (the data is `mirada.domain.RUN_TRANSITIONS`; every write here check
 queued -> running (claim) -> succeeded (finish_run) | failed (fail_run, or attempts exhausted
 after a lost worker) | cancelled (cancel_run); running -> queued (release_run on graceful stop,
 or requeue_stale when its worker stopped heartbeating); failed | cancelled -> queued
-(retry_run). Workers: active -> stopped (stop_worker) | lost (requeue_stale).
+(retry_run). Workers: active -> stopped (stop_worker) | lost (requeue_stale); lost -> active
+(heartbeat, when none of its runs was taken meanwhile) | stopped.
+
+Time: every timestamp that decides liveness is the database's clock (`db_now`), never the
+calling process's, so a worker whose clock is off is judged by when its heartbeats arrive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, or_, select, update
@@ -19,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from mirada.config import get_settings
 from mirada.db import read_session, write_session
-from mirada.db.models import Dataset, HardwareProfile, Run, Worker, utcnow
+from mirada.db.models import Dataset, HardwareProfile, Run, Worker, db_now
 from mirada.domain import (
     CANCELLABLE,
     RETRYABLE,
@@ -48,6 +51,18 @@ class ClaimedRun:
     batch_size: int
     options: dict[str, Any]  # as stored; tasks read it through mirada.run_options
     attempts: int
+
+
+class WorkerNotActive(MiradaError):
+    """The worker is not active (declared lost, or stopped): it may not claim runs."""
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What the database said to a worker's heartbeat."""
+
+    status: WorkerStatus  # after this heartbeat
+    revived: bool = False  # it was lost and this heartbeat made it active again
 
 
 def validate_run_request(
@@ -151,9 +166,44 @@ def register_worker(
         return worker.id, profile_id
 
 
-def heartbeat(worker_id: int) -> None:
+def heartbeat(worker_id: int, current_run: int | None = None) -> Heartbeat:
+    """Record that the worker is alive (on the database's clock) and tell it where it stands.
+
+    A worker declared lost (it was silent for MIRADA_STALE_AFTER_SECONDS: paused, suspended,
+    cut off from the database) comes back to active when `current_run`, the run it is
+    executing, if any, is still its own. If that run was taken away meanwhile (re-queued,
+    perhaps already claimed elsewhere), it stays lost: the worker must drop the run (its late
+    writes are refused anyway) and stop.
+    """
     with write_session() as s:
-        s.execute(update(Worker).where(Worker.id == worker_id).values(heartbeat_at=utcnow()))
+        status = s.scalar(
+            update(Worker)
+            .where(Worker.id == worker_id)
+            .values(heartbeat_at=db_now())
+            .returning(Worker.status)
+        )
+        if status is None:
+            raise NotFoundError(f"worker {worker_id} does not exist")
+        if status != WorkerStatus.lost:
+            return Heartbeat(status)
+        if current_run is not None:
+            # Cancelled while lost is still its own (it drops it at the next batch); anything
+            # else (queued, or running/finished under another worker) was taken.
+            kept = s.scalar(
+                select(Run.id).where(
+                    Run.id == current_run,
+                    Run.worker_id == worker_id,
+                    Run.status.in_([RunStatus.running, RunStatus.cancelled]),
+                )
+            )
+            if kept is None:
+                return Heartbeat(WorkerStatus.lost)
+        s.execute(
+            update(Worker)
+            .where(Worker.id == worker_id, Worker.status == WorkerStatus.lost)
+            .values(status=WorkerStatus.active, stopped_at=None)
+        )
+        return Heartbeat(WorkerStatus.active, revived=True)
 
 
 def stop_worker(worker_id: int) -> None:
@@ -161,7 +211,7 @@ def stop_worker(worker_id: int) -> None:
         s.execute(
             update(Worker)
             .where(Worker.id == worker_id)
-            .values(status=WorkerStatus.stopped, stopped_at=utcnow())
+            .values(status=WorkerStatus.stopped, stopped_at=db_now())
         )
 
 
@@ -170,6 +220,8 @@ def claim_next(worker_id: int, devices: Sequence[str], labels: Sequence[str]) ->
 
     One statement: PostgreSQL locks the picked row with FOR UPDATE SKIP LOCKED so concurrent
     workers pick different rows; SQLite's UPDATE ... RETURNING runs under BEGIN IMMEDIATE.
+    Only an active worker claims (WorkerNotActive otherwise): a run given to a worker already
+    declared lost would be taken away again and its attempt counted for nothing.
     """
     _require(RunStatus.queued, RunStatus.running)
     servable = [*devices, Device.auto]
@@ -183,6 +235,18 @@ def claim_next(worker_id: int, devices: Sequence[str], labels: Sequence[str]) ->
         .scalar_subquery()
     )
     with write_session() as s:
+        # FOR SHARE on PostgreSQL: a concurrent requeue_stale marking this worker lost either
+        # waits for this claim to commit (and then sees the run as its orphan) or has already
+        # committed (and this finds the worker not active). SQLite: BEGIN IMMEDIATE serialises.
+        active = s.scalar(
+            select(Worker.id)
+            .where(Worker.id == worker_id, Worker.status == WorkerStatus.active)
+            .with_for_update(read=True)
+        )
+        if active is None:
+            raise WorkerNotActive(
+                f"worker {worker_id} is not active (declared lost or stopped); it claims no runs"
+            )
         row = s.execute(
             update(Run)
             .where(Run.id == pick, Run.status == RunStatus.queued)
@@ -190,7 +254,7 @@ def claim_next(worker_id: int, devices: Sequence[str], labels: Sequence[str]) ->
                 status=RunStatus.running,
                 worker_id=worker_id,
                 attempts=Run.attempts + 1,
-                started_at=utcnow(),
+                started_at=db_now(),
                 finished_at=None,
                 progress_done=0,
                 error=None,
@@ -260,7 +324,7 @@ def finish_run(
             run_id,
             worker_id,
             status=RunStatus.succeeded,
-            finished_at=utcnow(),
+            finished_at=db_now(),
             hardware_profile_id=hardware_profile_id,
             model_fingerprint=model_fingerprint,
             resolved_device=resolved_device,
@@ -280,7 +344,7 @@ def fail_run(run_id: int, worker_id: int, error: str, traceback: str | None = No
             status=RunStatus.failed,
             error=error,
             traceback=traceback,
-            finished_at=utcnow(),
+            finished_at=db_now(),
         )
 
 
@@ -298,28 +362,22 @@ def release_run(run_id: int, worker_id: int) -> bool:
         )
 
 
-def requeue_stale(now: datetime | None = None) -> list[int]:
+def requeue_stale() -> list[int]:
     """Re-queue runs whose worker stopped heartbeating; fail those out of attempts.
 
     Returns the ids of the runs touched. Any worker may call this; it is idempotent.
     """
-    settings = get_settings()
-    now = now or utcnow()
-    cutoff = now - timedelta(seconds=settings.stale_after_seconds)
+    stale_after = get_settings().stale_after_seconds
     touched: list[int] = []
     with write_session() as s:
-        lost = s.scalars(
-            select(Worker.id).where(
-                Worker.status == WorkerStatus.active, Worker.heartbeat_at < cutoff
-            )
-        ).all()
-        if lost:
-            s.execute(
-                update(Worker)
-                .where(Worker.id.in_(lost))
-                .values(status=WorkerStatus.lost, stopped_at=now)
-                .execution_options(synchronize_session=False)
-            )
+        # One UPDATE decides staleness, on the database's clock on both sides. On PostgreSQL a
+        # heartbeat committing meanwhile makes it re-check the row and leave the worker active.
+        s.execute(
+            update(Worker)
+            .where(Worker.status == WorkerStatus.active, Worker.heartbeat_at < db_now(-stale_after))
+            .values(status=WorkerStatus.lost, stopped_at=db_now())
+            .execution_options(synchronize_session=False)
+        )
         orphaned = s.execute(
             select(Run.id, Run.attempts, Run.max_attempts, Worker.name)
             .join(Worker, Worker.id == Run.worker_id)
@@ -333,7 +391,7 @@ def requeue_stale(now: datetime | None = None) -> list[int]:
             else:
                 target = RunStatus.failed
                 values = {
-                    "finished_at": now,
+                    "finished_at": db_now(),
                     "error": (
                         f"worker {worker_name!r} stopped heartbeating during attempt "
                         f"{attempts} of {max_attempts}; giving up. Check that worker's log, "
@@ -367,7 +425,7 @@ def cancel_run(run_id: int) -> RunStatus:
             )
         _require(run.status, RunStatus.cancelled)
         run.status = RunStatus.cancelled
-        run.finished_at = utcnow()
+        run.finished_at = db_now()  # a SQL expression: rendered into the UPDATE on flush
         return run.status
 
 

@@ -1,6 +1,9 @@
 """A worker process for queue tests: the real loop with a stand-in task executor.
 
-python tests/queue_worker.py --mode noop|slow --log FILE [--name N]
+python tests/queue_worker.py --mode noop|slow --log FILE [--name N] [--forever] [--skew S]
+
+--skew S shifts the Python clock mirada reads (mirada.db.models.datetime) by S seconds, as on
+a machine whose clock is off.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ import argparse
 import os
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -20,13 +25,27 @@ from mirada.worker.model import LazyModel
 from mirada.worker.tasks.common import Progress, TaskOutput
 
 
+def _skew_clock(seconds: float) -> None:
+    import mirada.db.models as models
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Skewed:  # type: ignore[override]
+            return super().now(tz) + timedelta(seconds=seconds)  # type: ignore[return-value]
+
+    models.datetime = Skewed  # type: ignore[misc]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--mode", choices=["noop", "slow"], required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--name", default=f"test-{os.getpid()}")
     p.add_argument("--forever", action="store_true")
+    p.add_argument("--skew", type=float, default=0.0)
     a = p.parse_args()
+    if a.skew:
+        _skew_clock(a.skew)
 
     def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
         # O_APPEND writes of one short line are atomic: the log is the ground truth.

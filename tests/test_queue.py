@@ -150,15 +150,17 @@ def test_sigterm_finishes_batch_gives_run_back_and_exits(db_url: str, tmp_path: 
 
 
 def test_attempts_exhausted_marks_failed(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from datetime import timedelta
+    from sqlalchemy import update
 
-    from mirada.db.models import utcnow
+    from mirada.db.models import db_now
 
     ds = _dataset()
     run_id = queue.enqueue(ds, MODEL, "match", max_attempts=1)
     wid, _ = queue.register_worker("w", "h", 1, [], ["cpu"], None)
     assert queue.claim_next(wid, ["cpu"], []) is not None
-    touched = queue.requeue_stale(now=utcnow() + timedelta(hours=1))
+    with write_session() as s:  # its last heartbeat reached the database an hour ago
+        s.execute(update(Worker).where(Worker.id == wid).values(heartbeat_at=db_now(-3600)))
+    touched = queue.requeue_stale()
     assert touched == [run_id]
     with read_session() as s:
         run = s.get(Run, run_id)

@@ -3,6 +3,11 @@
 Signals: the first SIGTERM/SIGINT lets the current batch finish, gives the run back to the
 queue and exits; a second one exits at once (the run is re-queued by whoever notices the
 missing heartbeat).
+
+Declared lost (its heartbeats stopped reaching the database for MIRADA_STALE_AFTER_SECONDS: the
+process was paused, the machine slept, the database was unreachable): the next heartbeat makes
+it active again if its current run is still its own; if that run was re-queued meanwhile, the
+worker drops it without writing results, says why, and stops (`lost` is then True).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 from mirada import queue
 from mirada.config import get_settings
-from mirada.domain import Device
+from mirada.domain import Device, WorkerStatus
 from mirada.errors import MiradaError
 from mirada.queue import ClaimedRun
 from mirada.worker.context import RunCancelled, RunContext, StopRequested
@@ -48,7 +53,9 @@ class WorkerLoop:
     devices_override: tuple[str, ...] | None = None  # tests: skip torch device probing
     stop_event: threading.Event = field(default_factory=threading.Event)
     processed: int = 0
+    lost: bool = False  # stopped because its run was taken while it was declared lost
     _signals: int = 0
+    _current: int | None = None  # the run being executed (read by the heartbeat thread)
 
     def serve(self) -> int:
         """Run until stopped (or, with burst, until the queue is empty). Returns runs processed."""
@@ -81,14 +88,25 @@ class WorkerLoop:
                 if time.monotonic() >= next_sweep:
                     queue.requeue_stale()
                     next_sweep = time.monotonic() + sweep_every
-                claimed = queue.claim_next(self.worker_id, devices, self.labels)
+                try:
+                    claimed = queue.claim_next(self.worker_id, devices, self.labels)
+                except queue.WorkerNotActive:
+                    # Declared lost while idle: a heartbeat now brings it back (nothing was
+                    # taken from it); anything else means stop.
+                    if self._beat() != WorkerStatus.active:
+                        break
+                    continue
                 if claimed is None:
                     if self.burst:
                         logger.info("queue empty; exiting (--burst)")
                         break
                     self.stop_event.wait(self.poll_seconds)
                     continue
-                self._execute(claimed)
+                self._current = claimed.id
+                try:
+                    self._execute(claimed)
+                finally:
+                    self._current = None
                 self.processed += 1
         finally:
             self.stop_event.set()
@@ -109,9 +127,34 @@ class WorkerLoop:
         interval = get_settings().heartbeat_seconds
         while not self.stop_event.wait(interval):
             try:
-                queue.heartbeat(self.worker_id)
+                self._beat()
             except Exception as exc:  # a DB hiccup must not kill the heartbeat thread
                 logger.warning("heartbeat failed: %s", exc)
+
+    def _beat(self) -> WorkerStatus:
+        """One heartbeat; acts on what the database answers (revived, or lost: stop)."""
+        current = self._current
+        beat = queue.heartbeat(self.worker_id, current)
+        stale_after = get_settings().stale_after_seconds
+        if beat.revived:
+            logger.warning(
+                "%s was declared lost (no heartbeat reached the database for over %s s: "
+                "paused, asleep or cut off?); none of its runs was taken, so it serves again",
+                self.name,
+                stale_after,
+            )
+        elif beat.status == WorkerStatus.lost and not self.lost:
+            self.lost = True
+            logger.warning(
+                "%s was declared lost (no heartbeat reached the database for over %s s: "
+                "paused, asleep or cut off?) and run %s was re-queued meanwhile: dropping it "
+                "without results and stopping; start the worker again",
+                self.name,
+                stale_after,
+                current,
+            )
+            self.stop_event.set()
+        return beat.status
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -159,21 +202,39 @@ class WorkerLoop:
             if ok:
                 logger.info("run %s: succeeded in %.1f s", run.id, took)
             else:
-                logger.info("run %s: was cancelled or re-assigned; results dropped", run.id)
+                self._dropped(run.id)
         except StopRequested:
-            queue.release_run(run.id, self.worker_id)
-            logger.info("run %s: stopped mid-run and given back to the queue", run.id)
+            if queue.release_run(run.id, self.worker_id):
+                logger.info("run %s: stopped mid-run and given back to the queue", run.id)
+            else:
+                self._dropped(run.id)
         except RunCancelled:
-            logger.info("run %s: cancelled; results dropped", run.id)
+            self._dropped(run.id)
         except Exception as exc:  # any failure fails this run only; the worker keeps serving
             message = str(exc) if isinstance(exc, MiradaError) else f"{type(exc).__name__}: {exc}"
-            queue.fail_run(run.id, self.worker_id, message, traceback.format_exc())
-            logger.info("run %s: failed: %s", run.id, message)
+            if queue.fail_run(run.id, self.worker_id, message, traceback.format_exc()):
+                logger.info("run %s: failed: %s", run.id, message)
+            else:
+                self._dropped(run.id)
         finally:
             ctx.close()
             if model.loaded:
                 del model
                 _free_memory()
+
+    def _dropped(self, run_id: int) -> None:
+        """The run stopped being this worker's mid-run: say why. A heartbeat naming it tells
+        whether this worker was declared lost meanwhile (and then stops it)."""
+        try:
+            self._beat()
+        except Exception as exc:  # the reason is then unknown; the run is dropped either way
+            logger.warning("heartbeat failed: %s", exc)
+        why = (
+            "re-queued while this worker was declared lost"
+            if self.lost
+            else "cancelled or re-assigned"
+        )
+        logger.info("run %s: %s; results dropped", run_id, why)
 
 
 def _free_memory() -> None:

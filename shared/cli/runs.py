@@ -291,4 +291,6 @@ def worker_cmd(args: argparse.Namespace) -> int:
     if args.name:
         loop.name = args.name
     loop.serve()
-    return 0
+    # EX_TEMPFAIL: stopped because it was declared lost and its run taken (the log says so);
+    # a supervisor that restarts failed services brings it back.
+    return 75 if loop.lost else 0

@@ -26,8 +26,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    literal,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from mirada.domain import Device, Dtype, RunStatus, WorkerStatus
 
@@ -59,6 +63,41 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+class db_now(FunctionElement[datetime]):  # lower case: reads as the SQL function it is
+    """The DATABASE's current UTC time (plus `offset_seconds`), as a SQL expression.
+
+    Liveness (heartbeats, "stopped heartbeating", run start and finish) is decided on this one
+    clock, never a process's own: a worker whose clock is minutes off must not look dead.
+    PostgreSQL: now() (the server's clock; a timestamptz, like the columns). SQLite has no
+    server: 'now' is the clock of the machine holding the file, which every process sharing
+    the file runs on. It is rendered in exactly the text form SQLAlchemy stores DateTime
+    values in on SQLite ('YYYY-MM-DD HH:MM:SS.ffffff', UTC), so SQL-side comparisons with
+    stored values order correctly as text and the value reads back like any other. Staleness
+    cutoffs are computed in SQL too (`Worker.heartbeat_at < db_now(-60)`): both sides of every
+    comparison come from the database.
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "db_now"
+
+    def __init__(self, offset_seconds: float = 0.0) -> None:
+        super().__init__(literal(float(offset_seconds), Float()))
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    offset = compiler.process(element.clauses, **kw)
+    # %f is seconds with milliseconds ("SS.SSS"); pad to the stored microseconds.
+    return f"(strftime('%Y-%m-%d %H:%M:%f', 'now', {offset} || ' seconds') || '000')"
+
+
+@compiles(db_now, "postgresql")
+def _db_now_postgresql(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    offset = compiler.process(element.clauses, **kw)
+    return f"(now() + {offset} * interval '1 second')"
 
 
 def status_column_type(enum: type[StrEnum]) -> Enum:
@@ -200,8 +239,9 @@ class Worker(Base):
     status: Mapped[WorkerStatus] = mapped_column(
         status_column_type(WorkerStatus), default=WorkerStatus.active
     )
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # On the database's clock (see db_now), as mirada.queue writes every later heartbeat.
+    started_at: Mapped[datetime] = mapped_column(default=db_now())
+    heartbeat_at: Mapped[datetime] = mapped_column(default=db_now())
     stopped_at: Mapped[datetime | None]
 
 

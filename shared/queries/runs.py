@@ -4,7 +4,7 @@ dashboard's Runs page read)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from mirada.db.models import (
     Run,
     Timing,
     Worker,
-    utcnow,
+    db_now,
 )
 from mirada.domain import RunStatus, WorkerStatus
 from mirada.errors import NotFoundError
@@ -226,7 +226,7 @@ def run_detail(run_id: int, *, with_captions: bool = True) -> dict[str, Any]:
 
 def recent_workers(within_seconds: int) -> list[dict[str, Any]]:
     """Workers whose heartbeat is newer than `within_seconds` (for 'is anyone serving?')."""
-    cutoff = utcnow() - timedelta(seconds=within_seconds)
+    cutoff = db_now(-within_seconds)  # the database's clock, as heartbeats are written
     with read_session() as s:
         rows = s.scalars(
             select(Worker).where(

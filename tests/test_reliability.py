@@ -1,0 +1,325 @@
+"""The queue and worker under ordinary faults, on SQLite and PostgreSQL (issue 12).
+
+Clock skew, paused workers, workers that keep dying mid-run, bad numbers at queue time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from mirada import queue
+from mirada.db import read_session, write_session
+from mirada.db.models import Dataset, Metric, Run, Worker, db_now
+from mirada.domain import RunStatus, WorkerStatus
+from mirada.results import MetricValue, RunResults
+
+MODEL = "hf-clip:mirada/demo-clip"
+
+
+def _dataset() -> int:
+    with write_session() as s:
+        ds = Dataset(name=f"r{time.monotonic_ns()}", source_format="csv")
+        s.add(ds)
+        s.flush()
+        return ds.id
+
+
+def _worker(name: str = "w") -> int:
+    return queue.register_worker(name, "h", 1, [], ["cpu"], None)[0]
+
+
+def _silence(worker_id: int, seconds: float) -> None:
+    """As if the worker's last heartbeat reached the database `seconds` ago."""
+    with write_session() as s:
+        s.execute(
+            update(Worker).where(Worker.id == worker_id).values(heartbeat_at=db_now(-seconds))
+        )
+
+
+def _run(run_id: int) -> Run:
+    with read_session() as s:
+        run = s.get(Run, run_id)
+        assert run is not None
+        return run
+
+
+def _worker_status(worker_id: int) -> WorkerStatus:
+    with read_session() as s:
+        status = s.scalar(select(Worker.status).where(Worker.id == worker_id))
+        assert status is not None
+        return status
+
+
+def _finish(run_id: int, worker_id: int) -> bool:
+    return queue.finish_run(
+        run_id,
+        worker_id,
+        RunResults(metrics=[MetricValue("x", 1.0)]),
+        hardware_profile_id=None,
+        model_fingerprint=None,
+        resolved_device="cpu",
+    )
+
+
+def _skew_python_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Shift the clock mirada's Python code reads (models.utcnow -> datetime.now) by `seconds`."""
+    import mirada.db.models as models
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Skewed:  # type: ignore[override]
+            return super().now(tz) + timedelta(seconds=seconds)  # type: ignore[return-value]
+
+    monkeypatch.setattr(models, "datetime", Skewed)
+
+
+# --- item 2: liveness on the database's clock -------------------------------------------
+
+
+def test_worker_with_a_slow_clock_is_not_declared_lost(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose clock is 2 minutes behind heartbeats; a sweeper with a good clock keeps
+    it active and its run running (the heartbeat is stamped with the database's time)."""
+    monkeypatch.setenv("MIRADA_STALE_AFTER_SECONDS", "60")
+    ds = _dataset()
+    run_id = queue.enqueue(ds, MODEL, "match")
+    with monkeypatch.context() as skewed:
+        _skew_python_clock(skewed, -120)
+        wid = _worker("behind")
+        assert queue.claim_next(wid, ["cpu"], []) is not None
+        assert queue.heartbeat(wid, run_id).status == WorkerStatus.active
+    assert queue.requeue_stale() == []
+    assert _worker_status(wid) == WorkerStatus.active
+    assert _run(run_id).status == RunStatus.running
+    with read_session() as s:
+        beat, now = s.execute(select(Worker.heartbeat_at, db_now()).where(Worker.id == wid)).one()
+        started = s.scalar(select(Run.started_at).where(Run.id == run_id))
+    assert abs((now - beat).total_seconds()) < 5, (beat, now)
+    assert started is not None and abs((now - started).total_seconds()) < 5
+
+
+def test_worker_with_a_fast_clock_is_still_declared_lost(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other side of the same fix: a clock 2 minutes ahead must not hide a dead worker."""
+    monkeypatch.setenv("MIRADA_STALE_AFTER_SECONDS", "60")
+    ds = _dataset()
+    run_id = queue.enqueue(ds, MODEL, "match")
+    with monkeypatch.context() as skewed:
+        _skew_python_clock(skewed, 120)
+        wid = _worker("ahead")
+        assert queue.claim_next(wid, ["cpu"], []) is not None
+        queue.heartbeat(wid, run_id)
+    _silence(wid, 61)  # then it died: its last heartbeat is 61 s old on the database's clock
+    assert queue.requeue_stale() == [run_id]
+    assert _worker_status(wid) == WorkerStatus.lost
+
+
+def test_lost_idle_worker_claims_nothing_until_a_heartbeat_revives_it(db_url: str) -> None:
+    ds = _dataset()
+    run_id = queue.enqueue(ds, MODEL, "match")
+    wid = _worker("paused")
+    _silence(wid, 3600)
+    assert queue.requeue_stale() == []
+    assert _worker_status(wid) == WorkerStatus.lost
+    with pytest.raises(queue.WorkerNotActive):
+        queue.claim_next(wid, ["cpu"], [])
+    assert _run(run_id).status == RunStatus.queued and _run(run_id).attempts == 0
+    beat = queue.heartbeat(wid)
+    assert beat == queue.Heartbeat(WorkerStatus.active, revived=True)
+    claimed = queue.claim_next(wid, ["cpu"], [])
+    assert claimed is not None and claimed.id == run_id and claimed.attempts == 1
+    assert queue.heartbeat(wid, run_id) == queue.Heartbeat(WorkerStatus.active)
+
+
+def test_lost_worker_that_kept_its_run_comes_back_and_finishes_it(db_url: str) -> None:
+    """Declared lost, but its run was not re-queued yet (e.g. locked at that moment)."""
+    ds = _dataset()
+    run_id = queue.enqueue(ds, MODEL, "match")
+    wid = _worker()
+    assert queue.claim_next(wid, ["cpu"], []) is not None
+    with write_session() as s:  # lost, but the sweep did not reach its run
+        s.execute(update(Worker).where(Worker.id == wid).values(status=WorkerStatus.lost))
+    assert queue.heartbeat(wid, run_id).revived
+    assert queue.requeue_stale() == []
+    assert _finish(run_id, wid)
+    assert _run(run_id).status == RunStatus.succeeded and _run(run_id).attempts == 1
+
+
+def test_lost_worker_whose_run_was_taken_stays_lost_and_writes_nothing(db_url: str) -> None:
+    ds = _dataset()
+    run_id = queue.enqueue(ds, MODEL, "match")
+    paused = _worker("paused")
+    assert queue.claim_next(paused, ["cpu"], []) is not None
+    _silence(paused, 3600)
+    assert queue.requeue_stale() == [run_id]
+    rescuer = _worker("rescuer")
+    assert queue.claim_next(rescuer, ["cpu"], []) is not None
+    assert queue.heartbeat(paused, run_id) == queue.Heartbeat(WorkerStatus.lost)
+    assert _worker_status(paused) == WorkerStatus.lost
+    with pytest.raises(queue.WorkerNotActive):
+        queue.claim_next(paused, ["cpu"], [])
+    assert not queue.update_progress(run_id, paused, 1, 2)
+    assert not _finish(run_id, paused)
+    assert _finish(run_id, rescuer)
+    run = _run(run_id)
+    assert run.status == RunStatus.succeeded and run.worker_id == rescuer and run.attempts == 2
+    with read_session() as s:
+        assert s.scalar(select(func.count()).where(Metric.run_id == run_id)) == 1
+
+
+def test_paused_worker_drops_its_taken_run_and_stops(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real loop: the run is re-queued while the worker is silent (as after SIGSTOP);
+    its heartbeat then learns it, the task's next progress write is refused, nothing is
+    stored, the worker logs why and stops."""
+    from mirada.worker.context import RunContext
+    from mirada.worker.main import WorkerLoop
+    from mirada.worker.model import LazyModel
+    from mirada.worker.tasks.common import TaskOutput
+
+    monkeypatch.setenv("MIRADA_HEARTBEAT_SECONDS", "1")
+    ds = _dataset()
+    run_id = queue.enqueue(ds, MODEL, "match")
+    loop: WorkerLoop
+
+    def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
+        _silence(loop.worker_id, 3600)  # the pause, as the rest of the cluster sees it
+        assert queue.requeue_stale() == [run_id]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ctx.progress(1, 10, force=True)  # raises once the run is no longer ours
+            time.sleep(0.1)
+        raise AssertionError("the worker kept a run that was taken away")
+
+    loop = WorkerLoop(
+        name="sleeper",
+        burst=False,
+        poll_seconds=0.1,
+        show_progress=False,
+        executor_for=lambda task: execute,
+        collect_hardware=False,
+        devices_override=("cpu",),
+    )
+    caplog.set_level(logging.INFO, logger="mirada.worker")
+    done = threading.Event()
+
+    def serve() -> None:
+        loop.serve()
+        done.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    assert done.wait(30), "the worker did not stop"
+    assert loop.lost
+    run = _run(run_id)
+    assert run.status == RunStatus.queued and run.attempts == 1 and run.worker_id is None
+    with read_session() as s:
+        assert s.scalar(select(func.count()).where(Metric.run_id == run_id)) == 0
+    assert _worker_status(loop.worker_id) == WorkerStatus.stopped
+    text = caplog.text
+    assert "re-queued while this worker was declared lost; results dropped" in text
+    assert "declared lost" in text and "stopping" in text
+
+
+def test_idle_worker_declared_lost_serves_again(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real loop, idle when it is declared lost: it takes the next run normally."""
+    from mirada.worker.main import WorkerLoop
+    from mirada.worker.tasks.common import TaskOutput
+
+    monkeypatch.setenv("MIRADA_HEARTBEAT_SECONDS", "60")  # only the loop's own beat revives it
+    ds = _dataset()
+    loop = WorkerLoop(
+        name="napper",
+        burst=True,
+        show_progress=False,
+        executor_for=lambda task: (
+            lambda ctx, model: TaskOutput(RunResults(metrics=[MetricValue("x", 1.0)]), {}, "cpu")
+        ),
+        collect_hardware=False,
+        devices_override=("cpu",),
+    )
+    original = queue.register_worker
+
+    def register_then_nap(*args: Any) -> tuple[int, int | None]:
+        ids = original(*args)
+        _silence(ids[0], 3600)
+        queue.requeue_stale()  # another worker's sweep declares it lost before it claims
+        return ids
+
+    monkeypatch.setattr(queue, "register_worker", register_then_nap)
+    run_id = queue.enqueue(ds, MODEL, "match")
+    assert loop.serve() == 1
+    assert not loop.lost
+    run = _run(run_id)
+    assert run.status == RunStatus.succeeded and run.attempts == 1
+
+
+def test_dashboard_sees_a_worker_with_a_slow_clock(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'Is anyone serving?' compares heartbeats with the database's clock as well."""
+    from mirada.queries.runs import recent_workers
+
+    wid = _worker("behind")
+    with monkeypatch.context() as skewed:
+        _skew_python_clock(skewed, 120)  # the dashboard's clock is ahead
+        assert [w["id"] for w in recent_workers(60)] == [wid]
+    _silence(wid, 61)
+    assert recent_workers(60) == []
+
+
+SKEW = ("--skew", "-120")
+
+
+@pytest.mark.slow
+def test_worker_process_with_a_clock_two_minutes_behind_keeps_its_run(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real worker process whose Python clock is 2 minutes behind (tests/queue_worker.py
+    --skew); the sweeper here keeps finding it alive. (libfaketime was tried: under it
+    Python's time.sleep fails with EINVAL or Event.wait hangs, so the skew is patched in.)"""
+    ds = _dataset()
+    run_id = queue.enqueue(ds, MODEL, "match")
+    log = tmp_path / "executions.log"
+    env = {**os.environ, "MIRADA_HEARTBEAT_SECONDS": "1", "MIRADA_STALE_AFTER_SECONDS": "3"}
+    script = Path(__file__).with_name("queue_worker.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--mode", "slow", "--log", str(log), "--forever", *SKEW],
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text().strip()):
+            assert time.monotonic() < deadline, "the worker never started the run"
+            time.sleep(0.1)
+        monkeypatch.setenv("MIRADA_STALE_AFTER_SECONDS", "3")
+        for _ in range(6):  # twice MIRADA_STALE_AFTER_SECONDS, sweeping every second
+            assert queue.requeue_stale() == []
+            time.sleep(1)
+        run = _run(run_id)
+        assert run.status == RunStatus.running and run.attempts == 1, run.error
+        with read_session() as s:
+            beat, now = s.execute(
+                select(Worker.heartbeat_at, db_now()).where(Worker.id == run.worker_id)
+            ).one()
+        assert (now - beat).total_seconds() < 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert _run(run_id).status == RunStatus.queued  # given back on SIGTERM, attempt uncounted
