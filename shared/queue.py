@@ -37,7 +37,12 @@ from mirada.domain import (
 )
 from mirada.errors import MiradaError, NotFoundError
 from mirada.results import RunResults, write_results
-from mirada.run_options import RunOptions, options_for, pinned
+from mirada.run_options import BenchmarkRunOptions, RunOptions, options_for, pinned
+
+# Queue-time bounds: a run outside them could only fail later, or kill the worker that takes
+# it (a batch of 10^8 images is an out-of-memory kill that comes back with every attempt).
+MAX_BATCH_SIZE = 4096
+MAX_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ def validate_run_request(
     dtype: str,
     batch_size: int,
     options: Mapping[str, Any] | RunOptions | None = None,
+    *,
+    max_attempts: int = 3,
+    requires: str | None = None,
 ) -> RunOptions:
     """Refuse at queue time what can never run, with a message that says what to do.
 
@@ -81,9 +89,22 @@ def validate_run_request(
     task_ = parse_choice(Task, task, "task")
     parse_choice(Device, device, "device")
     parse_choice(Dtype, dtype, "dtype")
-    if batch_size < 1:
-        raise MiradaError(f"batch size must be at least 1 (got {batch_size})")
+    _check_batch_size(batch_size, "--batch-size")
+    if isinstance(max_attempts, bool) or not 1 <= max_attempts <= MAX_ATTEMPTS:
+        raise MiradaError(
+            f"--max-attempts must be between 1 and {MAX_ATTEMPTS} (got {max_attempts}): how "
+            "many times a run is started before workers lost while running it fail it"
+        )
+    if requires is not None and (requires != requires.strip() or not 1 <= len(requires) <= 200):
+        # "" would match every worker without labels; longer does not fit the column
+        raise MiradaError(
+            f"--requires wants a worker label of 1 to 200 characters without surrounding "
+            f"spaces (got {requires!r}); start the worker with the same --label"
+        )
     typed = options_for(task_, options)
+    if isinstance(typed, BenchmarkRunOptions):
+        for size in typed.batch_sizes or ():
+            _check_batch_size(size, "--batch-sizes")
     caps = capabilities_for(model_id)  # raises a MiradaError for malformed ids
     missing = TASK_NEEDS[task_] - caps
     if missing:
@@ -94,6 +115,14 @@ def validate_run_request(
         )
     # local model paths: absolute from here, their files fingerprinted (mirada.vlm.local_files)
     return pinned(typed, model_id)
+
+
+def _check_batch_size(size: int, flag: str) -> None:
+    if isinstance(size, bool) or not 1 <= size <= MAX_BATCH_SIZE:
+        raise MiradaError(
+            f"{flag}: batch size {size} is outside 1..{MAX_BATCH_SIZE}; a batch that large "
+            "would exhaust the worker's memory. Use a smaller one (32 to 256 suits most models)"
+        )
 
 
 def enqueue(
@@ -108,7 +137,16 @@ def enqueue(
     options: Mapping[str, Any] | RunOptions | None = None,
     max_attempts: int = 3,
 ) -> int:
-    typed = validate_run_request(model_id, task, device, dtype, batch_size, options)
+    typed = validate_run_request(
+        model_id,
+        task,
+        device,
+        dtype,
+        batch_size,
+        options,
+        max_attempts=max_attempts,
+        requires=requires,
+    )
     with write_session() as s:
         if s.get(Dataset, dataset_id) is None:
             raise NotFoundError(f"dataset {dataset_id} does not exist; see `mirada datasets`")
@@ -392,11 +430,7 @@ def requeue_stale() -> list[int]:
                 target = RunStatus.failed
                 values = {
                     "finished_at": db_now(),
-                    "error": (
-                        f"worker {worker_name!r} stopped heartbeating during attempt "
-                        f"{attempts} of {max_attempts}; giving up. Check that worker's log, "
-                        f"then `mirada retry {run_id}`."
-                    ),
+                    "error": lost_worker_message(run_id, attempts, worker_name, stale_after),
                 }
             _require(RunStatus.running, target)
             s.execute(
@@ -407,6 +441,23 @@ def requeue_stale() -> list[int]:
             )
             touched.append(run_id)
     return touched
+
+
+def lost_worker_message(run_id: int, times: int, worker_name: str, stale_after: int) -> str:
+    """Why a run failed after its workers kept disappearing, and what to try.
+
+    `times` is the run's attempt count: every earlier attempt ended the same way, since a
+    graceful stop gives its attempt back and any other ending is final.
+    """
+    plural = "time" if times == 1 else "times"
+    return (
+        f"its worker was lost {times} {plural} while running it (last: worker {worker_name!r} "
+        f"sent no heartbeat for over {stale_after} s); giving up after {times} "
+        f"attempt{'s' if times != 1 else ''}. A worker that dies mid-run was often killed by "
+        "the operating system for running out of memory (see `dmesg` or the worker's log). "
+        "Try a smaller --batch-size, fewer or smaller --batch-sizes, or a machine with more "
+        f"memory: queue it again with those, or `mirada retry {run_id}` if the cause is gone."
+    )
 
 
 def _statuses(group: frozenset[RunStatus]) -> str:

@@ -165,4 +165,4 @@ def test_attempts_exhausted_marks_failed(db_url: str, monkeypatch: pytest.Monkey
     with read_session() as s:
         run = s.get(Run, run_id)
         assert run is not None and run.status == "failed"
-        assert "stopped heartbeating" in (run.error or "")
+        assert "its worker was lost 1 time while running it" in (run.error or "")

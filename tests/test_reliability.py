@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from mirada import queue
 from mirada.db import read_session, write_session
 from mirada.db.models import Dataset, Metric, Run, Worker, db_now
 from mirada.domain import RunStatus, WorkerStatus
+from mirada.errors import MiradaError
 from mirada.results import MetricValue, RunResults
 
 MODEL = "hf-clip:mirada/demo-clip"
@@ -323,3 +325,94 @@ def test_worker_process_with_a_clock_two_minutes_behind_keeps_its_run(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert _run(run_id).status == RunStatus.queued  # given back on SIGTERM, attempt uncounted
+
+
+# --- item 5: runs that kill their worker -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"batch_size": 100_000_000}, "--batch-size: batch size 100000000 is outside 1..4096"),
+        ({"batch_size": 0}, "--batch-size: batch size 0 is outside"),
+        ({"max_attempts": -5}, "--max-attempts must be between 1 and 20 (got -5)"),
+        ({"max_attempts": 0}, "--max-attempts must be between 1 and 20 (got 0)"),
+        ({"max_attempts": 1000}, "--max-attempts must be between 1 and 20"),
+        ({"requires": ""}, "--requires wants a worker label"),
+        ({"requires": "x" * 201}, "--requires wants a worker label"),
+    ],
+)
+def test_enqueue_refuses_numbers_that_would_kill_or_loop(
+    db_url: str, kwargs: dict[str, Any], needle: str
+) -> None:
+    ds = _dataset()
+    with pytest.raises(MiradaError, match=re.escape(needle)):
+        queue.enqueue(ds, MODEL, "match", **kwargs)
+    with read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Run)) == 0
+
+
+def test_enqueue_refuses_huge_benchmark_batch_sizes(db_url: str) -> None:
+    ds = _dataset()
+    with pytest.raises(MiradaError, match=r"--batch-sizes: batch size 100000000 is outside"):
+        queue.enqueue(ds, MODEL, "benchmark", options={"batch_sizes": [1, 100_000_000]})
+    assert queue.enqueue(ds, MODEL, "benchmark", options={"batch_sizes": [1, 4096]}) > 0
+
+
+def test_cli_refuses_before_queueing_anything(db_url: str) -> None:
+    from cli_runner import run_cli
+
+    ds = _dataset()
+    with read_session() as s:
+        name = s.scalar(select(Dataset.name).where(Dataset.id == ds))
+    assert name is not None
+    for args, needle in [
+        (("--max-attempts", "-5"), "--max-attempts must be between 1 and 20 (got -5)"),
+        (("--batch-size", "100000000"), "outside 1..4096"),
+        (("--task", "benchmark", "--batch-sizes", "1,100000000"), "--batch-sizes: batch size"),
+    ]:
+        task = () if "--task" in args else ("--task", "match")
+        result = run_cli("queue", "--dataset", name, "--model", MODEL, *task, *args)
+        assert result.returncode == 2, result
+        assert needle in result.stderr and "Traceback" not in result.stderr
+    with read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Run)) == 0
+
+
+def test_run_that_keeps_losing_its_worker_fails_saying_so(db_url: str) -> None:
+    """Each attempt's worker is killed mid-run (as by the kernel's OOM killer): after
+    max_attempts the run fails, saying how often and what to try."""
+    ds = _dataset()
+    run_id = queue.enqueue(ds, MODEL, "match", max_attempts=3)
+    for attempt in range(1, 4):
+        wid = _worker(f"victim{attempt}")
+        claimed = queue.claim_next(wid, ["cpu"], [])
+        assert claimed is not None and claimed.id == run_id and claimed.attempts == attempt
+        _silence(wid, 3600)  # killed: it never heartbeats again
+        assert queue.requeue_stale() == [run_id]
+        expected = RunStatus.queued if attempt < 3 else RunStatus.failed
+        assert _run(run_id).status == expected
+    error = _run(run_id).error or ""
+    assert "its worker was lost 3 times while running it" in error
+    assert "victim3" in error and "out of memory" in error
+    assert "smaller --batch-size" in error and "--batch-sizes" in error
+    assert "more memory" in error and f"mirada retry {run_id}" in error
+    assert queue.claim_next(_worker("next"), ["cpu"], []) is None, "it kills no further worker"
+
+
+def test_graceful_stops_do_not_count_as_lost_workers(db_url: str) -> None:
+    ds = _dataset()
+    run_id = queue.enqueue(ds, MODEL, "match", max_attempts=2)
+    wid = _worker("polite")
+    for _ in range(3):  # given back three times: no attempt spent
+        assert queue.claim_next(wid, ["cpu"], []) is not None
+        assert queue.release_run(run_id, wid)
+    claimed = queue.claim_next(wid, ["cpu"], [])
+    assert claimed is not None and claimed.attempts == 1
+    _silence(wid, 3600)
+    assert queue.requeue_stale() == [run_id]
+    rescuer = _worker("rescuer")
+    assert queue.claim_next(rescuer, ["cpu"], []) is not None
+    _silence(rescuer, 3600)
+    queue.requeue_stale()
+    assert "lost 2 times" in (_run(run_id).error or "")

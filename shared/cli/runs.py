@@ -96,7 +96,16 @@ def queue_cmd(args: argparse.Namespace) -> int:
     pairs = [(m, t) for m in args.model for t in args.task]
     options = _options_by_task(args)
     typed = [  # refuse everything before queueing anything
-        validate_run_request(m, t, args.device, args.dtype, args.batch_size, options[t])
+        validate_run_request(
+            m,
+            t,
+            args.device,
+            args.dtype,
+            args.batch_size,
+            options[t],
+            max_attempts=args.max_attempts,
+            requires=args.requires,
+        )
         for m, t in pairs
     ]
     ids = [
