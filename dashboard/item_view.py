@@ -84,6 +84,7 @@ def _ranked(table: pd.DataFrame, key: str) -> None:
         table,
         hide_index=True,
         key=key,
+        column_order=["rank", "own caption", "score", "caption"],  # the verdict stays in view
         column_config={
             "caption": st.column_config.TextColumn("caption", width="large"),
             "score": st.column_config.NumberColumn("score", format="%.3f"),

@@ -217,7 +217,7 @@ def _drilldown() -> None:
         shown,
         hide_index=True,
         key="results_items",
-        height=420,
+        height=600,
         row_height=item_view.TABLE_ROW_HEIGHT,
         on_select=item_view.on_row_select("results_items", shown),
         selection_mode="single-row",

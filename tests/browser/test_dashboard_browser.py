@@ -1,5 +1,7 @@
 """The real dashboard in headless Chromium: every page renders its heading and charts with no
-exception. Screenshots go to test-artifacts/screenshots/<page>.png (git-ignored)."""
+exception, no request leaves the machine, the drill-down shows thumbnails, the item view opens
+from its URL, and "Open results" lands on the page of the run's task. Screenshots go to
+test-artifacts/screenshots/<page>.png (git-ignored)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +32,9 @@ RESULTS_TABS = {
     "Embeddings": "results-embeddings",
     "Zero-shot": "results-zeroshot",
     "Drill-down": "results-drilldown",
+    "Hardest images": "results-hardest",
 }
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # page name -> (url path, heading, needs a chart)
 PAGES: dict[str, tuple[str, str, bool]] = {
     "datasets": ("", "Datasets", True),
@@ -191,8 +196,22 @@ def test_every_page_helps_on_an_empty_database(empty_server: str) -> None:
             _screenshot(page, f"empty-{name}")
 
 
+def _off_machine(urls: list[str]) -> list[str]:
+    """The requests that left 127.0.0.1 (data: and blob: URLs never do)."""
+    out = []
+    for url in urls:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme in ("data", "blob"):
+            continue
+        if parsed.hostname not in LOCAL_HOSTS:
+            out.append(url)
+    return out
+
+
 def test_every_page_renders(server: str) -> None:
     with _browser_page() as page:
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
         for name, (path, heading, needs_chart) in PAGES.items():
             _open(page, f"{server}/{path}", heading)
             if needs_chart:
@@ -207,11 +226,78 @@ def test_every_page_renders(server: str) -> None:
                     page.get_by_role("tab", name=tab).click()
                     panel = page.locator('[role="tabpanel"]:visible')
                     panel.first.wait_for(timeout=30_000)
-                    if tab != "Drill-down":
+                    if tab == "Drill-down":
+                        # the grid draws on a canvas; its accessible table holds the cells
+                        cell = panel.locator('[data-testid="stDataFrame"] td').filter(
+                            has_text="data:image/jpeg;base64,"
+                        )
+                        cell.first.wait_for(state="attached", timeout=60_000)
+                    elif tab == "Hardest images":
+                        panel.locator("img").nth(5).wait_for(timeout=60_000)
+                    else:
                         panel.locator(CHART).first.wait_for(timeout=60_000)
                     page.wait_for_timeout(500)
                     assert page.locator('[data-testid="stException"]').count() == 0, tab
+                    assert (
+                        f"tab={urllib.parse.quote_plus(tab)}" in page.url or tab == "Per category"
+                    )
                     _screenshot(page, shot)
+        assert requests and not _off_machine(requests), _off_machine(requests)
+
+
+def _finished_run(home: Path, task: str) -> tuple[int, int]:
+    """(id of the newest finished run of `task` in `home`, an item id of its dataset)."""
+    from mirada.db import dispose_engines
+    from mirada.queries.common import finished_runs, item_frame
+
+    saved = {k: os.environ.get(k) for k in ("MIRADA_HOME", "MIRADA_DATABASE_URL")}
+    os.environ["MIRADA_HOME"] = str(home)
+    os.environ.pop("MIRADA_DATABASE_URL", None)
+    dispose_engines()
+    try:
+        run = finished_runs(task=task).iloc[0]
+        return int(run["id"]), int(item_frame(int(run["dataset_id"]))["item_id"].iloc[-1])
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        dispose_engines()
+
+
+def test_item_view_and_links_that_go_where_they_say(server: str, seeded_home: Path) -> None:
+    match_run, item = _finished_run(seeded_home, "match")
+    caption_run, caption_item = _finished_run(seeded_home, "caption")
+    with _browser_page() as page:
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        # the item view opens straight from its URL, the image large
+        _open(page, f"{server}/results?run={match_run}&item={item}", "Results")
+        view = page.locator(".st-key-item_view")
+        view.get_by_role("heading", name="Image:").wait_for(timeout=60_000)
+        view.locator("img").first.wait_for(timeout=60_000)
+        image = view.locator("img").first.element_handle()
+        page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=image, timeout=30_000)
+        view.get_by_text("Reference captions").wait_for()
+        assert "correct caption at rank" in view.inner_text()
+        _screenshot(page, "item-view")
+        _open(page, f"{server}/captions?run={caption_run}&item={caption_item}", "Captions")
+        view = page.locator(".st-key-item_view")
+        view.get_by_text("Generated caption").wait_for(timeout=60_000)
+        _screenshot(page, "item-view-caption")
+        # "Open captions" on a caption run lands on /captions?run=<that id>
+        _open(page, f"{server}/runs", "Runs")
+        page.locator(".st-key-runs_action_run").click()
+        page.get_by_role("option", name=f"#{caption_run} ").first.click()
+        link = page.get_by_role("link", name="Open captions")
+        link.wait_for(timeout=30_000)
+        link.click()
+        page.get_by_role("heading", name="Captions").first.wait_for(timeout=60_000)
+        page.wait_for_url(lambda u: u.endswith(f"/captions?run={caption_run}"), timeout=30_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        _screenshot(page, "open-caption-run")
+        assert not _off_machine(requests), _off_machine(requests)
 
 
 @pytest.fixture(scope="module")
