@@ -116,6 +116,12 @@ def status_column_type(enum: type[StrEnum]) -> Enum:
     )
 
 
+# Integer ids are never reused, so a link or export naming run 12 never shows another run.
+# PostgreSQL sequences never hand a number out twice; SQLite reuses max(id)+1 after a delete
+# of the newest row unless the table is AUTOINCREMENT (migration 0003 rebuilt older tables).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
@@ -129,6 +135,7 @@ class Base(DeclarativeBase):
 
 class Dataset(Base):
     __tablename__ = "datasets"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -175,7 +182,7 @@ class Item(Base):
     """One image as it appears in one dataset."""
 
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("dataset_id", "filename"),)
+    __table_args__ = (UniqueConstraint("dataset_id", "filename"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(
@@ -194,6 +201,7 @@ class Item(Base):
 
 class Caption(Base):
     __tablename__ = "captions"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
@@ -207,6 +215,7 @@ class HardwareProfile(Base):
     """What a run ran on; deduplicated by a hash of its fields."""
 
     __tablename__ = "hardware_profiles"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
@@ -228,6 +237,7 @@ class HardwareProfile(Base):
 
 class Worker(Base):
     __tablename__ = "workers"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -247,7 +257,7 @@ class Worker(Base):
 
 class Run(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_status_id", "status", "id"),)
+    __table_args__ = (Index("ix_runs_status_id", "status", "id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(
@@ -280,6 +290,7 @@ class Run(Base):
 
 class Metric(Base):
     __tablename__ = "metrics"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
@@ -293,6 +304,7 @@ class Metric(Base):
 
 class Timing(Base):
     __tablename__ = "timings"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
@@ -306,7 +318,7 @@ class RunEmbedding(Base):
     """All embeddings of one kind for a run, as one contiguous float32 blob (row-major)."""
 
     __tablename__ = "run_embeddings"
-    __table_args__ = (UniqueConstraint("run_id", "kind"),)
+    __table_args__ = (UniqueConstraint("run_id", "kind"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
@@ -333,7 +345,7 @@ class ItemResult(Base):
     """Per-image outcome of a run, for drill-down, worst-first sorting and paired tests."""
 
     __tablename__ = "item_results"
-    __table_args__ = (UniqueConstraint("run_id", "item_id"),)
+    __table_args__ = (UniqueConstraint("run_id", "item_id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
@@ -346,7 +358,7 @@ class ItemResult(Base):
 
 class GeneratedCaption(Base):
     __tablename__ = "generated_captions"
-    __table_args__ = (UniqueConstraint("run_id", "item_id"),)
+    __table_args__ = (UniqueConstraint("run_id", "item_id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
@@ -360,7 +372,7 @@ class RunArtifact(Base):
     """Named binary/JSON products of a run: similarity matrix, projections, reports."""
 
     __tablename__ = "run_artifacts"
-    __table_args__ = (UniqueConstraint("run_id", "name"),)
+    __table_args__ = (UniqueConstraint("run_id", "name"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
