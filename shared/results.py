@@ -17,7 +17,9 @@ Storage contract (the dashboard and `mirada show` read these names):
 - Timings: name, value, unit, batch_size (benchmark runs sweep batch sizes).
 - RunEmbedding kinds "image" (row ids = item ids) and "text" (row ids = caption ids).
 - RunArtifact names: "zeroshot_confusion" (JSON {"labels": [...], "matrix": [[...]]}),
-  "caption_corpus" (JSON), "projection:<method>:<kind>" (npy float32 [N,2]).
+  "caption_corpus" (JSON), "projection:<method>:<kind>" (npy float32 [N,2]),
+  VARIANTS_ARTIFACT (benchmark runs with variants: JSON list, one object per variant, see
+  mirada.worker.tasks.variants.VariantRecord).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from mirada.db.models import (
 from mirada.metrics.types import CaptionOutcome, ItemOutcome, MetricValue
 
 __all__ = [
+    "VARIANTS_ARTIFACT",
     "CaptionOutcome",
     "EmbeddingSet",
     "ItemOutcome",
@@ -47,6 +50,8 @@ __all__ = [
     "TimingValue",
     "write_results",
 ]
+
+VARIANTS_ARTIFACT = "variants"
 
 
 @dataclass(frozen=True)

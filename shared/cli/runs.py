@@ -69,6 +69,13 @@ def _options_by_task(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         metavar="N,N,...",
         help="benchmark: sweep these batch sizes",
     ),
+    arg(
+        "--variants",
+        metavar="V,V,...",
+        help="benchmark: measure these settings side by side, each a dtype (fp32, fp16, bf16) "
+        "optionally +compile, +channels_last or +threads=N, e.g. fp32,bf16,bf16+compile; "
+        "fp32 eager is added as the reference that agreement is measured against",
+    ),
     arg("--requires", metavar="LABEL", help="only a worker started with --label LABEL runs it"),
     arg("--no-cache", action="store_true", help="recompute embeddings even when cached"),
     arg(
@@ -95,6 +102,8 @@ def queue_cmd(args: argparse.Namespace) -> int:
     dataset = resolve_dataset(args.dataset)
     pairs = [(m, t) for m in args.model for t in args.task]
     options = _options_by_task(args)
+    if args.variants and args.dtype != Dtype.fp32:
+        raise MiradaError("--variants names the dtypes it measures (from fp32); drop --dtype")
     typed = [  # refuse everything before queueing anything
         validate_run_request(
             m,
@@ -192,6 +201,11 @@ def show_cmd(args: argparse.Namespace) -> int:
     from mirada.queries.runs import METRIC_SUFFIXES, run_detail
 
     detail = run_detail(args.run_id)
+    from mirada.queries.variants import run_variants
+
+    variants = run_variants(args.run_id)
+    if variants is not None:
+        detail["variants"] = variants
     if args.json:
         print_json(detail)
         return 0
@@ -236,6 +250,13 @@ def show_cmd(args: argparse.Namespace) -> int:
     if detail["timings"]:
         print("\ntimings:")
         print(format_table(detail["timings"], ("name", "value", "unit", "batch_size")))
+    if variants:
+        from mirada.queries.variants import VARIANT_COLUMNS, variant_rows
+
+        rows = variant_rows(variants)
+        columns = [c for c in VARIANT_COLUMNS if any(r[c] is not None for r in rows)]
+        print("\nvariants (the largest batch size; cosine and captions against fp32):")
+        print(format_table(rows, columns, width=80))
     if detail["captions"]:
         print(f"\ncaptions ({len(detail['captions'])}), first 5:")
         for c in detail["captions"][:5]:

@@ -1,10 +1,12 @@
-"""Torch-side helpers shared by the adapters (imported only by adapter modules).
+"""Torch-side helpers shared by the adapters (imported by adapter modules, and by the benchmark
+for its precision variants).
 
 An adapter's family, capabilities and options come from its spec's row of the family table.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from mirada.domain import Dtype, parse_choice
+from mirada.domain import Device, Dtype, parse_choice
 from mirada.vlm.base import Fingerprint, VLMAdapter
 from mirada.vlm.hub import hub_offline, resolve_hf_dir, revision_of, unavailable
 from mirada.vlm.ids import ModelSpec
@@ -182,3 +184,54 @@ class HFAdapter(TorchAdapter):
             return_tensors="pt",
         )
         return self.tokens_in({k: batch[k] for k in ("input_ids", "attention_mask")})
+
+
+# Attribute names of the image tower in the families' torch modules: open_clip CLIP,
+# transformers CLIP/BLIP, FLAVA. `+compile` compiles this tower (text towers and the caption
+# decoder stay eager: generation's changing sequence lengths would recompile at every step).
+IMAGE_TOWERS = ("visual", "vision_model", "image_model")
+
+
+class VariantUnavailable(Exception):
+    """This device or model cannot run a variant; the message says why."""
+
+
+def dtype_unavailable(device: str, dtype: str) -> str | None:
+    """Why `dtype` cannot run on `device` (known before trying), or None."""
+    if device == Device.cuda and dtype == Dtype.bf16 and not torch.cuda.is_bf16_supported():
+        return f"this GPU ({torch.cuda.get_device_name()}) does not support bfloat16"
+    return None
+
+
+def variant_adapter(
+    adapter: VLMAdapter, dtype: str, *, channels_last: bool = False, compile: bool = False
+) -> VLMAdapter:
+    """A copy of `adapter` whose weights are CAST to `dtype` (inputs follow via pixels_in; not
+    autocast, which keeps fp32 weights and on CPU runs slower than fp32 itself), optionally in
+    channels-last memory format and with its image tower wrapped by torch.compile (compiled
+    on its first call). The module is copied; tokenizer and transforms are shared.
+
+    Raises VariantUnavailable when the adapter or device cannot take the setting."""
+    if not isinstance(adapter, TorchAdapter):
+        raise VariantUnavailable(f"{adapter.model_id} is not backed by one torch module")
+    why = dtype_unavailable(adapter.device, dtype)
+    if why:
+        raise VariantUnavailable(why)
+    module = copy.deepcopy(adapter.module).to(dtype=torch_dtype(dtype))
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    if compile:
+        tower = next((name for name in IMAGE_TOWERS if hasattr(module, name)), None)
+        if tower is None:
+            raise VariantUnavailable(
+                f"no image tower to compile in {type(module).__name__} "
+                f"(looked for {', '.join(IMAGE_TOWERS)})"
+            )
+        setattr(module, tower, torch.compile(getattr(module, tower)))
+    clone = copy.copy(adapter)
+    for name, value in vars(adapter).items():
+        if value is adapter.module:  # the module and its aliases (`self.model`)
+            setattr(clone, name, module)
+    clone.dtype = parse_choice(Dtype, dtype, "dtype")
+    clone.torch_dtype = torch_dtype(dtype)
+    return clone

@@ -2,25 +2,40 @@
 
 Load time is recorded separately; warm-up batches are excluded; every timed batch ends with a
 device synchronisation, so asynchronous CUDA work is not mistaken for speed.
+
+With `variants` (mirada queue --variants fp32,bf16,bf16+compile) the model loads in fp32, the
+reference, and each other variant is a copy cast to its dtype; all are measured on the same
+inputs, interleaved batch by batch, and compared with the reference's outputs
+(`mirada.worker.tasks.variants`). The run's timings are the reference's; the variants are the
+"variants" artifact.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mirada.domain import Device
-from mirada.results import MetricValue, RunResults, TimingValue
-from mirada.run_options import BenchmarkRunOptions
+from mirada.domain import Device, Dtype
+from mirada.results import VARIANTS_ARTIFACT, MetricValue, RunResults, TimingValue
+from mirada.run_options import BenchmarkRunOptions, benchmark_variants
 from mirada.vlm.base import CAPTION, EMBED, VLMAdapter
 from mirada.worker.context import RunContext
 from mirada.worker.model import LazyModel
 from mirada.worker.tasks.caption import generation_options
 from mirada.worker.tasks.common import Progress, TaskOutput, dataset_items, load_timing
+from mirada.worker.tasks.variants import (
+    BatchRow,
+    Contender,
+    Operation,
+    artifact,
+    build_contenders,
+    records,
+    threads,
+)
 
 
 class PeakRSS:
@@ -51,8 +66,8 @@ class PeakRSS:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
-def _operations(adapter: VLMAdapter, options: BenchmarkRunOptions) -> dict[str, Callable[..., Any]]:
-    ops: dict[str, Callable[..., Any]] = {}
+def _operations(adapter: VLMAdapter, options: BenchmarkRunOptions) -> dict[str, Operation]:
+    ops: dict[str, Operation] = {}
     if EMBED in adapter.capabilities:
         ops["image_encode"] = lambda images, texts: adapter.encode_pixels(images)
         ops["text_encode"] = lambda images, texts: adapter.encode_texts(texts)
@@ -62,17 +77,133 @@ def _operations(adapter: VLMAdapter, options: BenchmarkRunOptions) -> dict[str, 
     return ops
 
 
+@dataclass
+class _Call:
+    seconds: float
+    peak_rss: int
+    cuda_peak: int | None
+    output: Any
+
+
+def _call(c: Contender, op: str, pixels: Any, texts: list[str], cuda: bool) -> _Call:
+    """One batch of `op` by contender `c`, synchronised, with its peak memory."""
+    import torch
+
+    if c.adapter is None:
+        raise ValueError(f"variant {c.name} has no model to call")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    with threads(c.threads), PeakRSS() as rss:
+        t0 = time.perf_counter()
+        out = c.ops[op](pixels, texts)
+        c.adapter.synchronize()
+        seconds = time.perf_counter() - t0
+    return _Call(seconds, rss.peak, torch.cuda.max_memory_allocated() if cuda else None, out)
+
+
+def _measure(
+    contenders: list[Contender],
+    op: str,
+    pixels: dict[bool, Any],
+    texts: list[str],
+    opts: BenchmarkRunOptions,
+    progress: Progress,
+    cuda: bool,
+) -> dict[str, Any]:
+    """Warm every contender up, then time them batch by batch in turn (interleaved, so a load
+    spike from another process hits them alike). Returns each one's last output."""
+    bs = len(texts)
+    live = [c for c in contenders if c.available and op in c.ops]
+    first: dict[str, float] = {}
+    for c in live:
+        # a compiled variant compiles on its first call: never time that one
+        for i in range(max(opts.warmup_batches, 1 if c.compiled else 0)):
+            try:
+                call = _call(c, op, pixels[c.channels_last], texts, cuda)
+            except Exception as exc:
+                c.fail(f"{op} at batch {bs}", exc)
+                break
+            if i == 0:
+                first[c.name] = call.seconds
+            progress.advance(1)
+    calls: dict[str, list[_Call]] = {c.name: [] for c in live}
+    for _ in range(opts.timed_batches):
+        for c in live:
+            if not c.available:
+                continue
+            try:
+                calls[c.name].append(_call(c, op, pixels[c.channels_last], texts, cuda))
+            except Exception as exc:
+                c.fail(f"{op} at batch {bs}", exc)
+                continue
+            progress.advance(1)
+    last: dict[str, Any] = {}
+    for c in live:
+        done = calls[c.name]
+        if not c.available or not done:
+            continue
+        per_item_ms = [call.seconds * 1000 / bs for call in done]
+        cuda_peaks = [call.cuda_peak for call in done if call.cuda_peak is not None]
+        c.rows.append(
+            BatchRow(
+                op=op,
+                batch_size=bs,
+                repeats=len(done),
+                throughput_per_s=bs * len(done) / sum(call.seconds for call in done),
+                latency_p50_ms=float(np.percentile(per_item_ms, 50)),
+                latency_p95_ms=float(np.percentile(per_item_ms, 95)),
+                peak_rss_mb=max(call.peak_rss for call in done) / 2**20,
+                cuda_max_allocated_mb=max(cuda_peaks) / 2**20 if cuda_peaks else None,
+                first_call_s=first.get(c.name),
+            )
+        )
+        last[c.name] = done[-1].output
+    return last
+
+
+def _timings(rows: list[BatchRow]) -> list[TimingValue]:
+    """A contender's rows under the timing names the Hardware page and `mirada show` read."""
+    out: list[TimingValue] = []
+    for r in rows:
+        bs = r.batch_size
+        out += [
+            TimingValue(f"{r.op}_latency_p50_ms", r.latency_p50_ms, "ms", bs),
+            TimingValue(f"{r.op}_latency_p95_ms", r.latency_p95_ms, "ms", bs),
+            TimingValue(f"{r.op}_throughput_per_s", r.throughput_per_s, "items/s", bs),
+            TimingValue(f"{r.op}_peak_rss_mb", r.peak_rss_mb, "MB", bs),
+        ]
+        if r.cuda_max_allocated_mb is not None:
+            peak = r.cuda_max_allocated_mb
+            out.append(TimingValue(f"{r.op}_cuda_max_allocated_mb", peak, "MB", bs))
+    return out
+
+
 def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
     import torch
     from PIL import Image
 
     opts = BenchmarkRunOptions.from_dict(ctx.run.options)
+    variants = benchmark_variants(opts)
+    if variants:
+        model.dtype = Dtype.fp32  # the reference; every other variant casts a copy
     items = dataset_items(ctx)
     adapter = model.get()
     batch_sizes = list(opts.batch_sizes or [ctx.run.batch_size])
-    warmup, timed = opts.warmup_batches, opts.timed_batches
-    ops = _operations(adapter, opts)
-    progress = Progress(ctx, total=len(batch_sizes) * len(ops) * (warmup + timed))
+
+    def operations(a: VLMAdapter) -> dict[str, Operation]:
+        return _operations(a, opts)
+
+    if variants:
+        contenders = build_contenders(adapter, variants, opts.variants or (), operations)
+    else:
+        contenders = [Contender(str(adapter.dtype), None, adapter, operations(adapter))]
+    ops = list(operations(adapter))
+    calls_per_op = sum(
+        max(opts.warmup_batches, 1 if c.compiled else 0) + opts.timed_batches
+        for c in contenders
+        if c.available
+    )
+    progress = Progress(ctx, total=len(batch_sizes) * len(ops) * calls_per_op)
 
     # Decode once: the benchmark measures the model, not JPEG decoding.
     needed = max(batch_sizes)
@@ -84,54 +215,30 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
             with_pixels.append(transform(im.convert("RGB")))
     texts_pool = [it.captions[0][1] for it in pool]
 
-    timings: list[TimingValue] = list(load_timing(model))
     cuda = adapter.device == Device.cuda
     for bs in batch_sizes:
         pixels = torch.stack(with_pixels[:bs])
-        texts = texts_pool[:bs]
         if cuda:
             pixels = pixels.pin_memory()
-        for op_name, op in ops.items():
-            for _ in range(warmup):
-                op(pixels, texts)
-                adapter.synchronize()
-                progress.advance(1)
-            if cuda:
-                torch.cuda.reset_peak_memory_stats()
-            per_item_ms: list[float] = []
-            with PeakRSS() as rss:
-                t_total = time.perf_counter()
-                for _ in range(timed):
-                    t0 = time.perf_counter()
-                    op(pixels, texts)
-                    adapter.synchronize()
-                    per_item_ms.append((time.perf_counter() - t0) * 1000 / bs)
-                    progress.advance(1)
-                total = time.perf_counter() - t_total
-            timings += [
-                TimingValue(
-                    f"{op_name}_latency_p50_ms", float(np.percentile(per_item_ms, 50)), "ms", bs
-                ),
-                TimingValue(
-                    f"{op_name}_latency_p95_ms", float(np.percentile(per_item_ms, 95)), "ms", bs
-                ),
-                TimingValue(f"{op_name}_throughput_per_s", bs * timed / total, "items/s", bs),
-                TimingValue(f"{op_name}_peak_rss_mb", rss.peak / 2**20, "MB", bs),
-            ]
-            if cuda:
-                timings.append(
-                    TimingValue(
-                        f"{op_name}_cuda_max_allocated_mb",
-                        torch.cuda.max_memory_allocated() / 2**20,
-                        "MB",
-                        bs,
-                    )
-                )
-    metrics = [
-        MetricValue("num_params", float(adapter.num_params)),
-        MetricValue("warmup_batches", float(warmup)),
-        MetricValue("timed_batches", float(timed)),
-    ]
-    return TaskOutput(
-        RunResults(metrics=metrics, timings=timings), model.fingerprint(), model.resolved_device()
+        # the same values for every variant; channels-last ones get them in that layout
+        layouts = {False: pixels, True: pixels.contiguous(memory_format=torch.channels_last)}
+        for op in ops:
+            last = _measure(contenders, op, layouts, texts_pool[:bs], opts, progress, cuda)
+            if bs == needed:
+                for c in contenders:
+                    if c.name in last:
+                        c.outputs[op] = last[c.name]
+
+    timed = next(c for c in contenders if c.reference or c.variant is None)
+    results = RunResults(
+        metrics=[
+            MetricValue("num_params", float(adapter.num_params)),
+            MetricValue("warmup_batches", float(opts.warmup_batches)),
+            MetricValue("timed_batches", float(opts.timed_batches)),
+        ],
+        timings=[*load_timing(model), *_timings(timed.rows)],
     )
+    if variants:
+        recs = records(contenders, needed, min(len(items), needed), torch.get_num_threads())
+        results.artifacts[VARIANTS_ARTIFACT] = artifact(recs)
+    return TaskOutput(results, model.fingerprint(), model.resolved_device())
