@@ -73,6 +73,14 @@ class Dtype(StrEnum):
     bf16 = "bf16"
 
 
+class Engine(StrEnum):
+    """Where a run's embedding stage runs: in the worker's process, or as a Ray Data pipeline
+    over a Ray cluster's model actors (one big run on many GPUs or machines)."""
+
+    inprocess = "inprocess"
+    ray = "ray"
+
+
 RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.queued: frozenset({RunStatus.running, RunStatus.cancelled}),
     RunStatus.running: frozenset(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from mirada.domain import Dtype, Task, parse_choice
+from mirada.domain import Dtype, Engine, Task, parse_choice
 from mirada.errors import MiradaError
 
 RERANK_K = 16
@@ -188,6 +188,27 @@ def _variants(value: Any) -> tuple[str, ...] | None:
     return tuple(names)
 
 
+RAY_INSTALL = "pip install 'mirada[ray]'"
+
+
+def _engine(value: Any) -> Engine:
+    try:
+        return Engine(value)
+    except ValueError:
+        raise _Refused from None
+
+
+def require_engine(options: RunOptions) -> None:
+    """Refuse an engine this machine cannot drive (Ray not installed), naming the install
+    command; called when a run is queued, so the run never waits for a worker that fails it."""
+    if getattr(options, "engine", Engine.inprocess) is not Engine.ray:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise MiradaError(f"--engine ray needs Ray Data, which is not installed: {RAY_INSTALL}")
+
+
 def _no_cache() -> Any:
     return _option(False, "true or false", _flag, "--no-cache")
 
@@ -289,6 +310,10 @@ class MatchRunOptions(_RunOptions):
     no_cache: bool = _no_cache()
     no_rerank: bool = _option(False, "true or false", _flag)
     rerank_k: int = _option(RERANK_K, "an integer >= 1 (candidates re-ranked)", _int_at_least(1))
+    # where the embedding stage runs: this process, or a Ray Data pipeline (worker/ray_engine.py)
+    engine: Engine = _option(  # noqa: RUF009 (an enum member: immutable)
+        Engine.inprocess, " or ".join(e.value for e in Engine), _engine, "--engine"
+    )
     n_resamples: int = _n_resamples()
     seed: int = _seed()
     resolved_model_id: str | None = _resolved_model_id()
@@ -367,10 +392,12 @@ def options_for(task: str, data: Mapping[str, Any] | RunOptions | None) -> RunOp
 def pinned(options: RunOptions, model_id: str) -> RunOptions:
     """`options` with the model's local path pinned: made absolute against this process's
     directory and its files fingerprinted (mirada.vlm.local_files), so a worker elsewhere loads
-    the same files or refuses. Called when a run is queued."""
+    the same files or refuses; an engine this machine lacks is refused. Called when a run is
+    queued."""
     from mirada.vlm.ids import parse_model_id
     from mirada.vlm.local_files import pin_model
 
+    require_engine(options)
     pin = pin_model(model_id)
     typed_id = parse_model_id(model_id).model_id
     return dataclasses.replace(

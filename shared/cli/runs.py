@@ -6,7 +6,7 @@ import argparse
 
 from mirada.cli import arg, command, print_json, show_log
 from mirada.cli.table import format_table
-from mirada.domain import Device, Dtype, RunStatus, Task, choices
+from mirada.domain import Device, Dtype, Engine, RunStatus, Task, choices
 from mirada.errors import MiradaError
 
 
@@ -75,6 +75,12 @@ def _options_by_task(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         help="benchmark: measure these settings side by side, each a dtype (fp32, fp16, bf16) "
         "optionally +compile, +channels_last or +threads=N, e.g. fp32,bf16,bf16+compile; "
         "fp32 eager is added as the reference that agreement is measured against",
+    ),
+    arg(
+        "--engine",
+        choices=choices(Engine),
+        help="match: where embeddings are computed: inprocess (default, in the worker) or ray "
+        "(a Ray Data pipeline on the cluster at RAY_ADDRESS, or a local Ray; needs mirada[ray])",
     ),
     arg("--requires", metavar="LABEL", help="only a worker started with --label LABEL runs it"),
     arg("--no-cache", action="store_true", help="recompute embeddings even when cached"),
