@@ -1,7 +1,11 @@
-"""Image decoding and preprocessing in DataLoader workers, overlapped with model compute."""
+"""Image decoding and preprocessing in DataLoader workers, overlapped with model compute.
+
+`decode_rgb` is the one decoder: the DataLoader path reads files, the Ray engine
+(mirada.worker.ray_engine) decodes bytes shipped from the worker, with the same result."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -15,6 +19,19 @@ class CorruptImageError(Exception):
     pass
 
 
+def decode_rgb(source: Path | bytes, name: str | Path) -> Any:
+    """A PIL RGB image from a file or its bytes; CorruptImageError naming `name` otherwise."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            return im.convert("RGB")
+    except Exception as exc:  # decoding errors come in many types; name the file
+        raise CorruptImageError(
+            f"cannot decode image {name}: {exc}. Re-import the dataset or remove this image."
+        ) from exc
+
+
 class _ImageFiles(Dataset[torch.Tensor]):
     def __init__(self, paths: Sequence[Path], transform: Callable[[Any], torch.Tensor]) -> None:
         self.paths = list(paths)
@@ -24,17 +41,8 @@ class _ImageFiles(Dataset[torch.Tensor]):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        from PIL import Image
-
         path = self.paths[index]
-        try:
-            with Image.open(path) as im:
-                rgb = im.convert("RGB")
-        except Exception as exc:  # decoding errors come in many types; name the file
-            raise CorruptImageError(
-                f"cannot decode image {path}: {exc}. Re-import the dataset or remove this image."
-            ) from exc
-        return self.transform(rgb)
+        return self.transform(decode_rgb(path, path))
 
 
 def loader_workers(n_items: int, batch_size: int) -> int:
