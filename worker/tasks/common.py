@@ -1,12 +1,18 @@
-"""Pieces the tasks share: the output type and cached, batched embedding."""
+"""Pieces the tasks share: the output type and cached, batched embedding.
+
+Embedding runs in this process (DataLoader decoding, the run's model) or, for a run queued with
+`--engine ray`, as a Ray Data pipeline (`ray`: a mirada.worker.ray_engine.RayEmbedder). Either
+way cached vectors are reused and new ones cached; the Ray path caches each batch as it
+arrives, so a run interrupted mid-pipeline resumes from there."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +24,9 @@ from mirada.results import RunResults, TimingValue
 from mirada.worker.context import RunContext
 from mirada.worker.data import image_batches
 from mirada.worker.model import LazyModel
+
+if TYPE_CHECKING:
+    from mirada.worker.ray_engine import RayEmbedder
 
 
 @dataclass
@@ -85,6 +94,7 @@ def embed_images(
     progress: Progress,
     stats: EmbedStats,
     key: str | None,
+    ray: RayEmbedder | None = None,
 ) -> np.ndarray:
     """Embeddings for `paths` in order; cached vectors are reused, new ones cached."""
     found = embedding_cache.lookup(key, "image", hashes) if key else {}
@@ -92,7 +102,14 @@ def embed_images(
     stats.cached += len(hashes) - len(missing)
     progress.advance(len(hashes) - len(missing))
     out: dict[str, np.ndarray] = dict(found)
-    if missing:
+    if missing and ray is not None:
+        todo = list(dict.fromkeys(hashes[i] for i in missing))
+        where = {hashes[i]: paths[i] for i in missing}
+        chunks = ray.images(todo, [where[h] for h in todo])
+        out.update(_gather(chunks, "image", key, stats, progress.advance))
+        stats.computed += len(missing) - len(todo)  # duplicate images: embedded once
+        progress.advance(len(missing) - len(todo))
+    elif missing:
         adapter = model.get()
         t0 = time.perf_counter()
         fresh: dict[str, np.ndarray] = {}
@@ -122,6 +139,7 @@ def embed_texts(
     progress: Progress | None,
     stats: EmbedStats,
     key: str | None,
+    ray: RayEmbedder | None = None,
 ) -> np.ndarray:
     hashes = [embedding_cache.text_hash(t) for t in texts]
     found = embedding_cache.lookup(key, "text", hashes) if key else {}
@@ -131,7 +149,12 @@ def embed_texts(
     out: dict[str, np.ndarray] = dict(found)
     if progress:
         progress.advance(n_cached)
-    if unique_missing:
+    if unique_missing and ray is not None:
+        by_text = {h: t for h, t in zip(hashes, texts, strict=True)}
+        order = sorted(unique_missing, key=lambda h: len(by_text[h]))  # small padding per batch
+        chunks = ray.texts(order, [by_text[h] for h in order])
+        out.update(_gather(chunks, "text", key, stats, progress.advance if progress else None))
+    elif unique_missing:
         adapter = model.get()
         by_hash = {h: t for h, t in zip(hashes, texts, strict=True)}
         # Sorting by length keeps each batch's padding (to its longest text) small.
@@ -151,6 +174,29 @@ def embed_texts(
             embedding_cache.store(key, "text", fresh)
         out.update(fresh)
     return np.stack([out[h] for h in hashes]).astype(np.float32, copy=False)
+
+
+def _gather(
+    chunks: Generator[dict[str, np.ndarray]],
+    kind: str,
+    key: str | None,
+    stats: EmbedStats,
+    advance: Callable[[int], None] | None,
+) -> dict[str, np.ndarray]:
+    """Vectors from the Ray pipeline, each batch cached as it arrives (a retried run resumes
+    from them) and counted into progress, whose cancel/stop check ends the pipeline."""
+    fresh: dict[str, np.ndarray] = {}
+    t0 = time.perf_counter()
+    with closing(chunks):
+        for chunk in chunks:
+            if key:
+                embedding_cache.store(key, kind, chunk)
+            fresh.update(chunk)
+            stats.computed += len(chunk)
+            if advance is not None:
+                advance(len(chunk))
+    stats.seconds += time.perf_counter() - t0
+    return fresh
 
 
 def throughput_timings(prefix: str, stats: EmbedStats) -> list[TimingValue]:

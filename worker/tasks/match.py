@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mirada.datasets import ItemRecord
+from mirada.domain import Engine
 from mirada.metrics.report import build_match_report
 from mirada.metrics.retrieval import class_prompts, topk_candidates
 from mirada.results import EmbeddingSet, RunResults
@@ -39,22 +40,41 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
 
     rerank = SCORE_PAIRS in capabilities_for(ctx.run.model_id) and not opts.no_rerank
     k = min(opts.rerank_k, len(texts))
-    progress = Progress(ctx, total=len(items) + len(texts) + (len(items) if rerank else 0))
-    key = model_cache_key(model, no_cache=opts.no_cache)
-
-    img_stats, txt_stats = EmbedStats(), EmbedStats()
-    image_emb = embed_images(
-        model, ctx, [it.path for it in items], [it.sha256 for it in items], progress, img_stats, key
-    )
-    text_emb = embed_texts(model, ctx, texts, progress, txt_stats, key)
-
-    class_emb = None
+    flat: list[str] = []  # zero-shot prompts, class by class
     if len(known) >= 2:
         templates = opts.zeroshot_templates
         prompts = class_prompts(known, templates) if templates else class_prompts(known)
         flat = [p for group in prompts for p in group]
-        flat_emb = embed_texts(model, ctx, flat, None, EmbedStats(), key)
-        class_emb = flat_emb.reshape(len(known), len(prompts[0]), -1)
+    ray = None
+    if opts.engine is Engine.ray:
+        from mirada.worker.ray_engine import RayEmbedder
+
+        ray = RayEmbedder(model, ctx.run.device, ctx.run.batch_size)
+    total = len(items) + len(texts) + (len(items) if rerank else 0)
+    progress = Progress(ctx, total=total + (len(flat) if ray else 0))
+    key = model_cache_key(model, no_cache=opts.no_cache)
+
+    img_stats, txt_stats = EmbedStats(), EmbedStats()
+    image_emb = embed_images(
+        model,
+        ctx,
+        [it.path for it in items],
+        [it.sha256 for it in items],
+        progress,
+        img_stats,
+        key,
+        ray,
+    )
+    if ray is None:
+        text_emb = embed_texts(model, ctx, texts, progress, txt_stats, key)
+        flat_emb = embed_texts(model, ctx, flat, None, EmbedStats(), key) if flat else None
+    else:  # one pipeline (one start of the model actors) for captions and prompts
+        both = embed_texts(model, ctx, texts + flat, progress, txt_stats, key, ray)
+        text_emb, flat_emb = both[: len(texts)], both[len(texts) :]
+
+    class_emb = None
+    if flat_emb is not None and len(flat_emb):
+        class_emb = flat_emb.reshape(len(known), len(flat) // len(known), -1)
 
     candidates = scores = None
     if rerank:
@@ -89,7 +109,8 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
         ],
         artifacts=dict(report.artifacts),
     )
-    return TaskOutput(results, model.fingerprint(), model.resolved_device())
+    device = ray.resolved_device if ray is not None else None
+    return TaskOutput(results, model.fingerprint(), device or model.resolved_device())
 
 
 def _itm_scores(

@@ -1,0 +1,258 @@
+"""The embedding stage of one run as a Ray Data pipeline over many GPUs or machines.
+
+    read bytes (tasks pinned to this worker's node: only it can read MIRADA_HOME)
+      -> decode + preprocess (CPU tasks anywhere in the cluster)
+      -> embed (a pool of model actors, one GPU each where the cluster has GPUs)
+      -> back to this worker, one batch at a time
+
+The worker stays the run's owner: it claimed the run, keeps its heartbeat and progress, stores
+each batch's vectors in the embedding cache as they arrive (so a retried run resumes from
+them), computes the metrics and writes the results. Ray only computes vectors. Cancelling or
+stopping the run closes the iteration, which shuts the pipeline and its actors down.
+
+Ray is an optional extra (`pip install 'mirada[ray]'`): nothing imports this module unless a
+run asks for `engine: ray`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mirada.domain import Device
+from mirada.errors import MiradaError
+from mirada.run_options import RAY_INSTALL
+
+if TYPE_CHECKING:
+    from mirada.worker.model import LazyModel
+
+logger = logging.getLogger(__name__)
+
+# A crashed actor (OOM-killed, lost node) is restarted and its in-flight batches retried this
+# many times before the run fails; an exception in our own code is never retried (Ray Data
+# treats it as a user error), so a corrupt image fails the run at once, naming the file.
+MAX_ACTOR_RESTARTS = 3
+MAX_TASK_RETRIES = 3
+ACTORS_ENV = "MIRADA_RAY_ACTORS"  # override the pool size (default: one actor per GPU, or 1)
+ROWS_PER_BLOCK_BATCHES = 2  # a read task ships this many model batches of images
+
+
+class RayUnavailableError(MiradaError):
+    pass
+
+
+def connect() -> None:
+    """Join the cluster named by RAY_ADDRESS, or start a local Ray with this machine's CPUs and
+    GPUs; once per process (later runs reuse the connection)."""
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailableError(
+            f"this run uses --engine ray, but Ray is not installed on this worker: {RAY_INSTALL}"
+        ) from None
+    if not ray.is_initialized():
+        address = os.environ.get("RAY_ADDRESS") or None
+        logger.info("connecting to Ray at %s", address or "a new local instance")
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    from ray.data import DataContext
+
+    data_ctx = DataContext.get_current()
+    data_ctx.enable_progress_bars = False  # the run's own progress bar and database row say it
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The model actors of one pipeline: how many, and what each reserves."""
+
+    actors: int
+    num_gpus: float
+    num_cpus: float
+
+    @property
+    def device(self) -> str:
+        return Device.cuda.value if self.num_gpus else Device.cpu.value
+
+
+def plan_pool(run_device: str, actors: int | None = None) -> Pool:
+    """One actor per GPU in the cluster (device auto or cuda), else CPU actors that leave a
+    core for decoding. `actors` (or MIRADA_RAY_ACTORS) overrides the count."""
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
+    if actors is None and os.environ.get(ACTORS_ENV):
+        actors = int(os.environ[ACTORS_ENV])
+    if run_device == Device.mps:
+        raise MiradaError("Ray runs use CUDA GPUs or CPUs; queue the run with --device auto")
+    if run_device == Device.cuda and not gpus:
+        raise MiradaError(
+            "the run asks for --device cuda but the Ray cluster has no GPU; "
+            "queue it with --device auto or cpu"
+        )
+    if gpus and run_device != Device.cpu:
+        return Pool(actors or gpus, num_gpus=1.0, num_cpus=1.0)
+    n = actors or 1
+    return Pool(n, num_gpus=0.0, num_cpus=max(0.25, min(1.0, (cpus - 1) / n)))
+
+
+@dataclass(frozen=True)
+class ActorModel:
+    """What an actor needs to load the run's model where it runs."""
+
+    model_id: str
+    device: str
+    dtype: str
+    seed: int
+    model_files: str | None
+
+
+class _Embedder:
+    """A model actor: loads the run's model once, then embeds batches of pixels or texts."""
+
+    def __init__(self, spec: ActorModel) -> None:
+        from mirada.vlm.local_files import check_pinned
+        from mirada.vlm.registry import load_adapter
+
+        check_pinned(spec.model_id, spec.model_files)  # a node's files must be the queued ones
+        self.adapter = load_adapter(
+            spec.model_id, device=spec.device, dtype=spec.dtype, seed=spec.seed
+        )
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if "pixels" in batch:
+            import torch
+
+            vectors = self.adapter.encode_pixels(
+                torch.from_numpy(np.ascontiguousarray(batch["pixels"]))
+            )
+        else:
+            vectors = self.adapter.encode_texts([str(t) for t in batch["text"]])
+        return {"key": batch["key"], "vector": np.asarray(vectors, dtype=np.float32)}
+
+
+@contextmanager
+def _remote_args_accepted() -> Iterator[None]:
+    """Ray 2.60 deprecates `**ray_remote_args` in map_batches but names no parameter for the
+    two we need (scheduling_strategy: reads on this node; max_restarts); quiet until it does."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        yield
+
+
+def _read_bytes(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    data = np.empty(len(batch["path"]), dtype=object)
+    for i, path in enumerate(batch["path"]):
+        data[i] = Path(str(path)).read_bytes()
+    return {"key": batch["key"], "path": batch["path"], "data": data}
+
+
+def _preprocess(batch: dict[str, np.ndarray], transform: Any) -> dict[str, np.ndarray]:
+    from mirada.worker.data import decode_rgb
+
+    pixels = [
+        transform(decode_rgb(bytes(data), str(path)))
+        for data, path in zip(batch["data"], batch["path"], strict=True)
+    ]
+    return {"key": batch["key"], "pixels": np.stack([p.numpy() for p in pixels])}
+
+
+class RayEmbedder:
+    """The run's embedding stage on Ray, connected on first use (a fully cached run never
+    starts Ray). The worker's own copy of the model loads on its CPU, only for the picklable
+    image transform and the fingerprint; the GPUs are the actors'."""
+
+    def __init__(
+        self, model: LazyModel, run_device: str, batch_size: int, *, actors: int | None = None
+    ) -> None:
+        model.device = Device.cpu.value  # never take a GPU from the actors
+        self.model = model
+        self.run_device = run_device
+        self.batch_size = batch_size
+        self.actors = actors
+        self.pool: Pool | None = None
+
+    @property
+    def resolved_device(self) -> str | None:
+        """Where the vectors were computed (the actors' device), once the pipeline ran."""
+        return self.pool.device if self.pool else None
+
+    def _start(self) -> tuple[Pool, ActorModel]:
+        if self.pool is None:
+            connect()
+            self.pool = plan_pool(self.run_device, self.actors)
+            logger.info(
+                "Ray pipeline: %s %s actor(s) for %s",
+                self.pool.actors,
+                self.pool.device,
+                self.model.model_id,
+            )
+        m = self.model
+        return self.pool, ActorModel(m.model_id, self.pool.device, m.dtype, m.seed, m.model_files)
+
+    def images(
+        self, keys: Sequence[str], paths: Sequence[Path]
+    ) -> Generator[dict[str, np.ndarray]]:
+        """{content hash: vector} per batch, in completion order."""
+        self._start()
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        rows = [{"key": k, "path": str(p)} for k, p in zip(keys, paths, strict=True)]
+        with _remote_args_accepted():
+            ds = self._items(rows).map_batches(_read_bytes, num_cpus=0.25, scheduling_strategy=here)
+        ds = ds.map_batches(
+            _preprocess,
+            fn_kwargs={"transform": self.model.get().image_transform},
+            batch_size=self.batch_size,
+        )
+        return self._embed(ds)
+
+    def texts(self, keys: Sequence[str], texts: Sequence[str]) -> Generator[dict[str, np.ndarray]]:
+        """{text hash: vector} per batch; `texts` sorted by length keep padding small."""
+        self._start()
+        rows = [{"key": k, "text": t} for k, t in zip(keys, texts, strict=True)]
+        return self._embed(self._items(rows))
+
+    def _items(self, rows: list[dict[str, str]]) -> Any:
+        import ray.data
+
+        per_block = self.batch_size * ROWS_PER_BLOCK_BATCHES
+        return ray.data.from_items(
+            rows, override_num_blocks=max(1, math.ceil(len(rows) / per_block))
+        )
+
+    def _embed(self, ds: Any) -> Generator[dict[str, np.ndarray]]:
+        pool, spec = self._start()
+        from ray.data import ActorPoolStrategy
+
+        with _remote_args_accepted():
+            ds = ds.map_batches(
+                _Embedder,
+                fn_constructor_kwargs={"spec": spec},
+                batch_size=self.batch_size,
+                compute=ActorPoolStrategy(size=pool.actors),
+                num_gpus=pool.num_gpus or None,
+                num_cpus=pool.num_cpus,
+                max_restarts=MAX_ACTOR_RESTARTS,
+                max_task_retries=MAX_TASK_RETRIES,
+            )
+        # one model batch at a time: each is cached as it arrives
+        batches = iter(ds.iter_batches(batch_size=self.batch_size, batch_format="numpy"))
+        try:
+            for batch in batches:
+                yield dict(zip((str(k) for k in batch["key"]), batch["vector"], strict=True))
+        finally:
+            # leaving early (cancelled, stopped, failed) shuts the pipeline and its actors down
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
