@@ -1,0 +1,172 @@
+"""`--engine ray`: the match run's embedding stage as a Ray Data pipeline on a local Ray (2 CPUs,
+started once for the module): results equal an in-process run's, a killed model actor is
+restarted, a killed worker's retry resumes from the cached batches; without Ray installed the
+run is refused at queue time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_runner import run_cli
+from sqlalchemy import func, select
+
+from mirada.db import read_session
+from mirada.db.models import EmbeddingCache
+from mirada.queries.runs import run_detail
+from mirada.queries.similarity import load_embeddings
+
+CLIP = "hf-clip:mirada/demo-clip"
+N_IMAGES = 16
+BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> Iterator[str]:
+    ray = pytest.importorskip("ray")
+    info = ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield info.address_info["address"]
+    ray.shutdown()
+
+
+@pytest.fixture
+def dataset(mirada_home: Path, tmp_path: Path) -> str:
+    from mirada.demo.synthetic import write_demo_dataset
+
+    src = write_demo_dataset(tmp_path / "demo", split="demo", n=N_IMAGES)
+    assert run_cli("import", str(src), "--name", "ray-demo").returncode == 0
+    return "ray-demo"
+
+
+def _queue(dataset: str, *flags: str) -> int:
+    out = run_cli(
+        "queue", "--dataset", dataset, "--model", CLIP, "--task", "match",
+        "--batch-size", str(BATCH), "--json", *flags,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.strip().strip("[]"))
+
+
+def _work() -> None:
+    from mirada.worker.main import WorkerLoop
+
+    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+
+
+def _timings(run_id: int) -> dict[str, float]:
+    return {t["name"]: t["value"] for t in run_detail(run_id)["timings"]}
+
+
+def _cached_images() -> int:
+    with read_session() as s:
+        count = s.scalar(
+            select(func.count()).select_from(EmbeddingCache).where(EmbeddingCache.kind == "image")
+        )
+    return int(count or 0)
+
+
+def _kill_first_embedder(killed: list[tuple[int, int]], stop: threading.Event) -> None:
+    """SIGKILL the first model actor's process as soon as it exists (it is then still loading
+    the model: no batch can have been embedded yet); record (pid, images cached by then).
+    Ray titles an actor's process after its class: ray::MapWorker(MapBatches(_Embedder))."""
+    import psutil
+
+    while not stop.is_set():
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if "_Embedder" in " ".join(proc.info["cmdline"] or ()):
+                proc.kill()
+                killed.append((proc.info["pid"], _cached_images()))
+                return
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_ray_run_equals_inprocess_despite_a_killed_actor(ray_address: str, dataset: str) -> None:
+    reference = _queue(dataset, "--no-cache")  # in-process, and leaves the cache empty
+    on_ray = _queue(dataset, "--engine", "ray")
+    killed: list[tuple[int, int]] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_first_embedder, args=(killed, stop), daemon=True)
+    killer.start()
+    try:
+        _work()
+    finally:
+        stop.set()
+        killer.join()
+
+    ref, ray_run = run_detail(reference), run_detail(on_ray)
+    assert ref["status"] == "succeeded", ref["error"]
+    assert ray_run["status"] == "succeeded", ray_run["error"]
+    assert killed and killed[0][1] == 0, f"an actor killed before any batch arrived: {killed}"
+    assert ray_run["metrics"] == ref["metrics"]
+    assert ray_run["per_category"] == ref["per_category"]
+    for kind in ("image", "text"):
+        ref_emb, ray_emb = load_embeddings(reference, kind), load_embeddings(on_ray, kind)
+        assert ref_emb is not None and ray_emb is not None
+        np.testing.assert_array_equal(ref_emb[0], ray_emb[0])
+        np.testing.assert_allclose(ray_emb[1], ref_emb[1], atol=1e-5, rtol=0)
+    timings = _timings(on_ray)
+    assert timings["image_encode_computed"] == N_IMAGES
+    assert _cached_images() == N_IMAGES  # the Ray run filled the shared embedding cache
+    assert ray_run["progress"]["done"] == ray_run["progress"]["total"] > 0
+
+
+# The killed worker: caches the first batch of image vectors, then dies as if SIGKILLed.
+_DYING_WORKER = """
+import os, signal, sys
+from mirada import embedding_cache
+store = embedding_cache.store
+def store_then_die(key, kind, vectors):
+    store(key, kind, vectors)
+    if kind == "image":
+        os.kill(os.getpid(), signal.SIGKILL)
+embedding_cache.store = store_then_die
+from mirada.cli import main
+sys.exit(main(["worker", "--burst", "--no-progress", "--device", "cpu"]))
+"""
+
+
+@pytest.mark.slow
+def test_killed_worker_is_requeued_and_resumes_from_the_cache(
+    ray_address: str, dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = _queue(dataset, "--engine", "ray")
+    env = {**os.environ, "RAY_ADDRESS": ray_address, "MIRADA_HEARTBEAT_SECONDS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _DYING_WORKER], env=env, timeout=300)
+    assert proc.returncode == -9
+    assert run_detail(run_id)["status"] == "running"
+    first = _cached_images()
+    assert 0 < first < N_IMAGES
+
+    monkeypatch.setenv("MIRADA_STALE_AFTER_SECONDS", "1")
+    time.sleep(2.5)  # the dead worker's last heartbeat is now stale: the next worker requeues
+    _work()
+    detail = run_detail(run_id)
+    assert detail["status"] == "succeeded", detail["error"]
+    assert detail["attempts"] == 2
+    timings = _timings(run_id)
+    assert timings["image_encode_cached"] == first
+    assert timings["image_encode_computed"] == N_IMAGES - first  # fewer model calls this time
+
+
+def test_engine_ray_is_refused_at_queue_time_without_ray(
+    dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a)
+    )
+    out = run_cli("queue", "--dataset", dataset, "--model", CLIP, "--task", "match",
+                  "--engine", "ray")  # fmt: skip
+    assert out.returncode != 0
+    assert "pip install 'mirada[ray]'" in out.stderr
+    assert run_cli("runs", "--json").stdout.strip() == "[]"  # nothing was queued
