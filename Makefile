@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml setup.py
 	@if [ -n "$(TORCH_PIN)$(TORCH_INDEX_URL)" ]; then \
 	   $(PY) -m pip install -q $(or $(TORCH_PIN),torch torchvision) \
 	     $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)); fi
-	$(PY) -m pip install -q -e '.[postgres,test]'
+	$(PY) -m pip install -q -e '.[postgres,test,ray]'
 	@touch $(STAMP)
 
 # System tools some tests use: Debian's chromium (browser test), docker-compose (compose
