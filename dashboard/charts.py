@@ -1,13 +1,67 @@
-"""Altair chart builders: DataFrames in, charts out. No Streamlit and no database here."""
+"""Altair chart builders: DataFrames in, charts out. No Streamlit and no database here.
+
+Conventions every chart follows: runs are coloured by `run_color` (one colour per run id on
+every page) with the legend in the order the user picked the runs; axis and legend labels are
+never truncated (labelLimit=0); metrics are named by their human label with the key in the
+tooltip; proportions are drawn in percent on a fixed 0-100 axis.
+"""
 
 from __future__ import annotations
 
-from typing import Final
+import math
+from collections.abc import Sequence
+from typing import Any, Final
 
 import altair as alt
 import pandas as pd
 
+from mirada.metrics.names import label
+
 SCORE_SCHEME: Final = "viridis"
+# Tableau 10, the usual categorical palette: distinct hues, readable on white.
+RUN_PALETTE: Final = (
+    "#4c78a8",
+    "#f58518",
+    "#54a24b",
+    "#e45756",
+    "#72b7b2",
+    "#eeca3b",
+    "#b279a2",
+    "#ff9da6",
+    "#9d755d",
+    "#bab0ac",
+)
+BAR_COLOR: Final = RUN_PALETTE[0]
+WARNING_COLOR: Final = "#c2410c"  # chance lines and notes (Streamlit's Markdown: `:orange[]`)
+MISSING: Final = "–"  # what a table shows for a missing value (never "None")
+
+
+def run_color(run_id: int) -> str:
+    """The colour of a run on every page: fixed by its id, so run 7 looks the same on Results,
+    Compare and Captions; ten consecutive run ids never share a colour."""
+    return RUN_PALETTE[(int(run_id) - 1) % len(RUN_PALETTE)]
+
+
+def run_scale(runs: Sequence[tuple[int, str]]) -> alt.Scale:
+    """Colour scale for (run id, label) pairs in the order the user picked them: legends list
+    the runs in that order, each in its `run_color`."""
+    return alt.Scale(domain=[lbl for _, lbl in runs], range=[run_color(i) for i, _ in runs])
+
+
+def table_text(df: pd.DataFrame, missing: str = MISSING) -> pd.DataFrame:
+    """A copy for display: missing values in text (object) columns read `missing`, not None or
+    nan; numeric columns keep their type (the table shows their gaps as empty cells)."""
+    out = df.copy()
+    for column in out.columns:
+        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(lambda v: missing if _is_missing(v) else v)
+    return out
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _linked(chart: alt.Chart, href: str | None) -> alt.Chart:
@@ -37,28 +91,51 @@ def bars_with_ci(
     percent: bool = True,
     x_title: str | None = None,
     y_title: str = "accuracy (%)",
+    runs: Sequence[tuple[int, str]] | None = None,
+    key: str | None = None,
 ) -> alt.LayerChart:
-    """Vertical bars of `value` per `x` (grouped by `color` when given) with CI whiskers."""
+    """Vertical bars of `value` per `x` (grouped by `color` when given) with CI whiskers.
+
+    runs: (run id, label) pairs, in the picker's order, when `color` holds run labels (the
+    legend keeps that order and each run its `run_color`). key: a column with the metric key,
+    shown in the tooltip beside the label on the x axis. An `interval` column ("95% Wilson")
+    is shown in the tooltip when present. Percent values use a fixed 0-100 axis.
+    """
     data = _pct(df, [value, low, high]) if percent else df.copy()
     base = alt.Chart(data)
     x_enc = alt.X(
         f"{x}:N",
         title=x_title if x_title is not None else x,
         sort=None,
-        axis=alt.Axis(labelAngle=0, labelLimit=160),
+        axis=alt.Axis(labelAngle=0, labelLimit=0),
     )
-    offset = {"xOffset": alt.XOffset(f"{color}:N")} if color else {}
+    offset = {"xOffset": alt.XOffset(f"{color}:N", sort=None)} if color else {}
+    fmt = ".1f" if percent else ".3f"
     tooltip = [
-        alt.Tooltip(f"{x}:N"),
+        alt.Tooltip(f"{x}:N", title=x_title or x),
+        *([alt.Tooltip(f"{key}:N", title="key")] if key and key in data else []),
         *([alt.Tooltip(f"{color}:N")] if color else []),
-        alt.Tooltip(f"{value}:Q", format=".1f" if percent else ".3f", title=value),
-        alt.Tooltip(f"{low}:Q", format=".1f" if percent else ".3f", title="95% CI low"),
-        alt.Tooltip(f"{high}:Q", format=".1f" if percent else ".3f", title="95% CI high"),
+        alt.Tooltip(f"{value}:Q", format=fmt, title=f"{value} (%)" if percent else value),
+        alt.Tooltip(f"{low}:Q", format=fmt, title="CI low"),
+        alt.Tooltip(f"{high}:Q", format=fmt, title="CI high"),
+        *([alt.Tooltip("interval:N", title="interval")] if "interval" in data else []),
     ]
+    if color:
+        scale = run_scale(runs) if runs else alt.Undefined
+        color_enc: Any = alt.Color(
+            f"{color}:N",
+            title=color,
+            scale=scale,
+            sort=[lbl for _, lbl in runs] if runs else None,
+            legend=alt.Legend(labelLimit=0),
+        )
+    else:
+        color_enc = alt.value(BAR_COLOR)
+    y_scale = alt.Scale(domain=[0, 100]) if percent else alt.Undefined
     bars = base.mark_bar().encode(
         x=x_enc,
-        y=alt.Y(f"{value}:Q", title=y_title),
-        color=alt.Color(f"{color}:N", title=color) if color else alt.value("#4c78a8"),
+        y=alt.Y(f"{value}:Q", title=y_title, scale=y_scale),
+        color=color_enc,
         tooltip=tooltip,
         **offset,
     )
@@ -68,6 +145,85 @@ def bars_with_ci(
         .encode(x=x_enc, y=alt.Y(f"{low}:Q"), y2=alt.Y2(f"{high}:Q"), **offset)
     )
     return alt.LayerChart(layer=[bars, whiskers]).properties(title=title, height=320)
+
+
+def category_bars(
+    df: pd.DataFrame,
+    *,
+    metric_label: str,
+    metric_key: str,
+    title: str = "",
+) -> alt.LayerChart:
+    """One proportion per category, in percent on a fixed 0-100 axis, for a reader who must
+    not be misled: the category's N under its name, the value printed on each bar, a 0% bar
+    drawn as a visible line at 0 (a missing value draws nothing), the interval as a whisker and
+    the chance level as a rule (dashed, in the warning colour; ticks per category when chance
+    differs between them).
+
+    df: CATEGORY_COLUMNS of `mirada.queries.results.category_metrics` for one metric
+    (category, n, value, ci_low, ci_high, interval, chance, note).
+    """
+    wanted = ["category", "n", "value", "ci_low", "ci_high", "interval", "chance", "note"]
+    data = _pct(df.reindex(columns=wanted), ["value", "ci_low", "ci_high", "chance"])
+    data["label"] = [
+        f"{c} (n={int(k)})" if not _is_missing(k) else str(c)
+        for c, k in zip(data["category"], data["n"], strict=True)
+    ]
+    data["shown"] = ["n/a" if _is_missing(v) else f"{v:.0f}%" for v in data["value"].astype(float)]
+    data["top"] = data["ci_high"].where(data["ci_high"].notna(), data["value"])
+    data["key"] = metric_key
+    data[["interval", "note"]] = table_text(data[["interval", "note"]].astype(object))
+    base = alt.Chart(data)
+    x_enc = alt.X(
+        "label:N", title="category (N images)", sort=None, axis=alt.Axis(labelAngle=0, labelLimit=0)
+    )
+    y_scale = alt.Scale(domain=[0, 100], clamp=True)
+    tooltip = [
+        alt.Tooltip("category:N"),
+        alt.Tooltip("n:Q", title="N"),
+        alt.Tooltip("value:Q", format=".1f", title=f"{metric_label} (%)"),
+        alt.Tooltip("key:N", title="key"),
+        alt.Tooltip("ci_low:Q", format=".1f", title="CI low (%)"),
+        alt.Tooltip("ci_high:Q", format=".1f", title="CI high (%)"),
+        alt.Tooltip("interval:N", title="interval"),
+        alt.Tooltip("chance:Q", format=".1f", title="chance (%)"),
+        alt.Tooltip("note:N", title="note"),
+    ]
+    y = alt.Y("value:Q", title=f"{metric_label} (%)", scale=y_scale)
+    bars = base.mark_bar(color=BAR_COLOR).encode(x=x_enc, y=y, tooltip=tooltip)
+    # a 0% bar has no height: a tick at the value keeps it visible as a line on the axis
+    floor = (
+        base.transform_filter("isValid(datum.value)")
+        .mark_tick(color=BAR_COLOR, thickness=3)
+        .encode(x=x_enc, y=alt.Y("value:Q", scale=y_scale), tooltip=tooltip)
+    )
+    whiskers = (
+        base.transform_filter("isValid(datum.ci_low)")
+        .mark_rule(color="black", strokeWidth=1.5)
+        .encode(x=x_enc, y=alt.Y("ci_low:Q", scale=y_scale), y2="ci_high:Q")
+    )
+    labels = base.mark_text(dy=-8, fontSize=11).encode(
+        x=x_enc, y=alt.Y("top:Q", scale=y_scale), text="shown:N"
+    )
+    layers: list[Any] = [bars, floor, whiskers, labels]
+    chance = pd.to_numeric(data["chance"], errors="coerce").dropna()
+    if not chance.empty and chance.max() - chance.min() < 0.05:  # one level (in points)
+        level = pd.DataFrame({"chance": [float(chance.mean())]})
+        level["text"] = f"chance {level['chance'][0]:.3g}%"
+        rule = alt.Chart(level).mark_rule(color=WARNING_COLOR, strokeDash=[6, 4], strokeWidth=2)
+        layers.append(rule.encode(y=alt.Y("chance:Q", scale=y_scale)))
+        layers.append(
+            alt.Chart(level)
+            .mark_text(align="right", dx=-2, dy=-6, color=WARNING_COLOR, fontSize=11)
+            .encode(y=alt.Y("chance:Q", scale=y_scale), x=alt.value("width"), text="text:N")
+        )
+    elif not chance.empty:
+        layers.append(
+            base.transform_filter("isValid(datum.chance)")
+            .mark_tick(color=WARNING_COLOR, thickness=2, strokeDash=[4, 3])
+            .encode(x=x_enc, y=alt.Y("chance:Q", scale=y_scale), tooltip=tooltip)
+        )
+    return alt.LayerChart(layer=layers).properties(title=title, height=340)
 
 
 def heatmap_full(
@@ -212,18 +368,35 @@ def confusion_matrix(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
     return alt.LayerChart(layer=[rect, text]).properties(title=title, height=360)
 
 
-def difference_bars(df: pd.DataFrame, *, title: str) -> alt.Chart:
-    """Per-category difference (points) of each run to the first run."""
+def difference_bars(
+    df: pd.DataFrame, *, title: str, runs: Sequence[tuple[int, str]] | None = None
+) -> alt.Chart:
+    """Per-category difference (points) of each run to the first run.
+
+    runs: (run id, label) pairs in the picker's order, for the legend order and run colours.
+    """
     data = _pct(df, ["difference"])
+    order = [lbl for _, lbl in runs] if runs else None
+    metric = [alt.Tooltip("label:N", title="metric"), alt.Tooltip("metric:N", title="key")]
     return (
         alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("category:N", title="category", axis=alt.Axis(labelAngle=0)),
-            xOffset="run:N",
+            x=alt.X("category:N", title="category", axis=alt.Axis(labelAngle=0, labelLimit=0)),
+            xOffset=alt.XOffset("run:N", sort=order),
             y=alt.Y("difference:Q", title="difference to first run (points)"),
-            color=alt.Color("run:N"),
-            tooltip=["category:N", "run:N", alt.Tooltip("difference:Q", format="+.1f")],
+            color=alt.Color(
+                "run:N",
+                scale=run_scale(runs) if runs else alt.Undefined,
+                sort=order,
+                legend=alt.Legend(labelLimit=0),
+            ),
+            tooltip=[
+                "category:N",
+                "run:N",
+                *(metric if {"label", "metric"} <= set(data.columns) else []),
+                alt.Tooltip("difference:Q", format="+.1f", title="difference (points)"),
+            ],
         )
         .properties(title=title, height=300)
     )
@@ -232,7 +405,7 @@ def difference_bars(df: pd.DataFrame, *, title: str) -> alt.Chart:
 def latency_bars(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
     """p50 latency per item (bars) with p95 whiskers, per configuration and batch size."""
     base = alt.Chart(df)
-    x = alt.X("config:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=240))
+    x = alt.X("config:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=0))
     bars = base.mark_bar().encode(
         x=x,
         xOffset=alt.XOffset("batch_size:O"),
@@ -261,7 +434,9 @@ def throughput_lines(df: pd.DataFrame, *, title: str) -> alt.Chart:
         .encode(
             x=alt.X("batch_size:Q", title="batch size", scale=alt.Scale(type="log", base=2)),
             y=alt.Y("throughput_per_s:Q", title="items per second"),
-            color=alt.Color("config:N", title="model · host · device · dtype"),
+            color=alt.Color(
+                "config:N", title="model · host · device · dtype", legend=alt.Legend(labelLimit=0)
+            ),
             tooltip=["config:N", "batch_size:Q", alt.Tooltip("throughput_per_s:Q", format=".1f")],
         )
         .properties(title=title, height=320)
@@ -273,7 +448,7 @@ def memory_bars(df: pd.DataFrame, *, title: str) -> alt.Chart:
         alt.Chart(df)
         .mark_bar()
         .encode(
-            x=alt.X("config:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=240)),
+            x=alt.X("config:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=0)),
             xOffset=alt.XOffset("memory:N"),
             y=alt.Y("mb:Q", title="peak memory (MB)"),
             color=alt.Color("memory:N", title="measure"),
@@ -303,10 +478,16 @@ def score_histogram(df: pd.DataFrame, *, value: str, color: str, title: str) -> 
         alt.Chart(df.dropna(subset=[value]))
         .mark_bar()
         .encode(
-            x=alt.X(f"{value}:Q", bin=alt.Bin(maxbins=30), title=f"per-image {value}"),
+            x=alt.X(f"{value}:Q", bin=alt.Bin(maxbins=30), title=f"per-image {label(value)}"),
             y=alt.Y("count():Q", title="images"),
-            color=alt.Color(f"{color}:N", title=color),
-            tooltip=[alt.Tooltip("count():Q", title="images"), f"{color}:N"],
+            color=alt.Color(f"{color}:N", title=color, legend=alt.Legend(labelLimit=0)),
+            tooltip=[
+                alt.Tooltip("count():Q", title="images"),
+                f"{color}:N",
+                alt.Tooltip(
+                    f"{value}:Q", bin=alt.Bin(maxbins=30), title=f"{label(value)} ({value})"
+                ),
+            ],
         )
         .properties(title=title, height=260)
     )

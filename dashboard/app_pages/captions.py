@@ -47,13 +47,24 @@ for col, r in zip(cols, main.to_dict("records"), strict=False):
             st.caption(f":material/warning: {markdown_text(r['unavailable'] or 'not computed')}")
         else:
             ci = data.fmt_ci(r["ci_low"], r["ci_high"], MetricKind.score) or "corpus score"
+            if isinstance(r["interval"], str):  # "95% bootstrap [..]"
+                ci = ci.replace("95% CI", r["interval"])
             st.metric(r["label"], f"{r['value']:.3f}", help=f"{r['implementation']}. {r['help']}")
             st.caption(ci)
 st.dataframe(
-    corpus.drop(columns=["help"]),
+    charts.table_text(corpus.drop(columns=["help"])),
     hide_index=True,
     key="captions_corpus",
-    column_order=["label", "metric", "value", "ci_low", "ci_high", "implementation", "unavailable"],
+    column_order=[
+        "label",
+        "metric",
+        "value",
+        "ci_low",
+        "ci_high",
+        "interval",
+        "implementation",
+        "unavailable",
+    ],
     column_config={
         "label": st.column_config.TextColumn("metric"),
         "metric": st.column_config.TextColumn("key", help="The metric's key in JSON and CSV"),

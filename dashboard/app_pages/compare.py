@@ -95,7 +95,7 @@ wide = table.assign(
     ]
 ).pivot_table(index=["label", "metric"], columns="run", values="shown", aggfunc="first", sort=False)
 st.dataframe(
-    wide.reset_index().rename(columns={"metric": "key"}),
+    charts.table_text(wide.reset_index().rename(columns={"metric": "key"})),
     hide_index=True,
     key="compare_table",
     column_config={
@@ -103,10 +103,15 @@ st.dataframe(
         "key": st.column_config.TextColumn("key", help="The metric's key in JSON and CSV"),
     },
 )
-st.caption("Values are fractions (1.0 = 100%); brackets are 95% bootstrap CIs over images.")
+st.caption(
+    "Values are fractions (1.0 = 100%); brackets are 95% intervals: Wilson score intervals for "
+    "recalls and accuracies, percentile bootstrap over images for MRR and caption scores."
+)
 data.downloads(table, "compare_metrics", "compare_dl")
 
 is_match = task == Task.match
+run_names = dict(zip(table["run_id"].astype(int), table["run"], strict=False))
+run_pairs = [(r, run_names[r]) for r in run_ids if r in run_names]  # picker order, run colours
 bars = table[table["metric"].isin(BAR_METRICS if is_match else CAPTION_BAR_METRICS)]
 if not bars.empty:
     st.altair_chart(
@@ -114,10 +119,12 @@ if not bars.empty:
             bars,
             x="label",
             color="run",
-            title="Grouped by metric (95% CI whiskers where stored)",
+            title="Grouped by metric (95% interval whiskers where stored)",
             percent=is_match,
             x_title="metric",
             y_title="value (%)" if is_match else "score",
+            runs=run_pairs,
+            key="metric",
         ),
         width="stretch",
     )
@@ -133,6 +140,7 @@ if is_match:
             charts.difference_bars(
                 others,
                 title=f"{label('i2t_recall@1')} minus {labels[run_ids[0]].split(' · ')[0]}",
+                runs=run_pairs,
             ),
             width="stretch",
         )

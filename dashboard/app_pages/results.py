@@ -14,6 +14,8 @@ from mirada.metrics.names import label
 from mirada.text_safety import markdown_text
 
 CARDS_PER_ROW = 5
+# Per-category metrics the chart offers, in this order (those the run stored).
+CATEGORY_METRICS = ("i2t_recall@1", "category_accuracy", "zeroshot_accuracy")
 DRILL_TABLE_ROWS = 200
 GALLERY_SIZE = 24
 TABS = (
@@ -63,8 +65,12 @@ def _cards() -> None:
         for col, r in zip(cols, cards[start : start + CARDS_PER_ROW], strict=False):
             with col.container(border=True):
                 ci = data.fmt_ci(r["ci_low"], r["ci_high"], r["kind"])
+                if ci and isinstance(r["interval"], str):  # "95% Wilson [..]" / "95% bootstrap"
+                    ci = ci.replace("95% CI", r["interval"])
                 st.metric(r["label"], data.fmt_value(r["value"], r["kind"]), help=r["help"])
                 st.caption(ci or "no CI")
+                if isinstance(r["note"], str):  # within chance, or a trivial R@k
+                    st.caption(f":orange[:material/warning: {markdown_text(r['note'])}]")
 
 
 def _categories() -> None:
@@ -72,17 +78,37 @@ def _categories() -> None:
     if per.empty:
         st.info("No per-category metrics: the dataset has no categories.")
         return
-    metric = "i2t_recall@1"
+    offered = [m for m in CATEGORY_METRICS if m in set(per["metric"])]
+    offered = offered or list(dict.fromkeys(per["metric"]))  # a run with other metrics only
+    metric = (
+        st.segmented_control(
+            "Metric",
+            offered,
+            default=offered[0],
+            format_func=label,
+            key="results_cat_metric",
+            help="Image→text R@1, category accuracy (top-1 caption from the same category) or "
+            "zero-shot accuracy (class prompts), per category.",
+        )
+        or offered[0]
+    )
     sub = per[per["metric"] == metric]
+    interval = sub["interval"].dropna()
+    how = f"{interval.iloc[0]} interval" if not interval.empty else "interval"
     st.altair_chart(
-        charts.bars_with_ci(
+        charts.category_bars(
             sub,
-            x="category",
-            title=f"{label(metric)} per category (95% bootstrap CI)",
-            x_title="category",
+            metric_label=label(metric),
+            metric_key=metric,
+            title=f"{label(metric)} per category ({how}; dashed: chance)",
         ),
         width="stretch",
     )
+    notes = sub.dropna(subset=["note"])
+    if not notes.empty:
+        pairs = zip(notes["category"], notes["note"], strict=True)
+        lines = [f"{markdown_text(c)}: {markdown_text(n)}" for c, n in pairs]
+        st.caption(":orange[:material/warning: " + "; ".join(lines) + "]")
     data.downloads(per, f"run{run_id}_per_category", "results_cat_dl")
 
 

@@ -38,6 +38,7 @@ CORPUS_COLUMNS = [
     "ci_high",
     "implementation",
     "unavailable",
+    "interval",
 ]
 DEGENERATION_IMPLEMENTATION = "degeneration indicators (mirada.metrics.degeneration)"
 
@@ -96,7 +97,8 @@ def caption_corpus(run_id: int) -> pd.DataFrame:
     """Corpus caption metrics: the COCO metrics in `names.CAPTION_METRICS` order, then the
     run's other overall metrics (degeneration indicators).
 
-    Columns: metric (key), label, help, value, ci_low, ci_high, implementation, unavailable.
+    Columns: metric (key), label, help, value, ci_low, ci_high, implementation, unavailable,
+    interval ("95% bootstrap" / "95% Wilson", None without a CI).
     """
     overall = run_metrics(run_id)
     overall = overall[overall["category"].isna()].drop_duplicates("name").set_index("name")
@@ -119,6 +121,7 @@ def caption_corpus(run_id: int) -> pd.DataFrame:
                 "ci_high": r["ci_high"],
                 "implementation": implementation,
                 "unavailable": r["unavailable"],
+                "interval": r["interval"],
             }
         )
     return pd.DataFrame(rows, columns=CORPUS_COLUMNS)
