@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
 
-from mirada.db import read_session, write_session
+from mirada.db import DatabaseReadOnly, read_session, write_session
 from mirada.db.models import RunArtifact, RunEmbedding
 from mirada.errors import MiradaError
 from mirada.queries.common import NO_CATEGORY, caption_frame, item_frame, run_info
@@ -128,7 +128,10 @@ def get_projection(
     from mirada.metrics.projection import project
 
     xy = project(vectors[index], method, seed=SUBSAMPLE_SEED)  # type: ignore[arg-type]
-    store_projection(run_id, name, expected, xy)
+    try:
+        store_projection(run_id, name, expected, xy)
+    except DatabaseReadOnly:
+        pass  # only a cache: a read-only database computes it again next time
     return Projection(xy, index, row_kinds, row_ids, total, False)
 
 

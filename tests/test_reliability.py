@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from mirada import queue
-from mirada.db import read_session, write_session
+from mirada.db import DatabaseReadOnly, dispose_engines, read_session, write_session
 from mirada.db.models import Dataset, Metric, Run, Worker, db_now
 from mirada.domain import RunStatus, WorkerStatus
 from mirada.errors import MiradaError
@@ -416,3 +418,118 @@ def test_graceful_stops_do_not_count_as_lost_workers(db_url: str) -> None:
     _silence(rescuer, 3600)
     queue.requeue_stale()
     assert "lost 2 times" in (_run(run_id).error or "")
+
+
+# --- a read-only database -----------------------------------------------------------------
+
+READ_COMMANDS = (("runs",), ("runs", "--json"), ("datasets",), ("show", "1"))
+
+
+def _seed_one_run() -> int:
+    ds = _dataset()
+    return queue.enqueue(ds, MODEL, "match")
+
+
+def _assert_reads_work_and_writes_refused(run_id: int) -> None:
+    from cli_runner import run_cli
+
+    for args in READ_COMMANDS:
+        result = run_cli(*[str(run_id) if a == "1" else a for a in args])
+        assert result.returncode == 0, (args, result.stderr)
+    assert MODEL in run_cli("runs").stdout
+    dataset = str(_run(run_id).dataset_id)
+    queue_one = ("queue", "--dataset", dataset, "--model", MODEL, "--task", "match")
+    for args in (("cancel", str(run_id)), queue_one):
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result)
+        assert "is read-only" in result.stderr and "writable" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    with pytest.raises(DatabaseReadOnly, match="is read-only"):
+        queue.cancel_run(run_id)
+    assert queue.run_status(run_id) == RunStatus.queued
+
+
+def test_read_only_sqlite_uri_reads_and_refuses_writes(
+    mirada_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opened with ?mode=ro (SQLite refuses every write: the same failure as a file this
+    user cannot write, which chmod cannot produce for root, who runs these tests here)."""
+    run_id = _seed_one_run()
+    dispose_engines()
+    db = mirada_home / "mirada.db"
+    monkeypatch.setenv("MIRADA_DATABASE_URL", f"sqlite:///file:{db}?mode=ro&uri=true")
+    _assert_reads_work_and_writes_refused(run_id)
+
+
+@contextmanager
+def _read_only_folder(folder: Path) -> Iterator[None]:
+    """Make `folder` read-only for this process: chmod for an ordinary user; as root (who
+    ignores file modes) a read-only bind mount over it, or skip where mounting is refused."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [folder, *folder.iterdir()]}
+        for p in modes:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"running as root and cannot bind-mount: {mounted.stderr.decode()}")
+    try:
+        subprocess.run(
+            ["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True
+        )
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_read_only_sqlite_folder_reads_and_refuses_writes(mirada_home: Path) -> None:
+    """The file and its folder cannot be written (a read-only mount, someone else's files):
+    no -shm file can be created, so even opening it used to fail."""
+    run_id = _seed_one_run()
+    dispose_engines()  # closes the connections: the -wal and -shm files go
+    assert not (mirada_home / "mirada.db-shm").exists()
+    with _read_only_folder(mirada_home):
+        _assert_reads_work_and_writes_refused(run_id)
+        dispose_engines()
+
+
+def test_read_only_sqlite_at_an_older_schema_says_to_upgrade_it_elsewhere(
+    mirada_home: Path,
+) -> None:
+    from alembic import command
+    from cli_runner import run_cli
+
+    from mirada.db.engine import get_engine
+    from mirada.db.migrate import alembic_config
+
+    old = get_engine(f"sqlite:///{mirada_home / 'mirada.db'}", migrate=False)
+    command.upgrade(alembic_config(old), "0002")
+    dispose_engines()
+    with _read_only_folder(mirada_home):
+        result = run_cli("runs")
+        dispose_engines()
+    assert result.returncode == 2, result
+    assert (
+        "is read-only" in result.stderr
+        and "(revision 0002) must first be upgraded" in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.postgres
+def test_read_only_postgres_reads_and_refuses_writes(
+    postgres_url: str, mirada_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only role or standby: every transaction is read-only (SQLSTATE 25006)."""
+    monkeypatch.setenv("MIRADA_DATABASE_URL", postgres_url)
+    dispose_engines()
+    run_id = _seed_one_run()
+    dispose_engines()
+    read_only = postgres_url + "%20-cdefault_transaction_read_only%3Don"
+    monkeypatch.setenv("MIRADA_DATABASE_URL", read_only)
+    _assert_reads_work_and_writes_refused(run_id)

@@ -1,23 +1,64 @@
-"""Engine creation (SQLite pragmas, PostgreSQL via psycopg 3), sessions and auto-migration."""
+"""Engine creation (SQLite pragmas, PostgreSQL via psycopg 3), sessions and auto-migration.
+
+Read-only databases: a SQLite file that this process cannot write (the file, or its folder:
+a read-only mount, another user's files) is opened read-only, without the pragma that would
+write (journal_mode=WAL), and start-up migration does nothing when the schema is already at
+head, so reading commands work. A write on it, or on a read-only PostgreSQL (a standby, a
+read-only role), is a DatabaseReadOnly error saying so and what to do, not a traceback.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from mirada.config import get_settings
+from mirada.errors import MiradaError
 
 _ENGINES: dict[str, Engine] = {}
 _MIGRATED: set[str] = set()
+_READ_ONLY: dict[Engine, str] = {}  # engine -> why it is read-only, for messages
 _LOCK = threading.Lock()
+
+
+class DatabaseReadOnly(MiradaError):
+    """A write to a database this process may only read."""
+
+
+def read_only_message(engine: Engine, reason: str) -> str:
+    where = _where(engine)
+    return (
+        f"the database {where} is read-only ({reason}); this command needs to write to it. "
+        "Run it where the database (its file and folder, for SQLite) is writable, or point "
+        "MIRADA_HOME or MIRADA_DATABASE_URL at a writable copy. Commands that only read "
+        "(runs, show, datasets, export, the dashboard) work as it is."
+    )
+
+
+def _where(engine: Engine) -> str:
+    if engine.url.get_backend_name() == "sqlite":
+        return f"file {unquote((engine.url.database or '').removeprefix('file:'))}"
+    return engine.url.render_as_string(hide_password=True)
+
+
+def is_read_only_error(exc: DBAPIError) -> bool:
+    """SQLite SQLITE_READONLY* ("attempt to write a readonly database"), or PostgreSQL
+    read_only_sql_transaction (SQLSTATE 25006: a standby, default_transaction_read_only)."""
+    orig = exc.orig
+    if getattr(orig, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+        return True
+    return getattr(orig, "sqlstate", None) == "25006"
 
 
 def _normalise_url(url: str) -> str:
@@ -29,7 +70,7 @@ def _normalise_url(url: str) -> str:
     return url
 
 
-def _install_sqlite_pragmas(engine: Engine) -> None:
+def _install_sqlite_pragmas(engine: Engine, *, read_only: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's implicit BEGIN is
@@ -38,7 +79,8 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA journal_mode=WAL")
+        if not read_only:  # a setting stored in the file: changing it writes
+            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
@@ -61,26 +103,58 @@ def get_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
     if migrate and url not in _MIGRATED:
         from mirada.db.migrate import upgrade_to_head
 
-        upgrade_to_head(engine)
+        upgrade_to_head(engine, read_only=_READ_ONLY.get(engine))
         _MIGRATED.add(url)
     return engine
 
 
 def _create(url: str) -> Engine:
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        in_memory = database in ("", ":memory:") or "mode=memory" in url
-        if in_memory:
-            engine = create_engine(
-                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
-            )
-        else:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        _install_sqlite_pragmas(engine)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    database = parsed.database or ""
+    connect_args = {"check_same_thread": False}
+    if database in ("", ":memory:") or "mode=memory" in url:
+        engine = create_engine(url, poolclass=StaticPool, connect_args=connect_args)
+        _install_sqlite_pragmas(engine, read_only=False)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    reason = None
+    if parsed.query.get("uri") == "true":  # file:...?mode=ro&uri=true, as the user wrote it
+        if parsed.query.get("mode") == "ro" or parsed.query.get("immutable") == "1":
+            reason = "opened with mode=ro"
+        target: str | URL = url
+    else:
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        reason = _sqlite_read_only_reason(path)
+        target = _read_only_url(path) if reason else url
+    engine = create_engine(target, connect_args={**connect_args, "timeout": 30})
+    _install_sqlite_pragmas(engine, read_only=reason is not None)
+    if reason:
+        _READ_ONLY[engine] = reason
+    return engine
+
+
+def _sqlite_read_only_reason(path: Path) -> str | None:
+    """Why this process cannot write an existing SQLite file, or None (also for a new one)."""
+    if not path.exists():
+        return None
+    if not os.access(path.parent, os.W_OK):  # also EROFS: a read-only mount, even for root
+        return "its folder is not writable"
+    if not os.access(path, os.W_OK):
+        return "the file is not writable"
+    return None
+
+
+def _read_only_url(path: Path) -> URL:
+    """Open read-only. A WAL database also needs its -shm file: where the folder is read-only
+    and no -shm exists (no connection is open anywhere), only immutable=1 opens it; it then
+    reads the file as it is, without locks, which suits a read-only copy or mount."""
+    shm = Path(f"{path}-shm")
+    mode = {"mode": "ro"} if os.access(path.parent, os.W_OK) or shm.exists() else {"immutable": "1"}
+    return URL.create(
+        "sqlite", database=f"file:{quote(str(path.resolve()))}", query={**mode, "uri": "true"}
+    )
 
 
 def dispose_engines() -> None:
@@ -90,6 +164,7 @@ def dispose_engines() -> None:
             engine.dispose()
         _ENGINES.clear()
         _MIGRATED.clear()
+        _READ_ONLY.clear()
 
 
 @contextmanager
@@ -107,6 +182,18 @@ def write_session(engine: Engine | None = None) -> Iterator[Session]:
     On SQLite it starts with BEGIN IMMEDIATE so read-then-write never deadlocks.
     """
     engine = engine or get_engine()
+    reason = _READ_ONLY.get(engine)
+    if reason:
+        raise DatabaseReadOnly(read_only_message(engine, reason))
     bound = engine.execution_options(sqlite_immediate=True)
-    with sessionmaker(bound, expire_on_commit=False)() as session, session.begin():
-        yield session
+    try:
+        with sessionmaker(bound, expire_on_commit=False)() as session, session.begin():
+            yield session
+    except DBAPIError as exc:
+        if is_read_only_error(exc):
+            raise DatabaseReadOnly(read_only_message(engine, _reason_from(exc))) from None
+        raise
+
+
+def _reason_from(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else "the server said so"
