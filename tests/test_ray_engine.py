@@ -170,3 +170,38 @@ def test_engine_ray_is_refused_at_queue_time_without_ray(
     assert out.returncode != 0
     assert "pip install 'mirada[ray]'" in out.stderr
     assert run_cli("runs", "--json").stdout.strip() == "[]"  # nothing was queued
+
+
+def _embedder_processes() -> list[int]:
+    import psutil
+
+    return [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if "_Embedder" in " ".join(p.info["cmdline"] or ())
+    ]
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_pipeline(
+    ray_address: str, dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirada import embedding_cache, queue
+
+    run_id = _queue(dataset, "--engine", "ray")
+    store = embedding_cache.store
+
+    def store_then_cancel(key: str, kind: str, vectors: dict[str, np.ndarray]) -> None:
+        store(key, kind, vectors)
+        if kind == "image" and run_detail(run_id)["status"] == "running":
+            queue.cancel_run(run_id)  # as `mirada cancel` would, from elsewhere
+            time.sleep(0.6)  # the next progress report then reaches the database
+
+    monkeypatch.setattr(embedding_cache, "store", store_then_cancel)
+    _work()
+    assert run_detail(run_id)["status"] == "cancelled"
+    assert _cached_images() < N_IMAGES  # the pipeline stopped at the next batch
+    deadline = time.monotonic() + 30
+    while _embedder_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _embedder_processes(), "the model actors were shut down"
