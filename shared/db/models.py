@@ -3,7 +3,8 @@
 Writers: status changes of runs and workers happen only in `mirada.queue`; result rows are
 written only by `mirada.results` (inside the transaction that finishes a run), except cached
 2-D projections (`mirada.projections.store_projection`); dataset rows only by
-`mirada.datasets.store`; embedding-cache rows only by `mirada.embedding_cache`.
+`mirada.datasets.store`; embedding-cache rows only by `mirada.embedding_cache`. Runs
+imported from a result bundle are inserted finished, with their results, by `mirada.bundles`.
 """
 
 from __future__ import annotations
@@ -286,6 +287,13 @@ class Run(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Set only on runs imported from a result bundle (mirada.bundles): where the run was
+    # executed and its id there. Such a run arrives succeeded and is never executed here.
+    origin_host: Mapped[str | None]
+    origin_run_id: Mapped[int | None]
+    # The bundle's content id: importing the same run again finds it (unique; NULLs allowed).
+    origin_bundle_sha256: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
+    imported_at: Mapped[datetime | None]
 
 
 class Metric(Base):
