@@ -98,7 +98,12 @@ def _options_by_task(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         help="seed of the bootstrap and of randomly initialised weights, e.g. open-clip:ViT-B-32 "
         "(default 0; two runs with one seed get the same model)",
     ),
-    arg("--max-attempts", type=int, default=3, help="re-queues after a lost worker (default 3)"),
+    arg(
+        "--max-attempts",
+        type=int,
+        default=3,
+        help="starts of a run before workers lost while running it fail it (1-20, default 3)",
+    ),
     arg("--json", action="store_true", help="print the run ids as a JSON list"),
 )
 def queue_cmd(args: argparse.Namespace) -> int:
