@@ -327,7 +327,14 @@ class CaptionRunOptions(_RunOptions):
     prompt: str | None = _prompt()
     num_beams: int = _num_beams()
     max_length: int = _max_length()
-    no_cache: bool = _no_cache()  # accepted for every task; captions are never cached
+    # CLIPScore / RefCLIPScore with this embedding model (None: not computed); pinned like the
+    # run's model when queued (clipscore_resolved_model_id, clipscore_model_files)
+    clipscore_model: str | None = _option(
+        None, "a model id with the embed capability", _text_or_none, "--clipscore-model"
+    )
+    clipscore_resolved_model_id: str | None = _resolved_model_id()
+    clipscore_model_files: str | None = _model_files()
+    no_cache: bool = _no_cache()  # accepted for every task; generated captions are never cached
     n_resamples: int = _n_resamples()
     seed: int = _seed()
     resolved_model_id: str | None = _resolved_model_id()
@@ -400,10 +407,35 @@ def pinned(options: RunOptions, model_id: str) -> RunOptions:
     require_engine(options)
     pin = pin_model(model_id)
     typed_id = parse_model_id(model_id).model_id
+    if isinstance(options, CaptionRunOptions) and options.clipscore_model is not None:
+        options = _pinned_clipscore(options)
     return dataclasses.replace(
         options,
         resolved_model_id=pin.model_id if pin.model_id != typed_id else None,
         model_files=pin.files,
+    )
+
+
+def _pinned_clipscore(options: CaptionRunOptions) -> CaptionRunOptions:
+    """The --clipscore-model checked (a valid id of a model that embeds images and texts) and
+    pinned like the run's model."""
+    from mirada.vlm.base import EMBED
+    from mirada.vlm.ids import parse_model_id
+    from mirada.vlm.local_files import pin_model
+    from mirada.vlm.registry import capabilities_for
+
+    model_id = options.clipscore_model or ""
+    if EMBED not in capabilities_for(model_id):  # raises a MiradaError for malformed ids
+        raise MiradaError(
+            f"--clipscore-model {model_id} cannot embed images and texts; pick a model that can "
+            "run --task match (a CLIP-like model)"
+        )
+    pin = pin_model(model_id)
+    typed_id = parse_model_id(model_id).model_id
+    return dataclasses.replace(
+        options,
+        clipscore_resolved_model_id=pin.model_id if pin.model_id != typed_id else None,
+        clipscore_model_files=pin.files,
     )
 
 

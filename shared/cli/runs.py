@@ -82,6 +82,12 @@ def _options_by_task(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         help="match: where embeddings are computed: inprocess (default, in the worker) or ray "
         "(a Ray Data pipeline on the cluster at RAY_ADDRESS, or a local Ray; needs mirada[ray])",
     ),
+    arg(
+        "--clipscore-model",
+        metavar="ID",
+        help="caption: also score captions with CLIPScore and RefCLIPScore under this "
+        "embedding model (any model that can run --task match; default: none)",
+    ),
     arg("--requires", metavar="LABEL", help="only a worker started with --label LABEL runs it"),
     arg("--no-cache", action="store_true", help="recompute embeddings even when cached"),
     arg(

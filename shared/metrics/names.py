@@ -57,6 +57,7 @@ class MetricName:
 RECALL_KS = (1, 5, 10)  # as mirada.metrics.retrieval.RECALL_KS (checked by a test)
 RERANK_KS = (1, 5, 10)  # as mirada.metrics.rerank.RERANK_KS (checked by a test)
 CAPTION_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+CLIPSCORE_METRICS = ("CLIPScore", "RefCLIPScore")  # as mirada.metrics.clipscore.METRIC_NAMES
 DEGENERATION_METRICS = (
     "repeated_ngram_rate",
     "verbatim_repeat_share",
@@ -147,6 +148,20 @@ _ROWS: list[MetricName] = [
         "CIDEr",
         "CIDEr",
         "CIDEr-D with the IDF of this set's own references (comparable only on the same set).",
+        S,
+    ),
+    _caption(
+        "CLIPScore",
+        "CLIPScore",
+        "Mean of 2.5 × max(cosine(image, generated caption), 0) under the run's "
+        "--clipscore-model (Hessel et al. 2021); reference-free.",
+        S,
+    ),
+    _caption(
+        "RefCLIPScore",
+        "RefCLIPScore",
+        "Mean of the harmonic mean of CLIPScore and the best cosine(generated caption, "
+        "reference) clipped at 0 (Hessel et al. 2021).",
         S,
     ),
     _caption(

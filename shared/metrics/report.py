@@ -22,7 +22,12 @@ Caption metric CIs (decision): CIDEr-D and ROUGE-L corpus scores are the mean of
 scores, so their CI is the bootstrap of that mean (IDF held fixed at the full set's). Corpus
 BLEU and METEOR are not means of per-image scores, so ci_low/ci_high stay empty and details
 carry "per_image_mean" and "per_image_mean_ci" instead (labelled, never mixed with the
-official corpus value).
+official corpus value). CLIPScore and RefCLIPScore (`clipscore`, when the run names a
+--clipscore-model) are means of per-image values: bootstrap CI of that mean.
+
+Zero-shot scores per item (ItemOutcome.details["zeroshot_scores"]): the cosine similarity of
+the image with each class embedding (not a softmax: no temperature is applied), as
+[[class, cosine], ...] from best to worst, the ZEROSHOT_TOP_CLASSES best only.
 """
 
 from __future__ import annotations
@@ -35,11 +40,12 @@ from typing import Any
 import numpy as np
 
 from mirada.errors import MiradaError
-from mirada.metrics import captioning, degeneration, rerank, retrieval, stats
+from mirada.metrics import captioning, clipscore, degeneration, rerank, retrieval, stats
 from mirada.metrics.types import CaptionOutcome, IntervalMethod, ItemOutcome, MetricValue
 
 TOP_K = 5
 CONFIDENCE = 0.95
+ZEROSHOT_TOP_CLASSES = 20  # per-item zero-shot scores kept (all classes when there are fewer)
 
 
 @dataclass
@@ -267,8 +273,10 @@ def build_match_report(
             )
 
     zs: retrieval.ZeroShotResult | None = None
+    zs_scores: list[list[list[Any]]] | None = None
     if class_emb is not None and class_names is not None and cat_res.mask.any():
         zs = retrieval.zeroshot_classify(img, class_emb, class_names, cats)
+        zs_scores = _zeroshot_scores(img, class_emb, zs.labels)
         if zs.mask.any():
             zmask = zs.mask.astype(float)
             zchance = _uniform_chance(len(zs.labels), "class", "classes")
@@ -326,6 +334,8 @@ def build_match_report(
             "zeroshot_pred": zs.predictions[i] if zs is not None else None,
             "category_top1": cat_res.top1_category[i],
         }
+        if zs is not None and zs_scores is not None:
+            details["zeroshot_scores"] = zs_scores[i]
         if rr is not None:
             details["reranked"] = [
                 [caption_ids[int(j)], float(s)]
@@ -341,6 +351,18 @@ def build_match_report(
             )
         )
     return report
+
+
+def _zeroshot_scores(img: np.ndarray, class_emb: np.ndarray, labels: list[str]) -> list[Any]:
+    """Per image: [[class, cosine], ...] best first, the ZEROSHOT_TOP_CLASSES best (cosines of
+    the normalised image and class embeddings: the quantity the prediction is the argmax of)."""
+    sims = np.asarray(img, dtype=np.float64) @ retrieval.class_embeddings(class_emb).T
+    keep = min(ZEROSHOT_TOP_CLASSES, len(labels))
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :keep]
+    return [
+        [[labels[int(j)], round(float(row[j]), 5)] for j in idx]
+        for row, idx in zip(sims, order, strict=True)
+    ]
 
 
 def _balanced_metric(zs: retrieval.ZeroShotResult, w: np.ndarray) -> MetricValue:
@@ -368,13 +390,19 @@ def build_caption_report(
     references: Mapping[int, Sequence[str]],
     predictions: Mapping[int, str],
     *,
+    clip: clipscore.ClipScores | None = None,
+    clip_model: str | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> CaptionReport:
-    """Official COCO caption metrics (+ per-image scores) and degeneration indicators."""
+    """Official COCO caption metrics (+ per-image scores) and degeneration indicators; with
+    `clip` (per-image values in `references` order, computed with the model `clip_model`),
+    CLIPScore and RefCLIPScore too."""
     scored = captioning.score_captions(references, predictions)
     keys = list(references)
     n = len(keys)
+    if clip is not None and len(clip.clip_s) != n:
+        raise MiradaError(f"{len(clip.clip_s)} CLIPScore values for {n} images")
     w = stats.resample_weights(n, n_resamples, seed)
     ones = np.ones(n)
     unavailable: dict[str, str] = scored.get("unavailable", {})
@@ -400,6 +428,14 @@ def build_caption_report(
             info["per_image_mean_ci"] = [lo, hi]
             info["ci"] = "corpus score has no CI; per_image_mean_ci bootstraps the per-image mean"
             report.metrics.append(MetricValue(name, float(value), details=info))
+
+    if clip is not None:
+        report.metrics.extend(_clip_metrics(clip, w, clip_model))
+        for i, k in enumerate(keys):
+            per_item = scored["per_item"][k]
+            per_item[clipscore.CLIPSCORE] = float(clip.clip_s[i])
+            ref = float(clip.ref_clip_s[i])
+            per_item[clipscore.REFCLIPSCORE] = None if np.isnan(ref) else ref
 
     flags, corpus = degeneration.degeneration({k: predictions[k] for k in keys})
     rates = np.array([flags[k]["repeated_ngram_rate"] for k in keys])
@@ -440,6 +476,33 @@ def build_caption_report(
         json.dumps(corpus_doc, default=str).encode(),
     )
     return report
+
+
+def _clip_metrics(
+    clip: clipscore.ClipScores, w: np.ndarray, model: str | None
+) -> list[MetricValue]:
+    """Corpus CLIPScore / RefCLIPScore: means of the per-image values, bootstrap CIs."""
+    out = []
+    for name, per in (
+        (clipscore.CLIPSCORE, clip.clip_s),
+        (clipscore.REFCLIPSCORE, clip.ref_clip_s),
+    ):
+        ok = np.isfinite(per)
+        info: dict[str, Any] = {
+            "implementation": f"Hessel et al. 2021, w = {clipscore.W}, "
+            f"prefix {clipscore.PREFIX.strip()!r}",
+            "model": model,
+            "n": int(ok.sum()),
+            "interval_method": IntervalMethod.bootstrap.value,
+            "ci": "bootstrap over images of the mean per-image score",
+        }
+        if not ok.any():
+            info["unavailable"] = "no image has reference captions"
+            out.append(MetricValue(name, None, details=info))
+            continue
+        lo, hi = _ci(stats.bootstrap_ratio(np.where(ok, per, 0.0), ok.astype(float), w))
+        out.append(MetricValue(name, float(per[ok].mean()), None, lo, hi, info))
+    return out
 
 
 def _paired(
