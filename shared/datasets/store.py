@@ -84,10 +84,13 @@ def save_dataset(
     images: Sequence[NewImage],
     items: Sequence[NewItem],
     staging: Path,
+    with_files: bool = True,
 ) -> int:
     """Insert the dataset, its new images, items and captions in one transaction; return its id.
 
     `staging` holds images/<sha>.<ext> and thumbs/<sha>.jpg for every image in `images`.
+    Without `with_files` only the rows are written (a result bundle's dataset whose images
+    are not present here, mirada.bundles); a later import of the same images adds the files.
     """
     placed: list[tuple[str, str]] = []  # (sha256, ext) of files this call moved into the store
     try:
@@ -98,7 +101,7 @@ def save_dataset(
             s.add(dataset)
             s.flush()
             _insert_images(s, images)
-            if get_settings().images_in_database:
+            if with_files and get_settings().images_in_database:
                 store_blobs(
                     s,
                     [
@@ -111,7 +114,8 @@ def save_dataset(
                     ],
                 )
             _insert_items(s, dataset.id, items)
-            _place_files(staging, images, placed)
+            if with_files:
+                _place_files(staging, images, placed)
             dataset_id = dataset.id
     except IntegrityError as exc:
         _remove_unused(placed, quiet=True)
