@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "mirada.cli.captions",
     "mirada.cli.demo",
     "mirada.cli.info",
+    "mirada.cli.bundles",
 )
 
 

@@ -231,7 +231,7 @@ def dashboard_cmd(args: argparse.Namespace) -> int:
 # --- `mirada export` -------------------------------------------------------------------------
 
 EXPORT_DESCRIPTION = """\
-Export one succeeded run as a Markdown report, JSON or CSV.
+Export one succeeded run as a Markdown report, JSON or CSV, or as a result bundle.
 
 Formats (--format; without it, taken from the -o suffix .md/.json/.csv, else markdown):
   markdown  a report for a paper appendix or an issue: setup (model, fingerprint and
@@ -255,6 +255,11 @@ Formats (--format; without it, taken from the -o suffix .md/.json/.csv, else mar
             Booleans are true/false, missing values are empty; text cells (every table)
             that start with = + - @, tab or CR get a leading ' so spreadsheets do not run
             them as formulas (numbers such as -0.5 stay numbers).
+  bundle    (needs -o) a zip for another Mirada home (`mirada import-results FILE`):
+            the run, its metrics, timings, per-image results, embeddings, hardware
+            profile, model fingerprint and a dataset fingerprint (item filenames,
+            categories, captions and image SHA-256s); the images themselves only with
+            --with-images. manifest.json lists every member with its SHA-256.
 
 Without -o the export goes to stdout. With -o it is written atomically (a temporary file
 in the same folder, then renamed), replacing FILE if it exists.
@@ -268,7 +273,7 @@ in the same folder, then renamed), replacing FILE if it exists.
     arg(
         "--format",
         dest="fmt",
-        choices=["csv", "json", "markdown"],
+        choices=["csv", "json", "markdown", "bundle"],
         help="output format (default: from the -o suffix, else markdown)",
     ),
     arg(
@@ -278,12 +283,19 @@ in the same folder, then renamed), replacing FILE if it exists.
         help="CSV only: which table to write (default items: one row per image)",
     ),
     arg("-o", "--output", metavar="FILE", help="write to FILE (replaced if it exists)"),
+    arg(
+        "--with-images",
+        action="store_true",
+        help="bundle only: include the dataset's image files",
+    ),
     description=EXPORT_DESCRIPTION,
 )
 def export_cmd(args: argparse.Namespace) -> int:
     from mirada.export import build_export, format_for_path, render, write_atomic
 
     fmt = args.fmt or format_for_path(args.output) or "markdown"
+    if fmt == "bundle" or args.with_images:
+        return _export_bundle(args, fmt)
     if args.table != "items" and fmt != "csv":
         raise MiradaError(f"--table applies to --format csv only (the {fmt} export has all)")
     export = build_export(args.run_id)
@@ -300,4 +312,23 @@ def export_cmd(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
+    return 0
+
+
+def _export_bundle(args: argparse.Namespace, fmt: str) -> int:
+    from mirada.bundles import export_bundle
+
+    if fmt != "bundle":
+        raise MiradaError("--with-images applies to --format bundle only")
+    if not args.output:
+        raise MiradaError("a bundle is a binary file: give -o FILE (e.g. -o run.mirada.zip)")
+    if args.table != "items":
+        raise MiradaError("--table applies to --format csv only (the bundle has all)")
+    done = export_bundle(args.run_id, args.output, with_images=args.with_images)
+    images = f", {done.n_images} image files" if args.with_images else ""
+    print(
+        f"wrote {done.path} (bundle: {done.n_metrics} metrics, {done.n_timings} timings, "
+        f"{done.n_items} items{images}; content {done.content_sha256[:12]})",
+        file=sys.stderr,
+    )
     return 0
