@@ -221,7 +221,10 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
         if cuda:
             pixels = pixels.pin_memory()
         # the same values for every variant; channels-last ones get them in that layout
-        layouts = {False: pixels, True: pixels.contiguous(memory_format=torch.channels_last)}
+        layouts = {False: pixels}
+        if any(c.channels_last for c in contenders):
+            nhwc = pixels.contiguous(memory_format=torch.channels_last)
+            layouts[True] = nhwc.pin_memory() if cuda else nhwc
         for op in ops:
             last = _measure(contenders, op, layouts, texts_pool[:bs], opts, progress, cuda)
             if bs == needed:
