@@ -423,3 +423,22 @@ def test_a_symlink_member_is_refused(mirada_home: Path, tmp_path: Path) -> None:
             zout.writestr(info, zin.read(info.filename))
     out = run_cli("import-results", str(bad))
     assert out.returncode != 0 and "'results.json' is not a regular file" in out.stderr
+
+
+def test_run_info_names_the_origin(
+    mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mirada.queries.common import run_info
+
+    run_id = _seed_run(tmp_path)
+    info = run_info(run_id)
+    assert info is not None and info.origin is None
+    bundle = tmp_path / "b.zip"
+    assert run_cli("export", str(run_id), "--format", "bundle", "-o", str(bundle)).returncode == 0
+    _switch(monkeypatch, tmp_path / "h2", f"sqlite:///{tmp_path / 'h2' / 'mirada.db'}")
+    assert run_cli("import-results", str(bundle)).returncode == 0
+    imported = run_info(1)
+    assert imported is not None and imported.origin is not None
+    assert imported.origin.startswith("imported from ") and imported.origin.endswith(
+        f"(run {run_id})"
+    )

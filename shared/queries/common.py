@@ -52,6 +52,8 @@ class RunInfo:
     finished_at: str | None  # ISO 8601, seconds
     error: str | None
     traceback: str | None
+    # "imported from HOST (run N)" for a run imported from a result bundle, else None
+    origin: str | None = None
 
     @property
     def label(self) -> str:
@@ -100,6 +102,11 @@ def run_info(run_id: int) -> RunInfo | None:
         finished_at=run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
         error=run.error,
         traceback=run.traceback,
+        origin=(
+            f"imported from {run.origin_host} (run {run.origin_run_id})"
+            if run.origin_host
+            else None
+        ),
     )
 
 
