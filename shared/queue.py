@@ -84,7 +84,7 @@ def validate_run_request(
     """Refuse at queue time what can never run, with a message that says what to do.
 
     Returns the run's typed options (checked: unknown keys and bad values are refused)."""
-    from mirada.vlm.registry import capabilities_for
+    from mirada.vlm.registry import capabilities_for, latency_only_refusal
 
     task_ = parse_choice(Task, task, "task")
     parse_choice(Device, device, "device")
@@ -113,6 +113,9 @@ def validate_run_request(
             f"model {model_id} cannot run task {task!r} (it lacks {', '.join(sorted(missing))}); "
             f"it can run: {', '.join(able)}"
         )
+    refusal = latency_only_refusal(model_id, task_)
+    if refusal:
+        raise MiradaError(refusal)
     # local model paths: absolute from here, their files fingerprinted (mirada.vlm.local_files)
     return pinned(typed, model_id)
 

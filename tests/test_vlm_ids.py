@@ -16,6 +16,7 @@ from mirada.vlm.catalogue import CATALOGUE, list_catalogue
 from mirada.vlm.errors import ModelIdError
 from mirada.vlm.families import FAMILIES, Family, Layout
 from mirada.vlm.ids import DEMO_MODELS_DIR, parse_model_id
+from mirada.vlm.presets import PRESETS
 from mirada.vlm.registry import available_offline, capabilities_for, load_adapter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +111,7 @@ def test_capabilities_for_without_loading() -> None:
 
 def test_catalogue_is_consistent() -> None:
     ids = [e.id for e in CATALOGUE]
-    assert len(ids) == len(set(ids)) == 10
+    assert len(ids) == len(set(ids)) == 10 + len(PRESETS)  # + the latency-only presets
     assert list_catalogue() == CATALOGUE and list_catalogue() is not CATALOGUE
     for entry in CATALOGUE:
         spec = parse_model_id(entry.id)
@@ -209,7 +210,7 @@ def test_models_json_subprocess(tmp_path: Path) -> None:
     assert [r["id"] for r in rows] == [e.id for e in CATALOGUE]
     for row in rows:
         assert set(row) == {"id", "title", "family", "capabilities", "description",
-                            "available_offline"}  # fmt: skip
+                            "available_offline", "latency_only"}  # fmt: skip
         assert isinstance(row["available_offline"], bool)
     by_id = {r["id"]: r for r in rows}
     assert by_id["blip-itm:Salesforce/blip-itm-base-coco"]["capabilities"] == [

@@ -49,6 +49,7 @@ def models(args: argparse.Namespace) -> int:
             "capabilities": sorted(e.capabilities),
             "description": e.description,
             "available_offline": available_offline(e.id),
+            "latency_only": e.latency_only,
         }
         for e in list_catalogue()
     ]
@@ -62,5 +63,10 @@ def models(args: argparse.Namespace) -> int:
         print(
             f"{r['id']:<{width}}  {caps:<18}  {'yes' if r['available_offline'] else 'no':<7}  "
             f"{r['title']}"
+        )
+    if any(r["latency_only"] for r in rows):
+        print(
+            "\n[latency only]: random weights at the real size; for --task benchmark only "
+            "(speed and memory are the real model's, outputs are meaningless)"
         )
     return 0

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from mirada.domain import Capability
 from mirada.vlm.ids import parse_model_id
+from mirada.vlm.presets import LATENCY_ONLY, PRESETS
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,11 @@ class CatalogueEntry:
     @property
     def family(self) -> str:
         return parse_model_id(self.id).family
+
+    @property
+    def latency_only(self) -> bool:
+        """Random weights at a real size (mirada.vlm.presets): benchmark runs only."""
+        return parse_model_id(self.id).latency_only
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -81,6 +87,17 @@ CATALOGUE: list[CatalogueEntry] = [
         "Demo BLIP captioner (tiny, shapes)",
         "A tiny BLIP captioner trained on the bundled synthetic shapes dataset.",
     ),
+]
+
+# The real-size random-weight presets, each labelled so no one mistakes them for real models.
+CATALOGUE += [
+    CatalogueEntry(
+        p.model_id,
+        f"{p.title} [{LATENCY_ONLY}]",
+        f"{LATENCY_ONLY.capitalize()}: random weights, seeded, for --task benchmark only. "
+        f"Config: {p.config_source}. Tokenizer: {p.tokenizer_source}.",
+    )
+    for p in PRESETS.values()
 ]
 
 

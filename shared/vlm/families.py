@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from mirada.domain import Capability
 from mirada.vlm.errors import ModelIdError
+from mirada.vlm.presets import LATENCY_ONLY, RANDOM_PREFIX, preset_names
 
 
 class Layout(StrEnum):
@@ -51,6 +52,14 @@ class Family:
 
 
 _HF_DIR = "<hf-repo-or-local-dir>"
+
+
+def _random(family: str) -> tuple[str, str]:
+    """The id form of a family's real-size random-weight presets (mirada.vlm.presets)."""
+    names = ", ".join(preset_names(family))
+    return (f"{RANDOM_PREFIX}<preset>", f"{LATENCY_ONLY}, benchmark only: {names}")
+
+
 _EMBED = frozenset({Capability.embed})
 
 FAMILIES: dict[str, Family] = {
@@ -61,7 +70,7 @@ FAMILIES: dict[str, Family] = {
             "hf_clip",
             _EMBED,
             Layout.transformers,
-            ((_HF_DIR, "e.g. hf-clip:openai/clip-vit-base-patch32"),),
+            ((_HF_DIR, "e.g. hf-clip:openai/clip-vit-base-patch32"), _random("hf-clip")),
         ),
         Family(
             "open-clip",
@@ -73,6 +82,7 @@ FAMILIES: dict[str, Family] = {
                 ("<arch>/<checkpoint-file>", "e.g. open-clip:ViT-B-32//data/ckpt.safetensors"),
                 ("<arch>", "random init (no pretrained weights)"),
                 ("local-dir:<dir>", "dir with open_clip_config.json + weights"),
+                _random("open-clip"),
             ),
             config_package=("open_clip", "open_clip_torch"),
         ),
@@ -81,21 +91,24 @@ FAMILIES: dict[str, Family] = {
             "blip_itm",
             frozenset({Capability.embed, Capability.score_pairs}),
             Layout.transformers,
-            ((_HF_DIR, "e.g. blip-itm:Salesforce/blip-itm-base-coco"),),
+            ((_HF_DIR, "e.g. blip-itm:Salesforce/blip-itm-base-coco"), _random("blip-itm")),
         ),
         Family(
             "blip-caption",
             "blip_caption",
             frozenset({Capability.caption}),
             Layout.transformers,
-            ((_HF_DIR, "e.g. blip-caption:Salesforce/blip-image-captioning-base"),),
+            (
+                (_HF_DIR, "e.g. blip-caption:Salesforce/blip-image-captioning-base"),
+                _random("blip-caption"),
+            ),
         ),
         Family(
             "flava",
             "flava",
             _EMBED,
             Layout.transformers,
-            ((_HF_DIR, ""),),
+            ((_HF_DIR, ""), _random("flava")),
             # projected: the contrastive [CLS] of each tower (correct); mean: an old Mirada bug,
             # kept to reproduce earlier numbers
             options={"pooling": ("projected", "mean")},

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mirada.vlm.errors import ModelIdError
 from mirada.vlm.families import FAMILIES, Family, Layout
+from mirada.vlm.presets import RANDOM_PREFIX, Preset, get_preset, preset_names
 
 # The prefix that names a demo model shipped in the repository.
 DEMO_PREFIX = "mirada/"
@@ -54,6 +55,16 @@ class ModelSpec:
     pretrained: str | None = None  # open-clip only: tag or checkpoint path; None = random init
     options: tuple[tuple[str, str], ...] = ()
     checkpoint: Path | None = None  # open-clip only: `pretrained` resolved, when it is a file
+    preset: str | None = None  # `<family>:random:<preset>`: real size, random weights
+
+    @property
+    def latency_only(self) -> bool:
+        """Random weights at a real model's size: fit for benchmarks only."""
+        return self.preset is not None
+
+    @property
+    def preset_entry(self) -> Preset | None:
+        return None if self.preset is None else get_preset(self.family, self.preset)
 
     @property
     def local_path(self) -> Path | None:
@@ -207,6 +218,16 @@ def parse_model_id(model_id: str) -> ModelSpec:
     if not body:
         raise _fail(raw, "nothing after the family prefix")
     options = _parse_options(raw, family, query) if qsep else ()
+
+    if body.startswith(RANDOM_PREFIX):
+        name = body[len(RANDOM_PREFIX) :]
+        if get_preset(family, name) is None:
+            known = ", ".join(preset_names(family)) or "none"
+            raise _fail(raw, f"unknown {family} preset {name!r} (known: {known})")
+        # open_clip builds its architecture by name; transformers presets by config
+        source = name if FAMILIES[family].layout is Layout.open_clip else body
+        canonical = _canonical(family, body, options)
+        return ModelSpec(canonical, family, source, None, None, options, None, name)
 
     if FAMILIES[family].layout is Layout.transformers:
         local = _resolve_source(raw, body)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mirada.domain import Capability, Device, Dtype, parse_choice
+from mirada.domain import Capability, Device, Dtype, Task, parse_choice
 from mirada.run_options import DEFAULT_SEED
 from mirada.vlm import hub
 from mirada.vlm.catalogue import CATALOGUE, CatalogueEntry, list_catalogue
@@ -20,6 +20,7 @@ from mirada.vlm.errors import DeviceUnavailableError, ModelUnavailableError
 from mirada.vlm.families import Layout
 from mirada.vlm.hub import OPEN_CLIP_WEIGHT_FILES
 from mirada.vlm.ids import ModelSpec, parse_model_id
+from mirada.vlm.presets import LATENCY_ONLY
 
 if TYPE_CHECKING:
     from mirada.vlm.base import VLMAdapter
@@ -31,6 +32,7 @@ __all__ = [
     "available_offline",
     "cached_weights",
     "capabilities_for",
+    "latency_only_refusal",
     "list_catalogue",
     "load_adapter",
     "parse_model_id",
@@ -53,6 +55,18 @@ OPEN_CLIP_TAG_REPOS: dict[tuple[str, str], tuple[str, str | None]] = {
 def capabilities_for(model_id: str) -> frozenset[Capability]:
     """What a model can do, from its id alone (nothing is loaded or imported)."""
     return parse_model_id(model_id).family_entry.capabilities
+
+
+def latency_only_refusal(model_id: str, task: str) -> str | None:
+    """Why `model_id` may not run `task`: random-weight presets are for benchmarks only."""
+    spec = parse_model_id(model_id)
+    if not spec.latency_only or task == Task.benchmark:
+        return None
+    return (
+        f"model {spec.model_id} has random weights at a real model's size ({LATENCY_ONLY}): "
+        f"its outputs mean nothing, so it runs --task benchmark only, not {task!r}. "
+        "Use the real weights (e.g. from `mirada models`) for match and caption runs."
+    )
 
 
 def resolve_device(device: str = Device.auto) -> Device:
@@ -106,6 +120,8 @@ def cached_weights(spec: ModelSpec) -> Path | None:
     """The directory or file holding `spec`'s weights on this machine, when file checks alone
     can tell; None when they are missing or only loading can tell (random init, open_clip tags
     outside OPEN_CLIP_TAG_REPOS, checkpoint files)."""
+    if spec.latency_only:
+        return None
     if spec.local_dir is not None:
         return spec.local_dir
     if spec.layout is Layout.transformers:
@@ -116,6 +132,8 @@ def cached_weights(spec: ModelSpec) -> Path | None:
 
 def _require_local_files(spec: ModelSpec) -> None:
     """Raise ModelUnavailableError for weights we can tell are missing from file checks alone."""
+    if spec.latency_only:
+        return  # built from a config; nothing on disk
     if spec.layout is Layout.transformers:
         hub.resolve_hf_dir(spec)
         return
@@ -143,6 +161,8 @@ def available_offline(model_id: str) -> bool:
     """Whether the weights are on this machine. Cheap: file checks only, no torch import
     except for open_clip tags outside OPEN_CLIP_TAG_REPOS."""
     spec = parse_model_id(model_id)
+    if spec.latency_only:
+        return True  # built from a config shipped with the libraries
     if spec.layout is Layout.transformers:
         if spec.local_dir is not None:
             return (spec.local_dir / "config.json").is_file() and hub.has_weights(spec.local_dir)
@@ -174,6 +194,8 @@ def available_offline(model_id: str) -> bool:
 def pull_model(model_id: str) -> str:
     """Download `model_id`'s weights into the HF cache (needs internet). Returns where they are."""
     spec = parse_model_id(model_id)
+    if spec.latency_only:
+        return f"{spec.model_id} has random weights ({LATENCY_ONLY}); nothing to download"
     local = spec.local_dir or spec.checkpoint
     if local is not None:
         kind = "directory" if spec.local_dir is not None else "checkpoint file"

@@ -18,6 +18,7 @@ from mirada.domain import Device, Dtype, parse_choice
 from mirada.vlm.base import Fingerprint, VLMAdapter
 from mirada.vlm.hub import hub_offline, resolve_hf_dir, revision_of, unavailable
 from mirada.vlm.ids import ModelSpec
+from mirada.vlm.presets import build_hf_preset
 
 TORCH_DTYPES: dict[Dtype, torch.dtype] = {
     Dtype.fp32: torch.float32,
@@ -145,19 +146,28 @@ class HFAdapter(TorchAdapter):
     ) -> None:
         from transformers import AutoImageProcessor, AutoTokenizer
 
-        path = resolve_hf_dir(spec)
-        model, info = hf_from_pretrained(
-            spec, model_class.from_pretrained, path, output_loading_info=True
-        )
-        # weights the checkpoint lacks are initialised from the (seeded) RNG; say how many
-        self.random_tensors = len(info.get("missing_keys") or ())
-        self.tokenizer = hf_from_pretrained(spec, AutoTokenizer.from_pretrained, path)
-        self.processor = hf_from_pretrained(spec, AutoImageProcessor.from_pretrained, path)
+        preset = spec.preset_entry
+        if preset is not None:  # real size, random weights (mirada.vlm.presets)
+            built = build_hf_preset(preset, model_class)
+            model = built.model
+            revision: str | None = built.revision
+            self.random_tensors = len(model.state_dict())
+            self.tokenizer, self.processor = built.tokenizer, built.processor
+        else:
+            path = resolve_hf_dir(spec)
+            model, info = hf_from_pretrained(
+                spec, model_class.from_pretrained, path, output_loading_info=True
+            )
+            # weights the checkpoint lacks are initialised from the (seeded) RNG; say how many
+            self.random_tensors = len(info.get("missing_keys") or ())
+            self.tokenizer = hf_from_pretrained(spec, AutoTokenizer.from_pretrained, path)
+            self.processor = hf_from_pretrained(spec, AutoImageProcessor.from_pretrained, path)
+            revision = hf_revision(path, model.config)
         self._transform = HFImageTransform(self.processor)
         self._options = dict(options or {})
         text_config = getattr(model.config, "text_config", None)
         self._max_len = int(getattr(text_config, "max_position_embeddings", 512))
-        super().__init__(spec, model, device, dtype, hf_revision(path, model.config))
+        super().__init__(spec, model, device, dtype, revision)
 
     @property
     def image_transform(self) -> Callable[[Any], torch.Tensor]:
