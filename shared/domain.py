@@ -81,6 +81,20 @@ class Engine(StrEnum):
     ray = "ray"
 
 
+class Phase(StrEnum):
+    """What a running run is doing now (reported with its progress, shown on the Runs page)."""
+
+    embedding_images = "embedding images"
+    embedding_captions = "embedding captions"
+    embedding_prompts = "embedding class prompts"
+    reranking = "re-ranking"
+    generating_captions = "generating captions"
+    scoring_captions = "scoring captions"
+    computing_metrics = "computing metrics"
+    benchmarking = "benchmarking"
+    writing_results = "writing results"
+
+
 RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.queued: frozenset({RunStatus.running, RunStatus.cancelled}),
     RunStatus.running: frozenset(

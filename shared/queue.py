@@ -343,10 +343,30 @@ def _update_owned(
     return result.rowcount == 1
 
 
-def update_progress(run_id: int, worker_id: int, done: int, total: int) -> bool:
-    """Store progress. False when the run is no longer this worker's (cancelled, re-queued)."""
+# While a run runs, Run.model_fingerprint holds its phase (no column of its own): PHASE_KEY ->
+# mirada.domain.Phase value, ATTEMPT_KEY -> the attempt that reported it (an older attempt's
+# phase is stale). finish_run replaces it with the model's fingerprint; readers show the
+# fingerprint of succeeded runs only (mirada.queries.runs).
+PHASE_KEY = "progress_phase"
+ATTEMPT_KEY = "progress_attempt"
+
+
+def update_progress(
+    run_id: int,
+    worker_id: int,
+    done: int,
+    total: int,
+    *,
+    phase: str | None = None,
+    attempt: int | None = None,
+) -> bool:
+    """Store progress (and the phase, when given). False when the run is no longer this
+    worker's (cancelled, re-queued)."""
+    values: dict[str, Any] = {"progress_done": done, "progress_total": total}
+    if phase is not None:
+        values["model_fingerprint"] = {PHASE_KEY: str(phase), ATTEMPT_KEY: attempt}
     with write_session() as s:
-        return _update_owned(s, run_id, worker_id, progress_done=done, progress_total=total)
+        return _update_owned(s, run_id, worker_id, **values)
 
 
 def finish_run(

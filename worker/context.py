@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mirada import queue
+from mirada.domain import Phase
 from mirada.queue import ClaimedRun
 
 
@@ -26,15 +27,31 @@ class RunContext:
     worker_id: int
     stop_event: threading.Event
     show_progress: bool = True
+    phase: Phase | None = None  # what the run does now, stored with its progress
     _last_write: float = 0.0
+    _last: tuple[int, int] = (0, 0)
     _bar: Any = field(default=None, repr=False)
+
+    def set_phase(self, phase: Phase) -> None:
+        """Enter a new phase (embedding images, re-ranking, ...): stored at once."""
+        self.phase = phase
+        self.progress(*self._last, force=True)
 
     def progress(self, done: int, total: int, *, force: bool = False) -> None:
         """Report progress after a unit of work; raise if the run must end here."""
+        self._last = (done, total)
         now = time.monotonic()
         if force or done >= total or now - self._last_write >= 0.5:
             self._last_write = now
-            if not queue.update_progress(self.run.id, self.worker_id, done, total):
+            ok = queue.update_progress(
+                self.run.id,
+                self.worker_id,
+                done,
+                total,
+                phase=self.phase,
+                attempt=self.run.attempts,
+            )
+            if not ok:
                 raise RunCancelled(f"run {self.run.id} was cancelled or re-assigned")
         self._show(done, total)
         if self.stop_event.is_set():
@@ -43,6 +60,8 @@ class RunContext:
     def _show(self, done: int, total: int) -> None:
         if not self.show_progress:
             return
+        if self.phase is not None and self._bar is not None:
+            self._bar.set_postfix_str(self.phase.value, refresh=False)
         if self._bar is None:
             from tqdm import tqdm
 

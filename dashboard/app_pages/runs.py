@@ -22,6 +22,9 @@ TABLE_COLUMNS = [
     "task",
     "status",
     "progress",
+    "phase",
+    "elapsed",
+    "time_left",
     "attempts",
     "device",
     "dtype",
@@ -136,6 +139,18 @@ def _live_table() -> None:
         " · ".join(f"{s}: {int(counts.get(s, 0))}" for s in RunStatus)
         + f" — refreshes every {REFRESH_SECONDS} s"
     )
+    for r in runs[runs["status"] == RunStatus.running].head(5).to_dict("records"):
+        parts = [
+            f"{r['progress']:.0%}",
+            r.get("phase") or "starting",
+            f"{r['elapsed']} elapsed" if r.get("elapsed") else None,
+            f"{r['time_left']} left" if r.get("time_left") else None,
+        ]
+        st.info(
+            f"**Run #{int(r['id'])}** {markdown_text(r['model'])} · {r['task']}: "
+            + " · ".join(markdown_text(p) for p in parts if p),
+            icon=":material/progress_activity:",
+        )
     failed = runs[runs["status"] == RunStatus.failed]
     if not failed.empty:
         st.error(
@@ -157,6 +172,12 @@ def _live_table() -> None:
                 "progress", min_value=0.0, max_value=1.0, format="percent"
             ),
             "error": st.column_config.TextColumn("error", width="medium"),
+            "phase": st.column_config.TextColumn("phase", help="What a running run does now"),
+            "time_left": st.column_config.TextColumn(
+                "time left",
+                help="Estimate for a running run: elapsed time × work left / work done "
+                "(model loading counts into the pace, so early estimates run high)",
+            ),
         },
     )
 

@@ -44,12 +44,43 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat(timespec="seconds") if dt else None
 
 
+def live_phase(run: Run) -> str | None:
+    """The phase a running run reported for its current attempt (mirada.queue.update_progress
+    keeps it in model_fingerprint until the run finishes), else None."""
+    from mirada.queue import ATTEMPT_KEY, PHASE_KEY
+
+    stored = run.model_fingerprint
+    if run.status != RunStatus.running or not isinstance(stored, dict):
+        return None
+    if stored.get(ATTEMPT_KEY) != run.attempts:  # reported by an earlier attempt
+        return None
+    phase = stored.get(PHASE_KEY)
+    return str(phase) if phase is not None else None
+
+
+def eta_seconds(done: int, total: int, elapsed: float | None) -> float | None:
+    """Time left if the rest goes at the pace so far (elapsed / done per unit), or None
+    before the first unit is done. Model loading counts into the pace, so early estimates
+    run high."""
+    if elapsed is None or done <= 0 or total <= 0:
+        return None
+    return max(0.0, elapsed * (total - min(done, total)) / done)
+
+
+def _elapsed(run: Run, now: datetime) -> float | None:
+    if run.status != RunStatus.running or run.started_at is None:
+        return None
+    return max(0.0, (now - run.started_at).total_seconds())
+
+
 def list_runs(
     *, dataset_id: int | None = None, statuses: Sequence[str] | None = None, limit: int = 1000
 ) -> list[dict[str, Any]]:
-    """Newest first: id, dataset, model, task, status, attempts, device, worker, error, ..."""
+    """Newest first: id, dataset, model, task, status, attempts, device, worker, error, ...;
+    running runs also have phase (what they do now), elapsed_s (since they started, on the
+    database's clock) and eta_s (estimated seconds left); None for the others."""
     stmt = (
-        select(Run, Dataset.name, Worker.name)
+        select(Run, Dataset.name, Worker.name, db_now())
         .join(Dataset, Dataset.id == Run.dataset_id)
         .outerjoin(Worker, Worker.id == Run.worker_id)
         .order_by(Run.id.desc())
@@ -61,28 +92,34 @@ def list_runs(
         stmt = stmt.where(Run.status.in_(list(statuses)))
     with read_session() as s:
         rows = s.execute(stmt).all()
-    return [
-        {
-            "id": run.id,
-            "dataset": dataset_name,
-            "model": run.model_id,
-            "task": run.task,
-            "status": run.status,
-            "attempts": run.attempts,
-            "device": run.resolved_device or run.device,
-            "worker": worker_name,
-            "error": run.error,
-            "dataset_id": run.dataset_id,
-            "dtype": run.dtype,
-            "batch_size": run.batch_size,
-            "progress_done": run.progress_done,
-            "progress_total": run.progress_total,
-            "created": _iso(run.created),
-            "started_at": _iso(run.started_at),
-            "finished_at": _iso(run.finished_at),
-        }
-        for run, dataset_name, worker_name in rows
-    ]
+    out = []
+    for run, dataset_name, worker_name, now in rows:
+        elapsed = _elapsed(run, now)
+        out.append(
+            {
+                "id": run.id,
+                "dataset": dataset_name,
+                "model": run.model_id,
+                "task": run.task,
+                "status": run.status,
+                "attempts": run.attempts,
+                "device": run.resolved_device or run.device,
+                "worker": worker_name,
+                "error": run.error,
+                "dataset_id": run.dataset_id,
+                "dtype": run.dtype,
+                "batch_size": run.batch_size,
+                "progress_done": run.progress_done,
+                "progress_total": run.progress_total,
+                "created": _iso(run.created),
+                "started_at": _iso(run.started_at),
+                "finished_at": _iso(run.finished_at),
+                "phase": live_phase(run),
+                "elapsed_s": elapsed,
+                "eta_s": eta_seconds(run.progress_done, run.progress_total, elapsed),
+            }
+        )
+    return out
 
 
 # Keys beside a metric's value in flat_metrics: `<name><suffix>`.
@@ -210,7 +247,9 @@ def run_detail(run_id: int, *, with_captions: bool = True) -> dict[str, Any]:
             for t in timings
         ],
         "hardware": hardware_dict(hp),
-        "model_fingerprint": run.model_fingerprint,
+        # only a succeeded run has one (a running run's column holds its phase)
+        "model_fingerprint": run.model_fingerprint if run.status == RunStatus.succeeded else None,
+        "phase": live_phase(run),
         "captions": [
             {
                 "item_id": c.item_id,
@@ -246,12 +285,39 @@ def recent_workers(within_seconds: int) -> list[dict[str, Any]]:
     ]
 
 
-RUNS_FRAME_COLUMNS = ["id", "dataset", "model", "task", "status", "progress", "attempts", "device"]
+RUNS_FRAME_COLUMNS = [
+    "id",
+    "dataset",
+    "model",
+    "task",
+    "status",
+    "progress",
+    "phase",
+    "elapsed",
+    "time_left",
+    "attempts",
+    "device",
+]
+
+
+def duration_text(seconds: float | None) -> str | None:
+    """'45 s', '3 min 05 s', '2 h 10 min'; None for None."""
+    if seconds is None or seconds != seconds:
+        return None
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def runs_frame(dataset_id: int | None = None, limit: int = 500) -> pd.DataFrame:
     """list_runs() as a DataFrame (its keys as columns) plus `progress`, a fraction 0..1
-    (1 for succeeded runs). Empty: the columns RUNS_FRAME_COLUMNS."""
+    (1 for succeeded runs), and for running runs `elapsed` and `time_left` as text (the
+    estimate: "~3 min 05 s"). Empty: the columns RUNS_FRAME_COLUMNS."""
     import numpy as np  # here, not at the top: the CLI reads this module and needs no pandas
     import pandas as pd
 
@@ -262,6 +328,10 @@ def runs_frame(dataset_id: int | None = None, limit: int = 500) -> pd.DataFrame:
     df["progress"] = np.where(
         df["status"] == RunStatus.succeeded, 1.0, (df["progress_done"] / total).clip(0, 1)
     )
+    df["elapsed"] = [duration_text(x) for x in df["elapsed_s"]]
+    df["time_left"] = [
+        None if t is None else f"~{t}" for t in (duration_text(x) for x in df["eta_s"])
+    ]
     return df
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mirada.datasets import ItemRecord
-from mirada.domain import Engine
+from mirada.domain import Engine, Phase
 from mirada.metrics.report import build_match_report
 from mirada.metrics.retrieval import class_prompts, topk_candidates
 from mirada.results import EmbeddingSet, RunResults
@@ -55,6 +55,7 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
     key = model_cache_key(model, no_cache=opts.no_cache)
 
     img_stats, txt_stats = EmbedStats(), EmbedStats()
+    ctx.set_phase(Phase.embedding_images)
     image_emb = embed_images(
         model,
         ctx,
@@ -65,8 +66,11 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
         key,
         ray,
     )
+    ctx.set_phase(Phase.embedding_captions)
     if ray is None:
         text_emb = embed_texts(model, ctx, texts, progress, txt_stats, key)
+        if flat:
+            ctx.set_phase(Phase.embedding_prompts)
         flat_emb = embed_texts(model, ctx, flat, None, EmbedStats(), key) if flat else None
     else:  # one pipeline (one start of the model actors) for captions and prompts
         both = embed_texts(model, ctx, texts + flat, progress, txt_stats, key, ray)
@@ -78,9 +82,11 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
 
     candidates = scores = None
     if rerank:
+        ctx.set_phase(Phase.reranking)
         candidates = topk_candidates(image_emb, text_emb, k)
         scores = _itm_scores(ctx, model, items, texts, candidates, progress)
 
+    ctx.set_phase(Phase.computing_metrics)
     report = build_match_report(
         image_emb,
         text_emb,
@@ -109,6 +115,7 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
         ],
         artifacts=dict(report.artifacts),
     )
+    ctx.set_phase(Phase.writing_results)
     device = ray.resolved_device if ray is not None else None
     return TaskOutput(results, model.fingerprint(), device or model.resolved_device())
 
