@@ -16,6 +16,7 @@ from streamlit.elements.lib.column_types import ColumnConfig
 
 from mirada.dashboard import data, links
 from mirada.metrics.names import metric_name
+from mirada.metrics.report import ZEROSHOT_TOP_CLASSES
 from mirada.queries.results import ItemDrilldown
 from mirada.text_safety import markdown_text
 
@@ -126,6 +127,31 @@ def _generated(d: ItemDrilldown) -> None:
         st.caption("Not flagged as degenerate (no repetition loop, not shared by other images).")
 
 
+def _zeroshot_scores(d: ItemDrilldown) -> None:
+    if not d.zeroshot_scores:
+        return
+    st.markdown("**Zero-shot scores per class** (cosine, best first)")
+    scores = pd.DataFrame(
+        [{"class": c, "cosine": v, "true class": c == d.category} for c, v in d.zeroshot_scores],
+        columns=["class", "cosine", "true class"],
+    )
+    st.dataframe(
+        scores,
+        hide_index=True,
+        key="item_zeroshot_scores",
+        column_config={
+            "cosine": st.column_config.NumberColumn(
+                "cosine",
+                format="%.4f",
+                help="Cosine of the image and the class's prompt embedding (templates averaged); "
+                "the prediction is the highest. Not a softmax: no temperature is applied.",
+            ),
+        },
+    )
+    if len(scores) >= ZEROSHOT_TOP_CLASSES:
+        st.caption(f"The {len(scores)} best classes; runs keep no more per image.")
+
+
 def item_view(page: str, run_id: int, item_id: int) -> None:
     """One image of a run, large: category, reference captions, the model's top-k with scores
     and which are correct, the rank of the first correct caption, the zero-shot prediction,
@@ -160,7 +186,8 @@ def item_view(page: str, run_id: int, item_id: int) -> None:
                 ok = d.zeroshot_pred == d.category
                 mark = ":material/check: correct" if ok else ":material/close: wrong"
                 st.markdown(f"**Zero-shot class:** {markdown_text(d.zeroshot_pred)} ({mark})")
-                st.caption("Runs store the predicted class per image, not every class's score.")
+                if not d.zeroshot_scores:
+                    st.caption("This run stored the predicted class only, not each class's score.")
             if d.category_top1 is not None:
                 st.markdown(f"**Category of the top-1 caption:** {markdown_text(d.category_top1)}")
         with right:
@@ -173,6 +200,7 @@ def item_view(page: str, run_id: int, item_id: int) -> None:
             if d.reranked is not None:
                 st.markdown("**Re-ranked by the ITM head** (match probability)")
                 _ranked(d.reranked, "item_reranked")
+            _zeroshot_scores(d)
             _generated(d)
         st.caption(
             "Share this view: the address bar holds it "

@@ -9,7 +9,7 @@ import streamlit as st
 
 from mirada.dashboard import charts, data, item_view, links
 from mirada.domain import Task
-from mirada.metrics.names import MetricKind, metric_name
+from mirada.metrics.names import CLIPSCORE_METRICS, MetricKind, metric_name
 from mirada.queries.captions import TABLE_METRICS
 from mirada.text_safety import markdown_text
 
@@ -79,9 +79,18 @@ st.caption(
     + (f"Tokenisation: {notes.tokenization}." if notes.tokenization else "")
 )
 st.info(f"**About CIDEr:** {notes.cider}", icon=":material/info:")
+with st.expander(
+    "Why corpus METEOR differs from the mean of per-image METEOR, and which scores have a CI"
+):
+    st.markdown(notes.meteor)  # our own text (no user input): plain sentences
+    st.markdown(notes.intervals)
+if corpus["metric"].isin(CLIPSCORE_METRICS).any():
+    st.info(f"**About CLIPScore:** {markdown_text(notes.clipscore)}", icon=":material/info:")
 
 st.subheader("Generated vs reference captions")
 table = data.caption_table(run_id)
+# the CLIPScore columns only for runs that computed them (--clipscore-model)
+shown_metrics = [k for k in TABLE_METRICS if k not in CLIPSCORE_METRICS or table[k].notna().any()]
 if table["CIDEr"].notna().any():
     st.altair_chart(
         charts.score_histogram(
@@ -143,7 +152,7 @@ st.dataframe(
         "filename",
         "category",
         "generated",
-        *TABLE_METRICS,
+        *shown_metrics,
         "degenerate",
         "reasons",
         "references",
@@ -155,7 +164,7 @@ st.dataframe(
             key: st.column_config.NumberColumn(
                 metric_name(key).label, format="%.3f", help=metric_name(key).help
             )
-            for key in TABLE_METRICS
+            for key in shown_metrics
         },
     ),
 )

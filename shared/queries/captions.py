@@ -9,14 +9,21 @@ import pandas as pd
 from sqlalchemy import select
 
 from mirada.db import read_session
-from mirada.db.models import GeneratedCaption
+from mirada.db.models import GeneratedCaption, Run
+from mirada.metrics import clipscore
 from mirada.metrics.captioning import CIDER_NOTE, IMPLEMENTATIONS, TOKENIZATION
-from mirada.metrics.names import CAPTION_METRICS, DEGENERATION_METRICS, metric_name
+from mirada.metrics.names import (
+    CAPTION_METRICS,
+    CLIPSCORE_METRICS,
+    DEGENERATION_METRICS,
+    metric_name,
+)
 from mirada.queries.common import caption_frame, item_frame, run_info
 from mirada.queries.results import run_metrics
 
-# Per-image scores shown on the Captions page (GeneratedCaption.scores keys).
-TABLE_METRICS: tuple[str, ...] = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+# Per-image scores shown on the Captions page (GeneratedCaption.scores keys); the CLIPScore
+# columns are empty (None) for runs without --clipscore-model.
+TABLE_METRICS: tuple[str, ...] = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr", *CLIPSCORE_METRICS)
 TABLE_COLUMNS = [
     "item_id",
     "filename",
@@ -102,8 +109,10 @@ def caption_corpus(run_id: int) -> pd.DataFrame:
     """
     overall = run_metrics(run_id)
     overall = overall[overall["category"].isna()].drop_duplicates("name").set_index("name")
-    order = [k for k in CAPTION_METRICS if k in overall.index]
-    order += [k for k in overall.index if k not in CAPTION_METRICS]
+    first = (*CAPTION_METRICS, *CLIPSCORE_METRICS)
+    order = [k for k in first if k in overall.index]
+    order += [k for k in overall.index if k not in first]
+    clip_model = clipscore_model(run_id)
     rows = []
     for key in order:
         r = overall.loc[key]
@@ -111,6 +120,11 @@ def caption_corpus(run_id: int) -> pd.DataFrame:
         implementation = IMPLEMENTATIONS.get(key, "")
         if key in DEGENERATION_METRICS:
             implementation = DEGENERATION_IMPLEMENTATION
+        if key in CLIPSCORE_METRICS:
+            implementation = (
+                f"Hessel et al. 2021 (w = {clipscore.W}, texts prefixed "
+                f"{clipscore.PREFIX.strip()!r}) with {clip_model}"
+            )
         rows.append(
             {
                 "metric": key,
@@ -127,15 +141,56 @@ def caption_corpus(run_id: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CORPUS_COLUMNS)
 
 
+def clipscore_model(run_id: int) -> str | None:
+    """The embedding model a caption run computed CLIPScore with (--clipscore-model), or None."""
+    with read_session() as s:
+        options = s.scalar(select(Run.options).where(Run.id == run_id))
+    model = (options or {}).get("clipscore_model")
+    return str(model) if model else None
+
+
+METEOR_NOTE = (
+    "Corpus METEOR is not the mean of the per-image METEOR scores: pycocoevalcap sends every "
+    "caption to one METEOR process that pools the matches over the whole set, so precision, "
+    "recall and the fragmentation penalty (how scattered the matched words are) are computed "
+    "from corpus totals, not averaged image by image. Corpus BLEU-n pools n-gram counts and "
+    "the brevity penalty the same way."
+)
+INTERVAL_NOTE = (
+    "BLEU-n and METEOR corpus scores have no confidence interval: they are not means of "
+    "per-image values, so resampling images says nothing direct about them. Their per-image "
+    "means do have one (95% bootstrap over images: `per_image_mean` and "
+    "`per_image_mean_ci` in the metric's details); CIDEr, ROUGE-L, CLIPScore and RefCLIPScore "
+    "are means of per-image scores, so their corpus value carries the bootstrap CI itself."
+)
+CLIPSCORE_NOTE = (
+    "CLIPScore = 2.5 × max(cosine(image, generated caption), 0) under the run's "
+    "--clipscore-model, with no reference captions: it sees what the image shows, so it "
+    "penalises hallucinated objects that n-gram metrics miss. RefCLIPScore is the harmonic "
+    "mean of CLIPScore and the best cosine between the generated caption and a reference "
+    "(clipped at 0). Both follow Hessel et al. (2021) and are comparable only under the same "
+    "embedding model."
+)
+
+
 @dataclass(frozen=True)
 class CaptionNotes:
     cider: str  # why CIDEr is comparable only on the same reference set
     tokenization: str  # the tokeniser the COCO metrics use
+    meteor: str  # why corpus METEOR (and BLEU) differ from the per-image mean
+    intervals: str  # which corpus scores carry a CI and which only per image
+    clipscore: str  # what CLIPScore and RefCLIPScore measure
 
 
 def caption_notes() -> CaptionNotes:
-    """The CIDEr note and the tokenisation, from the metrics layer."""
-    return CaptionNotes(cider=CIDER_NOTE, tokenization=TOKENIZATION)
+    """The notes the Captions page shows beside the metrics, from the metrics layer."""
+    return CaptionNotes(
+        cider=CIDER_NOTE,
+        tokenization=TOKENIZATION,
+        meteor=METEOR_NOTE,
+        intervals=INTERVAL_NOTE,
+        clipscore=CLIPSCORE_NOTE,
+    )
 
 
 def hardest_captions(

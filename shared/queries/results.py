@@ -230,6 +230,8 @@ class ItemDrilldown:
     top: pd.DataFrame
     reranked: pd.DataFrame | None
     generated: GeneratedCaptionView | None
+    # (class, cosine) best first, as the match run stored them; None for runs stored before
+    zeroshot_scores: list[tuple[str, float]] | None = None
 
 
 def item_drilldown(run_id: int, item_id: int) -> ItemDrilldown | None:
@@ -297,6 +299,11 @@ def item_drilldown(run_id: int, item_id: int) -> ItemDrilldown | None:
         category_top1=details.get("category_top1"),
         top=ranked("top"),
         reranked=ranked("reranked") if details.get("reranked") else None,
+        zeroshot_scores=(
+            [(str(c), float(v)) for c, v in details["zeroshot_scores"]]
+            if details.get("zeroshot_scores")
+            else None
+        ),
         generated=(
             GeneratedCaptionView(generated.text, generated.scores or {}, generated.flags or {})
             if generated
