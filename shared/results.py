@@ -10,8 +10,10 @@ Storage contract (the dashboard and `mirada show` read these names):
   Unavailable metrics (METEOR without Java) have value None and details {"unavailable": why}.
 - ItemResult.details for match runs: {"top": [[caption_id, score], ...] (top-5),
   "reranked": [[caption_id, itm_prob], ...] (BLIP ITM only), "category_correct": bool,
-  "zeroshot_pred": str | None, "category_top1": str | None}.
-- GeneratedCaption.scores: per-image BLEU-1..4, METEOR, ROUGE-L, CIDEr;
+  "zeroshot_pred": str | None, "category_top1": str | None, "zeroshot_scores":
+  [[class, cosine], ...] best first (at most report.ZEROSHOT_TOP_CLASSES; when zero-shot ran)}.
+- GeneratedCaption.scores: per-image BLEU-1..4, METEOR, ROUGE-L, CIDEr, and CLIPScore /
+  RefCLIPScore (None without references) for runs queued with --clipscore-model;
   flags: {"repeated_ngram_rate": float, "verbatim_repeat": bool, "degenerate": bool,
   "reasons": [str]}.
 - Timings: name, value, unit, batch_size (benchmark runs sweep batch sizes).
