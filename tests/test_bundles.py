@@ -433,6 +433,7 @@ def test_run_info_names_the_origin(
     run_id = _seed_run(tmp_path)
     info = run_info(run_id)
     assert info is not None and info.origin is None
+    assert json.loads(run_cli("show", str(run_id), "--json").stdout)["origin"] is None
     bundle = tmp_path / "b.zip"
     assert run_cli("export", str(run_id), "--format", "bundle", "-o", str(bundle)).returncode == 0
     _switch(monkeypatch, tmp_path / "h2", f"sqlite:///{tmp_path / 'h2' / 'mirada.db'}")
@@ -442,3 +443,7 @@ def test_run_info_names_the_origin(
     assert imported.origin.startswith("imported from ") and imported.origin.endswith(
         f"(run {run_id})"
     )
+    shown = run_cli("show", "1")
+    assert f"(run {run_id} there)" in shown.stdout and "never re-executed" in shown.stdout
+    as_json = json.loads(run_cli("show", "1", "--json").stdout)
+    assert as_json["origin"]["run_id"] == run_id and as_json["origin"]["host"]

@@ -235,6 +235,12 @@ def show_cmd(args: argparse.Namespace) -> int:
         f"device: {detail['resolved_device'] or detail['device']}, dtype {detail['dtype']}, "
         f"batch size {detail['batch_size']}, worker {detail['worker'] or '-'}"
     )
+    if detail["origin"]:
+        origin = detail["origin"]
+        print(
+            f"imported from {origin['host']} (run {origin['run_id']} there) "
+            f"on {origin['imported_at']}; never re-executed here"
+        )
     if detail["error"]:
         print(f"error: {detail['error']}")
     metrics = detail["metrics"]

@@ -250,6 +250,17 @@ def run_detail(run_id: int, *, with_captions: bool = True) -> dict[str, Any]:
         # only a succeeded run has one (a running run's column holds its phase)
         "model_fingerprint": run.model_fingerprint if run.status == RunStatus.succeeded else None,
         "phase": live_phase(run),
+        # set on runs brought in by `mirada import-results`; never re-executed here
+        "origin": (
+            {
+                "host": run.origin_host,
+                "run_id": run.origin_run_id,
+                "bundle_sha256": run.origin_bundle_sha256,
+                "imported_at": _iso(run.imported_at),
+            }
+            if run.origin_bundle_sha256
+            else None
+        ),
         "captions": [
             {
                 "item_id": c.item_id,
