@@ -399,6 +399,26 @@ def test_refusals_are_clear_and_write_nothing(
         assert s.scalar(select(Run.id)) is None and s.scalar(select(Dataset.id)) is None
 
 
+def test_a_run_that_cannot_land_takes_its_new_dataset_with_it(
+    mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mirada.bundles.load as load
+
+    run_id = _seed_run(tmp_path)
+    bundle = tmp_path / "b.zip"
+    assert run_cli("export", str(run_id), "--format", "bundle", "-o", str(bundle)).returncode == 0
+    _switch(monkeypatch, tmp_path / "h2", f"sqlite:///{tmp_path / 'h2' / 'mirada.db'}")
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(load, "write_results", disk_full)
+    with pytest.raises(OSError):
+        load.import_bundle(bundle)
+    with read_session() as s:  # the dataset created for the run went with it
+        assert s.scalar(select(Run.id)) is None and s.scalar(select(Dataset.id)) is None
+
+
 def test_export_bundle_needs_an_output_file_and_a_succeeded_run(
     mirada_home: Path, tmp_path: Path
 ) -> None:

@@ -489,53 +489,77 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
             present = all(image_path(it.image.sha256, it.image.ext).exists() for it in items)
             if not present:
                 notes.append(f"dataset {local.name!r} is here, but not all of its image files are")
-        results = _results(reader, results_doc, local)
-        fields = {
-            "device": run_doc.text("device", _col(Run, "device")),
-            "resolved_device": run_doc.text(
-                "resolved_device", _col(Run, "resolved_device"), optional=True
-            ),
-            "dtype": run_doc.text("dtype", _col(Run, "dtype")),
-            "batch_size": run_doc.integer("batch_size"),
-            "requires": run_doc.text("requires", _col(Run, "requires"), optional=True),
-            "options": run_doc.mapping("options") or {},
-            "attempts": run_doc.integer("attempts"),
-            "max_attempts": run_doc.integer("max_attempts"),
-            "progress_done": run_doc.integer("progress_done"),
-            "progress_total": run_doc.integer("progress_total"),
-            "model_fingerprint": run_doc.mapping("model_fingerprint"),
-            "created": run_doc.when("created", optional=False),
-            "started_at": run_doc.when("started_at"),
-            "finished_at": run_doc.when("finished_at"),
-        }
         try:
-            with write_session() as s:
-                run = Run(
-                    dataset_id=local.id,
-                    model_id=model_id,
-                    task=task,
-                    status=RunStatus.succeeded,
-                    worker_id=None,
-                    hardware_profile_id=_hardware(s, run_doc.doc.get("hardware")),
-                    origin_host=host,
-                    origin_run_id=origin_run_id,
-                    origin_bundle_sha256=cid,
-                    imported_at=db_now(),
-                    **fields,
-                )
-                s.add(run)
-                s.flush()
-                write_results(s, run.id, results)
-                run_id = run.id
-        except IntegrityError:
-            done = _already(cid)  # imported concurrently by another process
-            if done is None:
-                raise
-            return ImportedBundle(
-                done.id, True, host, origin_run_id, model_id, task, done.dataset_id,
-                local.name, False, present,
-            )  # fmt: skip
+            run_id = _insert_run(reader, run_doc, results_doc, local, host, origin_run_id, cid)
+        except BaseException as exc:
+            # Nothing half-written: a dataset created for this run goes when the run cannot land.
+            if created:
+                _discard_unused_dataset(local.id)
+            if isinstance(exc, IntegrityError) and (done := _already(cid)) is not None:
+                return ImportedBundle(  # imported concurrently by another process
+                    done.id, True, host, origin_run_id, model_id, task, done.dataset_id,
+                    local.name, False, present,
+                )  # fmt: skip
+            raise
     return ImportedBundle(
         run_id, False, host, origin_run_id, model_id, task, local.id, local.name, created,
         present, notes,
     )  # fmt: skip
+
+
+def _discard_unused_dataset(dataset_id: int) -> None:
+    """Delete a dataset this import created, unless a concurrent import already ran on it
+    (deleting cascades to runs, so a dataset with any run is kept)."""
+    with read_session() as s:
+        used = s.scalar(select(Run.id).where(Run.dataset_id == dataset_id).limit(1))
+    if used is None:
+        store.delete_dataset(dataset_id)
+
+
+def _insert_run(
+    reader: BundleReader,
+    run_doc: _Fields,
+    results_doc: Any,
+    local: _LocalDataset,
+    host: str,
+    origin_run_id: int,
+    cid: str,
+) -> int:
+    """Write the imported run and its results in one transaction; return its local id."""
+    results = _results(reader, results_doc, local)
+    fields = {
+        "device": run_doc.text("device", _col(Run, "device")),
+        "resolved_device": run_doc.text(
+            "resolved_device", _col(Run, "resolved_device"), optional=True
+        ),
+        "dtype": run_doc.text("dtype", _col(Run, "dtype")),
+        "batch_size": run_doc.integer("batch_size"),
+        "requires": run_doc.text("requires", _col(Run, "requires"), optional=True),
+        "options": run_doc.mapping("options") or {},
+        "attempts": run_doc.integer("attempts"),
+        "max_attempts": run_doc.integer("max_attempts"),
+        "progress_done": run_doc.integer("progress_done"),
+        "progress_total": run_doc.integer("progress_total"),
+        "model_fingerprint": run_doc.mapping("model_fingerprint"),
+        "created": run_doc.when("created", optional=False),
+        "started_at": run_doc.when("started_at"),
+        "finished_at": run_doc.when("finished_at"),
+    }
+    with write_session() as s:
+        run = Run(
+            dataset_id=local.id,
+            model_id=run_doc.text("model_id", _col(Run, "model_id")),
+            task=run_doc.text("task", _col(Run, "task")),
+            status=RunStatus.succeeded,
+            worker_id=None,
+            hardware_profile_id=_hardware(s, run_doc.doc.get("hardware")),
+            origin_host=host,
+            origin_run_id=origin_run_id,
+            origin_bundle_sha256=cid,
+            imported_at=db_now(),
+            **fields,
+        )
+        s.add(run)
+        s.flush()
+        write_results(s, run.id, results)
+        return run.id
