@@ -49,6 +49,20 @@ def _int_at_least(low: int) -> Check:
     return check
 
 
+def _int_between(low: int, high: int) -> Check:
+    # Upper bounds keep a typo (num_beams=10000, n_resamples=10**9) from becoming a run that
+    # exhausts its worker's memory or time and comes back to do it again on the next worker.
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _Refused
+        return value
+
+    return check
+
+
+MAX_BATCH_SIZES_LISTED = 16
+
+
 def _text_or_none(value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
         raise _Refused
@@ -58,7 +72,7 @@ def _text_or_none(value: Any) -> str | None:
 def _batch_sizes(value: Any) -> tuple[int, ...] | None:
     if value is None:
         return None
-    if not isinstance(value, list | tuple) or not value:
+    if not isinstance(value, list | tuple) or not 1 <= len(value) <= MAX_BATCH_SIZES_LISTED:
         raise _Refused
     return tuple(_int_at_least(1)(v) for v in value)
 
@@ -214,7 +228,9 @@ def _no_cache() -> Any:
 
 
 def _n_resamples() -> Any:
-    return _option(N_RESAMPLES, "an integer >= 1 (bootstrap resamples)", _int_at_least(1))
+    return _option(
+        N_RESAMPLES, "an integer from 1 to 100000 (bootstrap resamples)", _int_between(1, 100_000)
+    )
 
 
 DEFAULT_SEED = 0
@@ -223,8 +239,9 @@ DEFAULT_SEED = 0
 def _seed() -> Any:
     return _option(
         DEFAULT_SEED,
-        "an integer >= 0 (seeds the bootstrap and any randomly initialised model weights)",
-        _int_at_least(0),
+        "an integer from 0 to 2**32-1 (seeds the bootstrap and any randomly initialised "
+        "model weights)",
+        _int_between(0, 2**32 - 1),
         "--seed",
     )
 
@@ -245,11 +262,11 @@ def _prompt() -> Any:
 
 
 def _num_beams() -> Any:
-    return _option(3, "an integer >= 1 (beam search width)", _int_at_least(1))
+    return _option(3, "an integer from 1 to 16 (beam search width)", _int_between(1, 16))
 
 
 def _max_length() -> Any:
-    return _option(20, "an integer >= 1 (generated tokens)", _int_at_least(1))
+    return _option(20, "an integer from 1 to 512 (generated tokens)", _int_between(1, 512))
 
 
 @dataclass(frozen=True)
@@ -309,7 +326,9 @@ class MatchRunOptions(_RunOptions):
     )
     no_cache: bool = _no_cache()
     no_rerank: bool = _option(False, "true or false", _flag)
-    rerank_k: int = _option(RERANK_K, "an integer >= 1 (candidates re-ranked)", _int_at_least(1))
+    rerank_k: int = _option(
+        RERANK_K, "an integer from 1 to 1000 (candidates re-ranked)", _int_between(1, 1000)
+    )
     # where the embedding stage runs: this process, or a Ray Data pipeline (worker/ray_engine.py)
     engine: Engine = _option(  # noqa: RUF009 (an enum member: immutable)
         Engine.inprocess, " or ".join(e.value for e in Engine), _engine, "--engine"
@@ -346,10 +365,13 @@ class BenchmarkRunOptions(_RunOptions):
     task: ClassVar[Task] = Task.benchmark
 
     batch_sizes: tuple[int, ...] | None = _option(
-        None, "a non-empty list of integers >= 1", _batch_sizes, "--batch-sizes"
+        None,
+        f"a list of 1 to {MAX_BATCH_SIZES_LISTED} integers >= 1",
+        _batch_sizes,
+        "--batch-sizes",
     )
-    warmup_batches: int = _option(2, "an integer >= 0", _int_at_least(0))
-    timed_batches: int = _option(5, "an integer >= 1", _int_at_least(1))
+    warmup_batches: int = _option(2, "an integer from 0 to 100", _int_between(0, 100))
+    timed_batches: int = _option(5, "an integer from 1 to 1000", _int_between(1, 1000))
     # the caption operation's generation settings (models that caption)
     prompt: str | None = _prompt()
     num_beams: int = _num_beams()
