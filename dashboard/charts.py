@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import altair as alt
 import pandas as pd
@@ -491,3 +491,91 @@ def score_histogram(df: pd.DataFrame, *, value: str, color: str, title: str) -> 
         )
         .properties(title=title, height=260)
     )
+
+
+def latency_by_batch(df: pd.DataFrame, *, title: str) -> alt.FacetChart:
+    """p50 latency per item (bars) with p95 whiskers per configuration, one panel per batch
+    size (ordered) with its own y axis, so batch 1 does not flatten the others."""
+    x = alt.X("config:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=0))
+    tooltip = [
+        alt.Tooltip("config:N", title="host · variant"),
+        alt.Tooltip("batch_size:O", title="batch size"),
+        alt.Tooltip("latency_p50_ms:Q", format=".2f", title="p50 (ms per item)"),
+        alt.Tooltip("latency_p95_ms:Q", format=".2f", title="p95 (ms per item)"),
+        alt.Tooltip("repeats:Q", title="timed batches"),
+    ]
+    bars = (
+        alt.Chart()
+        .mark_bar()
+        .encode(
+            x=x,
+            y=alt.Y("latency_p50_ms:Q", title="ms per item (bar p50, whisker p95)"),
+            color=alt.Color("config:N", title="host · variant", legend=alt.Legend(labelLimit=0)),
+            tooltip=tooltip,
+        )
+    )
+    whisk = (
+        alt.Chart()
+        .mark_rule(color="black")
+        .encode(x=x, y="latency_p50_ms:Q", y2="latency_p95_ms:Q")
+    )
+    sizes = sorted(int(b) for b in df["batch_size"].dropna().unique())
+    return cast(  # altair types `.facet` and `.resolve_scale` loosely
+        alt.FacetChart,
+        alt.layer(bars, whisk, data=df)
+        .facet(column=alt.Column("batch_size:O", title="batch size", sort=sizes))
+        .resolve_scale(y="independent")
+        .properties(title=title),
+    )
+
+
+def throughput_by_batch(df: pd.DataFrame, *, title: str, unit: str) -> alt.Chart:
+    """Throughput per configuration against batch size (ordered categories)."""
+    sizes = sorted(int(b) for b in df["batch_size"].dropna().unique())
+    return (
+        alt.Chart(df)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("batch_size:O", title="batch size", sort=sizes, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("throughput_per_s:Q", title=unit),
+            color=alt.Color("config:N", title="host · variant", legend=alt.Legend(labelLimit=0)),
+            tooltip=[
+                alt.Tooltip("config:N", title="host · variant"),
+                alt.Tooltip("batch_size:O", title="batch size"),
+                alt.Tooltip("throughput_per_s:Q", format=".1f", title=unit),
+                alt.Tooltip("repeats:Q", title="timed batches"),
+            ],
+        )
+        .properties(title=title, height=300)
+    )
+
+
+def speed_vs_agreement(df: pd.DataFrame, *, title: str, threshold: float) -> alt.LayerChart:
+    """Each variant: images/s against its minimum cosine to fp32, per host; the user's
+    agreement threshold as a dashed rule."""
+    points = (
+        alt.Chart(df)
+        .mark_point(filled=True, size=90)
+        .encode(
+            x=alt.X(
+                "min_cosine_to_fp32:Q",
+                title="min cosine to fp32 (agreement, 1 = identical)",
+                scale=alt.Scale(zero=False),
+            ),
+            y=alt.Y("speed:Q", title="items per second at the largest batch size"),
+            color=alt.Color("host:N", title="host", legend=alt.Legend(labelLimit=0)),
+            shape=alt.Shape("variant:N", title="variant", legend=alt.Legend(labelLimit=0)),
+            tooltip=[
+                "host:N",
+                "variant:N",
+                alt.Tooltip("speed:Q", format=".1f", title="items/s"),
+                alt.Tooltip("min_cosine_to_fp32:Q", format=".6f", title="min cosine"),
+            ],
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"threshold": [threshold]}))
+        .mark_rule(strokeDash=[4, 4], color="gray")
+        .encode(x="threshold:Q")
+    )
+    return cast(alt.LayerChart, alt.layer(points, rule).properties(title=title, height=300))

@@ -138,6 +138,7 @@ thumbnail_urls = results_cache(images.thumbnail_urls)
 benchmark_timings = results_cache(hardware.benchmark_timings)
 load_times = results_cache(hardware.load_times)
 hardware_profiles = results_cache(hardware.hardware_profiles)
+variant_summary = results_cache(hardware.variant_summary)
 
 
 @st.cache_data(ttl=60, show_spinner=False)

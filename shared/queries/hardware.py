@@ -1,17 +1,22 @@
-"""Read models of the Hardware page: benchmark timings, model load times, recorded machines."""
+"""Read models of the Hardware page: benchmark timings (per precision variant where a run
+measured several), the variants' speed and agreement, model load times, recorded machines."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
 
 from mirada.db import read_session
-from mirada.db.models import HardwareProfile, Run, Timing, Worker
+from mirada.db.models import HardwareProfile, Run, RunArtifact, Timing, Worker
 from mirada.domain import RunStatus, Task
+from mirada.errors import MiradaError
 from mirada.metrics.names import BENCHMARK_STATS, LOAD_SECONDS, TIMING_PATTERN
 from mirada.queries.runs import HARDWARE_KEYS, hardware_dict
+from mirada.results import VARIANTS_ARTIFACT
+from mirada.vlm.ids import parse_model_id
 
 TIMING_COLUMNS = [
     "run_id",
@@ -24,6 +29,25 @@ TIMING_COLUMNS = [
     "batch_size",
     "op",
     *BENCHMARK_STATS,
+    "variant",  # the precision variant (a plain run's dtype)
+    "repeats",  # timed batches behind the figures (None where not recorded)
+    "origin",  # "local", or "imported" for a run imported from another home's bundle
+    "latency_only",  # random weights at a real size (mirada.vlm.presets)
+]
+SUMMARY_COLUMNS = [
+    "run_id",
+    "model",
+    "host",
+    "device",
+    "variant",
+    "reference",
+    "available",
+    "unavailable_reason",
+    "images_per_s",
+    "texts_per_s",
+    "captions_per_s",
+    "speedup_vs_fp32",
+    "min_cosine_to_fp32",
 ]
 LOAD_COLUMNS = ["run_id", "model", "host", "device", "dtype", "load_s"]
 
@@ -53,6 +77,8 @@ def benchmark_timings() -> pd.DataFrame:
             HardwareProfile.hostname,
             HardwareProfile.gpu_name,
             Worker.name,
+            Run.origin_host,
+            Run.options,
         )
         .join(Run, Run.id == Timing.run_id)
         .outerjoin(HardwareProfile, HardwareProfile.id == Run.hardware_profile_id)
@@ -62,32 +88,149 @@ def benchmark_timings() -> pd.DataFrame:
     with read_session() as s:
         rows = s.execute(stmt).all()
     recs: dict[tuple[int, str, int | None], dict[str, Any]] = {}
-    for run_id, name, value, bs, model, rdev, dev, dtype, host, gpu, worker in rows:
+    variants = _variant_records()
+    for run_id, name, value, bs, model, rdev, dev, dtype, host, gpu, worker, origin, opts in rows:
         m = TIMING_PATTERN.match(name)
-        if not m or m["stat"] not in BENCHMARK_STATS:
-            continue
+        if not m or m["stat"] not in BENCHMARK_STATS or run_id in variants:
+            continue  # a variant run's batches come from its artifact, one row per variant
         rec = recs.setdefault(
             (run_id, m["op"], bs),
             {
                 "run_id": run_id,
                 "model": model,
-                "host": host or worker or "unknown",
+                "host": origin or host or worker or "unknown",
                 "worker": worker,
                 "gpu": gpu,
                 "device": rdev or dev,
                 "dtype": dtype,
                 "batch_size": bs,
                 "op": m["op"],
+                "variant": dtype,
+                "repeats": (opts or {}).get("timed_batches"),
+                "origin": "imported" if origin else "local",
+                "latency_only": _latency_only(model),
             },
         )
         rec[m["stat"]] = value
-    df = pd.DataFrame(list(recs.values()))
+    out = list(recs.values())
+    for run_id, (run, records) in variants.items():
+        for r in records:
+            for b in r.get("batches") or ():
+                out.append(
+                    {
+                        **run,
+                        "run_id": run_id,
+                        "dtype": r.get("dtype"),
+                        "variant": r["name"],
+                        **{k: b.get(k) for k in ("op", "batch_size", "repeats", *BENCHMARK_STATS)},
+                    }
+                )
+    df = pd.DataFrame(out)
     for c in TIMING_COLUMNS:
         if c not in df:
             df[c] = None
     return (
         df[TIMING_COLUMNS].sort_values(["model", "host", "op", "batch_size"]).reset_index(drop=True)
     )
+
+
+def _latency_only(model_id: str) -> bool:
+    try:
+        return parse_model_id(model_id).latency_only
+    except MiradaError:  # an id from an older or newer Mirada: not one of ours
+        return False
+
+
+def _variant_records() -> dict[int, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Succeeded benchmark runs with a variants artifact: run id -> (the run's columns, the
+    variant records as `mirada.worker.tasks.variants` wrote them)."""
+    stmt = (
+        select(
+            Run.id,
+            Run.model_id,
+            Run.resolved_device,
+            Run.device,
+            Run.origin_host,
+            HardwareProfile.hostname,
+            HardwareProfile.gpu_name,
+            Worker.name,
+            RunArtifact.data,
+        )
+        .join(RunArtifact, RunArtifact.run_id == Run.id)
+        .outerjoin(HardwareProfile, HardwareProfile.id == Run.hardware_profile_id)
+        .outerjoin(Worker, Worker.id == Run.worker_id)
+        .where(*_succeeded_benchmarks(), RunArtifact.name == VARIANTS_ARTIFACT)
+    )
+    with read_session() as s:
+        rows = s.execute(stmt).all()
+    out: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for run_id, model, rdev, dev, origin, host, gpu, worker, blob in rows:
+        run = {
+            "model": model,
+            "host": origin or host or worker or "unknown",
+            "worker": worker,
+            "gpu": gpu,
+            "device": rdev or dev,
+            "origin": "imported" if origin else "local",
+            "latency_only": _latency_only(model),
+        }
+        out[run_id] = (run, json.loads(blob))
+    return out
+
+
+def variant_summary() -> pd.DataFrame:
+    """One row per measured variant of each succeeded variant run: SUMMARY_COLUMNS (speed at
+    the run's largest batch size and minimum cosine to fp32 eager; the reference has 1.0)."""
+    rows = []
+    for run_id, (run, records) in _variant_records().items():
+        for r in records:
+            cosine = r.get("min_cosine_to_fp32")
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "model": run["model"],
+                    "host": run["host"],
+                    "device": run["device"],
+                    "variant": r["name"],
+                    "reference": bool(r.get("reference")),
+                    "available": bool(r.get("available", True)),
+                    "unavailable_reason": r.get("unavailable_reason"),
+                    "images_per_s": r.get("images_per_s"),
+                    "texts_per_s": r.get("texts_per_s"),
+                    "captions_per_s": r.get("captions_per_s"),
+                    "speedup_vs_fp32": r.get("speedup_vs_fp32"),
+                    "min_cosine_to_fp32": 1.0 if r.get("reference") and cosine is None else cosine,
+                }
+            )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def recommend(summary: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Per (model, host, device): the fastest available variant whose min cosine to fp32 is at
+    least `threshold` (speed: images/s, else captions/s, else texts/s). Columns: model, host,
+    device, variant, speed, unit, min_cosine_to_fp32, run_id; no row where none qualifies."""
+    cols = ["model", "host", "device", "variant", "speed", "unit", "min_cosine_to_fp32", "run_id"]
+    out = []
+    for (model, host, device), group in summary.groupby(["model", "host", "device"], sort=True):
+        ok = group[group["available"] & (group["min_cosine_to_fp32"] >= threshold)]
+        best: tuple[float, dict[str, Any]] | None = None
+        records: list[dict[str, Any]] = ok.to_dict("records")  # type: ignore[assignment]
+        for rec in records:
+            for key, unit in (
+                ("images_per_s", "images/s"),
+                ("captions_per_s", "captions/s"),
+                ("texts_per_s", "texts/s"),
+            ):
+                speed = rec.get(key)
+                if speed is not None and not pd.isna(speed):
+                    if best is None or speed > best[0]:
+                        best = (float(speed), {**rec, "speed": float(speed), "unit": unit})
+                    break
+        if best is not None:
+            rec = best[1]
+            out.append({c: rec.get(c) for c in cols} | {"model": model, "host": host})
+            out[-1]["device"] = device
+    return pd.DataFrame(out, columns=cols)
 
 
 def load_times() -> pd.DataFrame:
