@@ -104,6 +104,31 @@ def test_flava_full_runs_its_three_towers(dataset: int) -> None:
     assert timings["text_encode_latency_p50_ms"] > 0
 
 
+# Parameter counts of the real models' architectures (openai/clip-vit-base-patch32 has
+# 151,277,313); counted on torch's meta device, so nothing is allocated.
+REAL_SIZES = {
+    CLIP: ("CLIPModel", 151_277_313),
+    BLIP_ITM: ("BlipForImageTextRetrieval", 223_744_258),
+    BLIP_CAPTION: ("BlipForConditionalGeneration", 223_971_644),
+    FLAVA: ("FlavaModel", 241_356_289),
+}
+
+
+@pytest.mark.parametrize("model", list(REAL_SIZES))
+def test_transformers_presets_have_the_real_parameter_count(model: str) -> None:
+    import torch
+    import transformers
+
+    from mirada.vlm.presets import build_hf_preset
+
+    class_name, expected = REAL_SIZES[model]
+    preset = parse_model_id(model).preset_entry
+    assert preset is not None
+    with torch.device("meta"):
+        built = build_hf_preset(preset, getattr(transformers, class_name))
+    assert sum(p.numel() for p in built.model.parameters()) == expected
+
+
 def test_real_sizes_and_seeded_weights() -> None:
     """The BLIP captioner at 384 px has the published parameter count (224M with the tied
     decoder head), and the same seed builds the same weights."""

@@ -106,7 +106,8 @@ PRESETS: dict[tuple[str, str], Preset] = {
             "flava-full",
             "FLAVA full size, random weights",
             "transformers FlavaConfig defaults, which are facebook/flava-full's published "
-            "config (image, text and multimodal towers; ~350M parameters with the heads)",
+            "config: image, text and multimodal towers as FlavaModel (241M parameters; the "
+            "pre-training heads and the image codebook are not loaded, as for the real model)",
             _BERT_TOKENIZER,
             tokenizer_dir="demo-blip",
         ),
