@@ -41,8 +41,12 @@ else:
     c1, c2, c3 = st.columns(3)
     models = sorted(timings["model"].unique())
     hosts = sorted(timings["host"].unique())
+    latency_only = set(timings.loc[timings["latency_only"].astype(bool), "model"])
     model = c1.selectbox(
-        "Model", models, key="hardware_model", format_func=lambda m: short_model(m)
+        "Model",
+        models,
+        key="hardware_model",
+        format_func=lambda m: short_model(m) + (" [latency only]" if m in latency_only else ""),
     )
     pick_hosts = c2.multiselect("Hosts", hosts, default=hosts, key="hardware_hosts")
     threshold = c3.number_input(

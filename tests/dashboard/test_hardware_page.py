@@ -136,3 +136,18 @@ def test_page_without_variants_says_how_to_get_them(seeded_env: Seeded) -> None:
     at.selectbox(key="hardware_model").set_value("open-clip:ViT-B-32/laion2b_s34b_b79k").run()
     assert not at.exception
     assert any("--variants" in i.value for i in at.info)
+
+
+def test_latency_only_models_are_labelled(seeded_copy: Seeded) -> None:
+    with write_session() as s:
+        s.execute(
+            update(Run)
+            .where(Run.id == seeded_copy.runs["bench_openclip"])
+            .values(model_id="open-clip:random:ViT-B-32")
+        )
+    at = _open()
+    assert any("[latency only]" in o for o in at.selectbox(key="hardware_model").options)
+    assert not any("Latency only" in w.value for w in at.warning)  # demo CLIP: real weights
+    at.selectbox(key="hardware_model").set_value("open-clip:random:ViT-B-32").run()
+    assert not at.exception
+    assert any("Latency only" in w.value for w in at.warning)
