@@ -4,6 +4,7 @@ agreement, the "what should I use" line following the user's threshold, imported
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 from dashboard_seed import Seeded
@@ -151,3 +152,30 @@ def test_latency_only_models_are_labelled(seeded_copy: Seeded) -> None:
     at.selectbox(key="hardware_model").set_value("open-clip:random:ViT-B-32").run()
     assert not at.exception
     assert any("Latency only" in w.value for w in at.warning)
+
+
+def test_queries_read_what_a_real_variant_run_stores(mirada_home: Path, tmp_path: Path) -> None:
+    """The page's read models on a variant run the worker measured (not a hand-made record)."""
+    from mirada import queue
+    from mirada.datasets import import_dataset
+    from mirada.demo.synthetic import write_demo_dataset
+    from mirada.worker.main import WorkerLoop
+
+    ds = import_dataset(write_demo_dataset(tmp_path / "demo", split="demo", n=4), name="d").id
+    options = {"batch_sizes": [1, 2], "warmup_batches": 1, "timed_batches": 2}
+    run_id = queue.enqueue(
+        ds, "hf-clip:mirada/demo-clip", "benchmark", device="cpu",
+        options={**options, "variants": "fp32,bf16"},
+    )  # fmt: skip
+    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+    timings = benchmark_timings()
+    rows = timings[timings["run_id"] == run_id]
+    assert set(rows["variant"]) == {"fp32", "bf16"}
+    assert set(rows["batch_size"]) == {1, 2} and set(rows["repeats"]) == {2}
+    assert {"image_encode", "text_encode"} <= set(rows["op"])
+    assert (rows["latency_p95_ms"] >= rows["latency_p50_ms"]).all()
+    summary = variant_summary()
+    assert set(summary["variant"]) == {"fp32", "bf16"}
+    best = recommend(summary, 0.0)
+    assert len(best) == 1 and best.iloc[0]["unit"] == "images/s"
+    assert best.iloc[0]["speed"] == summary["images_per_s"].max()
