@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from mirada.db import read_session
-from mirada.db.models import HardwareProfile, Run, RunArtifact, Timing, Worker
+from mirada.db.models import HardwareProfile, Metric, Run, RunArtifact, Timing, Worker
 from mirada.domain import RunStatus, Task
 from mirada.errors import MiradaError
 from mirada.metrics.names import BENCHMARK_STATS, LOAD_SECONDS, TIMING_PATTERN
@@ -89,6 +89,7 @@ def benchmark_timings() -> pd.DataFrame:
         rows = s.execute(stmt).all()
     recs: dict[tuple[int, str, int | None], dict[str, Any]] = {}
     variants = _variant_records()
+    repeats = _timed_batches()
     for run_id, name, value, bs, model, rdev, dev, dtype, host, gpu, worker, origin, opts in rows:
         m = TIMING_PATTERN.match(name)
         if not m or m["stat"] not in BENCHMARK_STATS or run_id in variants:
@@ -106,7 +107,7 @@ def benchmark_timings() -> pd.DataFrame:
                 "batch_size": bs,
                 "op": m["op"],
                 "variant": dtype,
-                "repeats": (opts or {}).get("timed_batches"),
+                "repeats": repeats.get(run_id, (opts or {}).get("timed_batches")),
                 "origin": "imported" if origin else "local",
                 "latency_only": _latency_only(model),
             },
@@ -132,6 +133,17 @@ def benchmark_timings() -> pd.DataFrame:
     return (
         df[TIMING_COLUMNS].sort_values(["model", "host", "op", "batch_size"]).reset_index(drop=True)
     )
+
+
+def _timed_batches() -> dict[int, int]:
+    """Run id -> the timed batches its benchmark figures rest on (the stored metric)."""
+    stmt = (
+        select(Metric.run_id, Metric.value)
+        .join(Run, Run.id == Metric.run_id)
+        .where(*_succeeded_benchmarks(), Metric.name == "timed_batches", Metric.category.is_(None))
+    )
+    with read_session() as s:
+        return {run_id: int(v) for run_id, v in s.execute(stmt).all() if v is not None}
 
 
 def _latency_only(model_id: str) -> bool:

@@ -179,3 +179,19 @@ def test_queries_read_what_a_real_variant_run_stores(mirada_home: Path, tmp_path
     best = recommend(summary, 0.0)
     assert len(best) == 1 and best.iloc[0]["unit"] == "images/s"
     assert best.iloc[0]["speed"] == summary["images_per_s"].max()
+
+
+def test_a_plain_benchmark_run_shows_its_repeats(mirada_home: Path, tmp_path: Path) -> None:
+    from mirada import queue
+    from mirada.datasets import import_dataset
+    from mirada.demo.synthetic import write_demo_dataset
+    from mirada.worker.main import WorkerLoop
+
+    ds = import_dataset(write_demo_dataset(tmp_path / "demo", split="demo", n=2), name="d").id
+    options = {"batch_sizes": [1], "warmup_batches": 0, "timed_batches": 3}
+    run_id = queue.enqueue(ds, "hf-clip:mirada/demo-clip", "benchmark", options=options)
+    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+    rows = benchmark_timings()
+    rows = rows[rows["run_id"] == run_id]
+    assert not rows.empty and set(rows["repeats"]) == {3} and set(rows["variant"]) == {"fp32"}
+    assert set(rows["origin"]) == {"local"} and not rows["latency_only"].any()
