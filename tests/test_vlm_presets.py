@@ -55,8 +55,9 @@ def test_ids_parse_and_are_latency_only() -> None:
 @pytest.mark.parametrize("task", ["match", "caption"])
 def test_queue_refuses_non_benchmark_tasks(dataset: int, task: str) -> None:
     model = BLIP_CAPTION if task == "caption" else CLIP
-    with pytest.raises(MiradaError, match="latency only"):
+    with pytest.raises(MiradaError, match="latency only") as refused:
         queue.enqueue(dataset, model, task)
+    assert f"benchmark only, not '{task}'" in str(refused.value)
 
 
 def test_models_lists_presets_as_latency_only(mirada_home: Path) -> None:

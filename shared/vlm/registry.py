@@ -64,7 +64,7 @@ def latency_only_refusal(model_id: str, task: str) -> str | None:
         return None
     return (
         f"model {spec.model_id} has random weights at a real model's size ({LATENCY_ONLY}): "
-        f"its outputs mean nothing, so it runs --task benchmark only, not {task!r}. "
+        f"its outputs mean nothing, so it runs --task benchmark only, not {str(task)!r}. "
         "Use the real weights (e.g. from `mirada models`) for match and caption runs."
     )
 
