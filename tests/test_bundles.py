@@ -5,6 +5,7 @@ embedding and artifact, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -14,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 from cli_runner import run_cli
-from conftest import POSTGRES_URL
 from PIL import Image as PILImage
 from sqlalchemy import create_engine, select, text
 
@@ -64,6 +64,11 @@ DATA = {
     "cat2.png": ("cat", ["a cat sleeping"]),
     "dog1.png": ("dog", ["a dog running", "a brown dog"]),
 }
+
+# the same default as tests/conftest.py (a module named conftest is ambiguous: tests/dashboard has one)
+POSTGRES_URL = os.environ.get(
+    "MIRADA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def _folder(folder: Path) -> Path:
