@@ -65,7 +65,7 @@ DATA = {
     "dog1.png": ("dog", ["a dog running", "a brown dog"]),
 }
 
-# the same default as tests/conftest.py (a module named conftest is ambiguous: tests/dashboard has one)
+# as in tests/conftest.py ("from conftest import" is ambiguous: tests/dashboard has one too)
 POSTGRES_URL = os.environ.get(
     "MIRADA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
