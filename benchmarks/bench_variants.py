@@ -1,0 +1,211 @@
+"""Precision variants in one benchmark run: images/s (captions/s) and agreement with fp32.
+
+Real worker `benchmark` runs with `variants` (what `mirada queue --task benchmark --variants
+fp32,bf16,bf16+compile` queues), on random-init models built offline:
+- open_clip ViT-B-32 (`open-clip:ViT-B-32`, pretrained=None), batch sizes 8 and 32;
+- a BLIP-base-size captioner: transformers' BlipConfig defaults (ViT-B/16 at 384 px, BERT-base
+  text decoder, vocabulary 30,524), random weights (vision initializer_range 0.02, since the
+  default 1e-10 makes the image irrelevant), a filler WordPiece vocabulary with BERT's special
+  tokens at their usual ids; batch 2, beam 3, 20 new tokens (a batch takes seconds). It falls
+  back to the demo captioner (`blip-caption:mirada/demo-blip`) if that cannot be built.
+
+Variants are measured interleaved batch by batch inside each run, so the ratios compare like
+with like even while other processes load the machine; the load average is reported.
+
+    python benchmarks/bench_variants.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from _util import emit, import_synthetic, run_worker_once, temp_home
+
+CLIP_VARIANTS = "fp32,bf16,bf16+compile"
+BLIP_VARIANTS = "fp32,bf16,bf16+compile"
+DEMO_BLIP = "blip-caption:mirada/demo-blip"
+
+
+def build_blip_base(directory: Path, seed: int = 0) -> str:
+    """A random-init BLIP-base-size captioner saved as a local transformers directory."""
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    defaults = BlipConfig()
+    size = defaults.text_config.vocab_size  # 30524: BERT's 30522 + [DEC] + [ENC]
+    tokens = ["[PAD]", *(f"[unused{i}]" for i in range(1, 100))]
+    tokens += ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokens += [f"w{i}" for i in range(len(tokens), size - 2)] + ["[DEC]", "[ENC]"]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    tokenizer = BertTokenizer(
+        str(directory / "vocab.txt"), bos_token="[DEC]", additional_special_tokens=["[ENC]"]
+    )
+    text = defaults.text_config.to_dict()
+    text.update(
+        bos_token_id=tokenizer.convert_tokens_to_ids("[DEC]"),
+        pad_token_id=tokenizer.pad_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+    vision = {**defaults.vision_config.to_dict(), "initializer_range": 0.02}
+    config = BlipConfig(text_config=text, vision_config=vision)
+    torch.manual_seed(seed)
+    model = BlipForConditionalGeneration(config).eval()
+    image_size = config.vision_config.image_size
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}),
+        tokenizer=tokenizer,
+    )
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return f"blip-caption:{directory}"
+
+
+def measure(
+    home: Path, dataset: int, model_id: str, label: str, variants: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    from mirada import queue
+    from mirada.queries.runs import run_detail
+    from mirada.queries.variants import run_variants
+
+    load_before = os.getloadavg()
+    run_id = queue.enqueue(
+        dataset, model_id, "benchmark", options={**options, "variants": variants}
+    )
+    t0 = time.perf_counter()
+    run_worker_once()
+    wall = time.perf_counter() - t0
+    detail = run_detail(run_id, with_captions=False)
+    if detail["status"] != "succeeded":
+        return {"model": label, "error": detail["error"]}
+    records = run_variants(run_id) or []
+    keep = (
+        "name",
+        "available",
+        "unavailable_reason",
+        "threads",
+        "images_per_s",
+        "texts_per_s",
+        "captions_per_s",
+        "speedup_vs_fp32",
+        "min_cosine_to_fp32",
+        "mean_cosine_to_fp32",
+        "caption_identical_share",
+        "caption_bleu4_to_fp32",
+        "agreement_items",
+        "setup_s",
+        "compile_s",
+    )
+    rows = []
+    for r in records:
+        row = {k: r.get(k) for k in keep}
+        row["batches"] = [
+            {
+                k: b[k]
+                for k in (
+                    "op",
+                    "batch_size",
+                    "repeats",
+                    "throughput_per_s",
+                    "latency_p50_ms",
+                    "latency_p95_ms",
+                    "peak_rss_mb",
+                    "first_call_s",
+                )
+            }
+            for b in r["batches"]
+        ]
+        rows.append(row)
+    return {
+        "model": label,
+        "model_id": model_id,
+        "command": f"mirada queue --task benchmark --model {model_id} --variants {variants} "
+        f"--batch-sizes {','.join(map(str, options['batch_sizes']))}",
+        "options": options,
+        "run_wall_s": round(wall, 1),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "variants": rows,
+        "best": best_variant(rows),
+    }
+
+
+def best_variant(rows: list[dict[str, Any]], min_cosine: float = 0.999) -> dict[str, Any] | None:
+    """The fastest available variant whose agreement stays above `min_cosine` (captioners:
+    by captions/s, agreement by identical captions not judged here)."""
+    speed = "images_per_s" if any(r.get("images_per_s") for r in rows) else "captions_per_s"
+    ok = [
+        r
+        for r in rows
+        if r["available"]
+        and r.get(speed)
+        and (r.get("min_cosine_to_fp32") is None or r["min_cosine_to_fp32"] >= min_cosine)
+    ]
+    if not ok:
+        return None
+    top = max(ok, key=lambda r: r[speed])
+    return {"name": top["name"], "by": speed, "speedup_vs_fp32": top["speedup_vs_fp32"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer batches (smoke check)")
+    parser.add_argument("--skip-blip", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    import torch
+
+    timed = 2 if args.quick else 5
+    out: dict[str, Any] = {
+        "benchmark": "bench_variants",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "runs": [],
+    }
+    with temp_home() as home:
+        # a cold compile, as a user's first run sees it: no kernels cached by earlier runs
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(home / "inductor-cache")
+        out["inductor_cache"] = "cold (a fresh TORCHINDUCTOR_CACHE_DIR)"
+        dataset = import_synthetic(home, 64)
+        out["runs"].append(
+            measure(
+                home,
+                dataset,
+                "open-clip:ViT-B-32",
+                "open-clip:ViT-B-32",
+                CLIP_VARIANTS,
+                {"batch_sizes": [8, 32], "warmup_batches": 2, "timed_batches": timed},
+            )
+        )
+        if not args.skip_blip:
+            try:
+                blip, label = build_blip_base(home / "blip-base"), "BLIP base size (random init)"
+            except Exception as exc:  # no BLIP-base build here: the demo captioner instead
+                blip, label = DEMO_BLIP, f"{DEMO_BLIP} (BLIP base failed: {exc})"
+            out["runs"].append(
+                measure(
+                    home,
+                    dataset,
+                    blip,
+                    label,
+                    BLIP_VARIANTS,
+                    {"batch_sizes": [2], "warmup_batches": 1, "timed_batches": 2},
+                )
+            )
+    emit(out)
+
+
+if __name__ == "__main__":
+    main()
