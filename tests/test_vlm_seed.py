@@ -84,7 +84,7 @@ def test_the_seed_is_a_run_option_and_two_runs_agree(
     third, seeded = (int(x) for x in capsys.readouterr().out.split() if x.strip("[],").isdigit())
     assert main(["queue", "--dataset", "s", "--model", arch, "--task", "match",
                  "--seed", "-1"]) == 2  # fmt: skip
-    assert "an integer >= 0" in capsys.readouterr().err
+    assert "an integer from 0 to 2**32-1" in capsys.readouterr().err
     assert run_detail(seeded)["options"]["seed"] == 7
     assert WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve() == 4
 
