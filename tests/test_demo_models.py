@@ -78,6 +78,31 @@ def test_demo_clip_retrieves_held_out_captions(demo: tuple[Any, ...]) -> None:
     assert top1 >= 0.9
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the shipped demo CLIP's zero-shot is at chance (MODEL_CARD.md); issue 13 §3: "
+    "drop this marker when a retrained model passes",
+)
+def test_demo_clip_zero_shot_beats_chance(demo: tuple[Any, ...]) -> None:
+    """The match task's zero-shot recipe (default prompts, averaged per class) on the held-out
+    split: the demo CLIP saw bare-category captions in training, so it classifies shapes."""
+    from mirada.metrics.retrieval import class_prompts, zeroshot_classify
+    from mirada.metrics.stats import wilson_interval
+
+    scenes, images, _, _ = demo
+    adapter = _load(CLIP_ID)
+    prompts = class_prompts(syn.CATEGORIES)
+    flat = adapter.encode_texts([p for ps in prompts for p in ps])
+    class_emb = flat.reshape(len(prompts), len(prompts[0]), -1)
+    result = zeroshot_classify(
+        adapter.encode_images(images), class_emb, syn.CATEGORIES, [s.category for s in scenes]
+    )
+    low, high = wilson_interval(int(result.correct.sum()), len(scenes))
+    chance = 1 / len(syn.CATEGORIES)
+    print(f"demo-clip held-out zero-shot: {result.accuracy:.3f} [{low:.3f}, {high:.3f}]")
+    assert low > chance and result.accuracy >= 0.5
+
+
 def test_random_clip_stays_near_chance(demo: tuple[Any, ...]) -> None:
     _, images, texts, owner = demo
     adapter = _load(RANDOM_ID)

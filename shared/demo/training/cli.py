@@ -51,6 +51,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # whenever other processes were busy (oversubscription).
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--aux-weight", type=float, default=1.0, help="BLIP patch-loss weight")
+    parser.add_argument(
+        "--bare-per-category",
+        type=int,
+        default=0,
+        help="CLIP: batch items per category captioned with a bare-category prompt "
+        '("a photo of a star.") instead of their own caption; 0 (the shipped model) = none',
+    )
+    parser.add_argument(
+        "--zeroshot-weight",
+        type=float,
+        default=0.0,
+        help="CLIP: weight of an extra loss classifying each image among the bare-category "
+        "prompts (the match task's zero-shot recipe); 0 = none",
+    )
     parser.add_argument("--train-bpe", action="store_true", help="retrain the CLIP BPE files")
     args = parser.parse_args(argv)
     show_progress()
@@ -63,7 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     runners: dict[str, Callable[[], dict[str, Any]]] = {
-        "clip": lambda: run_clip(args.out, args.minutes or 8.0, args.max_steps or 6000, command),
+        "clip": lambda: run_clip(
+            args.out,
+            args.minutes or 8.0,
+            args.max_steps or 6000,
+            command,
+            args.bare_per_category,
+            args.zeroshot_weight,
+        ),
         "clip-random": lambda: run_clip_random(args.out, command),
         "blip": lambda: run_blip(
             args.out, args.minutes or 15.0, args.max_steps or 12000, command, args.aux_weight

@@ -35,8 +35,15 @@ from mirada.demo.training.common import (
 )
 from mirada.demo.training.tokenizer import CLIP_BPE_DIR, load_clip_tokenizer
 from mirada.demo.training.verify import verify_reload
+from mirada.metrics.retrieval import ZEROSHOT_TEMPLATES, class_prompts
 
 logger = logging.getLogger(__name__)
+
+# Bare-category captions ("a photo of a star."): the match task's default zero-shot prompts
+# plus the plainest one. No full caption names a bare shape, so without them zero-shot with
+# these prompts is at chance (the shipped model). Off by default: two busy-machine runs with
+# them did not reach a useful zero-shot accuracy (MODEL_CARD.md, "Zero-shot").
+BARE_TEMPLATES: tuple[str, ...] = (*ZEROSHOT_TEMPLATES, "a {}")
 
 
 def clip_config(tokenizer: Any) -> Any:
@@ -122,12 +129,26 @@ def evaluate_clip(
     images = [syn.render(s) for s in scenes]
     texts = [c for s in scenes for c in s.captions]
     owner = torch.tensor([i for i, s in enumerate(scenes) for _ in s.captions])
-    img, txt = clip_embed(model, tokenizer, images, texts)
+    # zero-shot prompts: the match task's defaults, averaged per class as CLIP does
+    prompts = class_prompts(syn.CATEGORIES)
+    flat = [p for ps in prompts for p in ps]
+    img, all_txt = clip_embed(model, tokenizer, images, [*texts, *flat])
+    txt, ptxt = all_txt[: len(texts)], all_txt[len(texts) :]
     sims = img @ txt.T
     i2t = (owner[sims.argmax(dim=1)] == torch.arange(len(scenes))).float().mean().item()
     t2i = (sims.T.argmax(dim=1) == owner).float().mean().item()
+    per_class = ptxt.view(len(prompts), len(prompts[0]), -1).mean(dim=1)
+    classes = nn.functional.normalize(per_class, dim=-1)
+    truth = torch.tensor([syn.CATEGORIES.index(s.category) for s in scenes])
+    zeroshot = ((img @ classes.T).argmax(dim=1) == truth).float().mean().item()
     pairs = [s for s in scenes if len(s.objects) == 2]
-    out = {"i2t_top1": i2t, "t2i_top1": t2i, "n_images": len(scenes), "n_captions": len(texts)}
+    out = {
+        "i2t_top1": i2t,
+        "t2i_top1": t2i,
+        "zeroshot_acc": zeroshot,
+        "n_images": len(scenes),
+        "n_captions": len(texts),
+    }
     if not probes:
         return out
     pair_images = [syn.render(s) for s in pairs]
@@ -141,12 +162,33 @@ def evaluate_clip(
     return out
 
 
+def bare_captions(
+    scenes: Sequence[syn.Scene], per_category: int, rng: random.Random
+) -> dict[int, str]:
+    """Which batch items get a bare-category caption instead of their own: up to
+    ``per_category`` per category, one-object scenes first (the unambiguous ones), each with
+    a different random template, so no two texts of a batch are equal (the loss would treat
+    the copy as a negative)."""
+    slots: dict[int, str] = {}
+    order = sorted(range(len(scenes)), key=lambda i: len(scenes[i].objects))
+    for category in syn.CATEGORIES:
+        picks = [i for i in order if scenes[i].category == category][:per_category]
+        templates = rng.sample(BARE_TEMPLATES, min(len(picks), len(BARE_TEMPLATES)))
+        for i, template in zip(picks, templates, strict=False):
+            slots[i] = template.format(category)
+    return slots
+
+
 def clip_batch(
-    stream: TrainStream, tokenizer: Any, batch_size: int, rng: random.Random
-) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+    stream: TrainStream,
+    tokenizer: Any,
+    batch_size: int,
+    rng: random.Random,
+    bare_per_category: int = 0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[syn.Scene]]:
     """A batch of (image, one of its two captions), with at most one image per scene
     description (same captions, up to the paraphrase), since the loss treats the others as
-    negatives."""
+    negatives; ``bare_per_category`` items per category take a bare-category caption."""
     seen: set[frozenset[str]] = set()
     scenes: list[syn.Scene] = []
     for s in stream.take(batch_size):
@@ -155,8 +197,34 @@ def clip_batch(
             seen.add(key)
             scenes.append(s)
     texts = [rng.choice(s.captions) for s in scenes]
+    for i, text in bare_captions(scenes, bare_per_category, rng).items():
+        texts[i] = text
     tok = tokenizer(texts, padding=True, return_tensors="pt")
-    return pixels([syn.render(s) for s in scenes]), dict(tok), batch_size - len(scenes)
+    return pixels([syn.render(s) for s in scenes]), dict(tok), scenes
+
+
+def shape_targets(scenes: Sequence[syn.Scene]) -> torch.Tensor:
+    """[B, C]: each scene's shapes, uniform over the shapes it shows. Nothing in a two-object
+    image tells which object is the "main" one (the first named), so both shapes are right."""
+    target = torch.zeros(len(scenes), len(syn.CATEGORIES))
+    for i, s in enumerate(scenes):
+        for o in s.objects:
+            target[i, syn.CATEGORIES.index(o.shape)] = 1.0
+    return target / target.sum(dim=1, keepdim=True)
+
+
+def zeroshot_loss(
+    model: Any, tokenizer: Any, image_embeds: torch.Tensor, target: torch.Tensor, rng: random.Random
+) -> torch.Tensor:
+    """Cross-entropy of zero-shot classification as the match task does it: each image
+    against one bare-category prompt per class (a random template each), at CLIP's scale."""
+    prompts = [rng.choice(BARE_TEMPLATES).format(c) for c in syn.CATEGORIES]
+    tok = tokenizer(prompts, padding=True, return_tensors="pt")
+    classes = model.get_text_features(
+        input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]
+    ).pooler_output
+    logits = model.logit_scale.exp() * image_embeds @ nn.functional.normalize(classes, dim=-1).T
+    return -(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
 
 
 def build_clip(seed: int) -> tuple[Any, Any]:
@@ -168,7 +236,13 @@ def build_clip(seed: int) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def train_clip(minutes: float, max_steps: int, seed: int = 0) -> tuple[Any, Any, dict[str, Any]]:
+def train_clip(
+    minutes: float,
+    max_steps: int,
+    bare_per_category: int = 0,
+    zeroshot_weight: float = 0.0,
+    seed: int = 0,
+) -> tuple[Any, Any, dict[str, Any]]:
     model, tokenizer = build_clip(seed)
     rng = random.Random(seed)
     stream = TrainStream()
@@ -182,10 +256,15 @@ def train_clip(minutes: float, max_steps: int, seed: int = 0) -> tuple[Any, Any,
     while not budget.done(step):
         for g in opt.param_groups:
             g["lr"] = 1e-3 * budget.lr_factor(step)
-        pix, tok, n_dup = clip_batch(stream, tokenizer, 128, rng)
-        dropped += n_dup
+        pix, tok, scenes = clip_batch(stream, tokenizer, 128, rng, bare_per_category)
+        dropped += 128 - len(scenes)
         model.train()
-        loss = model(pixel_values=pix, **tok, return_loss=True).loss
+        out = model(pixel_values=pix, **tok, return_loss=True)
+        loss = out.loss
+        if zeroshot_weight:
+            target = shape_targets(scenes)
+            zs = zeroshot_loss(model, tokenizer, out.image_embeds, target, rng)
+            loss = loss + zeroshot_weight * zs
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -197,11 +276,14 @@ def train_clip(minutes: float, max_steps: int, seed: int = 0) -> tuple[Any, Any,
             curve.append({"step": step, "seconds": round(budget.elapsed(), 1), **metrics})
             logger.info(
                 f"clip step {step} loss {loss.item():.3f} val i2t {metrics['i2t_top1']:.3f} "
-                f"({budget.elapsed():.0f}s)"
+                f"zero-shot {metrics['zeroshot_acc']:.3f} ({budget.elapsed():.0f}s)"
             )
     info = {
         "steps": step,
         "batch_size": 128,
+        "bare_captions_per_category_per_batch": bare_per_category,
+        "bare_templates": list(BARE_TEMPLATES),
+        "zeroshot_loss_weight": zeroshot_weight,
         "duplicates_dropped": dropped,
         "train_scenes_drawn": stream.drawn,
         "train_seconds": round(budget.elapsed(), 1),
@@ -242,9 +324,16 @@ def finish_clip(
     return full
 
 
-def run_clip(out_root: Path, minutes: float, max_steps: int, command: str) -> dict[str, Any]:
+def run_clip(
+    out_root: Path,
+    minutes: float,
+    max_steps: int,
+    command: str,
+    bare_per_category: int = 0,
+    zeroshot_weight: float = 0.0,
+) -> dict[str, Any]:
     t0 = time.monotonic()
-    model, tokenizer, info = train_clip(minutes, max_steps)
+    model, tokenizer, info = train_clip(minutes, max_steps, bare_per_category, zeroshot_weight)
     info["wall_seconds"] = round(time.monotonic() - t0, 1)
     return finish_clip("demo-clip", model, tokenizer, out_root, command, info)
 
