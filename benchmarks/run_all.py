@@ -291,6 +291,20 @@ def previous_header() -> list[str]:
     return [line for line in DOC.read_text().splitlines() if line.startswith(keep)]
 
 
+def hand_written_sections(generated: str) -> list[str]:
+    """`## ` sections of the current doc that this script does not write (added by hand, e.g.
+    a figure from a script outside SCRIPTS), so regenerating the doc keeps them."""
+    if not DOC.exists():
+        return []
+    ours = ("## Raw figures", "## Scripts that failed")
+    sections = ["## " + part for part in DOC.read_text().split("\n## ")[1:]]
+    return [
+        sec.strip()
+        for sec in sections
+        if not sec.startswith(ours) and sec.splitlines()[0] not in generated
+    ]
+
+
 def write_doc(results: dict[str, dict[str, Any]], only: list[str] | None = None) -> str:
     today = date.today().isoformat()
     if only:
@@ -314,6 +328,9 @@ def write_doc(results: dict[str, dict[str, Any]], only: list[str] | None = None)
     notes = HERE / "NOTES.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]
+    generated = "\n".join(lines)
+    for extra in hand_written_sections(generated):  # sections written into the doc by hand
+        lines += ["", extra]
     errors = {k: v["error"] for k, v in results.items() if "error" in v}
     if errors:
         lines += ["", "## Scripts that failed", ""]
