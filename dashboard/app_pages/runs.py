@@ -11,22 +11,13 @@ from pandas.io.formats.style import Styler
 from mirada.dashboard import data, links
 from mirada.domain import CANCELLABLE, RETRYABLE, Device, Dtype, RunStatus, Task, choices
 from mirada.errors import MiradaError
+from mirada.queries.runs import RUNS_FRAME_COLUMNS
 from mirada.queue import cancel_run, enqueue, retry_run
 from mirada.text_safety import markdown_text
 
 REFRESH_SECONDS = 3
 TABLE_COLUMNS = [
-    "id",
-    "dataset",
-    "model",
-    "task",
-    "status",
-    "progress",
-    "phase",
-    "elapsed",
-    "time_left",
-    "attempts",
-    "device",
+    *RUNS_FRAME_COLUMNS,  # runs_frame's own columns first, in its order
     "dtype",
     "batch_size",
     "worker",
