@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mirada import __version__
+from mirada import __version__, atomic_file
 from mirada.db import read_session
 from mirada.db.models import (
     Caption,
@@ -651,32 +650,6 @@ def format_for_path(path: str | os.PathLike[str] | None) -> str | None:
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write `text` to `path` via a temporary file in the same folder and os.replace.
-
-    Readers see the old file or the new one, never a partial write. An existing file is
-    replaced (an explicit output path means "write here").
-    """
-    target = Path(path).expanduser()
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise MiradaError(f"cannot write {target}: folder {parent} does not exist")
-    if target.is_dir():
-        raise MiradaError(f"cannot write {target}: it is a folder; give a file name")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise MiradaError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates 0600; give the report the permissions a normal new file would get.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write `text` (UTF-8) to `path` atomically (`mirada.atomic_file.write_atomic`)."""
+    data = text.encode("utf-8")
+    return atomic_file.write_atomic(path, lambda fh: fh.write(data))

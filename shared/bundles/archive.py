@@ -24,16 +24,15 @@ import json
 import os
 import re
 import stat
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from mirada import __version__
+from mirada import __version__, atomic_file
 from mirada.config import get_settings
 from mirada.errors import MiradaError
 
@@ -96,32 +95,18 @@ def write_bundle(path: str | os.PathLike[str], members: Mapping[str, bytes]) -> 
             name: {"sha256": digests[name], "size": len(data)} for name, data in members.items()
         },
     }
-    target = Path(path).expanduser()
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise BundleError(f"cannot write {target}: folder {parent} does not exist")
-    if target.is_dir():
-        raise BundleError(f"cannot write {target}: it is a folder; give a file name")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w") as zf:
-                for name, data in [(MANIFEST, json_bytes(manifest)), *members.items()]:
-                    info = zipfile.ZipInfo(name, _FIXED_TIME)
-                    info.external_attr = (stat.S_IFREG | 0o644) << 16
-                    # images are compressed already
-                    stored = name.startswith(IMAGES_PREFIX)
-                    info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-                    zf.writestr(info, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    def fill(fh: BinaryIO) -> None:
+        with zipfile.ZipFile(fh, "w") as zf:
+            for name, data in [(MANIFEST, json_bytes(manifest)), *members.items()]:
+                info = zipfile.ZipInfo(name, _FIXED_TIME)
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
+                # images are compressed already
+                stored = name.startswith(IMAGES_PREFIX)
+                info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+                zf.writestr(info, data)
+
+    target = atomic_file.write_atomic(path, fill, BundleError)
     return target, cid
 
 
