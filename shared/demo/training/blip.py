@@ -30,10 +30,12 @@ from mirada.demo.training.common import (
     VISION_LAYERS,
     Budget,
     TrainStream,
-    environment,
     make_optimizer,
-    num_params,
+    optimizer_step,
     pixels,
+    record,
+    save_model,
+    set_lr,
     val_scenes,
     write_info,
 )
@@ -242,8 +244,7 @@ def train_blip(
     step = 0
     next_eval = 60.0
     while not budget.done(step):
-        for g in opt.param_groups:
-            g["lr"] = 1e-3 * budget.lr_factor(step)
+        set_lr(opt, 1e-3 * budget.lr_factor(step))
         b = blip_batch(stream, tokenizer, 64, rng)
         model.train()
         out = model(
@@ -254,10 +255,7 @@ def train_blip(
         )
         aux = heads.loss(out.last_hidden_state, b["patch_shape"], b["patch_colour"])
         loss = out.loss + aux_weight * aux
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimizer_step(opt, loss, params)
         step += 1
         if budget.elapsed() >= next_eval or budget.done(step):
             next_eval += 150.0
@@ -280,10 +278,7 @@ def train_blip(
 
 
 def save_blip(model: Any, tokenizer: Any, vocab_txt: Path, out: Path) -> None:
-    if out.exists():
-        shutil.rmtree(out)
-    model.save_pretrained(out, safe_serialization=True)
-    blip_processor(tokenizer).save_pretrained(out)
+    save_model(model, blip_processor(tokenizer), out)
     shutil.copy(vocab_txt, out / "vocab.txt")  # the hand-written vocabulary, for other tooling
 
 
@@ -297,16 +292,13 @@ def run_blip(
     out = out_root / "demo-blip"
     save_blip(model, tokenizer, vocab_txt, out)
     diffs = verify_reload("blip", model, tokenizer, out)
-    info = {
-        "model": "demo-blip",
-        "command": command,
-        "seed": 0,
-        "num_params": num_params(model),
-        **info,
-        "wall_seconds": round(time.monotonic() - t0, 1),
-        "demo_eval": demo,
-        "reload_max_abs_diff": diffs,
-        "environment": environment(),
-    }
+    info = record(
+        "demo-blip",
+        command,
+        model,
+        {**info, "wall_seconds": round(time.monotonic() - t0, 1)},
+        demo,
+        diffs,
+    )
     write_info(out, info)
     return info

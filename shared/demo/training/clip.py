@@ -26,10 +26,12 @@ from mirada.demo.training.common import (
     VISION_LAYERS,
     Budget,
     TrainStream,
-    environment,
     make_optimizer,
-    num_params,
+    optimizer_step,
     pixels,
+    record,
+    save_model,
+    set_lr,
     val_scenes,
     write_info,
 )
@@ -254,8 +256,7 @@ def train_clip(
     step = 0
     next_eval = 30.0
     while not budget.done(step):
-        for g in opt.param_groups:
-            g["lr"] = 1e-3 * budget.lr_factor(step)
+        set_lr(opt, 1e-3 * budget.lr_factor(step))
         pix, tok, scenes = clip_batch(stream, tokenizer, 128, rng, bare_per_category)
         dropped += 128 - len(scenes)
         model.train()
@@ -265,10 +266,7 @@ def train_clip(
             target = shape_targets(scenes)
             zs = zeroshot_loss(model, tokenizer, out.image_embeds, target, rng)
             loss = loss + zeroshot_weight * zs
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, model.parameters())
         step += 1
         if budget.elapsed() >= next_eval or budget.done(step):
             next_eval += 90.0
@@ -293,10 +291,7 @@ def train_clip(
 
 
 def save_clip(model: Any, tokenizer: Any, out: Path) -> None:
-    if out.exists():
-        shutil.rmtree(out)
-    model.save_pretrained(out, safe_serialization=True)
-    clip_processor(tokenizer).save_pretrained(out)
+    save_model(model, clip_processor(tokenizer), out)
     for name in ("vocab.json", "merges.txt"):  # the committed BPE, for other tooling
         shutil.copy(CLIP_BPE_DIR / name, out / name)
 
@@ -310,16 +305,7 @@ def finish_clip(
     out = out_root / name
     save_clip(model, tokenizer, out)
     diffs = verify_reload("clip", model, tokenizer, out)
-    full = {
-        "model": name,
-        "command": command,
-        "seed": 0,
-        "num_params": num_params(model),
-        **info,
-        "demo_eval": demo,
-        "reload_max_abs_diff": diffs,
-        "environment": environment(),
-    }
+    full = record(name, command, model, info, demo, diffs)
     write_info(out, full)
     return full
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -92,6 +93,21 @@ def make_optimizer(params: Sequence[nn.Parameter] | Any, lr: float) -> torch.opt
     return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.05)
 
 
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def optimizer_step(
+    opt: torch.optim.Optimizer, loss: torch.Tensor, params: Sequence[nn.Parameter] | Any
+) -> None:
+    """Backward, clip the gradient norm to 1 and step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+
+
 # --------------------------------------------------------------------------------------------
 # the run record (training_info.json)
 # --------------------------------------------------------------------------------------------
@@ -104,6 +120,36 @@ def environment() -> dict[str, str]:
         "transformers": transformers.__version__,
         "torch_threads": str(torch.get_num_threads()),
         "machine": platform.machine(),
+    }
+
+
+def save_model(model: Any, processor: Any, out: Path) -> None:
+    """Replace `out` with the model (safetensors) and its processor."""
+    if out.exists():
+        shutil.rmtree(out)
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+
+
+def record(
+    name: str,
+    command: str,
+    model: nn.Module,
+    info: dict[str, Any],
+    demo: dict[str, Any],
+    reload_diffs: Any,
+) -> dict[str, Any]:
+    """training_info.json's content: the run's identity, its training `info`, the held-out
+    evaluation, the reload check and the environment."""
+    return {
+        "model": name,
+        "command": command,
+        "seed": 0,
+        "num_params": num_params(model),
+        **info,
+        "demo_eval": demo,
+        "reload_max_abs_diff": reload_diffs,
+        "environment": environment(),
     }
 
 
