@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from typing import Literal
 
 import pandas as pd
 import streamlit as st
@@ -72,6 +73,33 @@ def link_columns(**more: ColumnConfig) -> dict[str, ColumnConfig]:
         ),
         **more,
     }
+
+
+def linked_table(
+    df: pd.DataFrame,
+    page: str,
+    run_id: int,
+    key: str,
+    *,
+    limit: int,
+    columns: list[str],
+    config: dict[str, ColumnConfig],
+    height: int | Literal["auto"] = "auto",
+) -> None:
+    """A per-image table (linked_frame's first `limit` rows): thumbnail and link, then
+    `columns`; clicking a row opens its item view."""
+    linked = linked_frame(df, page, run_id, limit=limit)
+    st.dataframe(
+        linked,
+        hide_index=True,
+        key=key,
+        height=height,
+        row_height=TABLE_ROW_HEIGHT,
+        on_select=on_row_select(key, linked),
+        selection_mode="single-row",
+        column_order=[THUMB_COLUMN, LINK_COLUMN, *columns],
+        column_config=link_columns(**config),
+    )
 
 
 def _close_button(key: str) -> None:

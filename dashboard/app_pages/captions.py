@@ -138,17 +138,13 @@ st.caption(
     + (f"Showing the first {TABLE_ROWS}. " if len(shown) > TABLE_ROWS else "")
     + "Click a row (or its link) to open the image."
 )
-linked = item_view.linked_frame(shown, links.CAPTIONS, run_id, limit=TABLE_ROWS)
-st.dataframe(
-    linked,
-    hide_index=True,
-    key="captions_table",
-    row_height=item_view.TABLE_ROW_HEIGHT,
-    on_select=item_view.on_row_select("captions_table", linked),
-    selection_mode="single-row",
-    column_order=[
-        item_view.THUMB_COLUMN,
-        item_view.LINK_COLUMN,
+item_view.linked_table(
+    shown,
+    links.CAPTIONS,
+    run_id,
+    "captions_table",
+    limit=TABLE_ROWS,
+    columns=[
         "filename",
         "category",
         "generated",
@@ -157,15 +153,15 @@ st.dataframe(
         "reasons",
         "references",
     ],
-    column_config=item_view.link_columns(
-        references=st.column_config.TextColumn("references", width="large"),
-        generated=st.column_config.TextColumn("generated", width="medium"),
+    config={
+        "references": st.column_config.TextColumn("references", width="large"),
+        "generated": st.column_config.TextColumn("generated", width="medium"),
         **{
             key: st.column_config.NumberColumn(
                 metric_name(key).label, format="%.3f", help=metric_name(key).help
             )
             for key in shown_metrics
         },
-    ),
+    },
 )
 data.downloads(table, f"run{run_id}_captions", "captions_dl")

@@ -238,18 +238,14 @@ def _drilldown() -> None:
         f"Showing the first {min(len(items), DRILL_TABLE_ROWS)}; click a row (or its link) to "
         "open the image."
     )
-    shown = item_view.linked_frame(items, links.RESULTS, run_id, limit=DRILL_TABLE_ROWS)
-    st.dataframe(
-        shown,
-        hide_index=True,
-        key="results_items",
+    item_view.linked_table(
+        items,
+        links.RESULTS,
+        run_id,
+        "results_items",
+        limit=DRILL_TABLE_ROWS,
         height=600,
-        row_height=item_view.TABLE_ROW_HEIGHT,
-        on_select=item_view.on_row_select("results_items", shown),
-        selection_mode="single-row",
-        column_order=[
-            item_view.THUMB_COLUMN,
-            item_view.LINK_COLUMN,
+        columns=[
             "filename",
             "category",
             "correct",
@@ -260,15 +256,15 @@ def _drilldown() -> None:
             "zeroshot_pred",
             "category_correct",
         ],
-        column_config=item_view.link_columns(
-            rank=st.column_config.NumberColumn(
+        config={
+            "rank": st.column_config.NumberColumn(
                 "rank", help="Rank of the image's best own caption among all captions"
             ),
-            score=st.column_config.NumberColumn("score", format="%.3f"),
-            top1_caption=st.column_config.TextColumn("model's top-1 caption", width="large"),
-            true_caption=st.column_config.TextColumn("a reference caption", width="large"),
-            zeroshot_pred=st.column_config.TextColumn("zero-shot class"),
-        ),
+            "score": st.column_config.NumberColumn("score", format="%.3f"),
+            "top1_caption": st.column_config.TextColumn("model's top-1 caption", width="large"),
+            "true_caption": st.column_config.TextColumn("a reference caption", width="large"),
+            "zeroshot_pred": st.column_config.TextColumn("zero-shot class"),
+        },
     )
     data.downloads(items, f"run{run_id}_items", "results_items_dl")
 
