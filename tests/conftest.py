@@ -50,10 +50,27 @@ def postgres_unavailable_reason() -> str | None:
     return None
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head for the whole session. Migrating a new file costs about
+    0.2-0.4 s and hundreds of tests each need one; tests of the migrations themselves build
+    their databases from scratch (tests/test_db.py)."""
+    path = tmp_path_factory.mktemp("template") / "mirada.db"
+    get_engine(f"sqlite:///{path}")
+    dispose_engines()  # closes the connections, which checkpoints the WAL into the file
+    return path
+
+
 @pytest.fixture
-def mirada_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh MIRADA_HOME with the default embedded SQLite database."""
+def mirada_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Path]:
+    """A fresh MIRADA_HOME with the default embedded SQLite database (already at head, copied
+    from the session's template; mark a test `empty_home` to start from nothing)."""
     home = tmp_path / "mirada-home"
+    if request.node.get_closest_marker("empty_home") is None:
+        home.mkdir(parents=True)
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), home / "mirada.db")
     monkeypatch.setenv("MIRADA_HOME", str(home))
     monkeypatch.delenv("MIRADA_DATABASE_URL", raising=False)
     dispose_engines()

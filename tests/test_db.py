@@ -47,6 +47,7 @@ def test_sqlite_pragmas(mirada_home) -> None:  # type: ignore[no-untyped-def]
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
 
 
+@pytest.mark.empty_home
 @pytest.mark.parametrize("start", ["0001", "0002"])
 def test_upgrade_from_an_older_schema_keeps_data(db_url: str, start: str) -> None:
     """A database created by an older revision upgrades in place at start-up: every row (and

@@ -71,6 +71,7 @@ def test_a_legacy_folder_is_named_once_on_stderr(
 # --- mirada info -----------------------------------------------------------------------------
 
 
+@pytest.mark.empty_home  # info must create nothing
 def test_info_json_names_home_database_device_and_caches(
     mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,6 +154,7 @@ def launches(monkeypatch: pytest.MonkeyPatch) -> Launches:
     return fake
 
 
+@pytest.mark.empty_home  # nothing may be created before the port check
 @pytest.mark.parametrize("command", ["dashboard", "demo"])
 def test_a_busy_port_stops_before_anything_starts(
     mirada_home: Path, busy_port: int, launches: Launches, command: str

@@ -498,6 +498,7 @@ def test_read_only_sqlite_folder_reads_and_refuses_writes(mirada_home: Path) -> 
         dispose_engines()
 
 
+@pytest.mark.empty_home
 def test_read_only_sqlite_at_an_older_schema_says_to_upgrade_it_elsewhere(
     mirada_home: Path,
 ) -> None:
