@@ -53,21 +53,10 @@ from mirada.errors import MiradaError, NotFoundError
 
 # Keys in a match run's ItemResult.details that hold [[caption_id, score], ...].
 CAPTION_REF_KEYS = ("top", "reranked")
-HARDWARE_FIELDS = (
-    "fingerprint",
-    "hostname",
-    "os",
-    "cpu_model",
-    "cpu_cores",
-    "ram_bytes",
-    "gpu_name",
-    "gpu_memory_bytes",
-    "python_version",
-    "torch_version",
-    "cuda_version",
-    "transformers_version",
-    "open_clip_version",
-    "details",
+# Every column a machine reports (all but the row's own id and creation time): derived from the
+# model, so a column added to HardwareProfile travels in bundles without a second list.
+HARDWARE_FIELDS = tuple(
+    c.name for c in HardwareProfile.__table__.columns if c.name not in ("id", "created")
 )
 
 

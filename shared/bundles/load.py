@@ -430,12 +430,13 @@ def _hardware(s: Session, doc: Any) -> int | None:
     values: dict[str, Any] = {}
     for name in HARDWARE_FIELDS:
         column = _col(HardwareProfile, name)
-        if name in ("cpu_cores", "ram_bytes", "gpu_memory_bytes"):
+        kind = column.type.python_type  # read each field as its column stores it
+        if kind is int:
             values[name] = f.integer(name, optional=column.nullable)
-        elif name == "details":
-            values[name] = f.mapping(name) or {}
-        else:
+        elif kind is str:
             values[name] = f.text(name, column, optional=column.nullable)
+        else:  # the JSON details
+            values[name] = f.mapping(name) or {}
     hp = HardwareProfile(**values)
     s.add(hp)
     s.flush()
