@@ -150,8 +150,13 @@ def _delete(dataset_id: int, name: str, runs: int) -> None:
             key=f"datasets_delete_{dataset_id}",
         ):
             from mirada.datasets import delete_dataset
+            from mirada.errors import MiradaError
 
-            delete_dataset(dataset_id)
+            try:
+                delete_dataset(dataset_id)
+            except MiradaError as exc:  # already gone, a read-only database, a racing import
+                st.error(markdown_text(exc))
+                return
             data.invalidate()
             st.toast(f"Deleted dataset {markdown_text(name)}")
             st.rerun()

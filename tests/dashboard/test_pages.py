@@ -84,6 +84,21 @@ def test_datasets_page(seeded_env: Seeded) -> None:
     assert "Download CSV" in labels and "Download JSON" in labels
 
 
+
+def test_delete_of_a_dataset_already_gone_shows_the_error(seeded_copy: Seeded) -> None:
+    """Two tabs: the dataset is deleted in one; confirming in the other says so, no traceback."""
+    from mirada.datasets import delete_dataset
+    from mirada.queries.datasets import dataset_summaries
+
+    at = open_page("datasets")
+    (dataset_id,) = dataset_summaries()["id"].tolist()
+    name = str(dataset_summaries()["name"].iloc[0])
+    at.text_input(key=f"datasets_delete_confirm_{dataset_id}").input(name).run()
+    delete_dataset(dataset_id)
+    at.button(key=f"datasets_delete_{dataset_id}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"no dataset with id {dataset_id}" in e.value for e in at.error), texts(at)
+
 def test_runs_page(seeded_env: Seeded) -> None:
     at = open_page("runs")
     assert any("No worker is running" in w.value for w in at.warning)
