@@ -84,7 +84,6 @@ def test_datasets_page(seeded_env: Seeded) -> None:
     assert "Download CSV" in labels and "Download JSON" in labels
 
 
-
 def test_delete_of_a_dataset_already_gone_shows_the_error(seeded_copy: Seeded) -> None:
     """Two tabs: the dataset is deleted in one; confirming in the other says so, no traceback."""
     from mirada.datasets import delete_dataset
@@ -98,6 +97,7 @@ def test_delete_of_a_dataset_already_gone_shows_the_error(seeded_copy: Seeded) -
     at.button(key=f"datasets_delete_{dataset_id}").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(f"no dataset with id {dataset_id}" in e.value for e in at.error), texts(at)
+
 
 def test_runs_page(seeded_env: Seeded) -> None:
     at = open_page("runs")
