@@ -65,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="CLIP: weight of an extra loss classifying each image among the bare-category "
         "prompts (the match task's zero-shot recipe); 0 = none",
     )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="CLIP: fine-tune this saved demo-clip directory instead of training from scratch",
+    )
+    parser.add_argument("--lr", type=float, default=1e-3, help="CLIP: peak learning rate")
     parser.add_argument("--train-bpe", action="store_true", help="retrain the CLIP BPE files")
     args = parser.parse_args(argv)
     show_progress()
@@ -84,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             command,
             args.bare_per_category,
             args.zeroshot_weight,
+            args.init_from,
+            args.lr,
         ),
         "clip-random": lambda: run_clip_random(args.out, command),
         "blip": lambda: run_blip(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import shutil
@@ -41,10 +42,12 @@ from mirada.metrics.retrieval import ZEROSHOT_TEMPLATES, class_prompts
 
 logger = logging.getLogger(__name__)
 
-# Bare-category captions ("a photo of a star."): the match task's default zero-shot prompts
-# plus the plainest one. No full caption names a bare shape, so without them zero-shot with
-# these prompts is at chance (the shipped model). Off by default: two busy-machine runs with
-# them did not reach a useful zero-shot accuracy (MODEL_CARD.md, "Zero-shot").
+# Bare-category prompts ("a photo of a star."): the match task's default zero-shot prompts
+# plus the plainest one. No full caption names a bare shape, so a model trained on captions
+# alone is at chance on zero-shot. The shipped model learned them from the zero-shot loss
+# (--zeroshot-weight) in a fine-tune; as in-batch captions (--bare-per-category) they did
+# worse, since the contrastive loss makes "a photo of a star." a negative for every other
+# star image of the batch (MODEL_CARD.md, "Zero-shot").
 BARE_TEMPLATES: tuple[str, ...] = (*ZEROSHOT_TEMPLATES, "a {}")
 
 
@@ -229,13 +232,24 @@ def zeroshot_loss(
     return -(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
 
 
-def build_clip(seed: int) -> tuple[Any, Any]:
+def build_clip(seed: int, init_from: Path | None = None) -> tuple[Any, Any]:
+    """A fresh tiny CLIP (weights from ``seed``), or a saved one to fine-tune (``init_from``,
+    a demo-clip directory: the same tokenizer and architecture)."""
     from transformers import CLIPModel
 
     tokenizer = load_clip_tokenizer()
     torch.manual_seed(seed)
+    if init_from is not None:
+        return CLIPModel.from_pretrained(init_from), tokenizer
     model = CLIPModel(clip_config(tokenizer))
     return model, tokenizer
+
+
+def _lineage(init_from: Path) -> dict[str, Any]:
+    """What a fine-tune started from: the directory and that model's training_info.json."""
+    info_path = init_from / "training_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
+    return {"directory": str(init_from), "training_info": info}
 
 
 def train_clip(
@@ -244,19 +258,21 @@ def train_clip(
     bare_per_category: int = 0,
     zeroshot_weight: float = 0.0,
     seed: int = 0,
+    init_from: Path | None = None,
+    lr: float = 1e-3,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    model, tokenizer = build_clip(seed)
+    model, tokenizer = build_clip(seed, init_from)
     rng = random.Random(seed)
     stream = TrainStream()
     val = val_scenes()
-    opt = make_optimizer(model.parameters(), lr=1e-3)
+    opt = make_optimizer(model.parameters(), lr=lr)
     budget = Budget(seconds=minutes * 60, max_steps=max_steps, warmup_steps=100)
     curve: list[dict[str, float]] = []
     dropped = 0
     step = 0
     next_eval = 30.0
     while not budget.done(step):
-        set_lr(opt, 1e-3 * budget.lr_factor(step))
+        set_lr(opt, lr * budget.lr_factor(step))
         pix, tok, scenes = clip_batch(stream, tokenizer, 128, rng, bare_per_category)
         dropped += 128 - len(scenes)
         model.train()
@@ -277,6 +293,9 @@ def train_clip(
                 f"zero-shot {metrics['zeroshot_acc']:.3f} ({budget.elapsed():.0f}s)"
             )
     info = {
+        # a fine-tune keeps its starting model's record: the whole lineage in one file
+        "init_from": None if init_from is None else _lineage(init_from),
+        "lr": lr,
         "steps": step,
         "batch_size": 128,
         "bare_captions_per_category_per_batch": bare_per_category,
@@ -317,9 +336,13 @@ def run_clip(
     command: str,
     bare_per_category: int = 0,
     zeroshot_weight: float = 0.0,
+    init_from: Path | None = None,
+    lr: float = 1e-3,
 ) -> dict[str, Any]:
     t0 = time.monotonic()
-    model, tokenizer, info = train_clip(minutes, max_steps, bare_per_category, zeroshot_weight)
+    model, tokenizer, info = train_clip(
+        minutes, max_steps, bare_per_category, zeroshot_weight, init_from=init_from, lr=lr
+    )
     info["wall_seconds"] = round(time.monotonic() - t0, 1)
     return finish_clip("demo-clip", model, tokenizer, out_root, command, info)
 
