@@ -34,6 +34,33 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("MIRADA_DATABASE_URL", None)
 
 
+# Modules that take over a minute on their own, mostly waiting (a local Ray, Streamlit and
+# Chromium): handed out first, the other process meanwhile works through the rest.
+LONGEST_MODULES = ("tests/test_ray_engine.py", "tests/browser/test_dashboard_browser.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest modules first, then modules by their number of slow tests; each module's
+    order is kept. `make test` hands whole modules to its processes (pytest-xdist, --dist
+    loadscope) in this order: a long module handed out last would leave one process working
+    alone at the end."""
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    slow: dict[str, int] = {}
+    for item in items:
+        heavy = item.get_closest_marker("slow") or item.get_closest_marker("browser")
+        slow[module(item)] = slow.get(module(item), 0) + (1 if heavy else 0)
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        name = module(item)
+        first = LONGEST_MODULES.index(name) if name in LONGEST_MODULES else len(LONGEST_MODULES)
+        return first, -slow[name]
+
+    items.sort(key=rank)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     for root in _SESSION_DATA:
         shutil.rmtree(root, ignore_errors=True)

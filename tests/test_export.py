@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import CliResult, run_cli
 from PIL import Image as PILImage
 from sqlalchemy import select
 
@@ -189,16 +187,10 @@ def seeded(db_url: str, mirada_home: Path, tmp_path: Path) -> Iterator[Seeded]:
     yield Seeded(mirada_home, dataset_id, match_run, caption_run, item_ids, caption_ids)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)  # MIRADA_HOME / MIRADA_DATABASE_URL from the fixtures
-    return subprocess.run(
-        [sys.executable, "-m", "mirada", "export", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=env,
-    )
+def _cli(*args: str) -> CliResult:
+    """`mirada export ARGS` in-process (tests/cli_runner.py), with the fixtures' MIRADA_HOME /
+    MIRADA_DATABASE_URL."""
+    return run_cli("export", *args)
 
 
 # --- the export dict ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ instead of crashing the run, and `mirada show --json` keys."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -246,9 +247,19 @@ def test_a_variant_the_device_cannot_run_is_reported_not_fatal(
 
 
 @pytest.mark.slow
-def test_compile_where_available(dataset: int, models: dict[str, str]) -> None:
+def test_compile_where_available(
+    dataset: int, models: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """torch.compile of the tiny image tower: measured with its compile time apart, or (no
-    compiler, unsupported platform) reported unavailable with the reason."""
+    compiler, unsupported platform) reported unavailable with the reason.
+
+    Dynamo captures the graph as in a real run, but the captured graph runs eagerly: inductor's
+    C++ code generation costs about 45 s of CPU with a cold cache (every CI run) and proves
+    nothing about our bookkeeping. `make bench` (benchmarks/bench_variants.py) compiles with
+    inductor and reports its figures."""
+    import torch
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
     run_id = _bench(dataset, models["clip"], "fp32+compile", batch_sizes=[4])
     assert _work() == 1
     compiled = _variants(run_id)["fp32+compile"]

@@ -9,10 +9,14 @@ import io
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import torch
-from torch.utils.data import DataLoader, Dataset
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import Dataset
+
+# torch is imported where batches are built, not here: a worker that registers, claims and
+# heartbeats (or runs a task that needs no images) starts without paying for it.
 
 
 class CorruptImageError(Exception):
@@ -32,7 +36,9 @@ def decode_rgb(source: Path | bytes, name: str | Path) -> Any:
         ) from exc
 
 
-class _ImageFiles(Dataset[torch.Tensor]):
+class _ImageFiles:
+    """A map-style dataset (all DataLoader needs is __len__ and __getitem__)."""
+
     def __init__(self, paths: Sequence[Path], transform: Callable[[Any], torch.Tensor]) -> None:
         self.paths = list(paths)
         self.transform = transform
@@ -61,9 +67,13 @@ def image_batches(
     num_workers: int | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (start index, pixel batch) in order."""
+    from torch.utils.data import DataLoader
+
     workers = loader_workers(len(paths), batch_size) if num_workers is None else num_workers
-    loader = DataLoader(
-        _ImageFiles(paths, transform),
+    # a duck-typed map-style dataset: subclassing torch's Dataset would import torch above
+    dataset = cast("Dataset[torch.Tensor]", _ImageFiles(paths, transform))
+    loader: DataLoader[torch.Tensor] = DataLoader(
+        dataset,
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,

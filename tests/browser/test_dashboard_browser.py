@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from mirada.cli.demo import streamlit_command
+
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
@@ -62,13 +64,14 @@ def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if existing:
         return Path(existing)
     sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
-    from dashboard_seed import seed_demo
+    from dashboard_seed import copy_home, shared_seed
 
     from mirada.db import dispose_engines
 
     saved = {k: os.environ.get(k) for k in ("MIRADA_HOME", "MIRADA_DATABASE_URL")}
+    # a copy of the session's shared seed: opening the Results page stores projections
     home = tmp_path_factory.mktemp("browser") / "home"
-    seed_demo(home)
+    copy_home(shared_seed(tmp_path_factory).home, home)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -95,22 +98,10 @@ def _streamlit(home: Path) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "MIRADA_HOME": str(home)}
     env.pop("MIRADA_DATABASE_URL", None)
+    # the dashboard exactly as `mirada dashboard` starts it (minimal toolbar: no "Deploy" button
+    # in the screenshots or the README image)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "dashboard/app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
+        streamlit_command(ROOT / "dashboard" / "app.py", "127.0.0.1", port),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -179,8 +170,11 @@ def _browser_page() -> Iterator[Page]:
 def _open(page: Page, url: str, heading: str) -> None:
     page.goto(url)
     page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
+    # the script has finished its run (the status widget's absence is no signal with the
+    # minimal toolbar); then nothing of the page is still on its way
     page.wait_for_function(
-        "document.querySelectorAll('[data-testid=\"stStatusWidget\"]').length === 0",
+        "document.querySelector('[data-testid=\"stApp\"]')"
+        "?.getAttribute('data-test-script-state') === 'notRunning'",
         timeout=60_000,
     )
 
@@ -220,6 +214,7 @@ def test_every_page_renders(server: str) -> None:
                 page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)
             page.wait_for_timeout(500)  # let the last charts finish drawing
             assert page.locator('[data-testid="stException"]').count() == 0, name
+            assert page.locator('[data-testid="stAppDeployButton"]').count() == 0, name
             _screenshot(page, name)
             if name == "results":
                 for tab, shot in RESULTS_TABS.items():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dashboard_seed import Seeded, seed_demo, use_home
+from dashboard_seed import Seeded, copy_home, shared_seed, use_home
 
 from mirada.db import dispose_engines
 
@@ -41,7 +40,7 @@ def _digest(home: Path) -> str:
 @pytest.fixture(scope="session")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     saved = {k: os.environ.get(k) for k in ("MIRADA_HOME", "MIRADA_DATABASE_URL")}
-    result = seed_demo(tmp_path_factory.mktemp("seeded") / "home")
+    result = shared_seed(tmp_path_factory)
     _restore(saved)
     before = _digest(result.home)
     yield result
@@ -75,7 +74,7 @@ def seeded_copy(
     """Point this test at a private copy of the seeded home, for tests that write."""
     dispose_engines()
     home = tmp_path / "home"
-    shutil.copytree(seeded.home, home)
+    copy_home(seeded.home, home)
     monkeypatch.setenv("MIRADA_HOME", str(home))
     monkeypatch.delenv("MIRADA_DATABASE_URL", raising=False)
     dispose_engines()

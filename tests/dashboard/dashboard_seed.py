@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -32,6 +34,9 @@ from mirada.queue import (
     stop_worker,
 )
 from mirada.results import EmbeddingSet, RunResults, TimingValue
+
+if TYPE_CHECKING:
+    import pytest
 
 DIM = 64
 
@@ -194,6 +199,41 @@ def _finish(
         model_fingerprint=None,
         resolved_device=device,
     )
+
+
+def shared_seed(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    """The demo seed, built once per test session and shared by pytest-xdist's processes (it
+    costs about 12 s of CPU, caption metrics included): the first process builds it under the
+    session's common temporary folder while holding a lock; the others wait for the lock and
+    read what it recorded. Nobody may write into it (see `seeded_copy`). Changes the process's
+    MIRADA_HOME when it builds (as `seed_demo` does); callers restore theirs."""
+    from filelock import FileLock  # with torch and huggingface_hub; benchmarks need none
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = root / "shared-dashboard-seed"
+    record = folder / "seeded.json"
+    with FileLock(str(root / "shared-dashboard-seed.lock")):
+        if record.is_file():
+            saved = json.loads(record.read_text(encoding="utf-8"))
+            return Seeded(Path(saved["home"]), saved["dataset_id"], saved["runs"])
+        folder.mkdir(parents=True, exist_ok=True)
+        seeded = seed_demo(folder / "home")
+        dispose_engines()  # closes the connections, which checkpoints the WAL into the file
+        record.write_text(
+            json.dumps(
+                {"home": str(seeded.home), "dataset_id": seeded.dataset_id, "runs": seeded.runs}
+            ),
+            encoding="utf-8",
+        )
+        return seeded
+
+
+def copy_home(src: Path, dst: Path) -> None:
+    """Copy a seeded home that other processes may be reading: SQLite readers create and
+    remove the -wal/-shm files as they come and go (empty: nobody writes), so copy without
+    them; the database file itself is complete (`shared_seed` checkpointed it)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
 
 
 def seed_demo(home: Path, *, with_caption: bool = True) -> Seeded:
