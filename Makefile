@@ -12,13 +12,13 @@ TORCH_PIN ?= $(shell [ -e /etc/xdg/pip ] && echo "torch==2.14.1 torchvision==0.2
 TORCH_INDEX_URL ?=
 # make demo PORT=8502: serve the demo dashboard on another port.
 PORT ?=
-# pytest processes (pytest-xdist): one more than the cores, up to 8, since many tests spend
-# their time waiting on subprocesses, a local Ray or a browser (2 cores: 266 s with 2
-# processes, 234 s with 3). Tests stay grouped by module (--dist loadscope), so a module's
-# shared fixture (the demo home, a local Ray) is built once. TEST_WORKERS=0 runs everything in
-# this process (for --pdb or -s).
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 8 ? n + 1 : 8 )))
-PYTEST := $(VENV)/bin/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
+# pytest processes (pytest-xdist): one per core. Whole modules go to a process (--dist
+# loadscope), so a module's shared fixture (the demo home, a local Ray) is built once, in the
+# order tests/conftest.py sorts them, longest first (--no-loadscope-reorder keeps it). On 2
+# cores: 204 s with 2 processes, 231 s with 3 (Ray's own processes then starve).
+# TEST_WORKERS=0 runs everything in this process (for --pdb or -s).
+TEST_WORKERS ?= auto
+PYTEST := $(VENV)/bin/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
 .PHONY: setup demo test test-fast test-deps bench lint typecheck clean
 
