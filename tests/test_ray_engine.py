@@ -1,7 +1,8 @@
-"""`--engine ray`: the match run's embedding stage as a Ray Data pipeline on a local Ray (2 CPUs,
-started once for the module): results equal an in-process run's, a killed model actor is
-restarted, a killed worker's retry resumes from the cached batches; without Ray installed the
-run is refused at queue time."""
+"""`--engine ray`: the match run's embedding stage as a Ray Data pipeline on a local Ray with
+one CPU (the tightest node a user may have, where a whole-CPU preprocessing task once waited
+forever beside the model actor), started once for the module: results equal an in-process
+run's, a killed model actor is restarted, a killed worker's retry resumes from the cached
+batches; without Ray installed the run is refused at queue time."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ BATCH = 4
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
     ray = pytest.importorskip("ray")
-    info = ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    info = ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING")
     yield info.address_info["address"]
     ray.shutdown()
 
@@ -205,3 +206,18 @@ def test_cancel_stops_the_pipeline(
     while _embedder_processes() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _embedder_processes(), "the model actors were shut down"
+
+
+@pytest.mark.parametrize("cpus", [1.0, 2.0, 16.0])
+def test_a_preprocessing_task_fits_beside_the_model_actors(
+    cpus: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a 1-CPU node a whole-CPU preprocessing task never fits beside the actor, and the
+    pipeline would wait forever; elsewhere it keeps a whole CPU."""
+    ray = pytest.importorskip("ray")
+    from mirada.worker.ray_engine import plan_pool
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": cpus})
+    pool = plan_pool("cpu")
+    assert pool.actors * pool.num_cpus + pool.preprocess_cpus <= cpus
+    assert pool.preprocess_cpus == (1.0 if cpus >= 2 else 0.75)

@@ -76,6 +76,10 @@ class Pool:
     actors: int
     num_gpus: float
     num_cpus: float
+    # CPUs each preprocessing task reserves: one where the cluster has it beside the actors,
+    # less on a 1-CPU node (Ray's default of one whole CPU never fits beside an actor there,
+    # and the pipeline would wait forever)
+    preprocess_cpus: float = 1.0
 
     @property
     def device(self) -> str:
@@ -99,9 +103,12 @@ def plan_pool(run_device: str, actors: int | None = None) -> Pool:
             "queue it with --device auto or cpu"
         )
     if gpus and run_device != Device.cpu:
-        return Pool(actors or gpus, num_gpus=1.0, num_cpus=1.0)
-    n = actors or 1
-    return Pool(n, num_gpus=0.0, num_cpus=max(0.25, min(1.0, (cpus - 1) / n)))
+        n, num_gpus, num_cpus = actors or gpus, 1.0, 1.0
+    else:
+        n, num_gpus = actors or 1, 0.0
+        num_cpus = max(0.25, min(1.0, (cpus - 1) / n))
+    spare = cpus - n * num_cpus
+    return Pool(n, num_gpus, num_cpus, preprocess_cpus=max(0.25, min(1.0, spare)))
 
 
 @dataclass(frozen=True)
@@ -210,10 +217,12 @@ class RayEmbedder:
         rows = [{"key": k, "path": str(p)} for k, p in zip(keys, paths, strict=True)]
         with _remote_args_accepted():
             ds = self._items(rows).map_batches(_read_bytes, num_cpus=0.25, scheduling_strategy=here)
+        pool, _ = self._start()
         ds = ds.map_batches(
             _preprocess,
             fn_kwargs={"transform": self.model.get().image_transform},
             batch_size=self.batch_size,
+            num_cpus=pool.preprocess_cpus,
         )
         return self._embed(ds)
 
