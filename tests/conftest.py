@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,10 +49,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def module(item: pytest.Item) -> str:
         return item.nodeid.split("::")[0]
 
-    slow: dict[str, int] = {}
-    for item in items:
-        heavy = item.get_closest_marker("slow") or item.get_closest_marker("browser")
-        slow[module(item)] = slow.get(module(item), 0) + (1 if heavy else 0)
+    slow = Counter(
+        module(item)
+        for item in items
+        if item.get_closest_marker("slow") or item.get_closest_marker("browser")
+    )
 
     def rank(item: pytest.Item) -> tuple[int, int]:
         name = module(item)

@@ -79,7 +79,7 @@ class Pool:
     # CPUs each preprocessing task reserves: one where the cluster has it beside the actors,
     # less on a 1-CPU node (Ray's default of one whole CPU never fits beside an actor there,
     # and the pipeline would wait forever)
-    preprocess_cpus: float = 1.0
+    preprocess_cpus: float
 
     @property
     def device(self) -> str:
@@ -106,9 +106,14 @@ def plan_pool(run_device: str, actors: int | None = None) -> Pool:
         n, num_gpus, num_cpus = actors or gpus, 1.0, 1.0
     else:
         n, num_gpus = actors or 1, 0.0
-        num_cpus = max(0.25, min(1.0, (cpus - 1) / n))
-    spare = cpus - n * num_cpus
-    return Pool(n, num_gpus, num_cpus, preprocess_cpus=max(0.25, min(1.0, spare)))
+        num_cpus = _cpu_share((cpus - 1) / n)
+    return Pool(n, num_gpus, num_cpus, preprocess_cpus=_cpu_share(cpus - n * num_cpus))
+
+
+def _cpu_share(cpus: float) -> float:
+    """What one task or actor reserves: at most a whole CPU, at least a quarter (Ray packs
+    four such on a CPU, so a node too small for a whole one still schedules them)."""
+    return max(0.25, min(1.0, cpus))
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,7 @@ class RayEmbedder:
         self, keys: Sequence[str], paths: Sequence[Path]
     ) -> Generator[dict[str, np.ndarray]]:
         """{content hash: vector} per batch, in completion order."""
-        self._start()
+        pool, _ = self._start()
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -217,7 +222,6 @@ class RayEmbedder:
         rows = [{"key": k, "path": str(p)} for k, p in zip(keys, paths, strict=True)]
         with _remote_args_accepted():
             ds = self._items(rows).map_batches(_read_bytes, num_cpus=0.25, scheduling_strategy=here)
-        pool, _ = self._start()
         ds = ds.map_batches(
             _preprocess,
             fn_kwargs={"transform": self.model.get().image_transform},

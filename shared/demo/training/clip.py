@@ -38,7 +38,7 @@ from mirada.demo.training.common import (
 )
 from mirada.demo.training.tokenizer import CLIP_BPE_DIR, load_clip_tokenizer
 from mirada.demo.training.verify import verify_reload
-from mirada.metrics.retrieval import ZEROSHOT_TEMPLATES, class_prompts
+from mirada.metrics.retrieval import ZEROSHOT_TEMPLATES, class_prompts, zeroshot_classify
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def evaluate_clip(
     images = [syn.render(s) for s in scenes]
     texts = [c for s in scenes for c in s.captions]
     owner = torch.tensor([i for i, s in enumerate(scenes) for _ in s.captions])
-    # zero-shot prompts: the match task's defaults, averaged per class as CLIP does
+    # zero-shot exactly as the match task scores it: default prompts, averaged per class
     prompts = class_prompts(syn.CATEGORIES)
     flat = [p for ps in prompts for p in ps]
     img, all_txt = clip_embed(model, tokenizer, images, [*texts, *flat])
@@ -142,10 +142,12 @@ def evaluate_clip(
     sims = img @ txt.T
     i2t = (owner[sims.argmax(dim=1)] == torch.arange(len(scenes))).float().mean().item()
     t2i = (sims.T.argmax(dim=1) == owner).float().mean().item()
-    per_class = ptxt.view(len(prompts), len(prompts[0]), -1).mean(dim=1)
-    classes = nn.functional.normalize(per_class, dim=-1)
-    truth = torch.tensor([syn.CATEGORIES.index(s.category) for s in scenes])
-    zeroshot = ((img @ classes.T).argmax(dim=1) == truth).float().mean().item()
+    zeroshot = zeroshot_classify(
+        img.numpy(),
+        ptxt.view(len(prompts), len(prompts[0]), -1).numpy(),
+        syn.CATEGORIES,
+        [s.category for s in scenes],
+    ).accuracy
     pairs = [s for s in scenes if len(s.objects) == 2]
     out = {
         "i2t_top1": i2t,
