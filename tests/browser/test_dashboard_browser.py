@@ -179,6 +179,22 @@ def _open(page: Page, url: str, heading: str) -> None:
     )
 
 
+def _choose(page: Page, selectbox: str, option: str) -> None:
+    """Pick `option` in a selectbox. The Runs page redraws its live queue every few seconds,
+    which can close an open drop-down before the click lands (seen under load): open it again
+    until the option shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(6):
+        page.locator(selectbox).click()
+        try:
+            page.get_by_role("option", name=option).first.click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    pytest.fail(f"option {option!r} never showed in {selectbox}")
+
+
 def test_every_page_helps_on_an_empty_database(empty_server: str) -> None:
     with _browser_page() as page:
         for name, (path, heading, _) in PAGES.items():
@@ -283,8 +299,7 @@ def test_item_view_and_links_that_go_where_they_say(server: str, seeded_home: Pa
         _screenshot(page, "item-view-caption")
         # "Open captions" on a caption run lands on /captions?run=<that id>
         _open(page, f"{server}/runs", "Runs")
-        page.locator(".st-key-runs_action_run").click()
-        page.get_by_role("option", name=f"#{caption_run} ").first.click()
+        _choose(page, ".st-key-runs_action_run", f"#{caption_run} ")
         link = page.get_by_role("link", name="Open captions")
         link.wait_for(timeout=30_000)
         link.click()
