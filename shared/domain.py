@@ -87,6 +87,7 @@ class Phase(StrEnum):
     embedding_images = "embedding images"
     embedding_captions = "embedding captions"
     embedding_prompts = "embedding class prompts"
+    embedding_on_ray = "embedding images and texts on Ray"  # one pipeline for all three
     reranking = "re-ranking"
     generating_captions = "generating captions"
     scoring_captions = "scoring captions"

@@ -1,8 +1,9 @@
-"""`--engine ray`: the match run's embedding stage as a Ray Data pipeline on a local Ray with
-one CPU (the tightest node a user may have, where a whole-CPU preprocessing task once waited
-forever beside the model actor), started once for the module: results equal an in-process
-run's, a killed model actor is restarted, a killed worker's retry resumes from the cached
-batches; without Ray installed the run is refused at queue time."""
+"""`--engine ray`: the match run's embedding stage as one Ray Data pipeline (images, captions
+and prompts through one pool of model actors) on a local Ray with one CPU (the tightest node a
+user may have, where a whole-CPU preprocessing task once waited forever beside the model
+actor), started once for the module: results equal an in-process run's, a killed model actor
+is restarted, a killed worker's retry resumes from the cached batches, an actor embeds a batch
+that holds both kinds; without Ray installed the run is refused at queue time."""
 
 from __future__ import annotations
 
@@ -221,3 +222,34 @@ def test_a_preprocessing_task_fits_beside_the_model_actors(
     pool = plan_pool("cpu")
     assert pool.actors * pool.num_cpus + pool.preprocess_cpus <= cpus
     assert pool.preprocess_cpus == (1.0 if cpus >= 2 else 0.75)
+
+
+class _FakeAdapter:
+    """Image vectors hold the pixel mean, text vectors the text's length: each row's vector
+    says which input it came from."""
+
+    def encode_pixels(self, pixels: object) -> np.ndarray:
+        import torch
+
+        assert isinstance(pixels, torch.Tensor) and pixels.shape[1:] == (3, 2, 2)
+        return np.stack([np.full(4, float(p.mean())) for p in pixels])
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        return np.stack([np.full(4, float(len(t))) for t in texts])
+
+
+def test_an_actor_embeds_a_batch_that_straddles_images_and_texts() -> None:
+    from mirada.worker.ray_engine import IMAGE, TEXT, _Embedder, _npy
+
+    actor = _Embedder.__new__(_Embedder)  # the model load is not what this checks
+    actor.adapter = _FakeAdapter()
+    rows = [(IMAGE, _npy(np.full((3, 2, 2), 0.5))), (TEXT, "héllo".encode()),
+            (IMAGE, _npy(np.full((3, 2, 2), 2.0))), (TEXT, b"ab")]  # fmt: skip
+    payload = np.empty(len(rows), dtype=object)
+    payload[:] = [p for _, p in rows]
+    out = actor({"key": np.array(["a", "b", "c", "d"]),
+                 "kind": np.array([k for k, _ in rows]), "payload": payload})  # fmt: skip
+    assert list(out["key"]) == ["a", "b", "c", "d"]
+    assert list(out["kind"]) == [IMAGE, TEXT, IMAGE, TEXT]
+    assert out["vector"].dtype == np.float32
+    np.testing.assert_array_equal(out["vector"][:, 0], [0.5, 5.0, 2.0, 2.0])

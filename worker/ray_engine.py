@@ -1,9 +1,15 @@
 """The embedding stage of one run as a Ray Data pipeline over many GPUs or machines.
 
-    read bytes (tasks pinned to this worker's node: only it can read MIRADA_HOME)
-      -> decode + preprocess (CPU tasks anywhere in the cluster)
+    images: read bytes (tasks pinned to this worker's node: only it can read MIRADA_HOME)
+              -> decode + preprocess (CPU tasks anywhere in the cluster)  \
+    texts:  (captions and class prompts, as they are)                      -> union
       -> embed (a pool of model actors, one GPU each where the cluster has GPUs)
       -> back to this worker, one batch at a time
+
+Images and texts flow through one pipeline, so each actor loads the model once per run (a
+second pipeline for the texts loaded it again: seconds per actor for a big model). Both arrive
+at the actors as one row schema (key, kind, payload bytes), since Ray Data batches rows of one
+schema; an actor splits each batch by kind.
 
 The worker stays the run's owner: it claimed the run, keeps its heartbeat and progress, stores
 each batch's vectors in the embedding cache as they arrive (so a retried run resumes from
@@ -16,6 +22,7 @@ run asks for `engine: ray`.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -127,6 +134,10 @@ class ActorModel:
     model_files: str | None
 
 
+# Row kinds in the pipeline; a batch's payload holds pixels (.npy bytes) or UTF-8 text.
+IMAGE, TEXT = "image", "text"
+
+
 class _Embedder:
     """A model actor: loads the run's model once, then embeds batches of pixels or texts."""
 
@@ -140,15 +151,32 @@ class _Embedder:
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if "pixels" in batch:
+        kinds = batch["kind"]
+        parts: list[tuple[np.ndarray, np.ndarray]] = []  # (row positions, their vectors)
+        images = np.flatnonzero(kinds == IMAGE)
+        if images.size:
             import torch
 
-            vectors = self.adapter.encode_pixels(
-                torch.from_numpy(np.ascontiguousarray(batch["pixels"]))
-            )
-        else:
-            vectors = self.adapter.encode_texts([str(t) for t in batch["text"]])
-        return {"key": batch["key"], "vector": np.asarray(vectors, dtype=np.float32)}
+            pixels = np.stack([_pixels(batch["payload"][i]) for i in images])
+            parts.append((images, np.asarray(self.adapter.encode_pixels(torch.from_numpy(pixels)))))
+        texts = np.flatnonzero(kinds == TEXT)
+        if texts.size:
+            strings = [bytes(batch["payload"][i]).decode("utf-8") for i in texts]
+            parts.append((texts, np.asarray(self.adapter.encode_texts(strings))))
+        vectors = np.empty((len(kinds), parts[0][1].shape[1]), dtype=np.float32)
+        for rows, vecs in parts:
+            vectors[rows] = vecs
+        return {"key": batch["key"], "kind": kinds, "vector": vectors}
+
+
+def _pixels(payload: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(bytes(payload)), allow_pickle=False)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
 
 
 @contextmanager
@@ -170,11 +198,10 @@ def _read_bytes(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def _preprocess(batch: dict[str, np.ndarray], transform: Any) -> dict[str, np.ndarray]:
     from mirada.worker.data import decode_rgb
 
-    pixels = [
-        transform(decode_rgb(bytes(data), str(path)))
-        for data, path in zip(batch["data"], batch["path"], strict=True)
-    ]
-    return {"key": batch["key"], "pixels": np.stack([p.numpy() for p in pixels])}
+    payload = np.empty(len(batch["path"]), dtype=object)
+    for i, (data, path) in enumerate(zip(batch["data"], batch["path"], strict=True)):
+        payload[i] = _npy(transform(decode_rgb(bytes(data), str(path))).numpy())
+    return {"key": batch["key"], "kind": np.full(len(payload), IMAGE), "payload": payload}
 
 
 class RayEmbedder:
@@ -210,33 +237,40 @@ class RayEmbedder:
         m = self.model
         return self.pool, ActorModel(m.model_id, self.pool.device, m.dtype, m.seed, m.model_files)
 
-    def images(
-        self, keys: Sequence[str], paths: Sequence[Path]
-    ) -> Generator[dict[str, np.ndarray]]:
-        """{content hash: vector} per batch, in completion order."""
-        pool, _ = self._start()
+    def embed(
+        self, images: Sequence[tuple[str, Path]], texts: Sequence[tuple[str, str]]
+    ) -> Generator[tuple[str, dict[str, np.ndarray]]]:
+        """(kind, {content hash: vector}) per batch, in completion order, for `images`
+        ((hash, path) pairs) and `texts` ((hash, text) pairs, sorted by length to keep padding
+        small), through one pool of model actors."""
+        if not images and not texts:
+            return
+        pool, spec = self._start()
+        branches = []
+        if images:
+            branches.append(self._image_rows(pool, images))
+        if texts:
+            rows = [{"key": k, "kind": TEXT, "payload": t.encode("utf-8")} for k, t in texts]
+            branches.append(self._items(rows))
+        ds = branches[0] if len(branches) == 1 else branches[0].union(*branches[1:])
+        yield from self._embed(ds, pool, spec)
+
+    def _image_rows(self, pool: Pool, images: Sequence[tuple[str, Path]]) -> Any:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        rows = [{"key": k, "path": str(p)} for k, p in zip(keys, paths, strict=True)]
+        rows = [{"key": k, "path": str(p)} for k, p in images]
         with _remote_args_accepted():
             ds = self._items(rows).map_batches(_read_bytes, num_cpus=0.25, scheduling_strategy=here)
-        ds = ds.map_batches(
+        return ds.map_batches(
             _preprocess,
             fn_kwargs={"transform": self.model.get().image_transform},
             batch_size=self.batch_size,
             num_cpus=pool.preprocess_cpus,
         )
-        return self._embed(ds)
 
-    def texts(self, keys: Sequence[str], texts: Sequence[str]) -> Generator[dict[str, np.ndarray]]:
-        """{text hash: vector} per batch; `texts` sorted by length keep padding small."""
-        self._start()
-        rows = [{"key": k, "text": t} for k, t in zip(keys, texts, strict=True)]
-        return self._embed(self._items(rows))
-
-    def _items(self, rows: list[dict[str, str]]) -> Any:
+    def _items(self, rows: list[dict[str, Any]]) -> Any:
         import ray.data
 
         per_block = self.batch_size * ROWS_PER_BLOCK_BATCHES
@@ -244,8 +278,9 @@ class RayEmbedder:
             rows, override_num_blocks=max(1, math.ceil(len(rows) / per_block))
         )
 
-    def _embed(self, ds: Any) -> Generator[dict[str, np.ndarray]]:
-        pool, spec = self._start()
+    def _embed(
+        self, ds: Any, pool: Pool, spec: ActorModel
+    ) -> Generator[tuple[str, dict[str, np.ndarray]]]:
         from ray.data import ActorPoolStrategy
 
         with _remote_args_accepted():
@@ -263,7 +298,12 @@ class RayEmbedder:
         batches = iter(ds.iter_batches(batch_size=self.batch_size, batch_format="numpy"))
         try:
             for batch in batches:
-                yield dict(zip((str(k) for k in batch["key"]), batch["vector"], strict=True))
+                # a batch may straddle the union's two branches: hand each kind on by itself
+                for kind in (IMAGE, TEXT):
+                    rows = np.flatnonzero(batch["kind"] == kind)
+                    if rows.size:
+                        keys = (str(k) for k in batch["key"][rows])
+                        yield kind, dict(zip(keys, batch["vector"][rows], strict=True))
         finally:
             # leaving early (cancelled, stopped, failed) shuts the pipeline and its actors down
             close = getattr(batches, "close", None)

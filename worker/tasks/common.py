@@ -8,7 +8,7 @@ arrives, so a run interrupted mid-pipeline resumes from there."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +94,6 @@ def embed_images(
     progress: Progress,
     stats: EmbedStats,
     key: str | None,
-    ray: RayEmbedder | None = None,
 ) -> np.ndarray:
     """Embeddings for `paths` in order; cached vectors are reused, new ones cached."""
     found = embedding_cache.lookup(key, "image", hashes) if key else {}
@@ -102,14 +101,7 @@ def embed_images(
     stats.cached += len(hashes) - len(missing)
     progress.advance(len(hashes) - len(missing))
     out: dict[str, np.ndarray] = dict(found)
-    if missing and ray is not None:
-        todo = list(dict.fromkeys(hashes[i] for i in missing))
-        where = {hashes[i]: paths[i] for i in missing}
-        chunks = ray.images(todo, [where[h] for h in todo])
-        out.update(_gather(chunks, "image", key, stats, progress.advance))
-        stats.computed += len(missing) - len(todo)  # duplicate images: embedded once
-        progress.advance(len(missing) - len(todo))
-    elif missing:
+    if missing:
         adapter = model.get()
         t0 = time.perf_counter()
         fresh: dict[str, np.ndarray] = {}
@@ -139,7 +131,6 @@ def embed_texts(
     progress: Progress | None,
     stats: EmbedStats,
     key: str | None,
-    ray: RayEmbedder | None = None,
 ) -> np.ndarray:
     hashes = [embedding_cache.text_hash(t) for t in texts]
     found = embedding_cache.lookup(key, "text", hashes) if key else {}
@@ -149,12 +140,7 @@ def embed_texts(
     out: dict[str, np.ndarray] = dict(found)
     if progress:
         progress.advance(n_cached)
-    if unique_missing and ray is not None:
-        by_text = {h: t for h, t in zip(hashes, texts, strict=True)}
-        order = sorted(unique_missing, key=lambda h: len(by_text[h]))  # small padding per batch
-        chunks = ray.texts(order, [by_text[h] for h in order])
-        out.update(_gather(chunks, "text", key, stats, progress.advance if progress else None))
-    elif unique_missing:
+    if unique_missing:
         adapter = model.get()
         by_hash = {h: t for h, t in zip(hashes, texts, strict=True)}
         # Sorting by length keeps each batch's padding (to its longest text) small.
@@ -176,27 +162,54 @@ def embed_texts(
     return np.stack([out[h] for h in hashes]).astype(np.float32, copy=False)
 
 
-def _gather(
-    chunks: Generator[dict[str, np.ndarray]],
-    kind: str,
+def embed_on_ray(
+    ray: RayEmbedder,
+    paths: Sequence[Path],
+    hashes: Sequence[str],
+    texts: Sequence[str],
+    progress: Progress,
+    image_stats: EmbedStats,
+    text_stats: EmbedStats,
     key: str | None,
-    stats: EmbedStats,
-    advance: Callable[[int], None] | None,
-) -> dict[str, np.ndarray]:
-    """Vectors from the Ray pipeline, each batch cached as it arrives (a retried run resumes
-    from them) and counted into progress, whose cancel/stop check ends the pipeline."""
-    fresh: dict[str, np.ndarray] = {}
-    t0 = time.perf_counter()
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image, text) embeddings in order, the missing ones from one Ray pipeline (each actor
+    loads the model once for both). Each batch is cached as it arrives (a retried run resumes
+    from them) and counted into progress, whose cancel/stop check ends the pipeline. A batch's
+    share of the pipeline's wall time (since the batch before it) goes to its kind's stats."""
+    image_found = embedding_cache.lookup(key, "image", hashes) if key else {}
+    missing = [i for i, h in enumerate(hashes) if h not in image_found]
+    image_todo = {hashes[i]: paths[i] for i in missing}  # duplicate images: embedded once
+    text_hashes = [embedding_cache.text_hash(t) for t in texts]
+    text_found = embedding_cache.lookup(key, "text", text_hashes) if key else {}
+    by_text = dict(zip(text_hashes, texts, strict=True))
+    text_todo = sorted(  # by length: small padding per batch
+        dict.fromkeys(h for h in text_hashes if h not in text_found), key=lambda h: len(by_text[h])
+    )
+    n_text_cached = sum(1 for h in text_hashes if h in text_found)
+    image_stats.cached += len(hashes) - len(missing)
+    text_stats.cached += n_text_cached
+    progress.advance(len(hashes) - len(missing) + n_text_cached)
+
+    vectors = {"image": dict(image_found), "text": dict(text_found)}
+    stats = {"image": image_stats, "text": text_stats}
+    chunks = ray.embed(list(image_todo.items()), [(h, by_text[h]) for h in text_todo])
+    before = time.perf_counter()
     with closing(chunks):
-        for chunk in chunks:
+        for kind, chunk in chunks:
             if key:
                 embedding_cache.store(key, kind, chunk)
-            fresh.update(chunk)
-            stats.computed += len(chunk)
-            if advance is not None:
-                advance(len(chunk))
-    stats.seconds += time.perf_counter() - t0
-    return fresh
+            vectors[kind].update(chunk)
+            now = time.perf_counter()
+            stats[kind].seconds += now - before
+            stats[kind].computed += len(chunk)
+            before = now
+            progress.advance(len(chunk))
+    image_stats.computed += len(missing) - len(image_todo)
+    progress.advance(len(missing) - len(image_todo))
+    return (
+        np.stack([vectors["image"][h] for h in hashes]).astype(np.float32, copy=False),
+        np.stack([vectors["text"][h] for h in text_hashes]).astype(np.float32, copy=False),
+    )
 
 
 def throughput_timings(prefix: str, stats: EmbedStats) -> list[TimingValue]:

@@ -20,6 +20,7 @@ from mirada.worker.tasks.common import (
     TaskOutput,
     dataset_items,
     embed_images,
+    embed_on_ray,
     embed_texts,
     load_timing,
     model_cache_key,
@@ -55,25 +56,20 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
     key = model_cache_key(model, no_cache=opts.no_cache)
 
     img_stats, txt_stats = EmbedStats(), EmbedStats()
-    ctx.set_phase(Phase.embedding_images)
-    image_emb = embed_images(
-        model,
-        ctx,
-        [it.path for it in items],
-        [it.sha256 for it in items],
-        progress,
-        img_stats,
-        key,
-        ray,
-    )
-    ctx.set_phase(Phase.embedding_captions)
+    paths, hashes = [it.path for it in items], [it.sha256 for it in items]
     if ray is None:
+        ctx.set_phase(Phase.embedding_images)
+        image_emb = embed_images(model, ctx, paths, hashes, progress, img_stats, key)
+        ctx.set_phase(Phase.embedding_captions)
         text_emb = embed_texts(model, ctx, texts, progress, txt_stats, key)
         if flat:
             ctx.set_phase(Phase.embedding_prompts)
         flat_emb = embed_texts(model, ctx, flat, None, EmbedStats(), key) if flat else None
-    else:  # one pipeline (one start of the model actors) for captions and prompts
-        both = embed_texts(model, ctx, texts + flat, progress, txt_stats, key, ray)
+    else:  # one pipeline (one start of the model actors) for images, captions and prompts
+        ctx.set_phase(Phase.embedding_on_ray)
+        image_emb, both = embed_on_ray(
+            ray, paths, hashes, texts + flat, progress, img_stats, txt_stats, key
+        )
         text_emb, flat_emb = both[: len(texts)], both[len(texts) :]
 
     class_emb = None
