@@ -1,7 +1,9 @@
 """The real dashboard in headless Chromium: every page renders its heading and charts with no
 exception, no request leaves the machine, the drill-down shows thumbnails, the item view opens
-from its URL, and "Open results" lands on the page of the run's task. Screenshots go to
-test-artifacts/screenshots/<page>.png (git-ignored)."""
+from its URL, and "Open results" lands on the page of the run's task; one Chromium serves
+the module. With MIRADA_SCREENSHOTS=1, full-height screenshots of every view go to
+test-artifacts/screenshots/<page>.png (git-ignored); they are off by default, since they cost
+about 18 s of CPU and assert nothing."""
 
 from __future__ import annotations
 
@@ -22,11 +24,12 @@ import pytest
 from mirada.cli.demo import streamlit_command
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
+SCREENSHOTS = os.environ.get("MIRADA_SCREENSHOTS") == "1"
 # Vega draws big charts (the heatmap) on a canvas, the others as SVG.
 CHART = '[data-testid="stVegaLiteChart"] svg, [data-testid="stVegaLiteChart"] canvas'
 RESULTS_TABS = {
@@ -59,7 +62,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # MIRADA_BROWSER_TEST_HOME points the test at an existing home, e.g. one filled by
-    # `mirada demo --no-dashboard`: that is how docs/results-page.png is made from real runs.
+    # `mirada demo --no-dashboard`: that is how docs/results-page.png is made from real runs
+    # (with MIRADA_SCREENSHOTS=1: it is screenshots/results.png).
     existing = os.environ.get("MIRADA_BROWSER_TEST_HOME")
     if existing:
         return Path(existing)
@@ -84,12 +88,6 @@ def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(seeded_home: Path) -> Iterator[str]:
     with _streamlit(seeded_home) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with _streamlit(tmp_path_factory.mktemp("empty") / "home") as url:
         yield url
 
 
@@ -133,6 +131,8 @@ def _streamlit(home: Path) -> Iterator[str]:
 
 def _screenshot(page: Page, name: str) -> None:
     """Full-height screenshot: Streamlit scrolls inside stMain, so grow the viewport first."""
+    if not SCREENSHOTS:
+        return
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 12_000)})
     page.wait_for_timeout(300)
@@ -140,8 +140,10 @@ def _screenshot(page: Page, name: str) -> None:
     page.set_viewport_size({"width": 1400, "height": 900})
 
 
-@contextmanager
-def _browser_page() -> Iterator[Page]:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the module (a launch costs seconds of CPU); each test opens
+    its own page in a fresh context."""
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
         print(reason)
@@ -150,7 +152,7 @@ def _browser_page() -> Iterator[Page]:
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
+        chromium = p.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
             args=[
@@ -162,9 +164,18 @@ def _browser_page() -> Iterator[Page]:
             ],
         )
         try:
-            yield browser.new_page(viewport={"width": 1400, "height": 900})
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@contextmanager
+def _browser_page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def _open(page: Page, url: str, heading: str) -> None:
@@ -195,17 +206,6 @@ def _choose(page: Page, selectbox: str, option: str) -> None:
     pytest.fail(f"option {option!r} never showed in {selectbox}")
 
 
-def test_every_page_helps_on_an_empty_database(empty_server: str) -> None:
-    with _browser_page() as page:
-        for name, (path, heading, _) in PAGES.items():
-            _open(page, f"{empty_server}/{path}", heading)
-            page.wait_for_timeout(300)
-            assert page.locator('[data-testid="stException"]').count() == 0, name
-            hint = page.locator('[data-testid="stAlert"], [data-testid="stAlertContainer"]')
-            assert hint.count() > 0, f"{name}: no first-step hint on an empty database"
-            _screenshot(page, f"empty-{name}")
-
-
 def _off_machine(urls: list[str]) -> list[str]:
     """The requests that left 127.0.0.1 (data: and blob: URLs never do)."""
     out = []
@@ -218,8 +218,8 @@ def _off_machine(urls: list[str]) -> list[str]:
     return out
 
 
-def test_every_page_renders(server: str) -> None:
-    with _browser_page() as page:
+def test_every_page_renders(browser: Browser, server: str) -> None:
+    with _browser_page(browser) as page:
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
         for name, (path, heading, needs_chart) in PAGES.items():
@@ -277,10 +277,12 @@ def _finished_run(home: Path, task: str) -> tuple[int, int]:
         dispose_engines()
 
 
-def test_item_view_and_links_that_go_where_they_say(server: str, seeded_home: Path) -> None:
+def test_item_view_and_links_that_go_where_they_say(
+    browser: Browser, server: str, seeded_home: Path
+) -> None:
     match_run, item = _finished_run(seeded_home, "match")
     caption_run, caption_item = _finished_run(seeded_home, "caption")
-    with _browser_page() as page:
+    with _browser_page(browser) as page:
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
         # the item view opens straight from its URL, the image large
@@ -310,14 +312,12 @@ def test_item_view_and_links_that_go_where_they_say(server: str, seeded_home: Pa
         assert not _off_machine(requests), _off_machine(requests)
 
 
-@pytest.fixture(scope="module")
-def upload_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with _streamlit(tmp_path_factory.mktemp("upload") / "home") as url:
-        yield url
-
-
-def test_upload_rejects_bad_rows_then_imports_a_zip(upload_server: str, tmp_path: Path) -> None:
-    """The Datasets page's uploader goes through the real importer, report included."""
+def test_a_new_user_gets_hints_on_every_page_then_uploads_a_dataset(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """On an empty database every page says what to do first; then the Datasets page's
+    uploader goes through the real importer, report included (one server for both: a
+    Streamlit start costs seconds of CPU)."""
     import zipfile
 
     from mirada.demo.synthetic import write_demo_dataset
@@ -334,8 +334,17 @@ def test_upload_rejects_bad_rows_then_imports_a_zip(upload_server: str, tmp_path
             zf.write(f, f"shapes/{f.name}")
     images = sorted(str(p) for p in src.glob("*.png"))
 
-    with _browser_page() as page:
-        _open(page, f"{upload_server}/", "Datasets")
+    home = tmp_path_factory.mktemp("new-user") / "home"
+    with _streamlit(home) as server, _browser_page(browser) as page:
+        for name, (path, heading, _) in PAGES.items():
+            _open(page, f"{server}/{path}", heading)
+            page.wait_for_timeout(300)
+            assert page.locator('[data-testid="stException"]').count() == 0, name
+            hint = page.locator('[data-testid="stAlert"], [data-testid="stAlertContainer"]')
+            assert hint.count() > 0, f"{name}: no first-step hint on an empty database"
+            _screenshot(page, f"empty-{name}")
+
+        _open(page, f"{server}/", "Datasets")
         uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
         uploader.set_input_files([str(bad_csv), *images])
         page.get_by_role("button", name="Import").click()
@@ -345,7 +354,7 @@ def test_upload_rejects_bad_rows_then_imports_a_zip(upload_server: str, tmp_path
         page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)
         _screenshot(page, "upload-rejected")
 
-        _open(page, f"{upload_server}/", "Datasets")
+        _open(page, f"{server}/", "Datasets")
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
             str(good_zip)
         )
