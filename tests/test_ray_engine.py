@@ -243,7 +243,8 @@ def test_an_actor_embeds_a_batch_that_straddles_images_and_texts() -> None:
 
     actor = _Embedder.__new__(_Embedder)  # the model load is not what this checks
     actor.adapter = _FakeAdapter()
-    rows = [(IMAGE, _npy(np.full((3, 2, 2), 0.5))), (TEXT, "héllo".encode()),
+    lone_surrogate = "hé\ud800".encode("utf-8", "surrogatepass")  # as the pipeline ships it
+    rows = [(IMAGE, _npy(np.full((3, 2, 2), 0.5))), (TEXT, lone_surrogate),
             (IMAGE, _npy(np.full((3, 2, 2), 2.0))), (TEXT, b"ab")]  # fmt: skip
     payload = np.empty(len(rows), dtype=object)
     payload[:] = [p for _, p in rows]
@@ -252,4 +253,4 @@ def test_an_actor_embeds_a_batch_that_straddles_images_and_texts() -> None:
     assert list(out["key"]) == ["a", "b", "c", "d"]
     assert list(out["kind"]) == [IMAGE, TEXT, IMAGE, TEXT]
     assert out["vector"].dtype == np.float32
-    np.testing.assert_array_equal(out["vector"][:, 0], [0.5, 5.0, 2.0, 2.0])
+    np.testing.assert_array_equal(out["vector"][:, 0], [0.5, 3.0, 2.0, 2.0])

@@ -136,10 +136,13 @@ class ActorModel:
 
 # Row kinds in the pipeline; a batch's payload holds pixels (.npy bytes) or UTF-8 text.
 IMAGE, TEXT = "image", "text"
+# a caption with a lone surrogate reaches the model as the same str as in-process
+_TEXT_ERRORS = "surrogatepass"
 
 
 class _Embedder:
-    """A model actor: loads the run's model once, then embeds batches of pixels or texts."""
+    """A model actor: loads the run's model once, then embeds batches of pixels and texts
+    (a batch may hold both where the union's branches meet)."""
 
     def __init__(self, spec: ActorModel) -> None:
         from mirada.vlm.local_files import check_pinned
@@ -161,7 +164,7 @@ class _Embedder:
             parts.append((images, np.asarray(self.adapter.encode_pixels(torch.from_numpy(pixels)))))
         texts = np.flatnonzero(kinds == TEXT)
         if texts.size:
-            strings = [bytes(batch["payload"][i]).decode("utf-8") for i in texts]
+            strings = [bytes(batch["payload"][i]).decode("utf-8", _TEXT_ERRORS) for i in texts]
             parts.append((texts, np.asarray(self.adapter.encode_texts(strings))))
         vectors = np.empty((len(kinds), parts[0][1].shape[1]), dtype=np.float32)
         for rows, vecs in parts:
@@ -250,7 +253,10 @@ class RayEmbedder:
         if images:
             branches.append(self._image_rows(pool, images))
         if texts:
-            rows = [{"key": k, "kind": TEXT, "payload": t.encode("utf-8")} for k, t in texts]
+            rows = [
+                {"key": k, "kind": TEXT, "payload": t.encode("utf-8", _TEXT_ERRORS)}
+                for k, t in texts
+            ]
             branches.append(self._items(rows))
         ds = branches[0] if len(branches) == 1 else branches[0].union(*branches[1:])
         yield from self._embed(ds, pool, spec)
