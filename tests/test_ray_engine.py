@@ -89,37 +89,6 @@ def _kill_first_embedder(killed: list[tuple[int, int]], stop: threading.Event) -
         time.sleep(0.05)
 
 
-@pytest.mark.slow
-def test_ray_run_equals_inprocess_despite_a_killed_actor(ray_address: str, dataset: str) -> None:
-    reference = _queue(dataset, "--no-cache")  # in-process, and leaves the cache empty
-    on_ray = _queue(dataset, "--engine", "ray")
-    killed: list[tuple[int, int]] = []
-    stop = threading.Event()
-    killer = threading.Thread(target=_kill_first_embedder, args=(killed, stop), daemon=True)
-    killer.start()
-    try:
-        _work()
-    finally:
-        stop.set()
-        killer.join()
-
-    ref, ray_run = run_detail(reference), run_detail(on_ray)
-    assert ref["status"] == "succeeded", ref["error"]
-    assert ray_run["status"] == "succeeded", ray_run["error"]
-    assert killed and killed[0][1] == 0, f"an actor killed before any batch arrived: {killed}"
-    assert ray_run["metrics"] == ref["metrics"]
-    assert ray_run["per_category"] == ref["per_category"]
-    for kind in ("image", "text"):
-        ref_emb, ray_emb = load_embeddings(reference, kind), load_embeddings(on_ray, kind)
-        assert ref_emb is not None and ray_emb is not None
-        np.testing.assert_array_equal(ref_emb[0], ray_emb[0])
-        np.testing.assert_allclose(ray_emb[1], ref_emb[1], atol=1e-5, rtol=0)
-    timings = _timings(on_ray)
-    assert timings["image_encode_computed"] == N_IMAGES
-    assert _cached_images() == N_IMAGES  # the Ray run filled the shared embedding cache
-    assert ray_run["progress"]["done"] == ray_run["progress"]["total"] > 0
-
-
 # The killed worker: caches the first batch of image vectors, then dies as if SIGKILLed.
 _DYING_WORKER = """
 import os, signal, sys
@@ -135,27 +104,62 @@ sys.exit(main(["worker", "--burst", "--no-progress", "--device", "cpu"]))
 """
 
 
+def _wait_for_no_embedder(seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while _embedder_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _embedder_processes(), "the model actors were shut down"
+
+
 @pytest.mark.slow
-def test_killed_worker_is_requeued_and_resumes_from_the_cache(
+def test_a_ray_run_survives_a_killed_worker_and_a_killed_actor_and_equals_inprocess(
     ray_address: str, dataset: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_id = _queue(dataset, "--engine", "ray")
+    """One run through both disasters (one Ray run fewer than a test for each: each costs a
+    model actor's start): its worker dies after caching a batch, the retry resumes from the
+    cache although its model actor is killed while loading, and the results equal an
+    in-process run's."""
+    on_ray = _queue(dataset, "--engine", "ray")
     env = {**os.environ, "RAY_ADDRESS": ray_address, "MIRADA_HEARTBEAT_SECONDS": "1"}
     proc = subprocess.run([sys.executable, "-c", _DYING_WORKER], env=env, timeout=300)
     assert proc.returncode == -9
-    assert run_detail(run_id)["status"] == "running"
+    assert run_detail(on_ray)["status"] == "running"
     first = _cached_images()
     assert 0 < first < N_IMAGES
+    _wait_for_no_embedder()  # Ray ends the dead worker's actors; the killer must not find them
 
+    reference = _queue(dataset, "--no-cache")  # in-process, reads and writes no cache
     monkeypatch.setenv("MIRADA_STALE_AFTER_SECONDS", "1")
     time.sleep(2.5)  # the dead worker's last heartbeat is now stale: the next worker requeues
-    _work()
-    detail = run_detail(run_id)
-    assert detail["status"] == "succeeded", detail["error"]
-    assert detail["attempts"] == 2
-    timings = _timings(run_id)
+    killed: list[tuple[int, int]] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_first_embedder, args=(killed, stop), daemon=True)
+    killer.start()
+    try:
+        _work()
+    finally:
+        stop.set()
+        killer.join()
+
+    ref, ray_run = run_detail(reference), run_detail(on_ray)
+    assert ref["status"] == "succeeded", ref["error"]
+    assert ray_run["status"] == "succeeded", ray_run["error"]
+    assert ray_run["attempts"] == 2
+    assert killed and killed[0][1] == first, (
+        f"the actor killed before the retry's batches: {killed}"
+    )
+    timings = _timings(on_ray)
     assert timings["image_encode_cached"] == first
     assert timings["image_encode_computed"] == N_IMAGES - first  # fewer model calls this time
+    assert _cached_images() == N_IMAGES  # the retry filled the shared embedding cache
+    assert ray_run["progress"]["done"] == ray_run["progress"]["total"] > 0
+    assert ray_run["metrics"] == ref["metrics"]
+    assert ray_run["per_category"] == ref["per_category"]
+    for kind in ("image", "text"):
+        ref_emb, ray_emb = load_embeddings(reference, kind), load_embeddings(on_ray, kind)
+        assert ref_emb is not None and ray_emb is not None
+        np.testing.assert_array_equal(ref_emb[0], ray_emb[0])
+        np.testing.assert_allclose(ray_emb[1], ref_emb[1], atol=1e-5, rtol=0)
 
 
 def test_engine_ray_is_refused_at_queue_time_without_ray(
@@ -203,10 +207,7 @@ def test_cancel_stops_the_pipeline(
     _work()
     assert run_detail(run_id)["status"] == "cancelled"
     assert _cached_images() < N_IMAGES  # the pipeline stopped at the next batch
-    deadline = time.monotonic() + 30
-    while _embedder_processes() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _embedder_processes(), "the model actors were shut down"
+    _wait_for_no_embedder(30)
 
 
 @pytest.mark.parametrize("cpus", [1.0, 2.0, 16.0])
