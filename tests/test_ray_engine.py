@@ -7,6 +7,7 @@ that holds both kinds; without Ray installed the run is refused at queue time.""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,7 +54,8 @@ def _queue(dataset: str, *flags: str) -> int:
         "--batch-size", str(BATCH), "--json", *flags,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    return int(out.stdout.strip().strip("[]"))
+    (run_id,) = json.loads(out.stdout)
+    return int(run_id)
 
 
 def _work() -> None:
