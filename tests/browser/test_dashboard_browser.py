@@ -181,8 +181,13 @@ def _browser_page(browser: Browser) -> Iterator[Page]:
 def _open(page: Page, url: str, heading: str) -> None:
     page.goto(url)
     page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
-    # the script has finished its run (the status widget's absence is no signal with the
-    # minimal toolbar); then nothing of the page is still on its way
+    _settled(page)
+
+
+def _settled(page: Page) -> None:
+    """Wait until the script has finished its run (the status widget's absence is no signal
+    with the minimal toolbar): only then has everything it draws, an exception included,
+    reached the page."""
     page.wait_for_function(
         "document.querySelector('[data-testid=\"stApp\"]')"
         "?.getAttribute('data-test-script-state') === 'notRunning'",
@@ -247,6 +252,7 @@ def test_every_page_renders(browser: Browser, server: str) -> None:
                         panel.locator("img").nth(5).wait_for(timeout=60_000)
                     else:
                         panel.locator(CHART).first.wait_for(timeout=60_000)
+                    _settled(page)
                     page.wait_for_timeout(500)
                     assert page.locator('[data-testid="stException"]').count() == 0, tab
                     assert (
@@ -349,6 +355,7 @@ def test_a_new_user_gets_hints_on_every_page_then_uploads_a_dataset(
         uploader.set_input_files([str(bad_csv), *images])
         page.get_by_role("button", name="Import").click()
         page.get_by_text("Nothing was imported").wait_for(timeout=60_000)
+        _settled(page)
         # the row-by-row report is a data grid (drawn on a canvas, so its text is not in the
         # DOM); the importer's messages themselves are checked in tests/test_import_*.py
         page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)
@@ -360,5 +367,6 @@ def test_a_new_user_gets_hints_on_every_page_then_uploads_a_dataset(
         )
         page.get_by_role("button", name="Import").click()
         page.get_by_text("Imported").first.wait_for(timeout=60_000)
+        _settled(page)  # the preview below is drawn after the message
         assert page.locator('[data-testid="stException"]').count() == 0
         _screenshot(page, "upload-imported")
