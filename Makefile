@@ -14,8 +14,8 @@ TORCH_INDEX_URL ?=
 PORT ?=
 # pytest processes (pytest-xdist): one per core. Whole modules go to a process (--dist
 # loadscope), so a module's shared fixture (the demo home, a local Ray) is built once, in the
-# order tests/conftest.py sorts them, longest first (--no-loadscope-reorder keeps it). On 2
-# cores: 204 s with 2 processes, 231 s with 3 (Ray's own processes then starve).
+# order tests/conftest.py sorts them, longest first (--no-loadscope-reorder keeps it). On a
+# 2-core Intel machine: 204 s with 2 processes, 231 s with 3 (Ray's own processes starve).
 # TEST_WORKERS=0 runs everything in this process (for --pdb or -s).
 TEST_WORKERS ?= auto
 PYTEST := $(VENV)/bin/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)

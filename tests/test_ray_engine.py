@@ -76,18 +76,31 @@ def _cached_images() -> int:
     return int(count or 0)
 
 
+def _embedder_processes() -> list[int]:
+    """The model actors' processes: Ray titles each after its class,
+    ray::MapWorker(MapBatches(_Embedder))."""
+    import psutil
+
+    return [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if "_Embedder" in " ".join(p.info["cmdline"] or ())
+    ]
+
+
 def _kill_first_embedder(killed: list[tuple[int, int]], stop: threading.Event) -> None:
     """SIGKILL the first model actor's process as soon as it exists (it is then still loading
-    the model: no batch can have been embedded yet); record (pid, images cached by then).
-    Ray titles an actor's process after its class: ray::MapWorker(MapBatches(_Embedder))."""
+    the model: no batch can have been embedded yet); record (pid, images cached by then)."""
     import psutil
 
     while not stop.is_set():
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            if "_Embedder" in " ".join(proc.info["cmdline"] or ()):
-                proc.kill()
-                killed.append((proc.info["pid"], _cached_images()))
-                return
+        for pid in _embedder_processes():
+            try:
+                psutil.Process(pid).kill()
+            except psutil.NoSuchProcess:
+                continue
+            killed.append((pid, _cached_images()))
+            return
         time.sleep(0.05)
 
 
@@ -178,16 +191,6 @@ def test_engine_ray_is_refused_at_queue_time_without_ray(
     assert out.returncode != 0
     assert "pip install 'mirada[ray]'" in out.stderr
     assert run_cli("runs", "--json").stdout.strip() == "[]"  # nothing was queued
-
-
-def _embedder_processes() -> list[int]:
-    import psutil
-
-    return [
-        p.info["pid"]
-        for p in psutil.process_iter(["pid", "cmdline"])
-        if "_Embedder" in " ".join(p.info["cmdline"] or ())
-    ]
 
 
 @pytest.mark.slow

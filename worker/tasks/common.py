@@ -86,6 +86,33 @@ def model_cache_key(model: LazyModel, *, no_cache: bool) -> str | None:
     return embedding_cache.cache_key(identity)
 
 
+def _cached(key: str | None, kind: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+    return embedding_cache.lookup(key, kind, hashes) if key else {}
+
+
+@dataclass(frozen=True)
+class _TextWork:
+    """A list of texts against the cache: what is left to embed and what was found."""
+
+    hashes: list[str]  # one per text, in order
+    found: dict[str, np.ndarray]
+    n_cached: int  # texts (not unique ones) whose vector was cached
+    todo: list[str]  # unique uncached hashes, shortest text first: small padding per batch
+    text_of: dict[str, str]
+
+
+def _text_work(key: str | None, texts: Sequence[str]) -> _TextWork:
+    hashes = [embedding_cache.text_hash(t) for t in texts]
+    found = _cached(key, "text", hashes)
+    text_of = dict(zip(hashes, texts, strict=True))
+    todo = sorted(dict.fromkeys(h for h in hashes if h not in found), key=lambda h: len(text_of[h]))
+    return _TextWork(hashes, found, sum(1 for h in hashes if h in found), todo, text_of)
+
+
+def _in_order(vectors: dict[str, np.ndarray], hashes: Sequence[str]) -> np.ndarray:
+    return np.stack([vectors[h] for h in hashes]).astype(np.float32, copy=False)
+
+
 def embed_images(
     model: LazyModel,
     ctx: RunContext,
@@ -96,7 +123,7 @@ def embed_images(
     key: str | None,
 ) -> np.ndarray:
     """Embeddings for `paths` in order; cached vectors are reused, new ones cached."""
-    found = embedding_cache.lookup(key, "image", hashes) if key else {}
+    found = _cached(key, "image", hashes)
     missing = [i for i, h in enumerate(hashes) if h not in found]
     stats.cached += len(hashes) - len(missing)
     progress.advance(len(hashes) - len(missing))
@@ -121,7 +148,7 @@ def embed_images(
         if key:
             embedding_cache.store(key, "image", fresh)
         out.update(fresh)
-    return np.stack([out[h] for h in hashes]).astype(np.float32, copy=False)
+    return _in_order(out, hashes)
 
 
 def embed_texts(
@@ -132,34 +159,28 @@ def embed_texts(
     stats: EmbedStats,
     key: str | None,
 ) -> np.ndarray:
-    hashes = [embedding_cache.text_hash(t) for t in texts]
-    found = embedding_cache.lookup(key, "text", hashes) if key else {}
-    unique_missing = list(dict.fromkeys(h for h in hashes if h not in found))
-    n_cached = sum(1 for h in hashes if h in found)
-    stats.cached += n_cached
-    out: dict[str, np.ndarray] = dict(found)
+    work = _text_work(key, texts)
+    stats.cached += work.n_cached
+    out: dict[str, np.ndarray] = dict(work.found)
     if progress:
-        progress.advance(n_cached)
-    if unique_missing:
+        progress.advance(work.n_cached)
+    if work.todo:
         adapter = model.get()
-        by_hash = {h: t for h, t in zip(hashes, texts, strict=True)}
-        # Sorting by length keeps each batch's padding (to its longest text) small.
-        order = sorted(unique_missing, key=lambda h: len(by_hash[h]))
         t0 = time.perf_counter()
         fresh: dict[str, np.ndarray] = {}
         bs = ctx.run.batch_size
-        for start in range(0, len(order), bs):
-            chunk = order[start : start + bs]
-            vecs = adapter.encode_texts([by_hash[h] for h in chunk])
+        for start in range(0, len(work.todo), bs):
+            chunk = work.todo[start : start + bs]
+            vecs = adapter.encode_texts([work.text_of[h] for h in chunk])
             fresh.update(zip(chunk, vecs, strict=True))
             if progress:
                 progress.advance(len(chunk))
         stats.seconds += time.perf_counter() - t0
-        stats.computed += len(unique_missing)
+        stats.computed += len(work.todo)
         if key:
             embedding_cache.store(key, "text", fresh)
         out.update(fresh)
-    return np.stack([out[h] for h in hashes]).astype(np.float32, copy=False)
+    return _in_order(out, work.hashes)
 
 
 def embed_on_ray(
@@ -176,23 +197,17 @@ def embed_on_ray(
     loads the model once for both). Each batch is cached as it arrives (a retried run resumes
     from them) and counted into progress, whose cancel/stop check ends the pipeline. A batch's
     share of the pipeline's wall time (since the batch before it) goes to its kind's stats."""
-    image_found = embedding_cache.lookup(key, "image", hashes) if key else {}
+    image_found = _cached(key, "image", hashes)
     missing = [i for i, h in enumerate(hashes) if h not in image_found]
     image_todo = {hashes[i]: paths[i] for i in missing}  # duplicate images: embedded once
-    text_hashes = [embedding_cache.text_hash(t) for t in texts]
-    text_found = embedding_cache.lookup(key, "text", text_hashes) if key else {}
-    by_text = dict(zip(text_hashes, texts, strict=True))
-    text_todo = sorted(  # by length: small padding per batch
-        dict.fromkeys(h for h in text_hashes if h not in text_found), key=lambda h: len(by_text[h])
-    )
-    n_text_cached = sum(1 for h in text_hashes if h in text_found)
+    text = _text_work(key, texts)
     image_stats.cached += len(hashes) - len(missing)
-    text_stats.cached += n_text_cached
-    progress.advance(len(hashes) - len(missing) + n_text_cached)
+    text_stats.cached += text.n_cached
+    progress.advance(len(hashes) - len(missing) + text.n_cached)
 
-    vectors = {"image": dict(image_found), "text": dict(text_found)}
+    vectors = {"image": dict(image_found), "text": dict(text.found)}
     stats = {"image": image_stats, "text": text_stats}
-    chunks = ray.embed(list(image_todo.items()), [(h, by_text[h]) for h in text_todo])
+    chunks = ray.embed(list(image_todo.items()), [(h, text.text_of[h]) for h in text.todo])
     before = time.perf_counter()
     with closing(chunks):
         for kind, chunk in chunks:
@@ -206,10 +221,7 @@ def embed_on_ray(
             progress.advance(len(chunk))
     image_stats.computed += len(missing) - len(image_todo)
     progress.advance(len(missing) - len(image_todo))
-    return (
-        np.stack([vectors["image"][h] for h in hashes]).astype(np.float32, copy=False),
-        np.stack([vectors["text"][h] for h in text_hashes]).astype(np.float32, copy=False),
-    )
+    return _in_order(vectors["image"], hashes), _in_order(vectors["text"], text.hashes)
 
 
 def throughput_timings(prefix: str, stats: EmbedStats) -> list[TimingValue]:
