@@ -25,9 +25,10 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 WORKDIR /app
 
 # Dependencies first, from pyproject alone, so editing the code does not reinstall torch.
-COPY pyproject.toml setup.py README.md ./
-RUN mkdir -p shared worker dashboard \
-    && touch shared/__init__.py worker/__init__.py dashboard/__init__.py \
+COPY pyproject.toml README.md ./
+RUN mkdir -p shared/mirada worker/mirada/worker dashboard/mirada/dashboard \
+    && touch shared/mirada/version.py worker/mirada/worker/__init__.py \
+       dashboard/mirada/dashboard/__init__.py \
     && pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} ".[postgres]" \
     && pip uninstall -y mirada \
     && rm -rf shared worker dashboard build *.egg-info

@@ -21,7 +21,7 @@ from mirada.demo.training.blip import parse_caption, score_captions
 from mirada.demo.training.common import IMAGE_MEAN, IMAGE_STD, pixels
 from mirada.vlm.base import CaptionOptions
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "shared" / "vlm" / "demo_models"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "shared/mirada/vlm/demo_models"
 CLIP_ID, RANDOM_ID, BLIP_ID = (
     "hf-clip:mirada/demo-clip",
     "hf-clip:mirada/demo-clip-random",

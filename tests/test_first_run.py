@@ -208,7 +208,7 @@ def test_the_favicon_is_drawn_locally() -> None:
     emoji becomes a data: URL."""
     from streamlit.string_util import is_emoji
 
-    tree = ast.parse((ROOT / "dashboard" / "app.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "dashboard/mirada/dashboard/app.py").read_text(encoding="utf-8"))
     icons = [
         kw.value
         for node in ast.walk(tree)

@@ -59,7 +59,7 @@ def test_checker_catches_a_made_up_command(tmp_path: Path) -> None:
 
 def test_dashboard_hints_use_real_commands() -> None:
     """Commands the dashboard suggests in backticks exist, with their flags."""
-    sources = list((ROOT / "dashboard").rglob("*.py"))
+    sources = list((ROOT / "dashboard" / "mirada").rglob("*.py"))
     # join implicitly concatenated string literals ("...` " "`...") before searching
     texts = [re.sub(r'"\s*\n\s*"', "", p.read_text()) for p in sources]
     hints = [shlex.split(m) for text in texts for m in re.findall(r"`mirada ([^`]+)`", text)]

@@ -125,7 +125,7 @@ def test_every_family_has_an_adapter_module() -> None:
     """Read without importing (torch): each table row names a module defining `load`."""
     import ast
 
-    vlm = REPO / "shared" / "vlm"
+    vlm = REPO / "shared" / "mirada" / "vlm"
     for family in FAMILIES.values():
         tree = ast.parse((vlm / f"{family.module}.py").read_text())
         loads = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "load"]

@@ -99,7 +99,7 @@ def _streamlit(home: Path) -> Iterator[str]:
     # the dashboard exactly as `mirada dashboard` starts it (minimal toolbar: no "Deploy" button
     # in the screenshots or the README image)
     proc = subprocess.Popen(
-        streamlit_command(ROOT / "dashboard" / "app.py", "127.0.0.1", port),
+        streamlit_command(ROOT / "dashboard/mirada/dashboard/app.py", "127.0.0.1", port),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

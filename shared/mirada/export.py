@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mirada import __version__, atomic_file
+from mirada import atomic_file
 from mirada.db import read_session
 from mirada.db.models import (
     Caption,
@@ -48,6 +48,7 @@ from mirada.errors import MiradaError
 from mirada.metrics.names import MetricKind, chance_note, metric_name, timing_name
 from mirada.queries.runs import run_detail
 from mirada.text_safety import csv_cell, json_safe, markdown_text, printable
+from mirada.version import __version__
 
 FORMATS = ("csv", "json", "markdown")
 CSV_TABLES = ("items", "metrics", "timings", "setup")

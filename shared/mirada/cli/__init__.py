@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mirada",
         description="Benchmark vision-language models on your own captioned images.",
     )
-    from mirada import __version__
+    from mirada.version import __version__
 
     parser.add_argument("--version", action="version", version=f"mirada {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -32,9 +32,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mirada import __version__, atomic_file
+from mirada import atomic_file
 from mirada.config import get_settings
 from mirada.errors import MiradaError
+from mirada.version import __version__
 
 BUNDLE_FORMAT = "mirada-result-bundle"
 SCHEMA_VERSION = 1  # raise on any change an older reader would misread

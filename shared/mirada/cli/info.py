@@ -46,9 +46,9 @@ def _device() -> tuple[str, str | None]:
 
 
 def collect_info() -> Info:
-    from mirada import __version__
     from mirada.config import get_settings, home_from_environment, legacy_home_notice
     from mirada.metrics.captioning import java_unavailable_reason
+    from mirada.version import __version__
     from mirada.vlm.hub import OPEN_CLIP_URL_CACHE, hf_cache_dir
 
     settings = get_settings()
