@@ -1,5 +1,8 @@
 """Engine creation (SQLite pragmas, PostgreSQL via psycopg 3), sessions and auto-migration.
 
+The dependency runs one way: this module calls mirada.db.migrate (lazily: Alembic loads only
+when a database is first opened), and both take the read-only error from mirada.db.read_only.
+
 Read-only databases: a SQLite file that this process cannot write (the file, or its folder:
 a read-only mount, another user's files) is opened read-only, without the pragma that would
 write (journal_mode=WAL), and start-up migration does nothing when the schema is already at
@@ -15,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -24,41 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from mirada.config import get_settings
-from mirada.errors import MiradaError
+from mirada.db.read_only import DatabaseReadOnly, is_read_only_error, read_only_message
 
 _ENGINES: dict[str, Engine] = {}
 _MIGRATED: set[str] = set()
 _READ_ONLY: dict[Engine, str] = {}  # engine -> why it is read-only, for messages
 _LOCK = threading.Lock()
-
-
-class DatabaseReadOnly(MiradaError):
-    """A write to a database this process may only read."""
-
-
-def read_only_message(engine: Engine, reason: str) -> str:
-    where = _where(engine)
-    return (
-        f"the database {where} is read-only ({reason}); this command needs to write to it. "
-        "Run it where the database (its file and folder, for SQLite) is writable, or point "
-        "MIRADA_HOME or MIRADA_DATABASE_URL at a writable copy. Commands that only read "
-        "(runs, show, datasets, export, the dashboard) work as it is."
-    )
-
-
-def _where(engine: Engine) -> str:
-    if engine.url.get_backend_name() == "sqlite":
-        return f"file {unquote((engine.url.database or '').removeprefix('file:'))}"
-    return engine.url.render_as_string(hide_password=True)
-
-
-def is_read_only_error(exc: DBAPIError) -> bool:
-    """SQLite SQLITE_READONLY* ("attempt to write a readonly database"), or PostgreSQL
-    read_only_sql_transaction (SQLSTATE 25006: a standby, default_transaction_read_only)."""
-    orig = exc.orig
-    if getattr(orig, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
-        return True
-    return getattr(orig, "sqlstate", None) == "25006"
 
 
 def _normalise_url(url: str) -> str:

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from mirada.db.read_only import DatabaseReadOnly, is_read_only_error, read_only_message
 from mirada.errors import MiradaError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -32,8 +33,6 @@ def upgrade_to_head(engine: Engine, *, read_only: str | None = None) -> None:
     At head (every start but the first after an upgrade) this only reads, so commands that
     read work on a read-only database; `read_only` (why it is) refuses an upgrade clearly.
     """
-    from mirada.db.engine import DatabaseReadOnly, is_read_only_error, read_only_message
-
     cfg = alembic_config(engine)
     scripts = ScriptDirectory.from_config(cfg)
     head = scripts.get_current_head()
