@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -138,6 +139,46 @@ def test_statuses_are_enums_stored_as_plain_strings(engine: Engine) -> None:
         assert conn.execute(text("SELECT status FROM runs")).scalar() == "queued"
     with pytest.raises(StatementError), write_session(engine) as s:
         s.add(Worker(name="v", hostname="h", pid=2, status="sleeping"))
+
+
+def test_run_vocabularies_are_enums_stored_as_the_same_strings(engine: Engine) -> None:
+    """task, device, resolved_device, dtype and a worker's devices read back as enum members
+    and are stored as the plain strings older rows hold (no data migration)."""
+    from sqlalchemy.exc import StatementError
+
+    from mirada.db.models import Run, Worker
+    from mirada.domain import Device, Dtype, Task
+
+    with write_session(engine) as s:
+        ds = Dataset(name="d", source_format="csv")
+        s.add(ds)
+        s.flush()
+        s.add(
+            Run(
+                dataset_id=ds.id,
+                model_id="hf-clip:x/y",
+                task=Task.match,
+                device=Device.cpu,
+                resolved_device=Device.cpu,
+                dtype=Dtype.fp32,
+                options={},
+            )
+        )
+        s.add(Worker(name="w", hostname="h", pid=1, devices=[Device.cpu, Device.cuda]))
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT task, device, resolved_device, dtype FROM runs")).one()
+        assert tuple(row) == ("match", "cpu", "cpu", "fp32")
+        devices = conn.execute(text("SELECT devices FROM workers")).scalar()
+        # PostgreSQL decodes JSON itself; SQLite returns the text
+        assert (json.loads(devices) if isinstance(devices, str) else devices) == ["cpu", "cuda"]
+    with read_session(engine) as s:
+        run, worker = s.scalars(select(Run)).one(), s.scalars(select(Worker)).one()
+        assert run.task is Task.match and run.dtype is Dtype.fp32
+        assert run.device is Device.cpu and run.resolved_device is Device.cpu
+        assert worker.devices == [Device.cpu, Device.cuda]
+        assert all(type(d) is Device for d in worker.devices)
+    with pytest.raises(StatementError), write_session(engine) as s:
+        s.add(Run(dataset_id=ds.id, model_id="m", task="match", dtype="fp64", options={}))
 
 
 def test_ids_are_never_reused_after_deleting_the_newest(engine: Engine) -> None:

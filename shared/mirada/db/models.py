@@ -9,6 +9,7 @@ imported from a result bundle are inserted finished, with their results, by `mir
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -34,7 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from mirada.domain import Device, Dtype, RunStatus, WorkerStatus
+from mirada.domain import Device, Dtype, RunStatus, Task, WorkerStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -101,8 +102,8 @@ def _db_now_postgresql(element: db_now, compiler: SQLCompiler, **kw: Any) -> str
     return f"(now() + {offset} * interval '1 second')"
 
 
-def status_column_type(enum: type[StrEnum]) -> Enum:
-    """A StrEnum stored as its plain value in VARCHAR(16), as the migrations create it.
+def enum_column_type(enum: type[StrEnum], length: int) -> Enum:
+    """A StrEnum stored as its plain value in VARCHAR(`length`), as the migrations create it.
 
     No database enum type and no CHECK constraint (so no migration); SQLAlchemy refuses values
     outside the enum on the way in and returns enum members on the way out.
@@ -111,10 +112,29 @@ def status_column_type(enum: type[StrEnum]) -> Enum:
         enum,
         native_enum=False,
         create_constraint=False,
-        length=16,
+        length=length,
         validate_strings=True,
         values_callable=lambda members: [m.value for m in members],
     )
+
+
+def status_column_type(enum: type[StrEnum]) -> Enum:
+    """A status enum in VARCHAR(16)."""
+    return enum_column_type(enum, 16)
+
+
+class DeviceList(TypeDecorator[list[Device]]):
+    """A list of devices stored as a JSON list of their values (as the migrations create it),
+    read back as `Device` members."""
+
+    impl = JSON()
+    cache_ok = True
+
+    def process_bind_param(self, value: Sequence[str] | None, dialect: Any) -> list[str] | None:
+        return None if value is None else [Device(v).value for v in value]
+
+    def process_result_value(self, value: list[str] | None, dialect: Any) -> list[Device] | None:
+        return None if value is None else [Device(v) for v in value]
 
 
 # Integer ids are never reused, so a link or export naming run 12 never shows another run.
@@ -245,7 +265,7 @@ class Worker(Base):
     hostname: Mapped[str]
     pid: Mapped[int]
     labels: Mapped[list[Any]] = mapped_column(default=list)
-    devices: Mapped[list[Any]] = mapped_column(default=list)
+    devices: Mapped[list[Device]] = mapped_column(DeviceList(), default=list)
     hardware_profile_id: Mapped[int | None] = mapped_column(ForeignKey("hardware_profiles.id"))
     status: Mapped[WorkerStatus] = mapped_column(
         status_column_type(WorkerStatus), default=WorkerStatus.active
@@ -265,10 +285,11 @@ class Run(Base):
         ForeignKey("datasets.id", ondelete="CASCADE"), index=True
     )
     model_id: Mapped[str] = mapped_column(String(500))
-    task: Mapped[str] = mapped_column(String(16))
-    device: Mapped[str] = mapped_column(String(8), default=Device.auto.value)
-    resolved_device: Mapped[str | None] = mapped_column(String(16))
-    dtype: Mapped[str] = mapped_column(String(8), default=Dtype.fp32.value)
+    # enums stored as their plain values, in the VARCHAR lengths the migrations gave them
+    task: Mapped[Task] = mapped_column(enum_column_type(Task, 16))
+    device: Mapped[Device] = mapped_column(enum_column_type(Device, 8), default=Device.auto)
+    resolved_device: Mapped[Device | None] = mapped_column(enum_column_type(Device, 16))
+    dtype: Mapped[Dtype] = mapped_column(enum_column_type(Dtype, 8), default=Dtype.fp32)
     batch_size: Mapped[int] = mapped_column(default=32)
     requires: Mapped[str | None] = mapped_column(String(200))
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
