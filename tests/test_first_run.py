@@ -75,7 +75,7 @@ def test_a_legacy_folder_is_named_once_on_stderr(
 def test_info_json_names_home_database_device_and_caches(
     mirada_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mirada import __version__
+    from mirada.version import __version__
 
     monkeypatch.setenv(
         "MIRADA_DATABASE_URL", "postgresql+psycopg://mirada:s3cret-pw@db.example:5432/mirada"

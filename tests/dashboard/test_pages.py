@@ -9,7 +9,7 @@ import pytest
 from dashboard_seed import Seeded, second_caption_run
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard/mirada/dashboard/app.py")
 PAGES = {
     "datasets": "app_pages/datasets.py",
     "runs": "app_pages/runs.py",
