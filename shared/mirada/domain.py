@@ -60,6 +60,10 @@ TASK_NEEDS: dict[Task, frozenset[Capability]] = {
 }
 
 
+# The torch seed of randomly initialised weights and the bootstrap, unless a run names one.
+DEFAULT_SEED = 0
+
+
 class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from mirada.domain import Dtype, Engine, Task, parse_choice
+from mirada.domain import DEFAULT_SEED, Dtype, Engine, Task, parse_choice
 from mirada.errors import MiradaError
 
 RERANK_K = 16
@@ -231,9 +231,6 @@ def _n_resamples() -> Any:
     return _option(
         N_RESAMPLES, "an integer from 1 to 100000 (bootstrap resamples)", _int_between(1, 100_000)
     )
-
-
-DEFAULT_SEED = 0
 
 
 def _seed() -> Any:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mirada.run_options import DEFAULT_SEED, RunOptions
+from mirada.domain import DEFAULT_SEED
+from mirada.run_options import RunOptions
 from mirada.vlm.base import VLMAdapter
 
 
