@@ -1,23 +1,36 @@
-"""The import structure reads one way: import -> queue -> worker -> results -> queries -> pages.
+"""The import structure reads one way, lowest layer first (LAYERS below):
+
+    foundation < pure computation < models < storage < run options and the Task table
+    < queue < worker < read side < pages < entry points
+
+so import -> queue -> worker -> results -> queries -> pages holds: a module never reaches up.
 
 Every module of the `mirada` package (the source roots shared/, worker/ and dashboard/ each
 hold part of it: shared/mirada/queue.py is mirada.queue) is parsed with `ast`, never
-imported, and checked for:
+imported. "Every import" below means every `import`/`from ... import` naming a mirada
+module, at module level or inside a function (a lazy import is still a dependency); only
+imports under `if TYPE_CHECKING:` are left out, since they never run. Checked:
 
-(a) no import cycle among mirada modules, counting module-level imports (those run when the
-    module is imported; function-level imports and `if TYPE_CHECKING:` blocks do not);
-(b) no import of another module's private name (`from mirada.x import _y`, `x._y` on an
+(a) layers: every module belongs to exactly one layer (each layer is a set of module
+    prefixes; a prefix matches itself and its submodules), every prefix names a module, and
+    a module imports only modules of its own layer or lower ones;
+(b) named rules the layers alone would allow or that were once broken: `mirada.vlm` imports
+    nothing from `mirada.run_options` or `mirada.queue` (models do not know how runs are
+    configured or queued); only `mirada.cli` imports `mirada.worker` (besides the worker
+    itself), and nothing outside `mirada.dashboard` imports it;
+(c) no import cycle among mirada modules, counting every import. Importing `a.b.c` also runs
+    the `__init__` of `a` and `a.b`, so those count too, except the importer's own enclosing
+    packages (always initialised before it);
+(d) no import of another module's private name (`from mirada.x import _y`, `x._y` on an
     imported module) or of a private module (`mirada.pkg._m`) from outside its package. A
     module's underscore means "internal to its package", so modules inside `mirada.pkg` may
     import `mirada.pkg._m` (the usual Python convention: `concurrent.futures.thread` imports
     `concurrent.futures._base`); everyone else goes through the package's public names;
-(c) layers: only `mirada.cli*` imports `mirada.worker` (besides the worker itself);
-    `mirada.metrics*` imports none of mirada.db / results / queries / worker / dashboard;
-    nothing outside `mirada.dashboard` imports it. Every import counts here, lazy ones too;
-(d) no Python file over 700 lines outside migrations and tests.
+(e) no Python file over 700 lines outside migrations and tests.
 
 The self-checks at the end feed the same functions small synthetic packages, to prove each
-rule fails on a violation.
+rule fails on a violation (a function-level import cycle, vlm -> run_options, a module
+reaching a higher layer, a module in no layer) and passes the clean variant.
 """
 
 from __future__ import annotations
@@ -25,9 +38,10 @@ from __future__ import annotations
 import ast
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -42,12 +56,58 @@ MAX_LINES = 700
 LONG_FILE_EXEMPT_DIRS = {"tests", "migrations"}
 SKIP_DIRS = {"__pycache__", "node_modules", "build", "dist"}
 
-# (importer prefix, forbidden target prefixes); a prefix matches itself and its submodules.
-FORBIDDEN: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "mirada.metrics",
-        ("mirada.db", "mirada.results", "mirada.queries", "mirada.worker", "mirada.dashboard"),
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    prefixes: tuple[str, ...]  # a prefix matches itself and its submodules
+
+
+# Lowest first; a module may import its own layer and those before it.
+LAYERS: tuple[Layer, ...] = (
+    # Vocabularies, settings and helpers every layer uses; they import no other layer.
+    Layer(
+        "foundation",
+        (
+            "mirada.errors",
+            "mirada.version",
+            "mirada.domain",
+            "mirada.text_safety",
+            "mirada.atomic_file",
+            "mirada.config",
+        ),
     ),
+    # Metrics on arrays: no database, no model, no run.
+    Layer("pure computation", ("mirada.metrics",)),
+    # Model ids, the family table and the adapters.
+    Layer("models", ("mirada.vlm",)),
+    # Tables and what reads or writes them without a run: datasets, caches, stored results.
+    Layer(
+        "storage",
+        (
+            "mirada.db",
+            "mirada.datasets",
+            "mirada.embedding_cache",
+            "mirada.hardware",
+            "mirada.results",
+        ),
+    ),
+    # What a run asks for (validated against the models) and each task's facts.
+    Layer("run options and the Task table", ("mirada.run_options", "mirada.tasks")),
+    Layer("queue", ("mirada.queue",)),
+    Layer("worker", ("mirada.worker",)),
+    # Reading results back out: queries, 2-D projections of stored embeddings, exports and
+    # bundles. mirada.projections reads embeddings through queries, so it lives here, not
+    # beside mirada.metrics.projection (the pure t-SNE/PCA it calls).
+    Layer("read side", ("mirada.queries", "mirada.projections", "mirada.export", "mirada.bundles")),
+    Layer("pages", ("mirada.dashboard",)),
+    # Commands: the CLI, `python -m mirada`, and the demo (its synthetic data and training).
+    Layer("entry points", ("mirada.cli", "mirada.demo", "mirada.__main__")),
+)
+
+# (importer prefix, forbidden target prefixes).
+FORBIDDEN: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("mirada.vlm", ("mirada.run_options", "mirada.queue")),
 )
 # target prefix -> importer prefixes allowed to import it (besides the target's own modules).
 ONLY_FROM: dict[str, tuple[str, ...]] = {
@@ -59,14 +119,23 @@ ONLY_FROM: dict[str, tuple[str, ...]] = {
 # --------------------------------------------------------------------------------------------
 # reading the package
 # --------------------------------------------------------------------------------------------
+# Where an import statement sits: at module level, inside a function (runs when called), or
+# under `if TYPE_CHECKING:` (never runs; the only kind no rule counts).
+Where = Literal["module", "function", "type_checking"]
+
+
 @dataclass(frozen=True)
 class Import:
     target: str  # a mirada module, resolved (`from X import sub` gives X.sub and X)
     line: int
-    module_level: bool  # runs when the importer is imported (not in a function/TYPE_CHECKING)
+    where: Where
     # False for X in `from X import submodule`: X is only the path to the submodule (its
     # __init__ still runs, unless X is a package the importer itself belongs to).
     direct: bool = True
+
+    @property
+    def counts(self) -> bool:
+        return self.where != "type_checking"
 
 
 @dataclass(frozen=True)
@@ -118,21 +187,21 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def _walk(
-    node: ast.AST, module_level: bool = True
-) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
-    """Every import statement under `node`, with whether it runs at import time."""
+    node: ast.AST, where: Where = "module"
+) -> Iterator[tuple[ast.Import | ast.ImportFrom, Where]]:
+    """Every import statement under `node`, with where it sits."""
     for child in ast.iter_child_nodes(node):
         if isinstance(child, ast.Import | ast.ImportFrom):
-            yield child, module_level
+            yield child, where
         elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            yield from _walk(child, False)
+            yield from _walk(child, "type_checking" if where == "type_checking" else "function")
         elif isinstance(child, ast.If) and _is_type_checking(child.test):
             for stmt in child.body:
-                yield from _walk(ast.Module(body=[stmt], type_ignores=[]), False)
+                yield from _walk(ast.Module(body=[stmt], type_ignores=[]), "type_checking")
             for stmt in child.orelse:
-                yield from _walk(ast.Module(body=[stmt], type_ignores=[]), module_level)
+                yield from _walk(ast.Module(body=[stmt], type_ignores=[]), where)
         else:
-            yield from _walk(child, module_level)
+            yield from _walk(child, where)
 
 
 def _base(node: ast.ImportFrom, name: str, is_package: bool) -> str:
@@ -152,14 +221,14 @@ def analyse(
     info = ModuleInfo(name, path or name, is_package, [], [])
     bound: dict[str, str] = {}  # local name -> mirada module it refers to
 
-    def add(target: str, line: int, module_level: bool, direct: bool = True) -> None:
+    def add(target: str, line: int, where: Where, direct: bool = True) -> None:
         if within(target, "mirada"):
-            info.imports.append(Import(target, line, module_level, direct))
+            info.imports.append(Import(target, line, where, direct))
 
-    for node, module_level in _walk(tree):
+    for node, where in _walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                add(alias.name, node.lineno, module_level)
+                add(alias.name, node.lineno, where)
                 if within(alias.name, "mirada"):
                     bound[alias.asname or "mirada"] = alias.name if alias.asname else "mirada"
             continue
@@ -170,13 +239,13 @@ def analyse(
         for alias in node.names:
             full = f"{base}.{alias.name}"
             if full in known:
-                add(full, node.lineno, module_level)
+                add(full, node.lineno, where)
                 bound[alias.asname or alias.name] = full
                 continue
             names_only = False
             if is_private(alias.name):
                 info.private_uses.append(PrivateUse(full, node.lineno))
-        add(base, node.lineno, module_level, direct=not names_only)
+        add(base, node.lineno, where, direct=not names_only)
 
     def resolve(expr: ast.expr) -> str | None:
         """The mirada module an expression names (`stats`, `mirada.metrics.stats`), if any."""
@@ -220,26 +289,27 @@ def rel(path: Path) -> str:
 # the rules
 # --------------------------------------------------------------------------------------------
 def import_cycles(modules: Mapping[str, ModuleInfo]) -> list[str]:
-    """One cycle per strongly connected component of the module-level import graph, as
-    "a -> b (file:line) -> a (file:line)".
+    """One cycle per strongly connected component of the import graph (every import but
+    `if TYPE_CHECKING:` ones), as "a -> b (file:line) -> a (file:line, in a function)".
 
     Importing `a.b.c` also runs the `__init__` of `a` and `a.b`: those are edges too, except
     to the importer's own enclosing packages, which are always initialised before it (so
     `from mirada.datasets import store` inside mirada.datasets is no cycle, while
     `from mirada.datasets import list_datasets` there is: it needs the package's names).
     """
-    graph: dict[str, dict[str, int]] = {n: {} for n in modules}
+    graph: dict[str, dict[str, str]] = {n: {} for n in modules}  # a -> {b: where a imports b}
     for m in modules.values():
         for imp in m.imports:
-            if not imp.module_level:
+            if not imp.counts:
                 continue
+            lazy = ", in a function" if imp.where == "function" else ""
             parts = imp.target.split(".")
             for i in range(1, len(parts) + 1):
                 target = ".".join(parts[:i])
                 enclosing = within(m.name, target)
                 wanted = (target == imp.target and imp.direct) or not enclosing
                 if wanted and target in modules and target != m.name:
-                    graph[m.name].setdefault(target, imp.line)
+                    graph[m.name].setdefault(target, f"{m.path}:{imp.line}{lazy}")
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -300,7 +370,7 @@ def import_cycles(modules: Mapping[str, ModuleInfo]) -> list[str]:
             path.append(prev[path[-1]])
         path.reverse()
         path.append(start)
-        hops = [f"{b} ({modules[a].path}:{graph[a][b]})" for a, b in itertools.pairwise(path)]
+        hops = [f"{b} ({graph[a][b]})" for a, b in itertools.pairwise(path)]
         cycles.append(" -> ".join([start, *hops]))
     return cycles
 
@@ -323,17 +393,71 @@ def private_imports(modules: Mapping[str, ModuleInfo]) -> list[str]:
     return sorted(set(out))
 
 
-def layer_violations(modules: Mapping[str, ModuleInfo]) -> list[str]:
+def layer_index(name: str, layers: Sequence[Layer] = LAYERS) -> list[int]:
+    """The layers (their positions) whose prefixes match `name`: exactly one, for a sound
+    table."""
+    return [i for i, layer in enumerate(layers) if any(within(name, p) for p in layer.prefixes)]
+
+
+def layer_membership(
+    modules: Mapping[str, ModuleInfo], layers: Sequence[Layer] = LAYERS
+) -> list[str]:
+    """Modules in no layer or in several, and prefixes that name no module (a typo would
+    leave a layer silently empty)."""
+    out = []
+    for name in sorted(modules):
+        found = layer_index(name, layers)
+        if not found:
+            out.append(f"{modules[name].path}: {name} belongs to no layer (add it to LAYERS)")
+        elif len(found) > 1:
+            which = ", ".join(layers[i].name for i in found)
+            out.append(f"{modules[name].path}: {name} belongs to several layers: {which}")
+    for layer in layers:
+        for prefix in layer.prefixes:
+            if not any(within(name, prefix) for name in modules):
+                out.append(f"layer {layer.name!r}: {prefix} names no module")
+    return out
+
+
+def layer_violations(
+    modules: Mapping[str, ModuleInfo], layers: Sequence[Layer] = LAYERS
+) -> list[str]:
+    """Imports (every kind but `if TYPE_CHECKING:`) of a module in a higher layer. Modules
+    outside exactly one layer are layer_membership's to report."""
+    out = []
+    for m in modules.values():
+        own = layer_index(m.name, layers)
+        if len(own) != 1:
+            continue
+        for imp in m.imports:
+            if not imp.direct or not imp.counts:
+                continue  # `from X import sub`: reported as X.sub
+            theirs = layer_index(imp.target, layers)
+            if len(theirs) == 1 and theirs[0] > own[0]:
+                lazy = " (in a function)" if imp.where == "function" else ""
+                out.append(
+                    f"{m.path}:{imp.line}: {m.name} ({layers[own[0]].name}) imports "
+                    f"{imp.target} ({layers[theirs[0]].name}), a higher layer{lazy}"
+                )
+    return sorted(set(out))
+
+
+def rule_violations(modules: Mapping[str, ModuleInfo]) -> list[str]:
+    """The named rules: FORBIDDEN and ONLY_FROM, counting every import but
+    `if TYPE_CHECKING:` ones."""
     out = []
     for m in modules.values():
         for imp in m.imports:
-            if not imp.direct:
+            if not imp.direct or not imp.counts:
                 continue  # `from X import sub`: reported as X.sub
             for importer, targets in FORBIDDEN:
                 if within(m.name, importer):
                     for t in targets:
                         if within(imp.target, t):
-                            out.append(f"{m.path}:{imp.line}: {m.name} imports {imp.target}")
+                            out.append(
+                                f"{m.path}:{imp.line}: {m.name} imports {imp.target} "
+                                f"({importer} may import nothing from {t})"
+                            )
             for target, allowed in ONLY_FROM.items():
                 if within(imp.target, target) and not within(m.name, target):
                     if not any(within(m.name, a) for a in allowed):
@@ -387,9 +511,14 @@ def test_the_package_is_all_there(package: dict[str, ModuleInfo]) -> None:
     assert "mirada.dashboard" in package and len(package) > 50
 
 
+def test_every_module_in_one_layer(package: dict[str, ModuleInfo]) -> None:
+    problems = layer_membership(package)
+    assert not problems, _report("modules outside exactly one layer", problems)
+
+
 def test_no_import_cycles(package: dict[str, ModuleInfo]) -> None:
     cycles = import_cycles(package)
-    assert not cycles, _report("import cycles (module-level imports)", cycles)
+    assert not cycles, _report("import cycles (imports inside functions count)", cycles)
 
 
 def test_no_private_imports(package: dict[str, ModuleInfo]) -> None:
@@ -399,7 +528,12 @@ def test_no_private_imports(package: dict[str, ModuleInfo]) -> None:
 
 def test_layers(package: dict[str, ModuleInfo]) -> None:
     problems = layer_violations(package)
-    assert not problems, _report("imports against the layering", problems)
+    assert not problems, _report("imports of a higher layer", problems)
+
+
+def test_named_rules(package: dict[str, ModuleInfo]) -> None:
+    problems = rule_violations(package)
+    assert not problems, _report("imports against the named rules", problems)
 
 
 def test_no_long_files() -> None:
@@ -412,7 +546,8 @@ def test_no_long_files() -> None:
 # --------------------------------------------------------------------------------------------
 def _pkg(**sources: str) -> dict[str, ModuleInfo]:
     """Modules from name=source; names use "__" for "." and a trailing "__init" marks a
-    package, e.g. mirada__vlm__init="..." is mirada/vlm/__init__.py."""
+    package, e.g. mirada__vlm__init="..." is mirada/vlm/__init__.py. Like the real tree,
+    `mirada` itself is a namespace package with no module of its own."""
     spec = {}
     for key, src in sources.items():
         parts = key.split("__")
@@ -420,7 +555,6 @@ def _pkg(**sources: str) -> dict[str, ModuleInfo]:
         if is_pkg:
             parts.pop()
         spec[".".join(parts)] = (src, is_pkg, "/".join(parts) + ".py")
-    spec.setdefault("mirada", ("", True, "mirada/__init__.py"))
     return load_package(spec)
 
 
@@ -446,8 +580,21 @@ def _pkg(**sources: str) -> dict[str, ModuleInfo]:
         ),
         pytest.param(
             {"mirada__a": "import mirada.b\n", "mirada__b": "def f():\n    import mirada.a\n"},
-            [],
-            id="lazy-import-breaks-it",
+            ["mirada.a -> mirada.b (mirada/a.py:1) -> mirada.a (mirada/b.py:2, in a function)"],
+            id="function-level-import-cycle",
+        ),
+        pytest.param(
+            {
+                "mirada__run_options": "def seed():\n    from mirada.vlm.registry import S\n",
+                "mirada__vlm__init": "",
+                "mirada__vlm__registry": "def load():\n"
+                "    from mirada.run_options import DEFAULT_SEED\n",
+            },
+            [
+                "mirada.run_options -> mirada.vlm.registry (mirada/run_options.py:2, in a "
+                "function) -> mirada.run_options (mirada/vlm/registry.py:2, in a function)"
+            ],
+            id="both-sides-lazy",
         ),
         pytest.param(
             {
@@ -556,12 +703,98 @@ def test_self_check_private(sources: dict[str, str], expect: list[str]) -> None:
     [
         pytest.param(
             {
-                "mirada__worker__init": "",
-                "mirada__worker__main": "",
-                "mirada__demo_session": "def run():\n    from mirada.worker.main import Loop\n",
+                "mirada__vlm__init": "",
+                "mirada__vlm__registry": "def load():\n"
+                "    from mirada.run_options import DEFAULT_SEED\n",
+                "mirada__run_options": "",
             },
             [
-                "mirada/demo_session.py:2: mirada.demo_session imports mirada.worker.main "
+                "mirada/vlm/registry.py:2: mirada.vlm.registry (models) imports "
+                "mirada.run_options (run options and the Task table), a higher layer "
+                "(in a function)"
+            ],
+            id="vlm-imports-run-options-lazily",
+        ),
+        pytest.param(
+            {
+                "mirada__db__init": "",
+                "mirada__db__models": "from mirada.queue import claim\n",
+                "mirada__queue": "from mirada.db.models import Run\n",
+            },
+            [
+                "mirada/db/models.py:1: mirada.db.models (storage) imports mirada.queue "
+                "(queue), a higher layer"
+            ],
+            id="storage-imports-queue",
+        ),
+        pytest.param(
+            {
+                "mirada__metrics__init": "",
+                "mirada__metrics__report": "from mirada.results import MetricValue\n",
+                "mirada__results": "",
+            },
+            [
+                "mirada/metrics/report.py:1: mirada.metrics.report (pure computation) imports "
+                "mirada.results (storage), a higher layer"
+            ],
+            id="metrics-imports-storage",
+        ),
+        pytest.param(
+            {
+                "mirada__queries__init": "",
+                "mirada__queries__runs": "from mirada import queue\n",
+                "mirada__queue": "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    from mirada.queries.runs import RunRow\n",
+            },
+            [],
+            id="type-checking-import-is-exempt",
+        ),
+        pytest.param(
+            {
+                "mirada__results": "from mirada.metrics.types import MetricValue\n",
+                "mirada__metrics__init": "",
+                "mirada__metrics__types": "from mirada.domain import Task\n",
+                "mirada__domain": "",
+                "mirada__queue": "from mirada import results\n",
+            },
+            [],
+            id="downward-and-same-layer-imports",
+        ),
+    ],
+)
+def test_self_check_layers(sources: dict[str, str], expect: list[str]) -> None:
+    assert layer_violations(_pkg(**sources)) == expect
+
+
+@pytest.mark.parametrize(
+    ("sources", "expect"),
+    [
+        pytest.param(
+            {
+                "mirada__vlm__init": "",
+                "mirada__vlm__registry": "def load():\n"
+                "    from mirada.run_options import DEFAULT_SEED\n",
+                "mirada__vlm__hf": "import mirada.queue\n",
+                "mirada__run_options": "",
+                "mirada__queue": "",
+            },
+            [
+                "mirada/vlm/hf.py:1: mirada.vlm.hf imports mirada.queue (mirada.vlm may import "
+                "nothing from mirada.queue)",
+                "mirada/vlm/registry.py:2: mirada.vlm.registry imports mirada.run_options "
+                "(mirada.vlm may import nothing from mirada.run_options)",
+            ],
+            id="vlm-imports-run-options-or-queue",
+        ),
+        pytest.param(
+            {
+                "mirada__worker__init": "",
+                "mirada__worker__main": "",
+                "mirada__dashboard__init": "",
+                "mirada__dashboard__data": "def run():\n    from mirada.worker.main import Loop\n",
+            },
+            [
+                "mirada/dashboard/data.py:2: mirada.dashboard.data imports mirada.worker.main "
                 "(only mirada.cli may)"
             ],
             id="worker-imported-outside-cli-even-lazily",
@@ -579,25 +812,6 @@ def test_self_check_private(sources: dict[str, str], expect: list[str]) -> None:
         ),
         pytest.param(
             {
-                "mirada__metrics__init": "",
-                "mirada__metrics__report": "from mirada.results import MetricValue\n",
-                "mirada__results": "",
-            },
-            ["mirada/metrics/report.py:1: mirada.metrics.report imports mirada.results"],
-            id="metrics-imports-storage",
-        ),
-        pytest.param(
-            {
-                "mirada__metrics__init": "",
-                "mirada__metrics__report": "import mirada.db.models\n",
-                "mirada__db__init": "",
-                "mirada__db__models": "",
-            },
-            ["mirada/metrics/report.py:1: mirada.metrics.report imports mirada.db.models"],
-            id="metrics-imports-db",
-        ),
-        pytest.param(
-            {
                 "mirada__dashboard__init": "",
                 "mirada__dashboard__charts": "",
                 "mirada__export": "from mirada.dashboard import charts\n",
@@ -608,18 +822,23 @@ def test_self_check_private(sources: dict[str, str], expect: list[str]) -> None:
             ],
             id="dashboard-imported-from-outside",
         ),
-        pytest.param(
-            {
-                "mirada__results": "from mirada.metrics.types import MetricValue\n",
-                "mirada__metrics__types": "",
-            },
-            [],
-            id="storage-may-import-metrics",
-        ),
     ],
 )
-def test_self_check_layers(sources: dict[str, str], expect: list[str]) -> None:
-    assert layer_violations(_pkg(**sources)) == expect
+def test_self_check_named_rules(sources: dict[str, str], expect: list[str]) -> None:
+    assert rule_violations(_pkg(**sources)) == expect
+
+
+def test_self_check_layer_membership() -> None:
+    layers = (
+        Layer("low", ("mirada.a", "mirada.gone")),
+        Layer("high", ("mirada.b", "mirada.a.deep")),
+    )
+    modules = _pkg(mirada__a__init="", mirada__a__deep="", mirada__b="", mirada__c="")
+    assert layer_membership(modules, layers) == [
+        "mirada/a/deep.py: mirada.a.deep belongs to several layers: low, high",
+        "mirada/c.py: mirada.c belongs to no layer (add it to LAYERS)",
+        "layer 'low': mirada.gone names no module",
+    ]
 
 
 def test_self_check_long_files() -> None:
