@@ -31,17 +31,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mirada.errors import MiradaError
+from mirada.metrics.names import CAPTION_METRICS, CIDER, METEOR, ROUGE_L, bleu
 
-METRIC_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+METRIC_NAMES = CAPTION_METRICS
 
 IMPLEMENTATIONS = {
-    "BLEU-1": "pycocoevalcap Bleu(4), corpus-level, closest reference length",
-    "BLEU-2": "pycocoevalcap Bleu(4), corpus-level, closest reference length",
-    "BLEU-3": "pycocoevalcap Bleu(4), corpus-level, closest reference length",
-    "BLEU-4": "pycocoevalcap Bleu(4), corpus-level, closest reference length",
-    "METEOR": "METEOR 1.5 (Java jar, -l en -norm) via pycocoevalcap",
-    "ROUGE-L": "pycocoevalcap Rouge(), LCS F-score, beta=1.2, best reference",
-    "CIDEr": "CIDEr-D (sigma=6, clipped, x10), IDF from this set's own references",
+    **{
+        bleu(n): "pycocoevalcap Bleu(4), corpus-level, closest reference length"
+        for n in (1, 2, 3, 4)
+    },
+    METEOR: "METEOR 1.5 (Java jar, -l en -norm) via pycocoevalcap",
+    ROUGE_L: "pycocoevalcap Rouge(), LCS F-score, beta=1.2, best reference",
+    CIDER: "CIDEr-D (sigma=6, clipped, x10), IDF from this set's own references",
 }
 TOKENIZATION = "PTB tokenizer (Stanford CoreNLP 3.4.1, Java), lower-cased, punctuation removed"
 
@@ -258,21 +259,21 @@ def score_captions(
     per: dict[str, list[float | None]] = {}
     unavailable: dict[str, str] = {}
 
-    bleu, bleus = Bleu(4).compute_score(gts, res, verbose=0)
+    bleu_corpus, bleus = Bleu(4).compute_score(gts, res, verbose=0)
     for i in range(4):
-        corpus[f"BLEU-{i + 1}"] = float(bleu[i])
-        per[f"BLEU-{i + 1}"] = [float(s) for s in bleus[i]]
+        corpus[bleu(i + 1)] = float(bleu_corpus[i])
+        per[bleu(i + 1)] = [float(s) for s in bleus[i]]
     timeout = meteor_timeout if meteor_timeout is not None else METEOR_TIMEOUT_S + 0.05 * len(keys)
     try:
-        corpus["METEOR"], per["METEOR"] = _meteor(gts, res, timeout)  # type: ignore[assignment]
+        corpus[METEOR], per[METEOR] = _meteor(gts, res, timeout)  # type: ignore[assignment]
     except Exception as exc:
-        corpus["METEOR"] = None
-        per["METEOR"] = [None] * len(keys)
-        unavailable["METEOR"] = f"{type(exc).__name__}: {exc}"
+        corpus[METEOR] = None
+        per[METEOR] = [None] * len(keys)
+        unavailable[METEOR] = f"{type(exc).__name__}: {exc}"
     rouge, rouges = Rouge().compute_score(gts, res)
-    corpus["ROUGE-L"], per["ROUGE-L"] = float(rouge), [float(s) for s in rouges]
+    corpus[ROUGE_L], per[ROUGE_L] = float(rouge), [float(s) for s in rouges]
     cider, ciders = Cider().compute_score(gts, res)
-    corpus["CIDEr"], per["CIDEr"] = float(cider), [float(s) for s in ciders]
+    corpus[CIDER], per[CIDER] = float(cider), [float(s) for s in ciders]
 
     out: dict[str, Any] = {name: corpus[name] for name in METRIC_NAMES}
     out["per_item"] = {k: {name: per[name][i] for name in METRIC_NAMES} for i, k in enumerate(keys)}

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mirada.errors import MiradaError
+from mirada.metrics.names import CLIPSCORE_METRICS
 
 W = 2.5
 PREFIX = "A photo depicts "
-CLIPSCORE = "CLIPScore"
-REFCLIPSCORE = "RefCLIPScore"
-METRIC_NAMES = (CLIPSCORE, REFCLIPSCORE)
+METRIC_NAMES = CLIPSCORE_METRICS  # the keys this module's scores are stored under
 
 
 @dataclass(frozen=True)

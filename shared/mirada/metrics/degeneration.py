@@ -25,6 +25,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mirada.metrics import names
+
 REPEAT_THRESHOLD = 0.3
 GENERIC_MIN_IMAGES = 3
 
@@ -99,7 +101,7 @@ def degeneration(
         if copies >= generic_min_images:
             reasons.append(f"generic: the same caption was generated for {copies} images")
         flags[key] = {
-            "repeated_ngram_rate": rate,
+            names.REPEATED_NGRAM_RATE: rate,
             "verbatim_repeat": verbatim,
             "degenerate": bool(reasons),
             "reasons": reasons,
@@ -107,14 +109,14 @@ def degeneration(
     n = len(flags)
     nan = float("nan")
     corpus = {
-        "distinct-1": len(set(uni)) / len(uni) if uni else nan,
-        "distinct-2": len(set(bi)) / len(bi) if bi else nan,
-        "verbatim_repeat_share": sum(f["verbatim_repeat"] for f in flags.values()) / n
+        names.distinct(1): len(set(uni)) / len(uni) if uni else nan,
+        names.distinct(2): len(set(bi)) / len(bi) if bi else nan,
+        names.VERBATIM_REPEAT_SHARE: sum(f["verbatim_repeat"] for f in flags.values()) / n
         if n
         else nan,
-        "repeated_ngram_rate": sum(f["repeated_ngram_rate"] for f in flags.values()) / n
+        names.REPEATED_NGRAM_RATE: sum(f[names.REPEATED_NGRAM_RATE] for f in flags.values()) / n
         if n
         else nan,
-        "degenerate_share": sum(f["degenerate"] for f in flags.values()) / n if n else nan,
+        names.DEGENERATE_SHARE: sum(f["degenerate"] for f in flags.values()) / n if n else nan,
     }
     return flags, corpus

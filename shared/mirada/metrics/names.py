@@ -54,17 +54,75 @@ class MetricName:
         return f"{self.description} Key: `{self.key}`."
 
 
-RECALL_KS = (1, 5, 10)  # as mirada.metrics.retrieval.RECALL_KS (checked by a test)
-RERANK_KS = (1, 5, 10)  # as mirada.metrics.rerank.RERANK_KS (checked by a test)
-CAPTION_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
-CLIPSCORE_METRICS = ("CLIPScore", "RefCLIPScore")  # as mirada.metrics.clipscore.METRIC_NAMES
-DEGENERATION_METRICS = (
-    "repeated_ngram_rate",
-    "verbatim_repeat_share",
-    "degenerate_share",
-    "distinct-1",
-    "distinct-2",
+# ---------------------------------------------------------------------------------------------
+# The keys: the only place a metric or timing key is spelled. Other modules use these.
+
+RECALL_KS = (1, 5, 10)  # mirada.metrics.retrieval computes these
+RERANK_KS = (1, 5, 10)  # mirada.metrics.rerank computes these (k permitting)
+
+
+def i2t_recall(k: int) -> str:
+    return f"i2t_recall@{k}"
+
+
+def t2i_recall(k: int) -> str:
+    return f"t2i_recall@{k}"
+
+
+def reranked(k: int) -> str:
+    """Image→text recall@k after ITM re-ranking."""
+    return f"{i2t_recall(k)}_reranked"
+
+
+def bleu(n: int) -> str:
+    return f"BLEU-{n}"
+
+
+def distinct(n: int) -> str:
+    return f"distinct-{n}"
+
+
+MRR = "mrr"
+I2T_MEDIAN_RANK = "i2t_median_rank"
+I2T_MEAN_RANK = "i2t_mean_rank"
+T2I_MEDIAN_RANK = "t2i_median_rank"
+T2I_MEAN_RANK = "t2i_mean_rank"
+CATEGORY_ACCURACY = "category_accuracy"
+ZEROSHOT_ACCURACY = "zeroshot_accuracy"
+ZEROSHOT_BALANCED_ACCURACY = "zeroshot_balanced_accuracy"
+# What mirada.metrics.retrieval.metrics_from_ranks returns, in this order.
+RETRIEVAL_METRICS: tuple[str, ...] = (
+    *(i2t_recall(k) for k in RECALL_KS),
+    *(t2i_recall(k) for k in RECALL_KS),
+    MRR,
+    I2T_MEDIAN_RANK,
+    I2T_MEAN_RANK,
+    T2I_MEDIAN_RANK,
+    T2I_MEAN_RANK,
 )
+
+BLEU_4 = bleu(4)
+METEOR = "METEOR"
+ROUGE_L = "ROUGE-L"
+CIDER = "CIDEr"
+CAPTION_METRICS: tuple[str, ...] = (*(bleu(n) for n in (1, 2, 3, 4)), METEOR, ROUGE_L, CIDER)
+CLIPSCORE = "CLIPScore"
+REFCLIPSCORE = "RefCLIPScore"
+CLIPSCORE_METRICS: tuple[str, ...] = (CLIPSCORE, REFCLIPSCORE)
+REPEATED_NGRAM_RATE = "repeated_ngram_rate"  # also the per-caption flag of that name
+VERBATIM_REPEAT_SHARE = "verbatim_repeat_share"
+DEGENERATE_SHARE = "degenerate_share"
+DEGENERATION_METRICS: tuple[str, ...] = (
+    REPEATED_NGRAM_RATE,
+    VERBATIM_REPEAT_SHARE,
+    DEGENERATE_SHARE,
+    distinct(1),
+    distinct(2),
+)
+
+NUM_PARAMS = "num_params"
+WARMUP_BATCHES = "warmup_batches"
+TIMED_BATCHES = "timed_batches"
 
 
 def _match(key: str, label: str, description: str, kind: MetricKind) -> MetricName:
@@ -84,7 +142,7 @@ P, M, S, R = MetricKind.proportion, MetricKind.mean, MetricKind.score, MetricKin
 _ROWS: list[MetricName] = [
     *(
         _match(
-            f"i2t_recall@{k}",
+            i2t_recall(k),
             f"Image→text R@{k}",
             f"Share of images with one of their own captions among the top {k} captions.",
             P,
@@ -93,35 +151,35 @@ _ROWS: list[MetricName] = [
     ),
     *(
         _match(
-            f"t2i_recall@{k}",
+            t2i_recall(k),
             f"Text→image R@{k}",
             f"Share of captions whose image is among the top {k} images.",
             P,
         )
         for k in RECALL_KS
     ),
-    _match("mrr", "MRR", "Mean reciprocal rank of each image's best own caption.", M),
+    _match(MRR, "MRR", "Mean reciprocal rank of each image's best own caption.", M),
     _match(
-        "category_accuracy",
+        CATEGORY_ACCURACY,
         "Category accuracy",
         "Share of categorised images whose top-1 caption belongs to an image of the same category.",
         P,
     ),
     _match(
-        "zeroshot_accuracy",
+        ZEROSHOT_ACCURACY,
         "Zero-shot accuracy",
         "Share of categorised images whose category is predicted from prompts of the class names.",
         P,
     ),
     _match(
-        "zeroshot_balanced_accuracy",
+        ZEROSHOT_BALANCED_ACCURACY,
         "Zero-shot balanced acc.",
         "Zero-shot accuracy averaged over classes (mean per-class recall).",
         P,
     ),
     *(
         _match(
-            f"i2t_recall@{k}_reranked",
+            reranked(k),
             f"Re-ranked R@{k} (ITM)",
             f"Image→text R@{k} after re-ranking the contrastive candidates with the "
             "image-text matching head.",
@@ -129,64 +187,64 @@ _ROWS: list[MetricName] = [
         )
         for k in RERANK_KS
     ),
-    _match("i2t_median_rank", "Image→text median rank", "Median rank of the best own caption.", R),
-    _match("i2t_mean_rank", "Image→text mean rank", "Mean rank of the best own caption.", R),
-    _match("t2i_median_rank", "Text→image median rank", "Median rank of each caption's image.", R),
-    _match("t2i_mean_rank", "Text→image mean rank", "Mean rank of each caption's image.", R),
+    _match(I2T_MEDIAN_RANK, "Image→text median rank", "Median rank of the best own caption.", R),
+    _match(I2T_MEAN_RANK, "Image→text mean rank", "Mean rank of the best own caption.", R),
+    _match(T2I_MEDIAN_RANK, "Text→image median rank", "Median rank of each caption's image.", R),
+    _match(T2I_MEAN_RANK, "Text→image mean rank", "Mean rank of each caption's image.", R),
     *(
         _caption(
-            f"BLEU-{n}",
-            f"BLEU-{n}",
+            bleu(n),
+            bleu(n),
             f"Corpus BLEU with up to {n}-grams (pycocoevalcap, closest reference length).",
             S,
         )
         for n in (1, 2, 3, 4)
     ),
-    _caption("METEOR", "METEOR", "METEOR 1.5 (Java) via pycocoevalcap.", S),
-    _caption("ROUGE-L", "ROUGE-L", "Longest-common-subsequence F-score (beta 1.2).", S),
+    _caption(METEOR, METEOR, "METEOR 1.5 (Java) via pycocoevalcap.", S),
+    _caption(ROUGE_L, ROUGE_L, "Longest-common-subsequence F-score (beta 1.2).", S),
     _caption(
-        "CIDEr",
-        "CIDEr",
+        CIDER,
+        CIDER,
         "CIDEr-D with the IDF of this set's own references (comparable only on the same set).",
         S,
     ),
     _caption(
-        "CLIPScore",
-        "CLIPScore",
+        CLIPSCORE,
+        CLIPSCORE,
         "Mean of 2.5 × max(cosine(image, generated caption), 0) under the run's "
         "--clipscore-model (Hessel et al. 2021); reference-free.",
         S,
     ),
     _caption(
-        "RefCLIPScore",
-        "RefCLIPScore",
+        REFCLIPSCORE,
+        REFCLIPSCORE,
         "Mean of the harmonic mean of CLIPScore and the best cosine(generated caption, "
         "reference) clipped at 0 (Hessel et al. 2021).",
         S,
     ),
     _caption(
-        "repeated_ngram_rate",
+        REPEATED_NGRAM_RATE,
         "Repeated n-gram rate",
         "Mean share of repeated content words and bigrams within a generated caption.",
         P,
     ),
     _caption(
-        "verbatim_repeat_share",
+        VERBATIM_REPEAT_SHARE,
         "Verbatim repeats",
         "Share of generated captions that repeat another image's caption word for word.",
         P,
     ),
     _caption(
-        "degenerate_share",
+        DEGENERATE_SHARE,
         "Degenerate captions",
         "Share of generated captions flagged degenerate (repetition loops or generic).",
         P,
     ),
-    _caption("distinct-1", "Distinct-1", "Distinct words / all words over the run.", S),
-    _caption("distinct-2", "Distinct-2", "Distinct bigrams / all bigrams over the run.", S),
-    _bench("num_params", "Parameters", "Number of model parameters.", MetricKind.number),
-    _bench("warmup_batches", "Warm-up batches", "Batches run before timing.", MetricKind.number),
-    _bench("timed_batches", "Timed batches", "Batches timed per measurement.", MetricKind.number),
+    _caption(distinct(1), "Distinct-1", "Distinct words / all words over the run.", S),
+    _caption(distinct(2), "Distinct-2", "Distinct bigrams / all bigrams over the run.", S),
+    _bench(NUM_PARAMS, "Parameters", "Number of model parameters.", MetricKind.number),
+    _bench(WARMUP_BATCHES, "Warm-up batches", "Batches run before timing.", MetricKind.number),
+    _bench(TIMED_BATCHES, "Timed batches", "Batches timed per measurement.", MetricKind.number),
 ]
 del P, M, S, R
 
@@ -194,56 +252,80 @@ METRICS: dict[str, MetricName] = {m.key: m for m in _ROWS}
 
 # The match metrics shown as headline cards on the Results page, in display order.
 HEADLINE: tuple[str, ...] = (
-    *(f"i2t_recall@{k}" for k in RECALL_KS),
-    *(f"t2i_recall@{k}" for k in RECALL_KS),
-    "mrr",
-    "category_accuracy",
-    "zeroshot_accuracy",
-    "zeroshot_balanced_accuracy",
-    *(f"i2t_recall@{k}_reranked" for k in RERANK_KS),
+    *(i2t_recall(k) for k in RECALL_KS),
+    *(t2i_recall(k) for k in RECALL_KS),
+    MRR,
+    CATEGORY_ACCURACY,
+    ZEROSHOT_ACCURACY,
+    ZEROSHOT_BALANCED_ACCURACY,
+    *(reranked(k) for k in RERANK_KS),
 )
 
 # Timings (stored in the timings table, not as metrics). Benchmark runs store
 # `<op>_<stat>` per batch size; match and caption runs store throughput and cache counts.
+IMAGE_ENCODE = "image_encode"
+TEXT_ENCODE = "text_encode"
+CAPTION = "caption"
 OPERATIONS: dict[str, str] = {
-    "image_encode": "Image encode",
-    "text_encode": "Text encode",
-    "caption": "Caption",
+    IMAGE_ENCODE: "Image encode",
+    TEXT_ENCODE: "Text encode",
+    CAPTION: "Caption",
 }
+LATENCY_P50_MS = "latency_p50_ms"
+LATENCY_P95_MS = "latency_p95_ms"
+THROUGHPUT_PER_S = "throughput_per_s"
+PEAK_RSS_MB = "peak_rss_mb"
+CUDA_MAX_ALLOCATED_MB = "cuda_max_allocated_mb"
+PER_S = "per_s"
+COMPUTED = "computed"
+CACHED = "cached"
 TIMING_STATS: dict[str, tuple[str, str, MetricKind]] = {
-    "latency_p50_ms": ("latency p50", "Median time per item (ms).", MetricKind.milliseconds),
-    "latency_p95_ms": (
+    LATENCY_P50_MS: ("latency p50", "Median time per item (ms).", MetricKind.milliseconds),
+    LATENCY_P95_MS: (
         "latency p95",
         "95th-percentile time per item (ms).",
         MetricKind.milliseconds,
     ),
-    "throughput_per_s": (
+    THROUGHPUT_PER_S: (
         "throughput",
         "Items per second at this batch size.",
         MetricKind.per_second,
     ),
-    "peak_rss_mb": ("peak RSS", "Peak resident memory of the worker (MB).", MetricKind.megabytes),
-    "cuda_max_allocated_mb": (
+    PEAK_RSS_MB: ("peak RSS", "Peak resident memory of the worker (MB).", MetricKind.megabytes),
+    CUDA_MAX_ALLOCATED_MB: (
         "CUDA max allocated",
         "Peak CUDA memory allocated (MB).",
         MetricKind.megabytes,
     ),
-    "per_s": ("items/s", "Items per second over the whole run.", MetricKind.per_second),
-    "computed": ("computed", "Embeddings computed by the model.", MetricKind.number),
-    "cached": ("cached", "Embeddings read from the embedding cache.", MetricKind.number),
+    PER_S: ("items/s", "Items per second over the whole run.", MetricKind.per_second),
+    COMPUTED: ("computed", "Embeddings computed by the model.", MetricKind.number),
+    CACHED: ("cached", "Embeddings read from the embedding cache.", MetricKind.number),
 }
 # The per-batch-size measurements of benchmark runs (columns of the Hardware page).
 BENCHMARK_STATS: tuple[str, ...] = (
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "throughput_per_s",
-    "peak_rss_mb",
-    "cuda_max_allocated_mb",
+    LATENCY_P50_MS,
+    LATENCY_P95_MS,
+    THROUGHPUT_PER_S,
+    PEAK_RSS_MB,
+    CUDA_MAX_ALLOCATED_MB,
 )
 TIMING_PATTERN = re.compile(rf"^(?P<op>{'|'.join(OPERATIONS)})_(?P<stat>{'|'.join(TIMING_STATS)})$")
+LOAD_S = "load_s"
 LOAD_SECONDS = MetricName(
-    "load_s", "Model load time", "Seconds to load the model.", MetricKind.seconds, Task.benchmark
+    LOAD_S, "Model load time", "Seconds to load the model.", MetricKind.seconds, Task.benchmark
 )
+
+
+def timing_key(op: str, stat: str) -> str:
+    """`<op>_<stat>`, e.g. timing_key(IMAGE_ENCODE, THROUGHPUT_PER_S); both must be known."""
+    if op not in OPERATIONS or stat not in TIMING_STATS:
+        raise ValueError(f"unknown timing {op!r}/{stat!r}")
+    return f"{op}_{stat}"
+
+
+def metrics_of(task: Task) -> tuple[str, ...]:
+    """The metric keys runs of `task` store, in table order."""
+    return tuple(m.key for m in _ROWS if m.task == task)
 
 
 def metric_name(key: str) -> MetricName:
@@ -259,6 +341,11 @@ def label(key: str) -> str:
     if key in METRICS:
         return METRICS[key].label
     return timing_name(key).label
+
+
+def kind_of(key: str) -> MetricKind:
+    """How a metric or timing key reads (score when it is not known)."""
+    return METRICS[key].kind if key in METRICS else timing_name(key).kind
 
 
 def timing_name(key: str) -> MetricName:

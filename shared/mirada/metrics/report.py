@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from mirada.errors import MiradaError
-from mirada.metrics import captioning, clipscore, degeneration, rerank, retrieval, stats
+from mirada.metrics import captioning, clipscore, degeneration, names, rerank, retrieval, stats
 from mirada.metrics.types import CaptionOutcome, IntervalMethod, ItemOutcome, MetricValue
 
 TOP_K = 5
@@ -210,27 +210,27 @@ def build_match_report(
     ratios = RatioMetrics(w)
 
     worst = m - int(per_image_captions.min()) + 1  # an image's own caption ranks at most this
-    i2t_chance = {k: retrieval.i2t_chance(ci, n, k) for k in retrieval.RECALL_KS}
-    for k in retrieval.RECALL_KS:
+    i2t_chance = {k: retrieval.i2t_chance(ci, n, k) for k in names.RECALL_KS}
+    for k in names.RECALL_KS:
         ratios.add(
-            f"i2t_recall@{k}",
+            names.i2t_recall(k),
             (ret.i2t_rank <= k).astype(float),
             ones,
             wilson=True,
             chance=_i2t_chance(i2t_chance[k], k, m, worst),
         )
-    for k in retrieval.RECALL_KS:
+    for k in names.RECALL_KS:
         hits = np.bincount(ci, weights=(ret.t2i_rank <= k).astype(float), minlength=n)
         trivial = f"trivial: k = {k} ≥ {n} images" if k >= n else None
         ratios.add(
-            f"t2i_recall@{k}",
+            names.t2i_recall(k),
             hits,
             per_image_captions,
             wilson=True,
             chance=Chance(retrieval.t2i_chance(n, k), f"for {n} images", trivial),
             details={"images": n},
         )
-    ratios.add("mrr", 1.0 / ret.i2t_rank, ones)
+    ratios.add(names.MRR, 1.0 / ret.i2t_rank, ones)
 
     top1 = ret.topk_indices[:, 0]
     cat_res = retrieval.category_metrics(ret.i2t_rank, top1, ci, cats)
@@ -248,7 +248,7 @@ def build_match_report(
     if cat_res.mask.any():
         mask = cat_res.mask.astype(float)
         ratios.add(
-            "category_accuracy",
+            names.CATEGORY_ACCURACY,
             cat_res.category_correct * mask,
             mask,
             wilson=True,
@@ -256,7 +256,7 @@ def build_match_report(
         )
         for name, sel in sels.items():
             ratios.add(
-                "i2t_recall@1",
+                names.i2t_recall(1),
                 hit1 * sel,
                 sel,
                 category=name,
@@ -264,7 +264,7 @@ def build_match_report(
                 chance=_i2t_chance(i2t_chance[1], 1, m, worst, sel),
             )
             ratios.add(
-                "category_accuracy",
+                names.CATEGORY_ACCURACY,
                 cat_res.category_correct * sel,
                 sel,
                 category=name,
@@ -280,12 +280,14 @@ def build_match_report(
         if zs.mask.any():
             zmask = zs.mask.astype(float)
             zchance = _uniform_chance(len(zs.labels), "class", "classes")
-            ratios.add("zeroshot_accuracy", zs.correct * zmask, zmask, wilson=True, chance=zchance)
+            ratios.add(
+                names.ZEROSHOT_ACCURACY, zs.correct * zmask, zmask, wilson=True, chance=zchance
+            )
             for name, sel in sels.items():
                 zsel = sel * zmask
                 if zsel.any():
                     ratios.add(
-                        "zeroshot_accuracy",
+                        names.ZEROSHOT_ACCURACY,
                         zs.correct * zsel,
                         zsel,
                         category=name,
@@ -304,11 +306,11 @@ def build_match_report(
         rr = rerank.rerank(rerank_candidates, rerank_scores, ci)
         if rr.order.shape[0] != n:
             raise MiradaError(f"re-ranking candidates cover {rr.order.shape[0]} of {n} images")
-        for kk in rerank.RERANK_KS:
+        for kk in names.RERANK_KS:
             if kk <= rr.order.shape[1]:
                 hits = ((rr.rank >= 1) & (rr.rank <= kk)).astype(float)
                 ratios.add(
-                    f"i2t_recall@{kk}_reranked",
+                    names.reranked(kk),
                     hits,
                     ones,
                     wilson=True,
@@ -318,10 +320,13 @@ def build_match_report(
     report.metrics.extend(ratios.metrics())
     if zs is not None:
         report.metrics.append(_balanced_metric(zs, w))
-    for name in ("i2t_median_rank", "i2t_mean_rank", "t2i_median_rank", "t2i_mean_rank"):
-        report.metrics.append(
-            MetricValue(name, ret.metrics[name], details={"n": m if "t2i" in name else n})
-        )
+    for name, count in (
+        (names.I2T_MEDIAN_RANK, n),
+        (names.I2T_MEAN_RANK, n),
+        (names.T2I_MEDIAN_RANK, m),
+        (names.T2I_MEAN_RANK, m),
+    ):
+        report.metrics.append(MetricValue(name, ret.metrics[name], details={"n": count}))
 
     for i in range(n):
         top = [
@@ -383,7 +388,7 @@ def _balanced_metric(zs: retrieval.ZeroShotResult, w: np.ndarray) -> MetricValue
         "interval_method": IntervalMethod.bootstrap.value,
         **_uniform_chance(c, "class", "classes").details(),
     }
-    return MetricValue("zeroshot_balanced_accuracy", zs.balanced_accuracy, None, lo, hi, info)
+    return MetricValue(names.ZEROSHOT_BALANCED_ACCURACY, zs.balanced_accuracy, None, lo, hi, info)
 
 
 def build_caption_report(
@@ -420,7 +425,7 @@ def build_caption_report(
             continue
         per = np.array([scored["per_item"][k][name] for k in keys], dtype=np.float64)
         lo, hi = _ci(stats.bootstrap_means(per, w))
-        if name in ("CIDEr", "ROUGE-L"):
+        if name in (names.CIDER, names.ROUGE_L):
             info["ci"] = "bootstrap over images of the mean per-image score"
             report.metrics.append(MetricValue(name, float(value), None, lo, hi, info))
         else:
@@ -433,19 +438,19 @@ def build_caption_report(
         report.metrics.extend(_clip_metrics(clip, w, clip_model))
         for i, k in enumerate(keys):
             per_item = scored["per_item"][k]
-            per_item[clipscore.CLIPSCORE] = float(clip.clip_s[i])
+            per_item[names.CLIPSCORE] = float(clip.clip_s[i])
             ref = float(clip.ref_clip_s[i])
-            per_item[clipscore.REFCLIPSCORE] = None if np.isnan(ref) else ref
+            per_item[names.REFCLIPSCORE] = None if np.isnan(ref) else ref
 
     flags, corpus = degeneration.degeneration({k: predictions[k] for k in keys})
-    rates = np.array([flags[k]["repeated_ngram_rate"] for k in keys])
-    report.metrics.append(_ratio_metric("repeated_ngram_rate", rates, ones, w))
+    rates = np.array([flags[k][names.REPEATED_NGRAM_RATE] for k in keys])
+    report.metrics.append(_ratio_metric(names.REPEATED_NGRAM_RATE, rates, ones, w))
     for name, per_item in (  # shares of images: proportions
-        ("verbatim_repeat_share", np.array([flags[k]["verbatim_repeat"] for k in keys], float)),
-        ("degenerate_share", np.array([flags[k]["degenerate"] for k in keys], float)),
+        (names.VERBATIM_REPEAT_SHARE, np.array([flags[k]["verbatim_repeat"] for k in keys], float)),
+        (names.DEGENERATE_SHARE, np.array([flags[k]["degenerate"] for k in keys], float)),
     ):
         report.metrics.append(_ratio_metric(name, per_item, ones, w, wilson=True))
-    for name in ("distinct-1", "distinct-2"):
+    for name in (names.distinct(1), names.distinct(2)):
         report.metrics.append(MetricValue(name, corpus[name], details={"n": n}))
 
     for k in keys:
@@ -484,8 +489,8 @@ def _clip_metrics(
     """Corpus CLIPScore / RefCLIPScore: means of the per-image values, bootstrap CIs."""
     out = []
     for name, per in (
-        (clipscore.CLIPSCORE, clip.clip_s),
-        (clipscore.REFCLIPSCORE, clip.ref_clip_s),
+        (names.CLIPSCORE, clip.clip_s),
+        (names.REFCLIPSCORE, clip.ref_clip_s),
     ):
         ok = np.isfinite(per)
         info: dict[str, Any] = {
@@ -524,7 +529,7 @@ def compare_match_runs(
     a_correct: Mapping[int, bool],
     b_correct: Mapping[int, bool],
     *,
-    metric: str = "i2t_recall@1",
+    metric: str = names.i2t_recall(1),
     a_label: str = "A",
     b_label: str = "B",
     n_resamples: int = 1000,
@@ -542,7 +547,7 @@ def compare_caption_runs(
     a_scores: Mapping[int, float],
     b_scores: Mapping[int, float],
     *,
-    metric: str = "CIDEr",
+    metric: str = names.CIDER,
     a_label: str = "A",
     b_label: str = "B",
     n_resamples: int = 1000,

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mirada.errors import MiradaError
-
-RERANK_KS = (1, 5, 10)
+from mirada.metrics.names import RERANK_KS, reranked
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def rerank(
     hit = ci[reordered] == np.arange(n)[:, None]
     rank = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0).astype(np.int64)
     metrics = {
-        f"i2t_recall@{kk}_reranked": float(np.mean((rank >= 1) & (rank <= kk))) if n else np.nan
+        reranked(kk): float(np.mean((rank >= 1) & (rank <= kk))) if n else np.nan
         for kk in RERANK_KS
         if kk <= k
     }

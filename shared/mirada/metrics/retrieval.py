@@ -36,22 +36,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mirada.errors import MiradaError
+from mirada.metrics import names
+from mirada.metrics.names import i2t_recall, t2i_recall
 
 DEFAULT_CHUNK_SIZE = 256
-RECALL_KS = (1, 5, 10)
-METRIC_KEYS = (
-    "i2t_recall@1",
-    "i2t_recall@5",
-    "i2t_recall@10",
-    "t2i_recall@1",
-    "t2i_recall@5",
-    "t2i_recall@10",
-    "mrr",
-    "i2t_median_rank",
-    "i2t_mean_rank",
-    "t2i_median_rank",
-    "t2i_mean_rank",
-)
+RECALL_KS = names.RECALL_KS
+METRIC_KEYS = names.RETRIEVAL_METRICS  # what metrics_from_ranks returns
 
 # CLIP-style zero-shot prompts; the caller encodes class_prompts(...) with the text encoder.
 ZEROSHOT_TEMPLATES: tuple[str, ...] = ("a photo of {}.", "a photo of a {}.", "an image of {}.")
@@ -261,14 +251,14 @@ def metrics_from_ranks(i2t_rank: np.ndarray, t2i_rank: np.ndarray) -> dict[str, 
     """The METRIC_KEYS dict from first-correct ranks (fractions, not percent)."""
     out: dict[str, float] = {}
     for k in RECALL_KS:
-        out[f"i2t_recall@{k}"] = recall_at(i2t_rank, k)
+        out[i2t_recall(k)] = recall_at(i2t_rank, k)
     for k in RECALL_KS:
-        out[f"t2i_recall@{k}"] = recall_at(t2i_rank, k)
-    out["mrr"] = float(np.mean(1.0 / i2t_rank))
-    out["i2t_median_rank"] = float(np.median(i2t_rank))
-    out["i2t_mean_rank"] = float(np.mean(i2t_rank))
-    out["t2i_median_rank"] = float(np.median(t2i_rank))
-    out["t2i_mean_rank"] = float(np.mean(t2i_rank))
+        out[t2i_recall(k)] = recall_at(t2i_rank, k)
+    out[names.MRR] = float(np.mean(1.0 / i2t_rank))
+    out[names.I2T_MEDIAN_RANK] = float(np.median(i2t_rank))
+    out[names.I2T_MEAN_RANK] = float(np.mean(i2t_rank))
+    out[names.T2I_MEDIAN_RANK] = float(np.median(t2i_rank))
+    out[names.T2I_MEAN_RANK] = float(np.mean(t2i_rank))
     return out
 
 
