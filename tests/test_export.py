@@ -316,17 +316,17 @@ def test_markdown_report(seeded: Seeded) -> None:
     # user text (the model id) is Markdown-escaped: "hf\-clip\:…" renders as typed
     assert md.startswith(f"# Mirada run {seeded.match_run}: {markdown_text(MODEL)} on pets (match)")
     assert "| Metric | Key | Value [95% CI] |" in md
-    assert "| Image→text R@1 | i2t_recall@1 | 0.750 [0.250, 1.000] |" in md
+    assert "| Image→text R@1 | i2t_recall@1 | 75.0% [25.0, 100.0] |" in md
     assert "| MRR | mrr | 0.875 |" in md
-    assert "| Image→text median rank | i2t_median_rank | 1.0 |" in md
+    assert "| Image→text median rank | i2t_median_rank | 1 |" in md
     assert "| Category | N | Image→text R@1 |" in md
-    assert "| dog | 2 | 0.500 [0.000, 1.000] |" in md
+    assert "| dog | 2 | 50.0% [0.0, 100.0] |" in md
     assert "| Model revision | 0123456789abcdef |" in md
     assert "| Images / captions | 4 / 6 |" in md
     assert "| Device | cpu |" in md and "| dtype | fp32 |" in md and "| Batch size | 8 |" in md
     assert "Test GPU, 24.0 GB" in md
-    assert "| Model load time | load_s | 1.250 | s | - |" in md
-    assert "| image_embed_per_s | image_embed_per_s | 123.4 | items/s | 8 |" in md  # no label
+    assert "| Model load time | load_s | 1.25 | s | - |" in md
+    assert "| image_embed_per_s | image_embed_per_s | 123.400 | items/s | 8 |" in md  # no label
     assert "## Notes on the metrics" in md
     assert "Latencies are per item" not in md  # benchmark notes only for benchmark runs
 
@@ -365,7 +365,7 @@ def test_cli_all_formats(seeded: Seeded, tmp_path: Path) -> None:
 
     md = _cli(run, "--format", "markdown")
     assert md.returncode == 0, md.stderr
-    assert "| Image→text R@1 | i2t_recall@1 | 0.750 [0.250, 1.000] |" in md.stdout
+    assert "| Image→text R@1 | i2t_recall@1 | 75.0% [25.0, 100.0] |" in md.stdout
 
     out = tmp_path / "out" / "report.md"
     out.parent.mkdir()

@@ -17,6 +17,11 @@ Export dict (JSON is exactly this):
 - "timings": [{name, value, unit, batch_size}].
 - "items": one dict per image with a result (see ITEM_COLUMNS), in dataset order.
 - "notes": how the metrics were computed, as sentences.
+
+JSON and CSV keep raw numbers (fractions, not percent; empty cells for missing values), since
+scripts and spreadsheets compute with them; CSV text cells still go through `csv_cell`, so no
+cell starts a formula. The Markdown report is for people: its values go through
+`mirada.metrics.formatting.format_metric`, as on the dashboard and in `mirada show`.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ from mirada.db.models import (
 )
 from mirada.domain import RunStatus, Task
 from mirada.errors import MiradaError
-from mirada.metrics.names import MetricKind, chance_note, metric_name, timing_name
+from mirada.metrics.formatting import MISSING, format_metric
+from mirada.metrics.names import chance_note, metric_name, timing_name
 from mirada.queries.runs import run_detail
 from mirada.text_safety import csv_cell, json_safe, markdown_text, printable
 from mirada.version import __version__
@@ -496,34 +502,12 @@ def to_csv(export: Mapping[str, Any], table: str = "items") -> str:
     return _write_csv(columns, rows)
 
 
-def format_number(value: float | None) -> str:
-    """Fractions with 3 decimals; large counts with thousands separators."""
-    if value is None:
-        return "-"
-    v = float(value)
-    if v.is_integer() and abs(v) >= 1000:
-        return f"{int(v):,}"
-    if abs(v) >= 100:
-        return f"{v:.1f}"
-    return f"{v:.3f}"
-
-
-def format_with_ci(m: Mapping[str, Any], name: str = "") -> str:
-    """'0.850 [0.650, 0.950]', or the value alone, or 'n/a' for unavailable metrics.
-
-    Ranks (median/mean rank) get one decimal; they are positions, not fractions.
-    """
-    is_rank = metric_name(name).kind == MetricKind.rank
-
-    def fmt(v: float) -> str:
-        return f"{v:.1f}" if is_rank and abs(v) < 100 else format_number(v)
-
-    if m.get("value") is None:
-        return "n/a" if m.get("unavailable") else "-"
-    text = fmt(m["value"])
-    if m.get("ci_low") is not None and m.get("ci_high") is not None:
-        text += f" [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]"
-    return text
+def format_with_ci(m: Mapping[str, Any], name: str) -> str:
+    """One exported metric entry as `format_metric` shows it ('96.7% [91.7, 98.7]',
+    '0.850 [0.650, 0.950]'); 'n/a' for a metric the run could not compute."""
+    if m.get("value") is None and m.get("unavailable"):
+        return "n/a"
+    return format_metric(name, m.get("value"), m.get("ci_low"), m.get("ci_high"))
 
 
 class _Markdown(str):
@@ -591,7 +575,7 @@ def to_markdown(export: Mapping[str, Any]) -> str:
                 _user(category),
                 cat.get("n_images"),
                 *(
-                    format_with_ci(cat["metrics"][n], n) if n in cat["metrics"] else "-"
+                    format_with_ci(cat["metrics"][n], n) if n in cat["metrics"] else MISSING
                     for n in names
                 ),
             ]
@@ -605,7 +589,7 @@ def to_markdown(export: Mapping[str, Any]) -> str:
             (
                 timing_name(t["name"]).label,
                 t["name"],
-                format_number(t["value"]),
+                format_metric(t["name"], t["value"], unit=False),  # the Unit column has it
                 t.get("unit"),
                 t.get("batch_size"),
             )

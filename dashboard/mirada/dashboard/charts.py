@@ -15,7 +15,12 @@ from typing import Any, Final, cast
 import altair as alt
 import pandas as pd
 
-from mirada.metrics.names import label
+from mirada.metrics.names import LATENCY_P50_MS, LATENCY_P95_MS, THROUGHPUT_PER_S, label
+
+# Columns of mirada.queries.hardware.benchmark_timings as Altair shorthands.
+P50_Q = f"{LATENCY_P50_MS}:Q"
+P95_Q = f"{LATENCY_P95_MS}:Q"
+THROUGHPUT_Q = f"{THROUGHPUT_PER_S}:Q"
 
 SCORE_SCHEME: Final = "viridis"
 # Tableau 10, the usual categorical palette: distinct hues, readable on white.
@@ -409,20 +414,20 @@ def latency_bars(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
     bars = base.mark_bar().encode(
         x=x,
         xOffset=alt.XOffset("batch_size:O"),
-        y=alt.Y("latency_p50_ms:Q", title="ms per item (p50, p95 whisker)"),
+        y=alt.Y(P50_Q, title="ms per item (p50, p95 whisker)"),
         color=alt.Color("batch_size:O", title="batch size"),
         tooltip=[
             "config:N",
             "batch_size:O",
-            alt.Tooltip("latency_p50_ms:Q", format=".2f", title="p50 ms"),
-            alt.Tooltip("latency_p95_ms:Q", format=".2f", title="p95 ms"),
+            alt.Tooltip(P50_Q, format=".2f", title="p50 ms"),
+            alt.Tooltip(P95_Q, format=".2f", title="p95 ms"),
         ],
     )
     whisk = base.mark_rule(color="black").encode(
         x=x,
         xOffset=alt.XOffset("batch_size:O"),
-        y="latency_p50_ms:Q",
-        y2="latency_p95_ms:Q",
+        y=P50_Q,
+        y2=P95_Q,
     )
     return alt.LayerChart(layer=[bars, whisk]).properties(title=title, height=340)
 
@@ -433,11 +438,11 @@ def throughput_lines(df: pd.DataFrame, *, title: str) -> alt.Chart:
         .mark_line(point=True)
         .encode(
             x=alt.X("batch_size:Q", title="batch size", scale=alt.Scale(type="log", base=2)),
-            y=alt.Y("throughput_per_s:Q", title="items per second"),
+            y=alt.Y(THROUGHPUT_Q, title="items per second"),
             color=alt.Color(
                 "config:N", title="model · host · device · dtype", legend=alt.Legend(labelLimit=0)
             ),
-            tooltip=["config:N", "batch_size:Q", alt.Tooltip("throughput_per_s:Q", format=".1f")],
+            tooltip=["config:N", "batch_size:Q", alt.Tooltip(THROUGHPUT_Q, format=".1f")],
         )
         .properties(title=title, height=320)
     )
@@ -500,8 +505,8 @@ def latency_by_batch(df: pd.DataFrame, *, title: str) -> alt.FacetChart:
     tooltip = [
         alt.Tooltip("config:N", title="host · variant"),
         alt.Tooltip("batch_size:O", title="batch size"),
-        alt.Tooltip("latency_p50_ms:Q", format=".2f", title="p50 (ms per item)"),
-        alt.Tooltip("latency_p95_ms:Q", format=".2f", title="p95 (ms per item)"),
+        alt.Tooltip(P50_Q, format=".2f", title="p50 (ms per item)"),
+        alt.Tooltip(P95_Q, format=".2f", title="p95 (ms per item)"),
         alt.Tooltip("repeats:Q", title="timed batches"),
     ]
     bars = (
@@ -509,16 +514,12 @@ def latency_by_batch(df: pd.DataFrame, *, title: str) -> alt.FacetChart:
         .mark_bar()
         .encode(
             x=x,
-            y=alt.Y("latency_p50_ms:Q", title="ms per item (bar p50, whisker p95)"),
+            y=alt.Y(P50_Q, title="ms per item (bar p50, whisker p95)"),
             color=alt.Color("config:N", title="host · variant", legend=alt.Legend(labelLimit=0)),
             tooltip=tooltip,
         )
     )
-    whisk = (
-        alt.Chart()
-        .mark_rule(color="black")
-        .encode(x=x, y="latency_p50_ms:Q", y2="latency_p95_ms:Q")
-    )
+    whisk = alt.Chart().mark_rule(color="black").encode(x=x, y=P50_Q, y2=P95_Q)
     sizes = sorted(int(b) for b in df["batch_size"].dropna().unique())
     return cast(  # altair types `.facet` and `.resolve_scale` loosely
         alt.FacetChart,
@@ -537,12 +538,12 @@ def throughput_by_batch(df: pd.DataFrame, *, title: str, unit: str) -> alt.Chart
         .mark_line(point=True)
         .encode(
             x=alt.X("batch_size:O", title="batch size", sort=sizes, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("throughput_per_s:Q", title=unit),
+            y=alt.Y(THROUGHPUT_Q, title=unit),
             color=alt.Color("config:N", title="host · variant", legend=alt.Legend(labelLimit=0)),
             tooltip=[
                 alt.Tooltip("config:N", title="host · variant"),
                 alt.Tooltip("batch_size:O", title="batch size"),
-                alt.Tooltip("throughput_per_s:Q", format=".1f", title=unit),
+                alt.Tooltip(THROUGHPUT_Q, format=".1f", title=unit),
                 alt.Tooltip("repeats:Q", title="timed batches"),
             ],
         )

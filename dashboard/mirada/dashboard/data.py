@@ -20,7 +20,6 @@ from sqlalchemy import Engine
 from mirada import projections
 from mirada.config import get_settings
 from mirada.db import get_engine
-from mirada.metrics.names import MetricKind
 from mirada.queries import (
     captions,
     common,
@@ -200,21 +199,6 @@ def downloads(df: pd.DataFrame, stem: str, key: str) -> None:
         key=f"{key}_json",
         icon=":material/download:",
     )
-
-
-def fmt_value(value: float | None, kind: str = MetricKind.proportion) -> str:
-    """A metric value by its kind: proportions in percent, the rest with 3 decimals."""
-    if value is None or pd.isna(value):
-        return "n/a"
-    return f"{value * 100:.1f}%" if kind == MetricKind.proportion else f"{value:.3f}"
-
-
-def fmt_ci(low: float | None, high: float | None, kind: str = MetricKind.proportion) -> str:
-    if low is None or high is None or pd.isna(low) or pd.isna(high):
-        return ""
-    if kind == MetricKind.proportion:
-        return f"95% CI [{low * 100:.1f}, {high * 100:.1f}]"
-    return f"95% CI [{low:.3f}, {high:.3f}]"
 
 
 def pick_finished_run(

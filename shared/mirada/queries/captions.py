@@ -13,9 +13,14 @@ from mirada.db.models import GeneratedCaption, Run
 from mirada.metrics import clipscore
 from mirada.metrics.captioning import CIDER_NOTE, IMPLEMENTATIONS, TOKENIZATION
 from mirada.metrics.names import (
+    BLEU_4,
     CAPTION_METRICS,
+    CIDER,
     CLIPSCORE_METRICS,
     DEGENERATION_METRICS,
+    METEOR,
+    REPEATED_NGRAM_RATE,
+    ROUGE_L,
     metric_name,
 )
 from mirada.queries.common import caption_frame, item_frame, run_info
@@ -23,7 +28,7 @@ from mirada.queries.results import run_metrics
 
 # Per-image scores shown on the Captions page (GeneratedCaption.scores keys); the CLIPScore
 # columns are empty (None) for runs without --clipscore-model.
-TABLE_METRICS: tuple[str, ...] = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr", *CLIPSCORE_METRICS)
+TABLE_METRICS: tuple[str, ...] = (BLEU_4, METEOR, ROUGE_L, CIDER, *CLIPSCORE_METRICS)
 TABLE_COLUMNS = [
     "item_id",
     "filename",
@@ -32,7 +37,7 @@ TABLE_COLUMNS = [
     "references",
     *TABLE_METRICS,
     "degenerate",
-    "repeated_ngram_rate",
+    REPEATED_NGRAM_RATE,
     "verbatim_repeat",
     "reasons",
 ]
@@ -91,7 +96,7 @@ def caption_table(run_id: int) -> pd.DataFrame:
         for m in TABLE_METRICS:
             rec[m] = score_value(scores, m)
         rec["degenerate"] = bool(flags.get("degenerate", False))
-        rec["repeated_ngram_rate"] = flags.get("repeated_ngram_rate")
+        rec[REPEATED_NGRAM_RATE] = flags.get(REPEATED_NGRAM_RATE)
         rec["verbatim_repeat"] = bool(flags.get("verbatim_repeat", False))
         rec["reasons"] = "; ".join(flags.get("reasons", []) or [])
         out.append(rec)
@@ -203,5 +208,5 @@ def hardest_captions(
         table = table[table["category"] == category]
     if degenerate_only:
         table = table[table["degenerate"]]
-    table = table.sort_values("CIDEr", ascending=True, kind="stable", na_position="last")
+    table = table.sort_values(CIDER, ascending=True, kind="stable", na_position="last")
     return table.head(limit).reset_index(drop=True)

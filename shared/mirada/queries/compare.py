@@ -19,6 +19,7 @@ from sqlalchemy import select
 from mirada.db import read_session
 from mirada.db.models import GeneratedCaption, ItemResult
 from mirada.errors import MiradaError
+from mirada.metrics import names
 from mirada.metrics.names import metric_name
 from mirada.metrics.report import compare_caption_runs, compare_match_runs
 from mirada.queries.common import RunInfo, item_frame, run_info
@@ -44,8 +45,8 @@ SIGNIFICANCE_COLUMNS = [
     "problem",
 ]
 # Per-item outcomes compared pairwise: binary ones (McNemar) and per-image caption scores.
-BINARY_METRICS: tuple[str, ...] = ("i2t_recall@1", "category_accuracy")
-SCORE_METRICS: tuple[str, ...] = ("CIDEr", "BLEU-4")
+BINARY_METRICS: tuple[str, ...] = (names.i2t_recall(1), names.CATEGORY_ACCURACY)
+SCORE_METRICS: tuple[str, ...] = (names.CIDER, names.BLEU_4)
 
 
 def _runs(run_ids: Sequence[int]) -> list[RunInfo]:
@@ -102,7 +103,7 @@ class ItemOutcomes:
     scores: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def binary(self, metric: str) -> dict[int, bool | None]:
-        return dict(self.correct) if metric == "i2t_recall@1" else dict(self.category_correct)
+        return dict(self.correct) if metric == names.i2t_recall(1) else dict(self.category_correct)
 
 
 def item_outcomes(run_id: int) -> ItemOutcomes:
@@ -135,9 +136,9 @@ def _compared_metrics(a: ItemOutcomes, b: ItemOutcomes) -> list[str]:
     """The per-item metrics both runs stored."""
     out = []
     if a.correct and b.correct:
-        out.append("i2t_recall@1")
+        out.append(names.i2t_recall(1))
         if a.category_correct or b.category_correct:
-            out.append("category_accuracy")
+            out.append(names.CATEGORY_ACCURACY)
     return out + [m for m in SCORE_METRICS if m in a.scores and m in b.scores]
 
 

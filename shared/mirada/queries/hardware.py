@@ -13,7 +13,13 @@ from mirada.db import read_session
 from mirada.db.models import HardwareProfile, Metric, Run, RunArtifact, Timing, Worker
 from mirada.domain import RunStatus, Task
 from mirada.errors import MiradaError
-from mirada.metrics.names import BENCHMARK_STATS, LOAD_SECONDS, TIMING_PATTERN
+from mirada.metrics.names import (
+    BENCHMARK_STATS,
+    LOAD_S,
+    LOAD_SECONDS,
+    TIMED_BATCHES,
+    TIMING_PATTERN,
+)
 from mirada.queries.runs import HARDWARE_KEYS, hardware_dict
 from mirada.results import VARIANTS_ARTIFACT
 from mirada.vlm.ids import parse_model_id
@@ -49,7 +55,7 @@ SUMMARY_COLUMNS = [
     "speedup_vs_fp32",
     "min_cosine_to_fp32",
 ]
-LOAD_COLUMNS = ["run_id", "model", "host", "device", "dtype", "load_s"]
+LOAD_COLUMNS = ["run_id", "model", "host", "device", "dtype", LOAD_S]
 
 
 def _succeeded_benchmarks() -> list[Any]:
@@ -107,7 +113,7 @@ def benchmark_timings() -> pd.DataFrame:
                 "batch_size": bs,
                 "op": m["op"],
                 "variant": dtype,
-                "repeats": repeats.get(run_id, (opts or {}).get("timed_batches")),
+                "repeats": repeats.get(run_id, (opts or {}).get(TIMED_BATCHES)),
                 "origin": "imported" if origin else "local",
                 "latency_only": _latency_only(model),
             },
@@ -140,7 +146,7 @@ def _timed_batches() -> dict[int, int]:
     stmt = (
         select(Metric.run_id, Metric.value)
         .join(Run, Run.id == Metric.run_id)
-        .where(*_succeeded_benchmarks(), Metric.name == "timed_batches", Metric.category.is_(None))
+        .where(*_succeeded_benchmarks(), Metric.name == TIMED_BATCHES, Metric.category.is_(None))
     )
     with read_session() as s:
         return {run_id: int(v) for run_id, v in s.execute(stmt).all() if v is not None}
@@ -271,7 +277,7 @@ def load_times() -> pd.DataFrame:
                 "host": host or "unknown",
                 "device": rdev or dev,
                 "dtype": dtype,
-                "load_s": value,
+                LOAD_S: value,
             }
             for run_id, value, model, rdev, dev, dtype, host in rows
         ],

@@ -9,7 +9,8 @@ import streamlit as st
 
 from mirada.dashboard import charts, data, item_view, links
 from mirada.domain import Task
-from mirada.metrics.names import CLIPSCORE_METRICS, MetricKind, metric_name
+from mirada.metrics.formatting import format_interval, format_metric
+from mirada.metrics.names import CIDER, CLIPSCORE_METRICS, label, metric_name
 from mirada.queries.captions import TABLE_METRICS
 from mirada.text_safety import markdown_text
 
@@ -46,11 +47,11 @@ for col, r in zip(cols, main.to_dict("records"), strict=False):
             st.metric(r["label"], "unavailable", help=r["help"])
             st.caption(f":material/warning: {markdown_text(r['unavailable'] or 'not computed')}")
         else:
-            ci = data.fmt_ci(r["ci_low"], r["ci_high"], MetricKind.score) or "corpus score"
-            if isinstance(r["interval"], str):  # "95% bootstrap [..]"
-                ci = ci.replace("95% CI", r["interval"])
-            st.metric(r["label"], f"{r['value']:.3f}", help=f"{r['implementation']}. {r['help']}")
-            st.caption(ci)
+            ci = format_interval(r["metric"], r["ci_low"], r["ci_high"])
+            how = r["interval"] if isinstance(r["interval"], str) else "95% CI"  # "95% bootstrap"
+            shown = format_metric(r["metric"], r["value"])
+            st.metric(r["label"], shown, help=f"{r['implementation']}. {r['help']}")
+            st.caption(f"{how} {ci}" if ci else "corpus score")
 st.dataframe(
     charts.table_text(corpus.drop(columns=["help"])),
     hide_index=True,
@@ -91,13 +92,13 @@ st.subheader("Generated vs reference captions")
 table = data.caption_table(run_id)
 # the CLIPScore columns only for runs that computed them (--clipscore-model)
 shown_metrics = [k for k in TABLE_METRICS if k not in CLIPSCORE_METRICS or table[k].notna().any()]
-if table["CIDEr"].notna().any():
+if table[CIDER].notna().any():
     st.altair_chart(
         charts.score_histogram(
             table,
-            value="CIDEr",
+            value=CIDER,
             color="degenerate",
-            title=f"Per-image {metric_name('CIDEr').label} (coloured: degenerate)",
+            title=f"Per-image {label(CIDER)} (coloured: degenerate)",
         ),
         width="stretch",
     )
@@ -119,8 +120,8 @@ st.caption(
 tiles = tiles.assign(
     said=["“" + str(t) + "”" for t in tiles["generated"]],
     score=[
-        f"{f} · CIDEr {c:.3f}" if c == c and c is not None else f"{f} · no CIDEr"
-        for f, c in zip(tiles["filename"], tiles["CIDEr"], strict=True)
+        f"{f} · {label(CIDER)} {format_metric(CIDER, c)}"
+        for f, c in zip(tiles["filename"], tiles[CIDER], strict=True)
     ],
     why=[
         f"degenerate: {r}" if d else ""

@@ -12,18 +12,20 @@ import streamlit as st
 
 from mirada.dashboard import charts, data, item_view, links
 from mirada.domain import Task
+from mirada.metrics import names
+from mirada.metrics.formatting import format_metric
 from mirada.metrics.names import label
 from mirada.text_safety import markdown_text
 
 BAR_METRICS = (
-    "i2t_recall@1",
-    "i2t_recall@5",
-    "t2i_recall@1",
-    "category_accuracy",
-    "zeroshot_accuracy",
-    "i2t_recall@1_reranked",
+    names.i2t_recall(1),
+    names.i2t_recall(5),
+    names.t2i_recall(1),
+    names.CATEGORY_ACCURACY,
+    names.ZEROSHOT_ACCURACY,
+    names.reranked(1),
 )
-CAPTION_BAR_METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+CAPTION_BAR_METRICS = (names.BLEU_4, names.METEOR, names.ROUGE_L, names.CIDER)
 
 st.title("Compare")
 data.ensure_database()
@@ -90,8 +92,10 @@ if table.empty:
     st.stop()
 wide = table.assign(
     shown=[
-        f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo == lo and lo is not None else "")
-        for v, lo, hi in zip(table["value"], table["ci_low"], table["ci_high"], strict=True)
+        format_metric(key, v, lo, hi)
+        for key, v, lo, hi in zip(
+            table["metric"], table["value"], table["ci_low"], table["ci_high"], strict=True
+        )
     ]
 ).pivot_table(index=["label", "metric"], columns="run", values="shown", aggfunc="first", sort=False)
 st.dataframe(
@@ -104,8 +108,9 @@ st.dataframe(
     },
 )
 st.caption(
-    "Values are fractions (1.0 = 100%); brackets are 95% intervals: Wilson score intervals for "
-    "recalls and accuracies, percentile bootstrap over images for MRR and caption scores."
+    "Recalls and accuracies in percent, MRR and caption scores as fractions, as on the Results "
+    "page; brackets are 95% intervals: Wilson score intervals for recalls and accuracies, "
+    "percentile bootstrap over images for MRR and caption scores."
 )
 data.downloads(table, "compare_metrics", "compare_dl")
 
@@ -131,7 +136,7 @@ if not bars.empty:
 
 if is_match:
     st.subheader("Per-category differences")
-    diffs = data.compare_categories(run_ids, "i2t_recall@1")
+    diffs = data.compare_categories(run_ids, names.i2t_recall(1))
     others = diffs[diffs["run_id"] != run_ids[0]]
     if others.empty:
         st.info("No per-category metrics (the dataset has no categories).")
@@ -139,7 +144,7 @@ if is_match:
         st.altair_chart(
             charts.difference_bars(
                 others,
-                title=f"{label('i2t_recall@1')} minus {labels[run_ids[0]].split(' · ')[0]}",
+                title=f"{label(names.i2t_recall(1))} minus {labels[run_ids[0]].split(' · ')[0]}",
                 runs=run_pairs,
             ),
             width="stretch",

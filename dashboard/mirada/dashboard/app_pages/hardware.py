@@ -7,12 +7,22 @@ import pandas as pd
 import streamlit as st
 
 from mirada.dashboard import charts, data
-from mirada.metrics.names import BENCHMARK_STATS, LOAD_SECONDS, OPERATIONS, TIMING_STATS
+from mirada.metrics.names import (
+    BENCHMARK_STATS,
+    CAPTION,
+    CUDA_MAX_ALLOCATED_MB,
+    IMAGE_ENCODE,
+    LOAD_SECONDS,
+    OPERATIONS,
+    PEAK_RSS_MB,
+    TEXT_ENCODE,
+    TIMING_STATS,
+)
 from mirada.queries.common import short_model
 from mirada.queries.hardware import recommend
 from mirada.text_safety import markdown_text
 
-OP_UNITS = {"image_encode": "images/s", "text_encode": "texts/s", "caption": "captions/s"}
+OP_UNITS = {IMAGE_ENCODE: "images/s", TEXT_ENCODE: "texts/s", CAPTION: "captions/s"}
 
 # Benchmark columns under their label, with the description and stored key as tooltip.
 STAT_COLUMNS = {
@@ -94,7 +104,7 @@ else:
             )
         mem = sel.melt(
             id_vars=["config", "op", "batch_size"],
-            value_vars=["peak_rss_mb", "cuda_max_allocated_mb"],
+            value_vars=[PEAK_RSS_MB, CUDA_MAX_ALLOCATED_MB],
             var_name="memory",
             value_name="mb",
         ).dropna(subset=["mb"])

@@ -10,12 +10,14 @@ import streamlit as st
 
 from mirada.dashboard import charts, data, item_view, links
 from mirada.domain import Task
+from mirada.metrics import names
+from mirada.metrics.formatting import format_interval, format_metric
 from mirada.metrics.names import label
 from mirada.text_safety import markdown_text
 
 CARDS_PER_ROW = 5
 # Per-category metrics the chart offers, in this order (those the run stored).
-CATEGORY_METRICS = ("i2t_recall@1", "category_accuracy", "zeroshot_accuracy")
+CATEGORY_METRICS = (names.i2t_recall(1), names.CATEGORY_ACCURACY, names.ZEROSHOT_ACCURACY)
 DRILL_TABLE_ROWS = 200
 GALLERY_SIZE = 24
 TABS = (
@@ -64,11 +66,11 @@ def _cards() -> None:
         cols = st.columns(CARDS_PER_ROW)
         for col, r in zip(cols, cards[start : start + CARDS_PER_ROW], strict=False):
             with col.container(border=True):
-                ci = data.fmt_ci(r["ci_low"], r["ci_high"], r["kind"])
-                if ci and isinstance(r["interval"], str):  # "95% Wilson [..]" / "95% bootstrap"
-                    ci = ci.replace("95% CI", r["interval"])
-                st.metric(r["label"], data.fmt_value(r["value"], r["kind"]), help=r["help"])
-                st.caption(ci or "no CI")
+                ci = format_interval(r["name"], r["ci_low"], r["ci_high"])
+                # "95% Wilson [..]" / "95% bootstrap [..]"
+                how = r["interval"] if isinstance(r["interval"], str) else "95% CI"
+                st.metric(r["label"], format_metric(r["name"], r["value"]), help=r["help"])
+                st.caption(f"{how} {ci}" if ci else "no CI")
                 if isinstance(r["note"], str):  # within chance, or a trivial R@k
                     st.caption(f":orange[:material/warning: {markdown_text(r['note'])}]")
 
