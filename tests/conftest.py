@@ -1,4 +1,7 @@
-"""Shared fixtures: an isolated MIRADA_HOME per test, and databases on SQLite and PostgreSQL."""
+"""Shared fixtures: an isolated MIRADA_HOME per test, databases on SQLite and PostgreSQL, the
+synthetic demo dataset and tiny random models. Plain helpers (running the worker, back-dating
+a heartbeat) are in run_helpers.py; tests/ and tests/dashboard are on sys.path through
+pytest's `pythonpath` setting in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -143,3 +146,58 @@ def db_url(
 @pytest.fixture
 def engine(db_url: str) -> Engine:
     return get_engine(db_url)
+
+
+DATASET_IMAGES = 6
+
+
+@pytest.fixture
+def dataset(mirada_home: Path, tmp_path: Path, request: pytest.FixtureRequest) -> int:
+    """The synthetic demo dataset, imported into the test's home as "tiny-demo": its id. A
+    test module sets DATASET_IMAGES to import another number of images (default 6)."""
+    from mirada.datasets import import_dataset
+    from mirada.demo.synthetic import write_demo_dataset
+
+    n = getattr(request.module, "DATASET_IMAGES", DATASET_IMAGES)
+    src = write_demo_dataset(tmp_path / "demo", split="demo", n=n)
+    return import_dataset(src, name="tiny-demo").id
+
+
+class TinyModels(Mapping[str, str]):
+    """Model ids of tiny random models (tests/tiny_models.py), each built on first use:
+    "clip" (hf-clip), "itm" (blip-itm), "caption" (blip-caption). Plumbing only: random
+    weights give near-constant scores."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._ids: dict[str, str] = {}
+
+    def _builders(self) -> dict[str, Callable[[], str]]:
+        import tiny_models  # torch and transformers: only for the tests that use a model
+
+        root = self._root
+        return {
+            "clip": lambda: f"hf-clip:{tiny_models.make_hf_clip(root / 'clip')}",
+            "itm": lambda: f"blip-itm:{tiny_models.make_blip(root / 'itm', kind='itm')}",
+            "caption": lambda: (
+                f"blip-caption:{tiny_models.make_blip(root / 'cap', kind='caption')}"
+            ),
+        }
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self._ids:
+            self._ids[key] = self._builders()[key]()
+        return self._ids[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("clip", "itm", "caption"))
+
+    def __len__(self) -> int:
+        return 3
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """Tiny random models shared by the session's tests (read-only: a test that changes a
+    model's files builds its own)."""
+    return TinyModels(tmp_path_factory.mktemp("models"))

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mirada.results import MetricValue, RunResults
 from mirada.worker.context import RunContext

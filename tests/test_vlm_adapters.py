@@ -7,7 +7,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers/huggingface_hub read it
 
 import pickle
-import sys
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +17,24 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 open_clip = pytest.importorskip("open_clip")
+import tiny_models as tm  # noqa: E402
 from PIL import Image  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
-import tiny_models as tm  # noqa: E402
-
-from mirada.vlm.base import CAPTION, EMBED, SCORE_PAIRS, CaptionOptions, VLMAdapter  # noqa: E402
+from mirada.domain import Device, Dtype  # noqa: E402
+from mirada.vlm.base import (  # noqa: E402
+    CAPTION,
+    EMBED,
+    PROTOCOLS,
+    SCORE_PAIRS,
+    CapabilityError,
+    CaptionOptions,
+    Embedder,
+    LoadedModel,
+    as_captioner,
+    as_embedder,
+    as_pair_scorer,
+)
+from mirada.vlm.families import FAMILIES  # noqa: E402
 from mirada.vlm.registry import OPEN_CLIP_TAG_REPOS, load_adapter  # noqa: E402
 
 ATOL = 1e-5
@@ -79,18 +91,18 @@ def _norm(x: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.normalize(x.float(), dim=-1).numpy()
 
 
-def _check_common(adapter: VLMAdapter, images: list[Image.Image]) -> None:
+def _check_common(adapter: LoadedModel, images: list[Image.Image]) -> None:
     fp = adapter.fingerprint().as_dict()
     assert fp["model_id"] == adapter.model_id and fp["family"] == adapter.family
     assert fp["revision"] and fp["dtype"] == "fp32"
     assert fp["preprocessing"]["mean"] and fp["preprocessing"]["std"]
     assert adapter.num_params > 1000
-    assert adapter.device == "cpu"
+    assert adapter.device is Device.cpu and adapter.dtype is Dtype.fp32
     # DataLoader workers pickle the transform.
     transform = pickle.loads(pickle.dumps(adapter.image_transform))
     assert torch.equal(transform(images[0]), adapter.image_transform(images[0]))
     assert adapter.image_transform(images[0]).shape == (3, tm.IMAGE, tm.IMAGE)
-    if EMBED in adapter.capabilities:
+    if isinstance(adapter, Embedder):
         for emb in (adapter.encode_images(images), adapter.encode_texts(TEXTS)):
             assert emb.dtype == np.float32 and emb.shape[1] == adapter.embed_dim
             np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
@@ -101,7 +113,7 @@ def _check_common(adapter: VLMAdapter, images: list[Image.Image]) -> None:
 
 
 def test_hf_clip_equals_direct_calls(clip_dir: Path, images: list[Image.Image]) -> None:
-    adapter = load_adapter(f"hf-clip:{clip_dir}", device="cpu")
+    adapter = load_adapter(f"hf-clip:{clip_dir}", device=Device.cpu)
     assert adapter.capabilities == {EMBED} and adapter.embed_dim == 16
     _check_common(adapter, images)
     model = transformers.CLIPModel.from_pretrained(clip_dir).eval()
@@ -121,18 +133,19 @@ def test_hf_clip_equals_direct_calls(clip_dir: Path, images: list[Image.Image]) 
 
 
 def test_hf_clip_long_text_is_truncated(clip_dir: Path) -> None:
-    adapter = load_adapter(f"hf-clip:{clip_dir}", device="cpu")
+    adapter = load_adapter(f"hf-clip:{clip_dir}", device=Device.cpu)
     emb = adapter.encode_texts(["the cat " * 100])  # > 32 positions
     assert emb.shape == (1, 16) and np.isfinite(emb).all()
 
 
-@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize("dtype", [Dtype.bf16, Dtype.fp16])
 def test_low_precision_outputs_float32(
-    clip_dir: Path, images: list[Image.Image], dtype: str
+    clip_dir: Path, images: list[Image.Image], dtype: Dtype
 ) -> None:
-    ref = load_adapter(f"hf-clip:{clip_dir}", device="cpu")
-    adapter = load_adapter(f"hf-clip:{clip_dir}", device="cpu", dtype=dtype)
-    assert adapter.dtype == dtype and adapter.fingerprint().dtype == dtype
+    ref = load_adapter(f"hf-clip:{clip_dir}", device=Device.cpu)
+    adapter = load_adapter(f"hf-clip:{clip_dir}", device=Device.cpu, dtype=dtype)
+    assert adapter.dtype is dtype and adapter.fingerprint().dtype is dtype
+    assert adapter.fingerprint().as_dict()["dtype"] == dtype.value  # the stored string
     assert next(adapter.model.parameters()).dtype == {"bf16": torch.bfloat16,
                                                       "fp16": torch.float16}[dtype]  # fmt: skip
     for got, want in (
@@ -147,7 +160,7 @@ def test_low_precision_outputs_float32(
 
 
 def test_open_clip_local_dir_equals_direct(open_clip_dir: Path, images: list[Image.Image]) -> None:
-    adapter = load_adapter(f"open-clip:local-dir:{open_clip_dir}", device="cpu")
+    adapter = load_adapter(f"open-clip:local-dir:{open_clip_dir}", device=Device.cpu)
     assert adapter.embed_dim == 16 and adapter.trim
     _check_common(adapter, images)
     model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{open_clip_dir}")
@@ -170,13 +183,13 @@ def test_open_clip_registered_arch_random_and_checkpoint(
     open_clip_dir: Path, models_dir: Path, images: list[Image.Image]
 ) -> None:
     arch = tm.register_open_clip_arch(models_dir / "configs")
-    random_init = load_adapter(f"open-clip:{arch}", device="cpu")
+    random_init = load_adapter(f"open-clip:{arch}", device=Device.cpu)
     assert random_init.fingerprint().revision is None
     assert random_init.encode_texts(TEXTS).shape == (3, 16)
     # The local-dir weights, loaded as a checkpoint file on the registered architecture.
     ckpt = open_clip_dir / "open_clip_model.safetensors"
-    from_ckpt = load_adapter(f"open-clip:{arch}/{ckpt}", device="cpu")
-    from_dir = load_adapter(f"open-clip:local-dir:{open_clip_dir}", device="cpu")
+    from_ckpt = load_adapter(f"open-clip:{arch}/{ckpt}", device=Device.cpu)
+    from_dir = load_adapter(f"open-clip:local-dir:{open_clip_dir}", device=Device.cpu)
     assert np.allclose(from_ckpt.encode_images(images), from_dir.encode_images(images), atol=ATOL)
     assert np.allclose(from_ckpt.encode_texts(TEXTS), from_dir.encode_texts(TEXTS), atol=ATOL)
     assert from_ckpt.fingerprint().revision
@@ -196,7 +209,7 @@ def test_open_clip_catalogue_tags_match_open_clip() -> None:
 
 
 def test_blip_itm_embeddings_and_scores(blip_itm_dir: Path, images: list[Image.Image]) -> None:
-    adapter = load_adapter(f"blip-itm:{blip_itm_dir}", device="cpu")
+    adapter = load_adapter(f"blip-itm:{blip_itm_dir}", device=Device.cpu)
     assert adapter.capabilities == {EMBED, SCORE_PAIRS} and adapter.embed_dim == 16
     _check_common(adapter, images)
     model = transformers.BlipForImageTextRetrieval.from_pretrained(blip_itm_dir).eval()
@@ -237,11 +250,9 @@ def test_blip_itm_embeddings_and_scores(blip_itm_dir: Path, images: list[Image.I
 
 
 def test_blip_caption_equals_generate(blip_cap_dir: Path, images: list[Image.Image]) -> None:
-    adapter = load_adapter(f"blip-caption:{blip_cap_dir}", device="cpu")
-    assert adapter.capabilities == {CAPTION} and adapter.embed_dim is None
+    adapter = load_adapter(f"blip-caption:{blip_cap_dir}", device=Device.cpu)
+    assert adapter.capabilities == {CAPTION} and not hasattr(adapter, "embed_dim")
     _check_common(adapter, images)
-    with pytest.raises(NotImplementedError):
-        adapter.encode_texts(TEXTS)
     model = transformers.BlipForConditionalGeneration.from_pretrained(blip_cap_dir).eval()
     processor = transformers.BlipProcessor.from_pretrained(blip_cap_dir)
     pixels = processor(images=images, return_tensors="pt")["pixel_values"]
@@ -260,8 +271,8 @@ def test_blip_caption_equals_generate(blip_cap_dir: Path, images: list[Image.Ima
 
 
 def test_flava_projected_and_mean(flava_dir: Path, images: list[Image.Image]) -> None:
-    projected = load_adapter(f"flava:{flava_dir}", device="cpu")
-    mean = load_adapter(f"flava:{flava_dir}?pooling=mean", device="cpu")
+    projected = load_adapter(f"flava:{flava_dir}", device=Device.cpu)
+    mean = load_adapter(f"flava:{flava_dir}?pooling=mean", device=Device.cpu)
     _check_common(projected, images)
     _check_common(mean, images)
     assert projected.fingerprint().options == {"pooling": "projected"}
@@ -286,3 +297,34 @@ def test_flava_projected_and_mean(flava_dir: Path, images: list[Image.Image]) ->
     sim_projected = projected.encode_images(images) @ projected.encode_texts(TEXTS).T
     sim_mean = mean.encode_images(images) @ mean.encode_texts(TEXTS).T
     assert not np.allclose(sim_projected, sim_mean, atol=1e-3)
+
+
+# --- the protocols each family implements ---------------------------------------------------
+
+
+def test_each_family_implements_exactly_the_protocols_its_capabilities_name(
+    clip_dir: Path, open_clip_dir: Path, blip_itm_dir: Path, blip_cap_dir: Path, flava_dir: Path
+) -> None:
+    model_ids = {
+        "hf-clip": f"hf-clip:{clip_dir}",
+        "open-clip": f"open-clip:local-dir:{open_clip_dir}",
+        "blip-itm": f"blip-itm:{blip_itm_dir}",
+        "blip-caption": f"blip-caption:{blip_cap_dir}",
+        "flava": f"flava:{flava_dir}",
+    }
+    assert set(model_ids) == set(FAMILIES), "a new family needs a tiny model in this test"
+    for prefix, model_id in model_ids.items():
+        adapter = load_adapter(model_id, device=Device.cpu)
+        implemented = {cap for cap, protocol in PROTOCOLS.items() if isinstance(adapter, protocol)}
+        assert implemented == FAMILIES[prefix].capabilities == adapter.capabilities, prefix
+        for capability, narrow in (
+            (EMBED, as_embedder),
+            (SCORE_PAIRS, as_pair_scorer),
+            (CAPTION, as_captioner),
+        ):
+            if capability in adapter.capabilities:
+                assert narrow(adapter) is adapter
+            else:
+                why = f"model {re.escape(model_id)} cannot .* lacks the {capability} capability"
+                with pytest.raises(CapabilityError, match=why):
+                    narrow(adapter)

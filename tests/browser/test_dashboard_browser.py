@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -67,7 +66,6 @@ def seeded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     existing = os.environ.get("MIRADA_BROWSER_TEST_HOME")
     if existing:
         return Path(existing)
-    sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
     from dashboard_seed import copy_home, shared_seed
 
     from mirada.db import dispose_engines

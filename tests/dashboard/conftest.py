@@ -11,14 +11,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from dashboard_seed import Seeded, copy_home, shared_seed, use_home
 
 from mirada.db import dispose_engines
