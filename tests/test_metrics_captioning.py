@@ -218,7 +218,7 @@ def test_cli_coco_style_human(tmp_path: Path, scored: dict[str, Any]) -> None:
     proc = run_cli("--references", str(refs), "--predictions", str(preds))
     assert proc.returncode == 0, proc.stderr
     assert "METEOR 1.5" in proc.stdout and "CIDEr-D" in proc.stdout
-    assert f"{scored['BLEU-4']:.4f}" in proc.stdout
+    assert f"BLEU-4   {scored['BLEU-4']:11.3f}  pycocoevalcap" in proc.stdout  # as format_metric
 
 
 @pytest.mark.parametrize(

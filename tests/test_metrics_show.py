@@ -4,6 +4,7 @@ intervals (never [1, 1]), the interval method, chance levels and trivial R@k."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,21 @@ from cli_runner import run_cli
 from mirada.datasets import import_dataset, load_items
 from mirada.demo.synthetic import write_demo_dataset
 from mirada.export import build_export, metric_table, to_markdown
+from mirada.metrics import names
+from mirada.metrics.formatting import format_interval, format_metric
 from mirada.metrics.report import build_match_report
+from mirada.metrics.types import MetricValue
 from mirada.queue import claim_next, enqueue, finish_run, register_worker
-from mirada.results import RunResults
+from mirada.results import RunResults, TimingValue
 
 
-def _perfect_run(tmp_path: Path) -> int:
-    """12 demo images (4 shapes), each image's captions nearest to it: R@5 = 1.0."""
+def _perfect_run(
+    tmp_path: Path,
+    extra: Sequence[MetricValue] = (),
+    timings: Sequence[TimingValue] = (),
+) -> int:
+    """12 demo images (4 shapes), each image's captions nearest to it: R@5 = 1.0 (plus `extra`
+    metrics and `timings`, as a benchmark stores them)."""
     src = write_demo_dataset(tmp_path / "shapes", n=12)
     ds = import_dataset(src, name="shapes").id
     items = load_items(ds)
@@ -40,7 +49,9 @@ def _perfect_run(tmp_path: Path) -> int:
     run_id = enqueue(ds, "hf-clip:mirada/demo-clip", "match", device="cpu")
     worker, profile = register_worker("w", "host", 1, [], ["cpu"], None)
     assert claim_next(worker, ["cpu"], []) is not None
-    results = RunResults(metrics=list(report.metrics), items=list(report.items))
+    results = RunResults(
+        metrics=[*report.metrics, *extra], items=list(report.items), timings=list(timings)
+    )
     assert finish_run(
         run_id,
         worker,
@@ -77,7 +88,7 @@ def test_show_text_says_method_and_chance(perfect_run: int) -> None:
     res = run_cli("show", str(perfect_run))
     assert res.returncode == 0, res.stderr
     line = next(x for x in res.stdout.splitlines() if x.strip().startswith("i2t_recall@5 "))
-    assert "95% CI [0.758, 1.000] (Wilson)" in line
+    assert "100.0%  95% CI [75.8, 100.0] (Wilson)" in line  # percent, as on the Results page
     mrr = next(x for x in res.stdout.splitlines() if x.strip().startswith("mrr "))
     assert "(bootstrap)" in mrr
     zs = next(x for x in res.stdout.splitlines() if x.strip().startswith("zeroshot_accuracy "))
@@ -96,3 +107,40 @@ def test_export_records_interval_method_and_chance(perfect_run: int) -> None:
     assert all(set(r) <= set(columns) for r in rows)
     md = to_markdown(export)
     assert "Wilson" in md and "within chance" in md
+
+
+def test_show_prints_integers_as_integers_and_percentages_as_the_dashboard(
+    mirada_home: Path, tmp_path: Path
+) -> None:
+    extra = [
+        MetricValue(names.NUM_PARAMS, 315201.0),
+        MetricValue(names.WARMUP_BATCHES, 2.0),
+    ]
+    p50 = names.timing_key(names.IMAGE_ENCODE, names.LATENCY_P50_MS)
+    timings = [TimingValue(p50, 3.4, "ms", 8), TimingValue(names.LOAD_S, 1.25, "s")]
+    run_id = _perfect_run(tmp_path, extra, timings)
+    res = run_cli("show", str(run_id))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+
+    def line(key: str) -> str:
+        return next(x for x in lines if x.strip().startswith(f"{key} "))
+
+    assert line(names.NUM_PARAMS).split()[-1] == "315201"
+    assert line(names.WARMUP_BATCHES).split()[-1] == "2"
+    assert "315201.0" not in res.stdout and "2.0000" not in res.stdout
+    # each proportion reads as the Results page's card and its interval caption
+    metrics = json.loads(run_cli("show", str(run_id), "--json").stdout)["metrics"]
+    for k in names.RECALL_KS:
+        key = names.t2i_recall(k)
+        card = format_metric(key, metrics[key])
+        ci = format_interval(key, metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"])
+        assert card.endswith("%") and ci.startswith("[")
+        assert f"{card}  95% CI {ci}" in line(key)
+    # per category: percentages too
+    per_category = lines[lines.index("per category:") + 1]
+    assert f"{names.i2t_recall(1)} 100.0%" in per_category
+    # timings: the value by its kind, the unit in its own column; nothing prints None or nan
+    assert any(x.split()[:4] == [p50, "3.40", "ms", "8"] for x in lines)
+    assert any(x.split()[:3] == [names.LOAD_S, "1.25", "s"] for x in lines)
+    assert "None" not in res.stdout and "nan" not in res.stdout

@@ -63,10 +63,6 @@ def load_captions(path: Path) -> dict[str, list[str]]:
     raise MiradaError(f"{path}: unrecognised format. {FORMATS_HELP}")
 
 
-def _fmt(value: float | None) -> str:
-    return "unavailable" if value is None else f"{value:.4f}"
-
-
 @command(
     "score-captions",
     "Official COCO caption metrics (BLEU, METEOR 1.5, ROUGE-L, CIDEr-D) for predictions",
@@ -105,11 +101,13 @@ def score_captions_cmd(args: argparse.Namespace) -> int:
         raise MiradaError(f"{args.predictions}: empty predictions for ids {empty[:10]}")
 
     from mirada.metrics import captioning
+    from mirada.metrics.formatting import format_metric
+    from mirada.metrics.names import bleu
 
     result = captioning.score_captions(refs, preds)
     unavailable: dict[str, str] = result.get("unavailable", {})
-    if result["BLEU-1"] is None:  # the official tokenisation itself is unavailable
-        raise MiradaError(unavailable.get("BLEU-1", "caption metrics unavailable"))
+    if result[bleu(1)] is None:  # the official tokenisation itself is unavailable
+        raise MiradaError(unavailable.get(bleu(1), "caption metrics unavailable"))
     if args.json:
         print_json(result)
         return 0
@@ -117,7 +115,8 @@ def score_captions_cmd(args: argparse.Namespace) -> int:
     print(f"tokenisation: {captioning.TOKENIZATION}")
     print(f"{'metric':<8} {'score':>11}  implementation")
     for name in captioning.METRIC_NAMES:
-        print(f"{name:<8} {_fmt(result[name]):>11}  {captioning.IMPLEMENTATIONS[name]}")
+        shown = "unavailable" if result[name] is None else format_metric(name, result[name])
+        print(f"{name:<8} {shown:>11}  {captioning.IMPLEMENTATIONS[name]}")
     for name, why in unavailable.items():
         print(f"{name} unavailable: {why}")
     print(f"note: {captioning.CIDER_NOTE}")

@@ -93,8 +93,14 @@ def ensure_runs(dataset_id: int) -> list[int]:
 
 def summary_rows(run_ids: list[int]) -> list[dict[str, Any]]:
     """One row per model: top-1 with CI, BLEU-4, METEOR, images/s."""
+    from mirada.metrics import names
+    from mirada.metrics.formatting import format_metric
     from mirada.queries.runs import run_detail
 
+    top1 = names.i2t_recall(1)
+    throughputs = {
+        names.timing_key(op, names.THROUGHPUT_PER_S) for op in (names.IMAGE_ENCODE, names.CAPTION)
+    }
     rows: dict[str, dict[str, Any]] = {}
     for run_id in run_ids:
         d = run_detail(run_id, with_captions=False)
@@ -104,42 +110,31 @@ def summary_rows(run_ids: list[int]) -> list[dict[str, Any]]:
             row.setdefault("note", f"run {run_id} {d['status']}: {d['error'] or ''}"[:80])
             continue
         if d["task"] == Task.match:
-            row["top-1"] = _with_ci(m, "i2t_recall@1")
+            lo, hi = m.get(f"{top1}_ci_low"), m.get(f"{top1}_ci_high")
+            row["top-1"] = format_metric(top1, m.get(top1), lo, hi)
         elif d["task"] == Task.caption:
-            row["BLEU-4"] = _fmt(m.get("BLEU-4"))
-            row["METEOR"] = _fmt(m.get("METEOR")) if m.get("METEOR") is not None else "n/a"
+            row[names.BLEU_4] = format_metric(names.BLEU_4, m.get(names.BLEU_4))
+            meteor = m.get(names.METEOR)  # None: unavailable (no Java)
+            row[names.METEOR] = format_metric(names.METEOR, meteor) if meteor is not None else "n/a"
         elif d["task"] == Task.benchmark:
             best = max(
-                (
-                    t
-                    for t in d["timings"]
-                    if t["name"] in ("image_encode_throughput_per_s", "caption_throughput_per_s")
-                ),
+                (t for t in d["timings"] if t["name"] in throughputs),
                 key=lambda t: t["value"],
                 default=None,
             )
             if best:
-                row["images/s"] = f"{best['value']:.1f} (batch {best['batch_size']})"
+                speed = format_metric(best["name"], best["value"], unit=False)  # the header has it
+                row["images/s"] = f"{speed} (batch {best['batch_size']})"
     return list(rows.values())
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
-
-
-def _with_ci(metrics: dict[str, Any], name: str) -> str:
-    value = metrics.get(name)
-    if value is None:
-        return "-"
-    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]" if low is not None else f"{value:.3f}"
 
 
 def print_summary(run_ids: list[int]) -> None:
     from mirada.cli.table import format_table
+    from mirada.metrics.names import BLEU_4, METEOR
 
     rows = summary_rows(run_ids)
-    print(format_table(rows, ("model", "top-1", "BLEU-4", "METEOR", "images/s", "note"), width=70))
+    columns = ("model", "top-1", BLEU_4, METEOR, "images/s", "note")  # metric columns by key
+    print(format_table(rows, columns, width=70))
     print(
         "\ntop-1: image->caption accuracy with its 95% Wilson interval; "
         "BLEU-4/METEOR: pycocoevalcap (METEOR 1.5); images/s: best benchmark batch size"

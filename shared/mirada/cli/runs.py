@@ -3,43 +3,83 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, TypeVar
 
-from mirada.cli import arg, command, print_json, show_log
+from mirada.cli import Arg, arg, command, print_json, show_log
 from mirada.cli.table import format_table
-from mirada.domain import Device, Dtype, Engine, RunStatus, Task, choices
+from mirada.domain import Device, Dtype, RunStatus, Task, choices, parse_choice
 from mirada.errors import MiradaError
+from mirada.run_options import Flag, RunOptions
+
+E = TypeVar("E", bound=StrEnum)
 
 
-def _batch_sizes(raw: str) -> list[int]:
-    try:
-        sizes = [int(x) for x in raw.split(",") if x.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"--batch-sizes wants numbers like 1,8,32 (got {raw!r})"
-        ) from exc
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"--batch-sizes wants positive numbers (got {raw!r})")
-    return sizes
+def _enum_arg(enum: type[E], what: str) -> Callable[[str], E]:
+    """argparse `type=`: the text as an enum member, refused in `parse_choice`'s words."""
+
+    def parse(text: str) -> E:
+        try:
+            return parse_choice(enum, text, what)
+        except MiradaError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
-def _options_by_task(args: argparse.Namespace) -> dict[str, dict[str, object]]:
-    """Each requested task's run options from the flags the option fields name; a flag that no
-    requested task takes is an error (it would otherwise be silently ignored)."""
-    from mirada.run_options import cli_flags
+def _flag_arg(name: str, flag: Flag) -> Arg:
+    """The `mirada queue` argument of a run option, as its field declares it; its value lands
+    under the option's key."""
+    kwargs: dict[str, Any] = {"dest": name, "help": flag.help}
+    if flag.switch:
+        return arg(flag.name, action="store_true", **kwargs)
+    if flag.repeat:
+        kwargs["action"] = "append"
+    if flag.metavar:
+        kwargs["metavar"] = flag.metavar
+    if flag.choices:
+        kwargs["choices"] = flag.choices
+    if flag.parse is not None:
+        kwargs["type"] = _typed(flag.parse)
+    return arg(flag.name, **kwargs)
 
-    by_task: dict[str, dict[str, object]] = {task: {} for task in args.task}
-    for flag, (key, takers) in cli_flags().items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if not value:
+
+def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def typed(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:  # MiradaError included: its message says why
+            raise argparse.ArgumentTypeError(str(exc) or f"invalid value {text!r}") from None
+
+    return typed
+
+
+def _option_args() -> list[Arg]:
+    from mirada.tasks import option_flags
+
+    return [_flag_arg(f.key, f.flag) for f in option_flags().values()]
+
+
+def _options_by_task(args: argparse.Namespace) -> dict[Task, RunOptions]:
+    """Each requested task's run options from the flags the option fields declare; a flag that
+    no requested task takes is an error (it would otherwise be silently ignored)."""
+    from mirada.tasks import TASKS, option_flags
+
+    given: dict[Task, dict[str, object]] = {task: {} for task in args.task}
+    for flag, option in option_flags().items():
+        value = getattr(args, option.key)
+        if value is None or value is False:
             continue
-        if not set(takers) & set(by_task):
+        if not set(option.tasks) & set(given):
             raise MiradaError(
-                f"{flag} applies to --task {' or '.join(takers)} only; add that task or drop it"
+                f"{flag} applies to --task {' or '.join(option.tasks)} only; add that task or "
+                "drop it"
             )
-        for task in takers:
-            if task in by_task:
-                by_task[task][key] = value
-    return by_task
+        for task in option.tasks:
+            if task in given:
+                given[task][option.key] = value
+    return {task: TASKS[task].options(**values) for task, values in given.items()}
 
 
 @command(
@@ -57,53 +97,16 @@ def _options_by_task(args: argparse.Namespace) -> dict[str, dict[str, object]]:
         "--task",
         action="append",
         required=True,
-        choices=choices(Task),
+        type=_enum_arg(Task, "task"),
+        choices=list(Task),
         help="match: retrieval metrics; caption: generate + score captions; benchmark: latency",
     ),
-    arg("--device", default=Device.auto.value, choices=choices(Device)),
-    arg("--dtype", default=Dtype.fp32.value, choices=choices(Dtype)),
+    arg("--device", default=Device.auto, type=_enum_arg(Device, "device"), choices=list(Device)),
+    arg("--dtype", default=Dtype.fp32, type=_enum_arg(Dtype, "dtype"), choices=list(Dtype)),
     arg("--batch-size", type=int, default=32),
-    arg(
-        "--batch-sizes",
-        type=_batch_sizes,
-        metavar="N,N,...",
-        help="benchmark: sweep these batch sizes",
-    ),
-    arg(
-        "--variants",
-        metavar="V,V,...",
-        help="benchmark: measure these settings side by side, each a dtype (fp32, fp16, bf16) "
-        "optionally +compile, +channels_last or +threads=N, e.g. fp32,bf16,bf16+compile; "
-        "fp32 eager is added as the reference that agreement is measured against",
-    ),
-    arg(
-        "--engine",
-        choices=choices(Engine),
-        help="match: where embeddings are computed: inprocess (default, in the worker) or ray "
-        "(a Ray Data pipeline on the cluster at RAY_ADDRESS, or a local Ray; needs mirada[ray])",
-    ),
-    arg(
-        "--clipscore-model",
-        metavar="ID",
-        help="caption: also score captions with CLIPScore and RefCLIPScore under this "
-        "embedding model (any model that can run --task match; default: none)",
-    ),
+    # the run options' flags (--batch-sizes, --variants, --engine, ...), declared by their fields
+    *_option_args(),
     arg("--requires", metavar="LABEL", help="only a worker started with --label LABEL runs it"),
-    arg("--no-cache", action="store_true", help="recompute embeddings even when cached"),
-    arg(
-        "--template",
-        action="append",
-        metavar="TEXT",
-        help='match: zero-shot prompt template with {} for the category, e.g. "a photo of {}." '
-        "(repeatable; averaged per class; default: a few photo templates)",
-    ),
-    arg(
-        "--seed",
-        type=int,
-        metavar="N",
-        help="seed of the bootstrap and of randomly initialised weights, e.g. open-clip:ViT-B-32 "
-        "(default 0; two runs with one seed get the same model)",
-    ),
     arg(
         "--max-attempts",
         type=int,
@@ -119,8 +122,6 @@ def queue_cmd(args: argparse.Namespace) -> int:
     dataset = resolve_dataset(args.dataset)
     pairs = [(m, t) for m in args.model for t in args.task]
     options = _options_by_task(args)
-    if args.variants and args.dtype != Dtype.fp32:
-        raise MiradaError("--variants names the dtypes it measures (from fp32); drop --dtype")
     typed = [  # refuse everything before queueing anything
         validate_run_request(
             m,
@@ -190,8 +191,9 @@ def runs_cmd(args: argparse.Namespace) -> int:
 
 
 def _interval_text(metrics: dict[str, object], name: str) -> str:
-    """'  95% CI [0.896, 1.000] (Wilson)', then what chance says about it ('within chance
-    (25% for 4 classes)' or why R@k is trivial); '' without an interval."""
+    """'  95% CI [89.6, 100.0] (Wilson)' (as format_metric shows the metric), then what chance
+    says about it ('within chance (25% for 4 classes)' or why R@k is trivial); '' without one."""
+    from mirada.metrics.formatting import format_interval
     from mirada.metrics.names import chance_note, interval_name
 
     low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
@@ -205,7 +207,7 @@ def _interval_text(metrics: dict[str, object], name: str) -> str:
     }
     note = chance_note(low, high, details)
     note = f"; {note}" if note else ""
-    return f"  95% CI [{low:.3f}, {high:.3f}] ({interval_name(details)}){note}"
+    return f"  95% CI {format_interval(name, low, high)} ({interval_name(details)}){note}"
 
 
 @command(
@@ -243,6 +245,8 @@ def show_cmd(args: argparse.Namespace) -> int:
         )
     if detail["error"]:
         print(f"error: {detail['error']}")
+    from mirada.metrics.formatting import format_metric
+
     metrics = detail["metrics"]
     names = [k for k in metrics if not k.endswith(METRIC_SUFFIXES)]
     if names:
@@ -256,12 +260,12 @@ def show_cmd(args: argparse.Namespace) -> int:
             if value is None:
                 print(f"  {head} unavailable: {metrics.get(name + '_unavailable', '')}")
                 continue
-            print(f"  {head} {value:.4f}{_interval_text(metrics, name)}")
+            print(f"  {head} {format_metric(name, value)}{_interval_text(metrics, name)}")
     if detail["per_category"]:
         print("\nper category:")
         for cat, vals in detail["per_category"].items():
             shown = ", ".join(
-                f"{k} {v:.3f}"
+                f"{k} {format_metric(k, v)}"
                 for k, v in vals.items()
                 if not k.endswith(METRIC_SUFFIXES) and isinstance(v, float)
             )
@@ -272,7 +276,11 @@ def show_cmd(args: argparse.Namespace) -> int:
                     print(f"  {'':<20}   {k}: {note}")
     if detail["timings"]:
         print("\ntimings:")
-        print(format_table(detail["timings"], ("name", "value", "unit", "batch_size")))
+        timings = [  # the unit has its own column
+            {**t, "value": format_metric(t["name"], t["value"], unit=False)}
+            for t in detail["timings"]
+        ]
+        print(format_table(timings, ("name", "value", "unit", "batch_size")))
     if variants:
         from mirada.queries.variants import VARIANT_COLUMNS, variant_rows
 
@@ -317,8 +325,9 @@ def retry_cmd(args: argparse.Namespace) -> int:
     arg("--burst", action="store_true", help="exit when the queue is empty"),
     arg(
         "--device",
-        default=Device.auto.value,
-        choices=choices(Device),
+        default=Device.auto,
+        type=_enum_arg(Device, "device"),
+        choices=list(Device),
         help="serve only runs for this device (auto: every device this machine has)",
     ),
     arg(

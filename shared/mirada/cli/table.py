@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mirada.metrics.formatting import MISSING, as_number
 from mirada.text_safety import printable
 
 
 def _cell(value: Any) -> str:
+    """Metric and timing values arrive formatted (`format_metric`); other floats (cosines,
+    speed-ups) get 4 significant digits. Missing values read as MISSING, never None or nan."""
     if value is None:
-        return "-"
+        return MISSING
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return MISSING if as_number(value) is None else f"{value:.4g}"
     return printable(str(value).replace("\n", " "), keep_newlines=False)
 
 

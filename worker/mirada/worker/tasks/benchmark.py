@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from mirada.domain import Device, Dtype
+from mirada.domain import Device
+from mirada.metrics import names
 from mirada.results import VARIANTS_ARTIFACT, MetricValue, RunResults, TimingValue
-from mirada.run_options import BenchmarkRunOptions, benchmark_variants
-from mirada.vlm.base import CAPTION, EMBED, VLMAdapter
+from mirada.run_options import BenchmarkRunOptions
+from mirada.vlm.base import Captioner, Embedder, LoadedModel
 from mirada.worker.context import RunContext
 from mirada.worker.model import LazyModel
 from mirada.worker.tasks.caption import generation_options
@@ -66,14 +67,16 @@ class PeakRSS:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
-def _operations(adapter: VLMAdapter, options: BenchmarkRunOptions) -> dict[str, Operation]:
+def _operations(adapter: LoadedModel, options: BenchmarkRunOptions) -> dict[str, Operation]:
+    """What the model can do, timed: each protocol it implements adds its operations."""
     ops: dict[str, Operation] = {}
-    if EMBED in adapter.capabilities:
-        ops["image_encode"] = lambda images, texts: adapter.encode_pixels(images)
-        ops["text_encode"] = lambda images, texts: adapter.encode_texts(texts)
-    if CAPTION in adapter.capabilities:
-        opts = generation_options(options)
-        ops["caption"] = lambda images, texts: adapter.caption_pixels(images, opts)
+    if isinstance(adapter, Embedder):
+        embedder = adapter
+        ops["image_encode"] = lambda images, texts: embedder.encode_pixels(images)
+        ops["text_encode"] = lambda images, texts: embedder.encode_texts(texts)
+    if isinstance(adapter, Captioner):
+        captioner, opts = adapter, generation_options(options)
+        ops["caption"] = lambda images, texts: captioner.caption_pixels(images, opts)
     return ops
 
 
@@ -167,34 +170,35 @@ def _timings(rows: list[BatchRow]) -> list[TimingValue]:
     for r in rows:
         bs = r.batch_size
         out += [
-            TimingValue(f"{r.op}_latency_p50_ms", r.latency_p50_ms, "ms", bs),
-            TimingValue(f"{r.op}_latency_p95_ms", r.latency_p95_ms, "ms", bs),
-            TimingValue(f"{r.op}_throughput_per_s", r.throughput_per_s, "items/s", bs),
-            TimingValue(f"{r.op}_peak_rss_mb", r.peak_rss_mb, "MB", bs),
+            TimingValue(names.timing_key(r.op, names.LATENCY_P50_MS), r.latency_p50_ms, "ms", bs),
+            TimingValue(names.timing_key(r.op, names.LATENCY_P95_MS), r.latency_p95_ms, "ms", bs),
+            TimingValue(
+                names.timing_key(r.op, names.THROUGHPUT_PER_S), r.throughput_per_s, "items/s", bs
+            ),
+            TimingValue(names.timing_key(r.op, names.PEAK_RSS_MB), r.peak_rss_mb, "MB", bs),
         ]
         if r.cuda_max_allocated_mb is not None:
             peak = r.cuda_max_allocated_mb
-            out.append(TimingValue(f"{r.op}_cuda_max_allocated_mb", peak, "MB", bs))
+            key = names.timing_key(r.op, names.CUDA_MAX_ALLOCATED_MB)
+            out.append(TimingValue(key, peak, "MB", bs))
     return out
 
 
-def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
+def execute(ctx: RunContext, model: LazyModel, opts: BenchmarkRunOptions) -> TaskOutput:
     import torch
     from PIL import Image
 
-    opts = BenchmarkRunOptions.from_dict(ctx.run.options)
-    variants = benchmark_variants(opts)
-    if variants:
-        model.dtype = Dtype.fp32  # the reference; every other variant casts a copy
+    # with variants the run's dtype is fp32 (mirada.run_options.check_dtype): the reference
+    variants = opts.variants or ()
     items = dataset_items(ctx)
     adapter = model.get()
     batch_sizes = list(opts.batch_sizes or [ctx.run.batch_size])
 
-    def operations(a: VLMAdapter) -> dict[str, Operation]:
+    def operations(a: LoadedModel) -> dict[str, Operation]:
         return _operations(a, opts)
 
     if variants:
-        contenders = build_contenders(adapter, variants, opts.variants or (), operations)
+        contenders = build_contenders(adapter, variants, operations)
     else:
         contenders = [Contender(str(adapter.dtype), None, adapter, operations(adapter))]
     ops = list(operations(adapter))
@@ -235,9 +239,9 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
     timed = next(c for c in contenders if c.reference or c.variant is None)
     results = RunResults(
         metrics=[
-            MetricValue("num_params", float(adapter.num_params)),
-            MetricValue("warmup_batches", float(opts.warmup_batches)),
-            MetricValue("timed_batches", float(opts.timed_batches)),
+            MetricValue(names.NUM_PARAMS, float(adapter.num_params)),
+            MetricValue(names.WARMUP_BATCHES, float(opts.warmup_batches)),
+            MetricValue(names.TIMED_BATCHES, float(opts.timed_batches)),
         ],
         timings=[*load_timing(model), *_timings(timed.rows)],
     )

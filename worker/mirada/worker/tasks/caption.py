@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from mirada.datasets import ItemRecord
 from mirada.domain import Device, Phase
-from mirada.metrics import clipscore
+from mirada.metrics import clipscore, names
 from mirada.metrics.report import build_caption_report
 from mirada.results import RunResults, TimingValue
 from mirada.run_options import BenchmarkRunOptions, CaptionRunOptions
-from mirada.vlm.base import CaptionOptions
+from mirada.vlm.base import CaptionOptions, as_captioner
 from mirada.worker.context import RunContext
 from mirada.worker.data import image_batches
 from mirada.worker.model import LazyModel
@@ -32,10 +33,10 @@ def generation_options(opts: CaptionRunOptions | BenchmarkRunOptions) -> Caption
     return CaptionOptions(prompt=opts.prompt, num_beams=opts.num_beams, max_length=opts.max_length)
 
 
-def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
-    run_opts = CaptionRunOptions.from_dict(ctx.run.options)
+def execute(ctx: RunContext, model: LazyModel, run_opts: CaptionRunOptions) -> TaskOutput:
     items = dataset_items(ctx)
     adapter = model.get()
+    captioner = as_captioner(adapter)
     opts = generation_options(run_opts)
     n_refs = sum(len(it.captions) for it in items)
     extra = 2 * len(items) + n_refs if run_opts.clipscore_model else 0
@@ -49,14 +50,16 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
         ctx.run.batch_size,
         pin_memory=adapter.device == Device.cuda,
     ):
-        for i, text in enumerate(adapter.caption_pixels(pixels, opts)):
+        for i, text in enumerate(captioner.caption_pixels(pixels, opts)):
             predictions[items[start + i].item_id] = text
         progress.advance(len(pixels))
     seconds = time.perf_counter() - t0
     references = {it.item_id: [text for _, text in it.captions] for it in items}
     clip = None
     if run_opts.clipscore_model:
-        clip = _clip_scores(ctx, run_opts.clipscore_model, run_opts, items, predictions, progress)
+        clip = _clip_scores(
+            ctx, model, run_opts.clipscore_model, run_opts, items, predictions, progress
+        )
     ctx.set_phase(Phase.scoring_captions)
     report = build_caption_report(
         references,
@@ -71,7 +74,11 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
         captions=list(report.captions),
         timings=[
             *load_timing(model),
-            TimingValue("caption_per_s", len(items) / seconds if seconds > 0 else 0.0, "items/s"),
+            TimingValue(
+                names.timing_key(names.CAPTION, names.PER_S),
+                len(items) / seconds if seconds > 0 else 0.0,
+                "items/s",
+            ),
         ],
         artifacts=dict(report.artifacts),
     )
@@ -81,6 +88,7 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
 
 def _clip_scores(
     ctx: RunContext,
+    model: LazyModel,
     model_id: str,
     opts: CaptionRunOptions,
     items: list[ItemRecord],
@@ -88,13 +96,14 @@ def _clip_scores(
     progress: Progress,
 ) -> clipscore.ClipScores:
     """Per-image CLIPScore and RefCLIPScore (in `items` order) under the run's
-    --clipscore-model, pinned when queued; its embeddings go through the embedding cache."""
+    --clipscore-model, pinned when queued, on the run's model's device and dtype; its
+    embeddings go through the embedding cache."""
     scorer = LazyModel(
-        opts.clipscore_resolved_model_id or model_id,
-        ctx.run.device,
-        ctx.run.dtype,
-        seed=opts.seed,
-        model_files=opts.clipscore_model_files,
+        dataclasses.replace(
+            model.request,
+            model_id=opts.clipscore_resolved_model_id or model_id,
+            model_files=opts.clipscore_model_files,
+        )
     )
     key = model_cache_key(scorer, no_cache=opts.no_cache)
     ctx.set_phase(Phase.embedding_images)

@@ -20,7 +20,9 @@ from mirada import embedding_cache
 from mirada.datasets import ItemRecord, load_items
 from mirada.datasets.blobs import ensure_local
 from mirada.domain import Device
+from mirada.metrics import names
 from mirada.results import RunResults, TimingValue
+from mirada.vlm.base import as_embedder
 from mirada.worker.context import RunContext
 from mirada.worker.data import image_batches
 from mirada.worker.model import LazyModel
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 class TaskOutput:
     results: RunResults
     fingerprint: dict[str, Any] | None
-    resolved_device: str | None
+    resolved_device: Device | None
 
 
 @dataclass
@@ -130,6 +132,7 @@ def embed_images(
     out: dict[str, np.ndarray] = dict(found)
     if missing:
         adapter = model.get()
+        embedder = as_embedder(adapter)
         t0 = time.perf_counter()
         fresh: dict[str, np.ndarray] = {}
         batches = image_batches(
@@ -139,7 +142,7 @@ def embed_images(
             pin_memory=adapter.device == Device.cuda,
         )
         for start, pixels in batches:
-            vecs = adapter.encode_pixels(pixels)
+            vecs = embedder.encode_pixels(pixels)
             for j, vec in enumerate(vecs):
                 fresh[hashes[missing[start + j]]] = vec
             progress.advance(len(vecs))
@@ -165,13 +168,13 @@ def embed_texts(
     if progress:
         progress.advance(work.n_cached)
     if work.todo:
-        adapter = model.get()
+        embedder = as_embedder(model.get())
         t0 = time.perf_counter()
         fresh: dict[str, np.ndarray] = {}
         bs = ctx.run.batch_size
         for start in range(0, len(work.todo), bs):
             chunk = work.todo[start : start + bs]
-            vecs = adapter.encode_texts([work.text_of[h] for h in chunk])
+            vecs = embedder.encode_texts([work.text_of[h] for h in chunk])
             fresh.update(zip(chunk, vecs, strict=True))
             if progress:
                 progress.advance(len(chunk))
@@ -226,15 +229,16 @@ def embed_on_ray(
 
 def throughput_timings(prefix: str, stats: EmbedStats) -> list[TimingValue]:
     rows = [
-        TimingValue(f"{prefix}_computed", float(stats.computed), "items"),
-        TimingValue(f"{prefix}_cached", float(stats.cached), "items"),
+        TimingValue(names.timing_key(prefix, names.COMPUTED), float(stats.computed), "items"),
+        TimingValue(names.timing_key(prefix, names.CACHED), float(stats.cached), "items"),
     ]
     if stats.computed and stats.seconds > 0:
-        rows.append(TimingValue(f"{prefix}_per_s", stats.computed / stats.seconds, "items/s"))
+        per_s = stats.computed / stats.seconds
+        rows.append(TimingValue(names.timing_key(prefix, names.PER_S), per_s, "items/s"))
     return rows
 
 
 def load_timing(model: LazyModel) -> list[TimingValue]:
     if model.load_seconds is None:
         return []
-    return [TimingValue("load_s", model.load_seconds, "s")]
+    return [TimingValue(names.LOAD_S, model.load_seconds, "s")]

@@ -6,11 +6,12 @@ import numpy as np
 
 from mirada.datasets import ItemRecord
 from mirada.domain import Engine, Phase
+from mirada.metrics import names
 from mirada.metrics.report import build_match_report
 from mirada.metrics.retrieval import class_prompts, topk_candidates
 from mirada.results import EmbeddingSet, RunResults
 from mirada.run_options import MatchRunOptions
-from mirada.vlm.base import SCORE_PAIRS
+from mirada.vlm.base import SCORE_PAIRS, as_pair_scorer
 from mirada.worker.context import RunContext
 from mirada.worker.data import image_batches
 from mirada.worker.model import LazyModel
@@ -28,8 +29,7 @@ from mirada.worker.tasks.common import (
 )
 
 
-def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
-    opts = MatchRunOptions.from_dict(ctx.run.options)
+def execute(ctx: RunContext, model: LazyModel, opts: MatchRunOptions) -> TaskOutput:
     items = dataset_items(ctx)
     caption_ids = [cid for it in items for cid, _ in it.captions]
     texts = [text for it in items for _, text in it.captions]
@@ -102,8 +102,8 @@ def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
         items=list(report.items),
         timings=[
             *load_timing(model),
-            *throughput_timings("image_encode", img_stats),
-            *throughput_timings("text_encode", txt_stats),
+            *throughput_timings(names.IMAGE_ENCODE, img_stats),
+            *throughput_timings(names.TEXT_ENCODE, txt_stats),
         ],
         embeddings=[
             EmbeddingSet("image", np.array([it.item_id for it in items]), image_emb),
@@ -126,13 +126,14 @@ def _itm_scores(
 ) -> np.ndarray:
     """ITM match probabilities for each image's contrastive top-k (BLIP's retrieval recipe)."""
     adapter = model.get()
+    scorer = as_pair_scorer(adapter)
     out = np.zeros(candidates.shape, dtype=np.float32)
     for start, pixels in image_batches(
         [it.path for it in items], adapter.image_transform, ctx.run.batch_size
     ):
         n = len(pixels)
         cand_texts = [[texts[j] for j in candidates[start + i]] for i in range(n)]
-        for i, row in enumerate(adapter.score_candidates(pixels, cand_texts)):
+        for i, row in enumerate(scorer.score_candidates(pixels, cand_texts)):
             out[start + i] = row
         progress.advance(n)
     return out
