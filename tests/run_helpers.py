@@ -42,6 +42,15 @@ def backdate_heartbeat(worker_id: int, seconds: float) -> None:
         )
 
 
+def heartbeat_age(worker_id: int) -> float:
+    """Seconds since the worker's last heartbeat, on the database's clock."""
+    with read_session() as s:
+        beat, now = s.execute(
+            select(Worker.heartbeat_at, db_now()).where(Worker.id == worker_id)
+        ).one()
+    return float((now - beat).total_seconds())
+
+
 def worker_named(name: str) -> int:
     """The id of the one worker registered under `name` (a worker process the test started)."""
     with read_session() as s:

@@ -4,16 +4,16 @@ the tiny CLIP adapter's own embeddings."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import tiny_models
+from run_helpers import work
 
 from mirada import queue
+from mirada.domain import Device
 from mirada.errors import MiradaError
 from mirada.metrics import clipscore, names
 from mirada.metrics.report import build_caption_report
+from mirada.run_options import CaptionRunOptions, MatchRunOptions
 
 
 def test_clip_scores_by_hand() -> None:
@@ -52,33 +52,19 @@ def test_caption_report_carries_clipscore_with_a_bootstrap_ci() -> None:
     assert not {m.name for m in plain.metrics} & set(clipscore.METRIC_NAMES)
 
 
-@pytest.fixture
-def dataset(mirada_home: Path, tmp_path: Path) -> int:
-    from mirada.datasets import import_dataset
-    from mirada.demo.synthetic import write_demo_dataset
-
-    src = write_demo_dataset(tmp_path / "demo", split="demo", n=6)
-    return import_dataset(src, name="tiny-clipscore").id
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("models")
-    return {
-        "clip": f"hf-clip:{tiny_models.make_hf_clip(root / 'clip')}",
-        "caption": f"blip-caption:{tiny_models.make_blip(root / 'cap', kind='caption')}",
-    }
-
-
 def test_clipscore_model_is_checked_at_queue_time(dataset: int, models: dict[str, str]) -> None:
     with pytest.raises(MiradaError, match="cannot embed"):
         queue.enqueue(
-            dataset, models["caption"], "caption", options={"clipscore_model": models["caption"]}
+            dataset,
+            models["caption"],
+            "caption",
+            options=CaptionRunOptions(clipscore_model=models["caption"]),
         )
     with pytest.raises(MiradaError):
-        queue.enqueue(dataset, models["caption"], "caption", options={"clipscore_model": "nope:"})
+        nope = CaptionRunOptions(clipscore_model="nope:")
+        queue.enqueue(dataset, models["caption"], "caption", options=nope)
     with pytest.raises(MiradaError, match="clipscore_model"):
-        queue.enqueue(dataset, models["clip"], "match", options={"clipscore_model": models["clip"]})
+        MatchRunOptions.from_dict({"clipscore_model": models["clip"]})
 
 
 @pytest.mark.slow
@@ -90,22 +76,21 @@ def test_caption_run_clipscore_matches_a_hand_computation(
     from mirada.datasets import load_items
     from mirada.queries.runs import run_detail
     from mirada.vlm.registry import load_adapter
-    from mirada.worker.main import WorkerLoop
 
     run_id = queue.enqueue(
         dataset,
         models["caption"],
         "caption",
         batch_size=4,
-        options={"max_length": 6, "clipscore_model": models["clip"]},
+        options=CaptionRunOptions(max_length=6, clipscore_model=models["clip"]),
     )
-    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+    work()
     detail = run_detail(run_id)
     assert detail["status"] == "succeeded", detail["error"]
     stored = {c["item_id"]: c["scores"] for c in detail["captions"]}
     generated = {c["item_id"]: c["text"] for c in detail["captions"]}
 
-    adapter = load_adapter(models["clip"], device="cpu")
+    adapter = load_adapter(models["clip"], device=Device.cpu)
     items = load_items(dataset)
     pixels = [adapter.image_transform(Image.open(it.path).convert("RGB")) for it in items]
     import torch

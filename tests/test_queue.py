@@ -10,23 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
+from run_helpers import backdate_heartbeat, dataset_row, worker_named
 from sqlalchemy import func, select
 
 from mirada import queue
-from mirada.db import read_session, write_session
-from mirada.db.models import Dataset, Metric, Run, Worker
+from mirada.db import read_session
+from mirada.db.models import Metric, Run, Worker
 from mirada.errors import MiradaError
 
 SCRIPT = Path(__file__).with_name("queue_worker.py")
 MODEL = "hf-clip:mirada/demo-clip"
-
-
-def _dataset() -> int:
-    with write_session() as s:
-        ds = Dataset(name=f"q{time.monotonic_ns()}", source_format="csv")
-        s.add(ds)
-        s.flush()
-        return ds.id
 
 
 def _spawn(mode: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -46,17 +39,71 @@ def _wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def
 
 
 def test_enqueue_refuses_what_cannot_run(db_url: str) -> None:
-    ds = _dataset()
+    ds = dataset_row()
     with pytest.raises(MiradaError, match="cannot run task 'caption'"):
         queue.enqueue(ds, MODEL, "caption")
-    with pytest.raises(MiradaError, match="unknown device"):
-        queue.enqueue(ds, MODEL, "match", device="tpu")
     with pytest.raises(MiradaError, match="does not exist"):
         queue.enqueue(ds + 1000, MODEL, "match")
 
 
+def test_the_cli_parses_vocabularies_at_the_edge(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--device, --dtype and --task become enums in the parser, refused in parse_choice's words."""
+    from mirada.cli import main
+
+    dataset_row("edge")
+    base = ["queue", "--dataset", "edge", "--model", MODEL]
+    assert main([*base, "--task", "match", "--device", "tpu"]) == 2
+    assert "unknown device 'tpu'; choose one of: auto, cpu, cuda, mps" in capsys.readouterr().err
+    assert main([*base, "--task", "match", "--dtype", "fp64"]) == 2
+    assert "unknown dtype 'fp64'; choose one of: fp32, fp16, bf16" in capsys.readouterr().err
+    assert main([*base, "--task", "rank"]) == 2
+    assert "unknown task 'rank'" in capsys.readouterr().err
+
+
+def test_a_claimed_run_carries_enums_and_typed_options(db_url: str) -> None:
+    from mirada.domain import Device, Dtype, Task
+    from mirada.run_options import BenchmarkRunOptions, MatchRunOptions, Variant
+
+    ds = dataset_row()
+    variants = (Variant(Dtype.bf16, compile=True),)
+    bench = queue.enqueue(
+        ds, MODEL, Task.benchmark, device=Device.cpu, options=BenchmarkRunOptions(variants=variants)
+    )
+    match = queue.enqueue(ds, MODEL, Task.match, dtype=Dtype.bf16)
+    wid, _ = queue.register_worker("w", "h", 1, [], [Device.cpu], None)
+    first, second = queue.claim_next(wid, [Device.cpu], []), queue.claim_next(wid, [Device.cpu], [])
+    assert first is not None and second is not None and (first.id, second.id) == (bench, match)
+    assert first.task is Task.benchmark and first.device is Device.cpu and first.dtype is Dtype.fp32
+    assert first.options == BenchmarkRunOptions(variants=variants)
+    assert second.task is Task.match and second.device is Device.auto
+    assert second.dtype is Dtype.bf16 and second.options == MatchRunOptions()
+
+
+def test_a_run_whose_stored_options_no_longer_parse_fails_alone(db_url: str) -> None:
+    """Stored options are parsed once, when claimed; a row that does not parse fails with the
+    reason and the worker takes the next run instead of stopping."""
+    from sqlalchemy import update
+
+    from mirada.db import write_session
+    from mirada.domain import RunStatus
+
+    ds = dataset_row()
+    bad, good = queue.enqueue(ds, MODEL, "match"), queue.enqueue(ds, MODEL, "match")
+    with write_session() as s:
+        s.execute(update(Run).where(Run.id == bad).values(options={"rerank_k": 0}))
+    wid, _ = queue.register_worker("w", "h", 1, [], ["cpu"], None)
+    claimed = queue.claim_next(wid, ["cpu"], [])
+    assert claimed is not None and claimed.id == good
+    with read_session() as s:
+        row = s.get(Run, bad)
+        assert row is not None and row.status is RunStatus.failed
+        assert row.error is not None and "run option rerank_k" in row.error
+
+
 def test_claim_respects_device_and_labels(db_url: str) -> None:
-    ds = _dataset()
+    ds = dataset_row()
     cuda_run = queue.enqueue(ds, MODEL, "match", device="cuda")
     gpu_label = queue.enqueue(ds, MODEL, "match", requires="gpu")
     plain = queue.enqueue(ds, MODEL, "match")
@@ -72,7 +119,7 @@ def test_claim_respects_device_and_labels(db_url: str) -> None:
 def test_cancelled_run_drops_results_and_retry_requeues(db_url: str) -> None:
     from mirada.results import MetricValue, RunResults
 
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match")
     wid, _ = queue.register_worker("w", "h", 1, [], ["cpu"], None)
     assert queue.claim_next(wid, ["cpu"], []) is not None
@@ -98,7 +145,7 @@ JOBS = 80
 
 @pytest.mark.slow
 def test_four_workers_execute_each_job_exactly_once(db_url: str, tmp_path: Path) -> None:
-    ds = _dataset()
+    ds = dataset_row()
     # 80 jobs keep four claimers racing for most of the run; 200 proved nothing more here
     ids = {queue.enqueue(ds, MODEL, "match") for _ in range(JOBS)}
     log = tmp_path / "executions.log"
@@ -117,7 +164,7 @@ def test_four_workers_execute_each_job_exactly_once(db_url: str, tmp_path: Path)
 
 @pytest.mark.slow
 def test_sigkilled_worker_run_is_requeued_and_completed_once(db_url: str, tmp_path: Path) -> None:
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match")
     log = tmp_path / "executions.log"
     victim = _spawn("slow", log, "--name", "victim", "--forever")
@@ -125,7 +172,7 @@ def test_sigkilled_worker_run_is_requeued_and_completed_once(db_url: str, tmp_pa
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     assert queue.run_status(run_id) == "running"
-    time.sleep(3.5)  # past MIRADA_STALE_AFTER_SECONDS=3
+    backdate_heartbeat(worker_named("victim"), 60)  # silent past MIRADA_STALE_AFTER_SECONDS=3
     rescuer = _spawn("noop", log, "--name", "rescuer")
     assert rescuer.wait(timeout=120) == 0
     with read_session() as s:
@@ -139,7 +186,7 @@ def test_sigkilled_worker_run_is_requeued_and_completed_once(db_url: str, tmp_pa
 
 @pytest.mark.slow
 def test_sigterm_finishes_batch_gives_run_back_and_exits(db_url: str, tmp_path: Path) -> None:
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match")
     log = tmp_path / "executions.log"
     proc = _spawn("slow", log, "--name", "graceful", "--forever")
@@ -154,16 +201,11 @@ def test_sigterm_finishes_batch_gives_run_back_and_exits(db_url: str, tmp_path: 
 
 
 def test_attempts_exhausted_marks_failed(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sqlalchemy import update
-
-    from mirada.db.models import db_now
-
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match", max_attempts=1)
     wid, _ = queue.register_worker("w", "h", 1, [], ["cpu"], None)
     assert queue.claim_next(wid, ["cpu"], []) is not None
-    with write_session() as s:  # its last heartbeat reached the database an hour ago
-        s.execute(update(Worker).where(Worker.id == wid).values(heartbeat_at=db_now(-3600)))
+    backdate_heartbeat(wid, 3600)  # its last heartbeat reached the database an hour ago
     touched = queue.requeue_stale()
     assert touched == [run_id]
     with read_session() as s:

@@ -14,11 +14,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_runner import run_cli
+from run_helpers import backdate_heartbeat, work, worker_of
 from sqlalchemy import func, select
 
 from mirada.db import read_session
@@ -28,6 +28,7 @@ from mirada.queries.similarity import load_embeddings
 
 CLIP = "hf-clip:mirada/demo-clip"
 N_IMAGES = 16
+DATASET_IMAGES = N_IMAGES  # for conftest's `dataset`
 BATCH = 4
 
 
@@ -39,29 +40,14 @@ def ray_address() -> Iterator[str]:
     ray.shutdown()
 
 
-@pytest.fixture
-def dataset(mirada_home: Path, tmp_path: Path) -> str:
-    from mirada.demo.synthetic import write_demo_dataset
-
-    src = write_demo_dataset(tmp_path / "demo", split="demo", n=N_IMAGES)
-    assert run_cli("import", str(src), "--name", "ray-demo").returncode == 0
-    return "ray-demo"
-
-
-def _queue(dataset: str, *flags: str) -> int:
+def _queue(dataset: int, *flags: str) -> int:
     out = run_cli(
-        "queue", "--dataset", dataset, "--model", CLIP, "--task", "match",
+        "queue", "--dataset", str(dataset), "--model", CLIP, "--task", "match",
         "--batch-size", str(BATCH), "--json", *flags,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     (run_id,) = json.loads(out.stdout)
     return int(run_id)
-
-
-def _work() -> None:
-    from mirada.worker.main import WorkerLoop
-
-    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
 
 
 def _timings(run_id: int) -> dict[str, float]:
@@ -128,7 +114,7 @@ def _wait_for_no_embedder(seconds: float = 60) -> None:
 
 @pytest.mark.slow
 def test_a_ray_run_survives_a_killed_worker_and_a_killed_actor_and_equals_inprocess(
-    ray_address: str, dataset: str, monkeypatch: pytest.MonkeyPatch
+    ray_address: str, dataset: int
 ) -> None:
     """One run through both disasters (one Ray run fewer than a test for each: each costs a
     model actor's start): its worker dies after caching a batch, the retry resumes from the
@@ -144,14 +130,14 @@ def test_a_ray_run_survives_a_killed_worker_and_a_killed_actor_and_equals_inproc
     _wait_for_no_embedder()  # Ray ends the dead worker's actors; the killer must not find them
 
     reference = _queue(dataset, "--no-cache")  # in-process, reads and writes no cache
-    monkeypatch.setenv("MIRADA_STALE_AFTER_SECONDS", "1")
-    time.sleep(2.5)  # the dead worker's last heartbeat is now stale: the next worker requeues
+    # The dead worker's last heartbeat, an hour ago: stale, so the next worker requeues.
+    backdate_heartbeat(worker_of(on_ray), 3600)
     killed: list[tuple[int, int]] = []
     stop = threading.Event()
     killer = threading.Thread(target=_kill_first_embedder, args=(killed, stop), daemon=True)
     killer.start()
     try:
-        _work()
+        work()
     finally:
         stop.set()
         killer.join()
@@ -178,7 +164,7 @@ def test_a_ray_run_survives_a_killed_worker_and_a_killed_actor_and_equals_inproc
 
 
 def test_engine_ray_is_refused_at_queue_time_without_ray(
-    dataset: str, monkeypatch: pytest.MonkeyPatch
+    dataset: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import importlib.util
 
@@ -186,7 +172,7 @@ def test_engine_ray_is_refused_at_queue_time_without_ray(
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a)
     )
-    out = run_cli("queue", "--dataset", dataset, "--model", CLIP, "--task", "match",
+    out = run_cli("queue", "--dataset", str(dataset), "--model", CLIP, "--task", "match",
                   "--engine", "ray")  # fmt: skip
     assert out.returncode != 0
     assert "pip install 'mirada[ray]'" in out.stderr
@@ -195,7 +181,7 @@ def test_engine_ray_is_refused_at_queue_time_without_ray(
 
 @pytest.mark.slow
 def test_cancel_stops_the_pipeline(
-    ray_address: str, dataset: str, monkeypatch: pytest.MonkeyPatch
+    ray_address: str, dataset: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mirada import embedding_cache, queue
 
@@ -209,7 +195,7 @@ def test_cancel_stops_the_pipeline(
             time.sleep(0.6)  # the next progress report then reaches the database
 
     monkeypatch.setattr(embedding_cache, "store", store_then_cancel)
-    _work()
+    work()
     assert run_detail(run_id)["status"] == "cancelled"
     assert _cached_images() < N_IMAGES  # the pipeline stopped at the next batch
     _wait_for_no_embedder(30)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from run_helpers import backdate_heartbeat, dataset_row, heartbeat_age, worker_of
 from sqlalchemy import func, select, update
 
 from mirada import queue
@@ -28,28 +29,13 @@ from mirada.db.models import Dataset, Metric, Run, Worker, db_now
 from mirada.domain import RunStatus, WorkerStatus
 from mirada.errors import MiradaError
 from mirada.results import MetricValue, RunResults
+from mirada.run_options import BenchmarkRunOptions
 
 MODEL = "hf-clip:mirada/demo-clip"
 
 
-def _dataset() -> int:
-    with write_session() as s:
-        ds = Dataset(name=f"r{time.monotonic_ns()}", source_format="csv")
-        s.add(ds)
-        s.flush()
-        return ds.id
-
-
 def _worker(name: str = "w") -> int:
     return queue.register_worker(name, "h", 1, [], ["cpu"], None)[0]
-
-
-def _silence(worker_id: int, seconds: float) -> None:
-    """As if the worker's last heartbeat reached the database `seconds` ago."""
-    with write_session() as s:
-        s.execute(
-            update(Worker).where(Worker.id == worker_id).values(heartbeat_at=db_now(-seconds))
-        )
 
 
 def _run(run_id: int) -> Run:
@@ -98,7 +84,7 @@ def test_worker_with_a_slow_clock_is_not_declared_lost(
     """A worker whose clock is 2 minutes behind heartbeats; a sweeper with a good clock keeps
     it active and its run running (the heartbeat is stamped with the database's time)."""
     monkeypatch.setenv("MIRADA_STALE_AFTER_SECONDS", "60")
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match")
     with monkeypatch.context() as skewed:
         _skew_python_clock(skewed, -120)
@@ -120,23 +106,24 @@ def test_worker_with_a_fast_clock_is_still_declared_lost(
 ) -> None:
     """The other side of the same fix: a clock 2 minutes ahead must not hide a dead worker."""
     monkeypatch.setenv("MIRADA_STALE_AFTER_SECONDS", "60")
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match")
     with monkeypatch.context() as skewed:
         _skew_python_clock(skewed, 120)
         wid = _worker("ahead")
         assert queue.claim_next(wid, ["cpu"], []) is not None
         queue.heartbeat(wid, run_id)
-    _silence(wid, 61)  # then it died: its last heartbeat is 61 s old on the database's clock
+    # then it died: its last heartbeat is 61 s old on the database's clock
+    backdate_heartbeat(wid, 61)
     assert queue.requeue_stale() == [run_id]
     assert _worker_status(wid) == WorkerStatus.lost
 
 
 def test_lost_idle_worker_claims_nothing_until_a_heartbeat_revives_it(db_url: str) -> None:
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match")
     wid = _worker("paused")
-    _silence(wid, 3600)
+    backdate_heartbeat(wid, 3600)
     assert queue.requeue_stale() == []
     assert _worker_status(wid) == WorkerStatus.lost
     with pytest.raises(queue.WorkerNotActive):
@@ -151,7 +138,7 @@ def test_lost_idle_worker_claims_nothing_until_a_heartbeat_revives_it(db_url: st
 
 def test_lost_worker_that_kept_its_run_comes_back_and_finishes_it(db_url: str) -> None:
     """Declared lost, but its run was not re-queued yet (e.g. locked at that moment)."""
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match")
     wid = _worker()
     assert queue.claim_next(wid, ["cpu"], []) is not None
@@ -164,11 +151,11 @@ def test_lost_worker_that_kept_its_run_comes_back_and_finishes_it(db_url: str) -
 
 
 def test_lost_worker_whose_run_was_taken_stays_lost_and_writes_nothing(db_url: str) -> None:
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match")
     paused = _worker("paused")
     assert queue.claim_next(paused, ["cpu"], []) is not None
-    _silence(paused, 3600)
+    backdate_heartbeat(paused, 3600)
     assert queue.requeue_stale() == [run_id]
     rescuer = _worker("rescuer")
     assert queue.claim_next(rescuer, ["cpu"], []) is not None
@@ -197,12 +184,12 @@ def test_paused_worker_drops_its_taken_run_and_stops(
     from mirada.worker.tasks.common import TaskOutput
 
     monkeypatch.setenv("MIRADA_HEARTBEAT_SECONDS", "1")
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match")
     loop: WorkerLoop
 
     def execute(ctx: RunContext, model: LazyModel) -> TaskOutput:
-        _silence(loop.worker_id, 3600)  # the pause, as the rest of the cluster sees it
+        backdate_heartbeat(loop.worker_id, 3600)  # the pause, as the rest of the cluster sees it
         assert queue.requeue_stale() == [run_id]
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -247,7 +234,7 @@ def test_idle_worker_declared_lost_serves_again(
     from mirada.worker.tasks.common import TaskOutput
 
     monkeypatch.setenv("MIRADA_HEARTBEAT_SECONDS", "60")  # only the loop's own beat revives it
-    ds = _dataset()
+    ds = dataset_row()
     loop = WorkerLoop(
         name="napper",
         burst=True,
@@ -262,7 +249,7 @@ def test_idle_worker_declared_lost_serves_again(
 
     def register_then_nap(*args: Any) -> tuple[int, int | None]:
         ids = original(*args)
-        _silence(ids[0], 3600)
+        backdate_heartbeat(ids[0], 3600)
         queue.requeue_stale()  # another worker's sweep declares it lost before it claims
         return ids
 
@@ -284,7 +271,7 @@ def test_dashboard_sees_a_worker_with_a_slow_clock(
     with monkeypatch.context() as skewed:
         _skew_python_clock(skewed, 120)  # the dashboard's clock is ahead
         assert [w["id"] for w in recent_workers(60)] == [wid]
-    _silence(wid, 61)
+    backdate_heartbeat(wid, 61)
     assert recent_workers(60) == []
 
 
@@ -298,7 +285,7 @@ def test_worker_process_with_a_clock_two_minutes_behind_keeps_its_run(
     """A real worker process whose Python clock is 2 minutes behind (tests/queue_worker.py
     --skew); the sweeper here keeps finding it alive. (libfaketime was tried: under it
     Python's time.sleep fails with EINVAL or Event.wait hangs, so the skew is patched in.)"""
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match")
     log = tmp_path / "executions.log"
     env = {**os.environ, "MIRADA_HEARTBEAT_SECONDS": "1", "MIRADA_STALE_AFTER_SECONDS": "3"}
@@ -313,9 +300,16 @@ def test_worker_process_with_a_clock_two_minutes_behind_keeps_its_run(
             assert time.monotonic() < deadline, "the worker never started the run"
             time.sleep(0.1)
         monkeypatch.setenv("MIRADA_STALE_AFTER_SECONDS", "3")
-        for _ in range(6):  # twice MIRADA_STALE_AFTER_SECONDS, sweeping every second
+        wid = worker_of(run_id)
+        for _ in range(2):  # twice: its beats keep coming
+            # Silent for a minute as far as the database knows: only a new beat stamped with
+            # the database's clock (the worker's own runs 2 minutes behind) makes it fresh.
+            backdate_heartbeat(wid, 60)
+            deadline = time.monotonic() + 10
+            while heartbeat_age(wid) >= 3:
+                assert time.monotonic() < deadline, "no fresh heartbeat on the database's clock"
+                time.sleep(0.1)
             assert queue.requeue_stale() == []
-            time.sleep(1)
         run = _run(run_id)
         assert run.status == RunStatus.running and run.attempts == 1, run.error
         with read_session() as s:
@@ -347,7 +341,7 @@ def test_worker_process_with_a_clock_two_minutes_behind_keeps_its_run(
 def test_enqueue_refuses_numbers_that_would_kill_or_loop(
     db_url: str, kwargs: dict[str, Any], needle: str
 ) -> None:
-    ds = _dataset()
+    ds = dataset_row()
     with pytest.raises(MiradaError, match=re.escape(needle)):
         queue.enqueue(ds, MODEL, "match", **kwargs)
     with read_session() as s:
@@ -355,16 +349,17 @@ def test_enqueue_refuses_numbers_that_would_kill_or_loop(
 
 
 def test_enqueue_refuses_huge_benchmark_batch_sizes(db_url: str) -> None:
-    ds = _dataset()
+    ds = dataset_row()
     with pytest.raises(MiradaError, match=r"--batch-sizes: batch size 100000000 is outside"):
-        queue.enqueue(ds, MODEL, "benchmark", options={"batch_sizes": [1, 100_000_000]})
-    assert queue.enqueue(ds, MODEL, "benchmark", options={"batch_sizes": [1, 4096]}) > 0
+        queue.enqueue(ds, MODEL, "benchmark", options=BenchmarkRunOptions(batch_sizes=(1, 10**8)))
+    largest = BenchmarkRunOptions(batch_sizes=(1, 4096))
+    assert queue.enqueue(ds, MODEL, "benchmark", options=largest) > 0
 
 
 def test_cli_refuses_before_queueing_anything(db_url: str) -> None:
     from cli_runner import run_cli
 
-    ds = _dataset()
+    ds = dataset_row()
     with read_session() as s:
         name = s.scalar(select(Dataset.name).where(Dataset.id == ds))
     assert name is not None
@@ -384,13 +379,13 @@ def test_cli_refuses_before_queueing_anything(db_url: str) -> None:
 def test_run_that_keeps_losing_its_worker_fails_saying_so(db_url: str) -> None:
     """Each attempt's worker is killed mid-run (as by the kernel's OOM killer): after
     max_attempts the run fails, saying how often and what to try."""
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match", max_attempts=3)
     for attempt in range(1, 4):
         wid = _worker(f"victim{attempt}")
         claimed = queue.claim_next(wid, ["cpu"], [])
         assert claimed is not None and claimed.id == run_id and claimed.attempts == attempt
-        _silence(wid, 3600)  # killed: it never heartbeats again
+        backdate_heartbeat(wid, 3600)  # killed: it never heartbeats again
         assert queue.requeue_stale() == [run_id]
         expected = RunStatus.queued if attempt < 3 else RunStatus.failed
         assert _run(run_id).status == expected
@@ -403,7 +398,7 @@ def test_run_that_keeps_losing_its_worker_fails_saying_so(db_url: str) -> None:
 
 
 def test_graceful_stops_do_not_count_as_lost_workers(db_url: str) -> None:
-    ds = _dataset()
+    ds = dataset_row()
     run_id = queue.enqueue(ds, MODEL, "match", max_attempts=2)
     wid = _worker("polite")
     for _ in range(3):  # given back three times: no attempt spent
@@ -411,11 +406,11 @@ def test_graceful_stops_do_not_count_as_lost_workers(db_url: str) -> None:
         assert queue.release_run(run_id, wid)
     claimed = queue.claim_next(wid, ["cpu"], [])
     assert claimed is not None and claimed.attempts == 1
-    _silence(wid, 3600)
+    backdate_heartbeat(wid, 3600)
     assert queue.requeue_stale() == [run_id]
     rescuer = _worker("rescuer")
     assert queue.claim_next(rescuer, ["cpu"], []) is not None
-    _silence(rescuer, 3600)
+    backdate_heartbeat(rescuer, 3600)
     queue.requeue_stale()
     assert "lost 2 times" in (_run(run_id).error or "")
 
@@ -426,7 +421,7 @@ READ_COMMANDS = (("runs",), ("runs", "--json"), ("datasets",), ("show", "1"))
 
 
 def _seed_one_run() -> int:
-    ds = _dataset()
+    ds = dataset_row()
     return queue.enqueue(ds, MODEL, "match")
 
 

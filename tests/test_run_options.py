@@ -6,22 +6,25 @@ import json
 from pathlib import Path
 
 import pytest
+from run_helpers import dataset_row
 
+from mirada.domain import Dtype, Task
 from mirada.errors import MiradaError
 from mirada.run_options import (
-    OPTIONS_BY_TASK,
     BenchmarkRunOptions,
     CaptionRunOptions,
     MatchRunOptions,
-    options_for,
+    Variant,
 )
+from mirada.tasks import TASKS, option_flags, parse_options
 
 MODEL = "hf-clip:mirada/demo-clip"
 CAPTIONER = "blip-caption:mirada/demo-blip"
 
 
 def test_defaults_store_as_empty_json() -> None:
-    for cls in OPTIONS_BY_TASK.values():
+    for spec in TASKS.values():
+        cls = spec.options
         assert cls().to_dict() == {}
         assert cls.from_dict({}) == cls() == cls.from_dict(None)
 
@@ -33,6 +36,7 @@ def test_defaults_store_as_empty_json() -> None:
         (MatchRunOptions, {"no_rerank": True, "rerank_k": 4, "n_resamples": 50, "seed": 7}),
         (CaptionRunOptions, {"prompt": "a photo of", "num_beams": 1, "max_length": 8}),
         (BenchmarkRunOptions, {"batch_sizes": [1, 4], "warmup_batches": 0, "timed_batches": 2}),
+        (BenchmarkRunOptions, {"variants": ["fp32", "bf16+compile+threads=2"]}),
     ],
 )
 def test_round_trip_keeps_the_stored_json(cls: type, stored: dict[str, object]) -> None:
@@ -47,6 +51,13 @@ def test_typed_fields() -> None:
     assert match.zeroshot_templates == ("a {}",) and match.rerank_k == 3 and not match.no_cache
     bench = BenchmarkRunOptions.from_dict({"batch_sizes": [8, 1]})
     assert bench.batch_sizes == (8, 1) and bench.warmup_batches == 2 and bench.timed_batches == 5
+    # variants are parsed Variants from the stored names (or a comma list) on
+    variants = BenchmarkRunOptions.from_dict({"variants": "bf16+channels_last+compile,fp32"})
+    assert variants.variants == (
+        Variant(Dtype.bf16, compile=True, channels_last=True),
+        Variant(Dtype.fp32),
+    )
+    assert variants.to_dict() == {"variants": ["bf16+compile+channels_last", "fp32"]}
 
 
 @pytest.mark.parametrize(
@@ -59,7 +70,7 @@ def test_typed_fields() -> None:
 )
 def test_unknown_keys_are_refused(task: str, data: dict[str, object], needles: list[str]) -> None:
     with pytest.raises(MiradaError) as info:
-        options_for(task, data)
+        parse_options(Task(task), data)
     for needle in needles:
         assert needle in str(info.value)
 
@@ -91,7 +102,7 @@ def test_bad_values_are_refused_naming_key_value_and_form(
     task: str, key: str, value: object, form: str
 ) -> None:
     with pytest.raises(MiradaError) as info:
-        options_for(task, {key: value})
+        parse_options(Task(task), {key: value})
     message = str(info.value)
     assert f"run option {key}" in message and repr(value) in message and form in message
 
@@ -100,33 +111,63 @@ def test_direct_construction_is_checked_too() -> None:
     with pytest.raises(MiradaError, match="batch_sizes"):
         BenchmarkRunOptions(batch_sizes=(0,))
     with pytest.raises(MiradaError, match="CaptionRunOptions given for a match run"):
-        options_for("match", CaptionRunOptions())
-
-
-def _dataset() -> int:
-    from mirada.db import write_session
-    from mirada.db.models import Dataset
-
-    with write_session() as s:
-        ds = Dataset(name="opts", source_format="csv")
-        s.add(ds)
-        s.flush()
-        return ds.id
+        parse_options(Task.match, CaptionRunOptions())
 
 
 def test_enqueue_validates_and_stores_the_canonical_json(mirada_home: Path) -> None:
     from mirada import queue
     from mirada.queries.runs import run_detail
 
-    ds = _dataset()
-    with pytest.raises(MiradaError, match="unknown run option 'no_such'"):
-        queue.enqueue(ds, MODEL, "match", options={"no_such": 1})
-    with pytest.raises(MiradaError, match="max_length"):
-        queue.enqueue(ds, CAPTIONER, "caption", options={"max_length": -1})
-    run = queue.enqueue(ds, CAPTIONER, "caption", options={"max_length": 8, "num_beams": 3})
+    ds = dataset_row("opts")
+    with pytest.raises(MiradaError, match="MatchRunOptions given for a caption run"):
+        queue.enqueue(ds, CAPTIONER, Task.caption, options=MatchRunOptions())
+    options = CaptionRunOptions(max_length=8, num_beams=3)
+    run = queue.enqueue(ds, CAPTIONER, Task.caption, options=options)
     assert run_detail(run)["options"] == {"max_length": 8}  # the default is not stored
-    typed = queue.enqueue(ds, MODEL, "benchmark", options=BenchmarkRunOptions(batch_sizes=(2,)))
+    typed = queue.enqueue(ds, MODEL, Task.benchmark, options=BenchmarkRunOptions(batch_sizes=(2,)))
     assert run_detail(typed)["options"] == {"batch_sizes": [2]}
+
+
+def test_a_dtype_the_variants_contradict_is_refused_when_queued(mirada_home: Path) -> None:
+    from mirada import queue
+    from mirada.domain import Device
+
+    options = BenchmarkRunOptions(variants=(Variant(Dtype.bf16),))
+    with pytest.raises(MiradaError, match="--variants names the dtypes it measures"):
+        queue.validate_run_request(MODEL, Task.benchmark, Device.cpu, Dtype.bf16, 8, options)
+    # fp32 (the reference) is the run's dtype; without variants any dtype goes
+    queue.validate_run_request(MODEL, Task.benchmark, Device.cpu, Dtype.fp32, 8, options)
+    queue.validate_run_request(MODEL, Task.benchmark, Device.cpu, Dtype.bf16, 8, None)
+
+
+def test_the_queue_flags_come_from_the_option_fields() -> None:
+    """Every option field that declares a flag is a `mirada queue` argument writing that field,
+    and every run option argument of the parser is declared by a field."""
+    import argparse
+    import dataclasses
+
+    from mirada.cli import build_parser
+    from mirada.run_options import option_flag
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    actions = {s: a for a in sub.choices["queue"]._actions for s in a.option_strings}
+    declared = {
+        (flag.name, f.name)
+        for spec in TASKS.values()
+        for f in dataclasses.fields(spec.options)
+        if (flag := option_flag(f)) is not None
+    }
+    assert {"--batch-sizes", "--variants", "--engine", "--seed", "--template"} <= {
+        flag for flag, _ in declared
+    }
+    for flag, key in declared:
+        assert actions[flag].dest == key, flag
+        assert actions[flag].help == option_flags()[flag].flag.help
+    by_hand = {"-h", "--help", "--dataset", "--model", "--task", "--device", "--dtype"}
+    by_hand |= {"--batch-size", "--requires", "--max-attempts", "--json"}
+    assert set(actions) - by_hand == {flag for flag, _ in declared}
+    # a shared flag (--seed, --no-cache) is one argument feeding every task that takes it
+    assert option_flags()["--seed"].tasks == (Task.match, Task.caption, Task.benchmark)
 
 
 def test_cli_gives_each_task_only_its_options(
@@ -135,7 +176,7 @@ def test_cli_gives_each_task_only_its_options(
     from mirada.cli import main
     from mirada.queries.runs import run_detail
 
-    _dataset()
+    dataset_row("opts")
     base = ["queue", "--dataset", "opts", "--model", MODEL, "--json"]
     assert main([*base, "--task", "match", "--batch-sizes", "1,8"]) == 2
     err = capsys.readouterr().err

@@ -10,12 +10,15 @@ from typing import Any
 import numpy as np
 import pytest
 import tiny_models
+from run_helpers import work
 
 from mirada import queue
 from mirada.domain import Phase
 from mirada.metrics import retrieval
 from mirada.metrics.report import ZEROSHOT_TOP_CLASSES, build_match_report
 from mirada.queries.runs import duration_text, eta_seconds, list_runs, run_detail, runs_frame
+
+DATASET_IMAGES = 8  # for conftest's `dataset`
 
 
 def test_eta_and_duration_text() -> None:
@@ -27,15 +30,6 @@ def test_eta_and_duration_text() -> None:
     assert duration_text(185) == "3 min 05 s"
     assert duration_text(2 * 3600 + 600) == "2 h 10 min"
     assert duration_text(None) is None
-
-
-@pytest.fixture
-def dataset(mirada_home: Path, tmp_path: Path) -> int:
-    from mirada.datasets import import_dataset
-    from mirada.demo.synthetic import write_demo_dataset
-
-    src = write_demo_dataset(tmp_path / "demo", split="demo", n=8)
-    return import_dataset(src, name="tiny-phase").id
 
 
 def test_running_run_shows_its_phase_elapsed_and_time_left(dataset: int) -> None:
@@ -67,7 +61,6 @@ def test_running_run_shows_its_phase_elapsed_and_time_left(dataset: int) -> None
 def test_a_match_run_reports_its_phases(
     dataset: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mirada.worker.main import WorkerLoop
 
     clip = f"hf-clip:{tiny_models.make_hf_clip(tmp_path / 'clip')}"
     seen: list[str] = []
@@ -80,7 +73,7 @@ def test_a_match_run_reports_its_phases(
 
     monkeypatch.setattr(queue, "update_progress", recording)
     run_id = queue.enqueue(dataset, clip, "match", batch_size=4)
-    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+    work()
     detail = run_detail(run_id)
     assert detail["status"] == "succeeded", detail["error"]
     assert seen == [

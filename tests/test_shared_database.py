@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from run_helpers import work
 from sqlalchemy import func, select
 
 from mirada import queue
@@ -12,7 +13,6 @@ from mirada.datasets import delete_dataset, import_dataset, load_items
 from mirada.db import dispose_engines, read_session
 from mirada.db.models import ImageBlob
 from mirada.queries.runs import run_detail
-from mirada.worker.main import WorkerLoop
 
 pytestmark = pytest.mark.postgres
 
@@ -45,7 +45,7 @@ def test_worker_on_another_machine_fetches_images_from_postgres(
     assert not any(it.path.exists() for it in load_items(ds))
     model = f"hf-clip:{tiny_models.make_hf_clip(tmp_path / 'clip')}"
     run_id = queue.enqueue(ds, model, "match")
-    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+    work()
     detail = run_detail(run_id)
     assert detail["status"] == "succeeded", detail["error"]
     assert all(it.path.exists() and it.path.is_relative_to(other) for it in load_items(ds))
@@ -67,7 +67,7 @@ def test_without_a_database_copy_the_run_fails_with_what_to_do(
     _switch_home(monkeypatch, tmp_path / "worker-home")
     model = f"hf-clip:{tiny_models.make_hf_clip(tmp_path / 'clip')}"
     run_id = queue.enqueue(ds, model, "match")
-    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+    work()
     detail = run_detail(run_id)
     assert detail["status"] == "failed"
     assert "not in this machine's MIRADA_HOME" in detail["error"]

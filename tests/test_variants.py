@@ -7,49 +7,27 @@ from __future__ import annotations
 import functools
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import tiny_models
 from cli_runner import run_cli
+from run_helpers import work
 
 from mirada import queue
-from mirada.datasets import import_dataset
+from mirada.domain import Dtype, Task
 from mirada.errors import MiradaError
 from mirada.metrics.agreement import caption_agreement, cosine_agreement
 from mirada.queries.runs import run_detail
 from mirada.run_options import (
     REFERENCE_VARIANT,
     BenchmarkRunOptions,
-    benchmark_variants,
+    Variant,
+    measured_variants,
     parse_variant,
 )
-from mirada.worker.main import WorkerLoop
 
 SHOW_KEYS = {"name", "images_per_s", "min_cosine_to_fp32"}
-
-
-@pytest.fixture
-def dataset(mirada_home: Path, tmp_path: Path) -> int:
-    from mirada.demo.synthetic import write_demo_dataset
-
-    src = write_demo_dataset(tmp_path / "demo", split="demo", n=6)
-    return import_dataset(src, name="tiny-demo").id
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("models")
-    return {
-        "clip": f"hf-clip:{tiny_models.make_hf_clip(root / 'clip')}",
-        "caption": f"blip-caption:{tiny_models.make_blip(root / 'cap', kind='caption')}",
-    }
-
-
-def _work() -> int:
-    return WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
 
 
 def _bench(dataset: int, model: str, variants: str, **extra: Any) -> int:
@@ -60,7 +38,9 @@ def _bench(dataset: int, model: str, variants: str, **extra: Any) -> int:
         "variants": variants,
         **extra,
     }
-    return queue.enqueue(dataset, model, "benchmark", options=options)
+    return queue.enqueue(
+        dataset, model, Task.benchmark, options=BenchmarkRunOptions.from_dict(options)
+    )
 
 
 def _variants(run_id: int) -> dict[str, dict[str, Any]]:
@@ -75,15 +55,18 @@ def _variants(run_id: int) -> dict[str, dict[str, Any]]:
 # --- parsing ---------------------------------------------------------------------------------
 def test_variant_names_are_canonical_and_the_reference_comes_first() -> None:
     opts = BenchmarkRunOptions.from_dict({"variants": "bf16+threads=1+compile, fp16"})
-    assert opts.variants == ("bf16+compile+threads=1", "fp16")
+    assert opts.variants == (
+        Variant(Dtype.bf16, compile=True, threads=1),
+        Variant(Dtype.fp16),
+    )
     assert opts.to_dict() == {"variants": ["bf16+compile+threads=1", "fp16"]}
-    measured = benchmark_variants(opts)
+    measured = measured_variants(opts.variants or ())
     assert measured[0] == REFERENCE_VARIANT and measured[0].name == "fp32"
     assert [v.name for v in measured[1:]] == ["bf16+compile+threads=1", "fp16"]
-    listed_first = benchmark_variants(BenchmarkRunOptions(variants=("bf16", "fp32")))
+    listed_first = measured_variants(BenchmarkRunOptions(variants=("bf16", "fp32")).variants or ())
     assert [v.name for v in listed_first] == ["fp32", "bf16"]  # not measured twice
     assert parse_variant("fp32+threads=1").is_reference is False
-    assert benchmark_variants(BenchmarkRunOptions()) == []
+    assert measured_variants(()) == []
 
 
 @pytest.mark.parametrize(
@@ -101,9 +84,7 @@ def test_variant_names_are_canonical_and_the_reference_comes_first() -> None:
 )
 def test_bad_variants_are_refused_when_queued(dataset: int, typed: str, why: str) -> None:
     with pytest.raises(MiradaError, match=re.escape(why)):
-        queue.validate_run_request(
-            "hf-clip:mirada/demo-clip", "benchmark", "cpu", "fp32", 8, {"variants": typed}
-        )
+        BenchmarkRunOptions.from_dict({"variants": typed})
     result = run_cli(
         "queue",
         "--dataset",
@@ -153,7 +134,7 @@ def test_agreement_figures() -> None:
 # --- one run, several variants ---------------------------------------------------------------
 def test_fp32_and_bf16_in_one_run_with_agreement(dataset: int, models: dict[str, str]) -> None:
     run_id = _bench(dataset, models["clip"], "bf16,bf16+threads=1,bf16+channels_last")
-    assert _work() == 1
+    assert work() == 1
     variants = _variants(run_id)
     assert list(variants) == ["fp32", "bf16", "bf16+threads=1", "bf16+channels_last"]
 
@@ -199,10 +180,10 @@ def test_a_plain_benchmark_run_has_no_variants(dataset: int, models: dict[str, s
     run_id = queue.enqueue(
         dataset,
         models["clip"],
-        "benchmark",
-        options={"batch_sizes": [2], "warmup_batches": 1, "timed_batches": 2},
+        Task.benchmark,
+        options=BenchmarkRunOptions(batch_sizes=(2,), warmup_batches=1, timed_batches=2),
     )
-    assert _work() == 1
+    assert work() == 1
     shown = json.loads(run_cli("show", str(run_id), "--json").stdout)
     assert shown["status"] == "succeeded" and "variants" not in shown
     names = {t["name"] for t in shown["timings"]}
@@ -211,7 +192,7 @@ def test_a_plain_benchmark_run_has_no_variants(dataset: int, models: dict[str, s
 
 def test_captioner_variants_compare_captions(dataset: int, models: dict[str, str]) -> None:
     run_id = _bench(dataset, models["caption"], "bf16", max_length=6, num_beams=1)
-    assert _work() == 1
+    assert work() == 1
     variants = _variants(run_id)
     for v in variants.values():
         assert v["images_per_s"] is None and v["min_cosine_to_fp32"] is None  # no embeddings
@@ -235,7 +216,7 @@ def test_a_variant_the_device_cannot_run_is_reported_not_fatal(
 
     monkeypatch.setattr(torch, "compile", lambda module, **kwargs: NoCompiler())
     run_id = _bench(dataset, models["clip"], "bf16,fp32+compile")
-    assert _work() == 1
+    assert work() == 1
     variants = _variants(run_id)
     broken = variants["fp32+compile"]
     assert not broken["available"] and broken["images_per_s"] is None
@@ -261,7 +242,7 @@ def test_compile_where_available(
 
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
     run_id = _bench(dataset, models["clip"], "fp32+compile", batch_sizes=[4])
-    assert _work() == 1
+    assert work() == 1
     compiled = _variants(run_id)["fp32+compile"]
     if compiled["available"]:
         assert compiled["compile_s"] > 0 and compiled["images_per_s"] > 0

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import tiny_models
+from run_helpers import work
 
 from mirada import queue
 from mirada.errors import MiradaError
 from mirada.queries.runs import list_runs, run_detail
+from mirada.run_options import MatchRunOptions
 from mirada.vlm.hub import local_revision
 from mirada.vlm.ids import parse_model_id
 from mirada.vlm.local_files import (
@@ -24,7 +26,6 @@ from mirada.vlm.local_files import (
     files_fingerprint,
     pin_model,
 )
-from mirada.worker.main import WorkerLoop
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +35,6 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     a = tiny_models.make_hf_clip(root / "a" / "myclip", seed=0)
     b = tiny_models.make_hf_clip(root / "b" / "myclip", seed=1)
     return a, b
-
-
-@pytest.fixture
-def dataset(mirada_home: Path, tmp_path: Path) -> int:
-    from mirada.datasets import import_dataset
-    from mirada.demo.synthetic import write_demo_dataset
-
-    src = write_demo_dataset(tmp_path / "demo", split="demo", n=6)
-    return import_dataset(src, name="tiny-demo").id
-
-
-def _work() -> int:
-    return WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -67,14 +55,14 @@ def test_a_worker_elsewhere_evaluates_the_files_where_the_run_was_queued(
 ) -> None:
     a, b = clips
     monkeypatch.chdir(a.parent)
-    run = queue.enqueue(dataset, typed, "match", options={"no_cache": True})
+    run = queue.enqueue(dataset, typed, "match", options=MatchRunOptions(no_cache=True))
     detail = run_detail(run)
     assert detail["model"] == typed  # shown as typed
     assert detail["options"]["resolved_model_id"] == f"hf-clip:{a}"
     assert detail["options"]["model_files"] == files_fingerprint(a)
 
     monkeypatch.chdir(b.parent)  # b/myclip is a different model under the same relative name
-    assert _work() == 1
+    assert work() == 1
     detail = run_detail(run)
     assert detail["status"] == "succeeded", detail["error"]
     fingerprint = detail["model_fingerprint"]
@@ -94,7 +82,7 @@ def test_changed_or_missing_files_make_the_worker_refuse(
     expected = files_fingerprint(changed)
     shutil.copyfile(b / "model.safetensors", changed / "model.safetensors")  # retrained
     shutil.rmtree(gone)
-    assert _work() == 2
+    assert work() == 2
 
     detail = run_detail(run_changed)
     assert detail["status"] == "failed"

@@ -9,29 +9,23 @@ from pathlib import Path
 
 import pytest
 from cli_runner import run_cli
+from run_helpers import work
 
 from mirada import queue
-from mirada.datasets import import_dataset
+from mirada.domain import Device
 from mirada.errors import MiradaError
 from mirada.queries.runs import run_detail
 from mirada.vlm.ids import parse_model_id
 from mirada.vlm.presets import PRESETS
 from mirada.vlm.registry import available_offline, load_adapter
-from mirada.worker.main import WorkerLoop
+
+DATASET_IMAGES = 2  # for conftest's `dataset`
 
 CLIP = "hf-clip:random:clip-vit-b-32"
 OPEN_CLIP = "open-clip:random:ViT-B-32"
 BLIP_ITM = "blip-itm:random:blip-base-384"
 BLIP_CAPTION = "blip-caption:random:blip-base-384"
 FLAVA = "flava:random:flava-full"
-
-
-@pytest.fixture
-def dataset(mirada_home: Path, tmp_path: Path) -> int:
-    from mirada.demo.synthetic import write_demo_dataset
-
-    src = write_demo_dataset(tmp_path / "demo", split="demo", n=2)
-    return import_dataset(src, name="tiny-demo").id
 
 
 def test_ids_parse_and_are_latency_only() -> None:
@@ -83,7 +77,7 @@ def _bench_one_batch(dataset: int, model: str) -> dict[str, float]:
         "max_length": 4,
     }
     run_id = queue.enqueue(dataset, model, "benchmark", device="cpu", options=options)
-    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+    work()
     detail = run_detail(run_id)
     assert detail["status"] == "succeeded", detail["error"]
     gc.collect()  # the worker dropped the model; free it before the next preset loads
@@ -135,12 +129,12 @@ def test_real_sizes_and_seeded_weights() -> None:
     decoder head), and the same seed builds the same weights."""
     import torch
 
-    a = load_adapter(BLIP_CAPTION, device="cpu", seed=3)
+    a = load_adapter(BLIP_CAPTION, device=Device.cpu, seed=3)
     assert a.image_transform.processor.size == {"height": 384, "width": 384}  # type: ignore[attr-defined]
     assert 220e6 < a.num_params < 250e6, a.num_params
     assert a.fingerprint().options["init_seed"] == 3
     first = next(a.module.parameters()).detach().clone()  # type: ignore[attr-defined]
     del a
     gc.collect()
-    b = load_adapter(BLIP_CAPTION, device="cpu", seed=3)
+    b = load_adapter(BLIP_CAPTION, device=Device.cpu, seed=3)
     assert torch.equal(first, next(b.module.parameters()))  # type: ignore[attr-defined]

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import tiny_models
 import torch
+from run_helpers import work
 from safetensors.torch import load_file, save_file
 
 from mirada import queue
+from mirada.domain import Device
 from mirada.queries.runs import run_detail
 from mirada.vlm.registry import load_adapter
-from mirada.worker.main import WorkerLoop
 
 TEXTS = ["a red circle", "two blue squares"]
 
@@ -37,7 +38,7 @@ def _one_thread() -> Iterator[None]:
 
 
 def _embed(model_id: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
-    adapter = load_adapter(model_id, device="cpu", seed=seed)
+    adapter = load_adapter(model_id, device=Device.cpu, seed=seed)
     pixels = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32)
     return adapter.encode_pixels(pixels), adapter.encode_texts(TEXTS), adapter.fingerprint().options
 
@@ -86,7 +87,7 @@ def test_the_seed_is_a_run_option_and_two_runs_agree(
                  "--seed", "-1"]) == 2  # fmt: skip
     assert "an integer from 0 to 2**32-1" in capsys.readouterr().err
     assert run_detail(seeded)["options"]["seed"] == 7
-    assert WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve() == 4
+    assert work() == 4
 
     runs = [run_detail(r) for r in (first, second, third, seeded)]
     assert all(r["status"] == "succeeded" for r in runs), [r["error"] for r in runs]

@@ -5,34 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import tiny_models
+from run_helpers import work
 
 from mirada import queue
-from mirada.datasets import import_dataset, load_items
+from mirada.datasets import load_items
 from mirada.queries.runs import run_detail
-from mirada.worker.main import WorkerLoop
+from mirada.run_options import BenchmarkRunOptions, CaptionRunOptions, MatchRunOptions
 
-
-@pytest.fixture
-def dataset(mirada_home: Path, tmp_path: Path) -> int:
-    from mirada.demo.synthetic import write_demo_dataset
-
-    src = write_demo_dataset(tmp_path / "demo", split="demo", n=12)
-    return import_dataset(src, name="tiny-demo").id
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("models")
-    return {
-        "clip": f"hf-clip:{tiny_models.make_hf_clip(root / 'clip')}",
-        "itm": f"blip-itm:{tiny_models.make_blip(root / 'itm', kind='itm')}",
-        "caption": f"blip-caption:{tiny_models.make_blip(root / 'cap', kind='caption')}",
-    }
-
-
-def _work() -> int:
-    return WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+DATASET_IMAGES = 12  # for conftest's `dataset`
 
 
 @pytest.mark.slow
@@ -40,15 +20,15 @@ def test_match_caption_benchmark_store_everything(dataset: int, models: dict[str
     match = queue.enqueue(dataset, models["clip"], "match", batch_size=5)
     rerank = queue.enqueue(dataset, models["itm"], "match", batch_size=5)
     caption = queue.enqueue(
-        dataset, models["caption"], "caption", batch_size=5, options={"max_length": 8}
+        dataset, models["caption"], "caption", batch_size=5, options=CaptionRunOptions(max_length=8)
     )
     bench = queue.enqueue(
         dataset,
         models["clip"],
         "benchmark",
-        options={"batch_sizes": [1, 4], "warmup_batches": 1, "timed_batches": 2},
+        options=BenchmarkRunOptions(batch_sizes=(1, 4), warmup_batches=1, timed_batches=2),
     )
-    assert _work() == 4
+    assert work() == 4
 
     m = run_detail(match)
     assert m["status"] == "succeeded", m["error"]
@@ -95,8 +75,8 @@ def test_rerun_reuses_cached_embeddings_without_loading(
 ) -> None:
     first = queue.enqueue(dataset, models["clip"], "match")
     second = queue.enqueue(dataset, models["clip"], "match")
-    fresh = queue.enqueue(dataset, models["clip"], "match", options={"no_cache": True})
-    assert _work() == 3
+    fresh = queue.enqueue(dataset, models["clip"], "match", options=MatchRunOptions(no_cache=True))
+    assert work() == 3
     t1 = {t["name"]: t["value"] for t in run_detail(first)["timings"]}
     t2 = {t["name"]: t["value"] for t in run_detail(second)["timings"]}
     t3 = {t["name"]: t["value"] for t in run_detail(fresh)["timings"]}
@@ -115,9 +95,11 @@ def test_failures_fail_the_run_and_the_worker_keeps_serving(
     missing = queue.enqueue(dataset, f"hf-clip:{tmp_path / 'nope'}", "match")
     items = load_items(dataset)
     items[3].path.write_bytes(b"not an image at all")
-    corrupt = queue.enqueue(dataset, models["clip"], "match", options={"no_cache": True})
-    cap = queue.enqueue(dataset, models["caption"], "caption", options={"max_length": 5})
-    assert _work() == 3
+    uncached = MatchRunOptions(no_cache=True)
+    corrupt = queue.enqueue(dataset, models["clip"], "match", options=uncached)
+    short = CaptionRunOptions(max_length=5)
+    cap = queue.enqueue(dataset, models["caption"], "caption", options=short)
+    assert work() == 3
     d = run_detail(missing)
     assert d["status"] == "failed" and "nope" in d["error"] and d["traceback"]
     d = run_detail(corrupt)
@@ -136,7 +118,7 @@ def test_zeroshot_templates_flow_from_cli_to_prompts(
     assert "exactly one {}" in capsys.readouterr().err
     assert main([*base, "--template", "a {} shape", "--json"]) == 0
     (run_id,) = __import__("json").loads(capsys.readouterr().out)
-    assert _work() == 1
+    assert work() == 1
     detail = run_detail(run_id)
     assert detail["options"]["zeroshot_templates"] == ["a {} shape"]
     assert "zeroshot_accuracy" in detail["metrics"]

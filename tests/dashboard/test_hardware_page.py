@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 from dashboard_seed import Seeded
+from run_helpers import work
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 from test_pages import APP, PAGES
@@ -16,6 +17,7 @@ from mirada.db import write_session
 from mirada.db.models import Run, RunArtifact
 from mirada.queries.hardware import benchmark_timings, recommend, variant_summary
 from mirada.results import VARIANTS_ARTIFACT
+from mirada.run_options import BenchmarkRunOptions
 
 
 def _batch(op: str, bs: int, rate: float) -> dict[str, object]:
@@ -159,15 +161,14 @@ def test_queries_read_what_a_real_variant_run_stores(mirada_home: Path, tmp_path
     from mirada import queue
     from mirada.datasets import import_dataset
     from mirada.demo.synthetic import write_demo_dataset
-    from mirada.worker.main import WorkerLoop
 
     ds = import_dataset(write_demo_dataset(tmp_path / "demo", split="demo", n=4), name="d").id
     options = {"batch_sizes": [1, 2], "warmup_batches": 1, "timed_batches": 2}
     run_id = queue.enqueue(
         ds, "hf-clip:mirada/demo-clip", "benchmark", device="cpu",
-        options={**options, "variants": "fp32,bf16"},
+        options=BenchmarkRunOptions.from_dict({**options, "variants": "fp32,bf16"}),
     )  # fmt: skip
-    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+    work()
     timings = benchmark_timings()
     rows = timings[timings["run_id"] == run_id]
     assert set(rows["variant"]) == {"fp32", "bf16"}
@@ -185,12 +186,11 @@ def test_a_plain_benchmark_run_shows_its_repeats(mirada_home: Path, tmp_path: Pa
     from mirada import queue
     from mirada.datasets import import_dataset
     from mirada.demo.synthetic import write_demo_dataset
-    from mirada.worker.main import WorkerLoop
 
     ds = import_dataset(write_demo_dataset(tmp_path / "demo", split="demo", n=2), name="d").id
     options = {"batch_sizes": [1], "warmup_batches": 0, "timed_batches": 3}
     run_id = queue.enqueue(ds, "hf-clip:mirada/demo-clip", "benchmark", options=options)
-    WorkerLoop(burst=True, show_progress=False, devices_override=("cpu",)).serve()
+    work()
     rows = benchmark_timings()
     rows = rows[rows["run_id"] == run_id]
     assert not rows.empty and set(rows["repeats"]) == {3} and set(rows["variant"]) == {"fp32"}
