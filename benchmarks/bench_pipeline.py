@@ -20,9 +20,10 @@ def raw_forward_seconds(model_id: str, paths: list, texts: list[str], batch: int
     import torch
     from PIL import Image
 
+    from mirada.domain import Device
     from mirada.vlm.registry import load_adapter
 
-    adapter = load_adapter(model_id, device="cpu")
+    adapter = load_adapter(model_id, device=Device.cpu)
     transform = adapter.image_transform
     pixels = [transform(Image.open(p).convert("RGB")) for p in paths]  # untimed: preprocessing
     module = adapter.model if hasattr(adapter, "model") else adapter.module

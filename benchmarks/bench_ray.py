@@ -48,11 +48,12 @@ def _marginal(small: dict[str, float], large: dict[str, float]) -> float | None:
 
 
 def inprocess(model_id: str, paths: list[Path], batch: int) -> dict[str, float]:
+    from mirada.domain import Device
     from mirada.vlm.registry import load_adapter
     from mirada.worker.data import image_batches
 
     t0 = time.perf_counter()
-    adapter = load_adapter(model_id, device="cpu")
+    adapter = load_adapter(model_id, device=Device.cpu)
     load_s = time.perf_counter() - t0
     out: dict[str, object] = {"load_s": round(load_s, 3)}
     for name, subset in (("small", paths[: len(paths) // 4]), ("large", paths)):

@@ -19,6 +19,7 @@ import torch
 from mirada.demo import synthetic as syn
 from mirada.demo.training.blip import parse_caption, score_captions
 from mirada.demo.training.common import IMAGE_MEAN, IMAGE_STD, pixels
+from mirada.domain import Device
 from mirada.vlm.base import CaptionOptions
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "shared/mirada/vlm/demo_models"
@@ -58,7 +59,7 @@ def demo() -> tuple[list[syn.Scene], list[Any], list[str], np.ndarray]:
 def _load(model_id: str) -> Any:
     from mirada.vlm.registry import load_adapter
 
-    return load_adapter(model_id, device="cpu")
+    return load_adapter(model_id, device=Device.cpu)
 
 
 def _i2t_top1(img: np.ndarray, txt: np.ndarray, owner: np.ndarray) -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mirada.domain import Device
 from mirada.errors import MiradaError
 from mirada.vlm.errors import ModelIdError
 from mirada.vlm.ids import MAX_ID_LENGTH, VALID_FORMS, parse_model_id
@@ -88,7 +89,7 @@ def test_ids_that_parse_but_name_no_model_fail_at_load_with_a_mirada_error(model
     from mirada.vlm.registry import load_adapter
 
     with pytest.raises(MiradaError):
-        load_adapter(model_id, device="cpu")
+        load_adapter(model_id, device=Device.cpu)
 
 
 def test_a_corrupt_checkpoint_names_the_file(tmp_path: Path) -> None:
@@ -97,7 +98,7 @@ def test_a_corrupt_checkpoint_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "ckpt.pt"
     bad.write_bytes(b"\x80\x02not a pickle at all" * 10)
     with pytest.raises(MiradaError, match=str(bad)):
-        load_adapter(f"open-clip:ViT-B-32/{bad}", device="cpu")
+        load_adapter(f"open-clip:ViT-B-32/{bad}", device=Device.cpu)
 
 
 def test_the_cli_prints_no_traceback_for_a_hostile_id(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mirada.domain import Device
 from mirada.errors import MiradaError
 from mirada.vlm.base import CAPTION, EMBED, SCORE_PAIRS
 from mirada.vlm.catalogue import CATALOGUE, list_catalogue
@@ -160,7 +161,7 @@ def test_a_new_family_is_one_table_entry_and_one_module(
     assert parse_model_id(f"toy:{weights}?size=small").model_id == f"toy:{weights}"
     assert capabilities_for(f"toy:{weights}") == {CAPTION}
     assert available_offline(f"toy:{weights}")
-    assert load_adapter(f"toy:{weights}", device="cpu") == (
+    assert load_adapter(f"toy:{weights}", device=Device.cpu) == (
         "loaded",
         f"toy:{weights}",
         "cpu",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mirada.domain import Device, Dtype
 from mirada.vlm.errors import DeviceUnavailableError, ModelIdError, ModelUnavailableError
 from mirada.vlm.registry import load_adapter, resolve_device
 
@@ -37,7 +38,7 @@ def empty_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_missing_weights_fail_fast(empty_hf_cache: Path, model_id: str) -> None:
     start = time.monotonic()
     with pytest.raises(ModelUnavailableError) as info:
-        load_adapter(model_id, device="cpu")
+        load_adapter(model_id, device=Device.cpu)
     assert time.monotonic() - start < 5
     message = str(info.value)
     assert model_id in message
@@ -48,25 +49,25 @@ def test_missing_weights_fail_fast(empty_hf_cache: Path, model_id: str) -> None:
 
 def test_missing_local_dir(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailableError, match="local directory"):
-        load_adapter(f"hf-clip:{tmp_path / 'nowhere'}", device="cpu")
+        load_adapter(f"hf-clip:{tmp_path / 'nowhere'}", device=Device.cpu)
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
     with pytest.raises(ModelUnavailableError, match=r"config\.json \+ weights"):
-        load_adapter(f"blip-itm:{tmp_path / 'half'}", device="cpu")
+        load_adapter(f"blip-itm:{tmp_path / 'half'}", device=Device.cpu)
     with pytest.raises(ModelUnavailableError, match=r"open_clip_config\.json"):
-        load_adapter(f"open-clip:local-dir:{tmp_path}", device="cpu")
+        load_adapter(f"open-clip:local-dir:{tmp_path}", device=Device.cpu)
 
 
 def test_missing_demo_model() -> None:
     with pytest.raises(ModelUnavailableError, match="demo model hf-clip:mirada/no-such-demo"):
-        load_adapter("hf-clip:mirada/no-such-demo", device="cpu")
+        load_adapter("hf-clip:mirada/no-such-demo", device=Device.cpu)
 
 
 def test_open_clip_unknown_tag_and_arch() -> None:
     with pytest.raises(ModelUnavailableError, match="laion2b_s34b_b79k"):
-        load_adapter("open-clip:ViT-B-32/no-such-tag", device="cpu")
+        load_adapter("open-clip:ViT-B-32/no-such-tag", device=Device.cpu)
     with pytest.raises(ModelIdError, match="unknown open_clip architecture"):
-        load_adapter("open-clip:ViT-Nope-1", device="cpu")
+        load_adapter("open-clip:ViT-Nope-1", device=Device.cpu)
 
 
 def test_unavailable_device_is_a_clear_error() -> None:
@@ -75,17 +76,20 @@ def test_unavailable_device_is_a_clear_error() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(DeviceUnavailableError, match="device 'cuda' was requested"):
-        resolve_device("cuda")
+        resolve_device(Device.cuda)
     with pytest.raises(DeviceUnavailableError, match="'cuda'"):
-        load_adapter("hf-clip:openai/clip-vit-base-patch32", device="cuda")
-    assert resolve_device("auto") in ("cpu", "mps")
-    assert resolve_device("cpu") == "cpu"
-    with pytest.raises(DeviceUnavailableError, match="unknown device 'tpu'"):
-        resolve_device("tpu")
+        load_adapter("hf-clip:openai/clip-vit-base-patch32", device=Device.cuda)
+    assert resolve_device(Device.auto) in (Device.cpu, Device.mps)
+    assert resolve_device(Device.cpu) is Device.cpu
 
 
-def test_unknown_dtype() -> None:
-    from mirada.errors import MiradaError
+def test_every_dtype_is_one_torch_dtype() -> None:
+    """Dtype strings are parsed at the edges (CLI, queue); inside vlm a Dtype is a lookup."""
+    torch = pytest.importorskip("torch")
+    from mirada.vlm.torch_common import torch_dtype
 
-    with pytest.raises(MiradaError, match="unknown dtype 'fp8'"):
-        load_adapter("hf-clip:openai/clip-vit-base-patch32", device="cpu", dtype="fp8")
+    assert {d: torch_dtype(d) for d in Dtype} == {
+        Dtype.fp32: torch.float32,
+        Dtype.fp16: torch.float16,
+        Dtype.bf16: torch.bfloat16,
+    }

@@ -1,7 +1,17 @@
-"""The narrow adapter contract every model family implements.
+"""What a loaded model is, and the narrow protocols of what it can do.
 
-The runner only calls what is here. A family that does not fit gets a thin wrapper in its own
-module; it is never special-cased in the worker.
+Every loaded model is a `LoadedModel`: its id, family, device, dtype, size, fingerprint and
+image transform. What it can do is one narrow Protocol per capability, as narrow as
+CLIP_benchmark's contract (which needs only encode_image/encode_text):
+
+    Capability.embed       -> Embedder    (embed_dim, encode_pixels, encode_images, encode_texts)
+    Capability.score_pairs -> PairScorer  (score_candidates, score_pairs)
+    Capability.caption     -> Captioner   (caption_pixels, generate_captions)
+
+A family's adapter class implements exactly the protocols its capabilities (the family table,
+`mirada.vlm.families`) name; a test checks each one. Callers that need a capability narrow the
+loaded model with `as_embedder`, `as_pair_scorer` or `as_captioner`, which raise a clear
+error naming the model when it lacks that capability: a model never has methods it cannot run.
 
 Images go through two steps so decoding/preprocessing can overlap with compute in a
 DataLoader: `image_transform(pil) -> tensor` (picklable, runs in loader workers) and
@@ -13,11 +23,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from mirada.domain import Capability, Device
+from mirada.domain import Capability, Device, Dtype
+from mirada.errors import MiradaError
 
 if TYPE_CHECKING:
     import torch
@@ -37,6 +48,9 @@ class CaptionOptions:
     max_length: int = 20
 
 
+DEFAULT_CAPTION_OPTIONS = CaptionOptions()
+
+
 @dataclass(frozen=True)
 class Fingerprint:
     """What results record about the model, and what keys the embedding cache."""
@@ -44,29 +58,30 @@ class Fingerprint:
     model_id: str
     family: str
     revision: str | None
-    dtype: str
+    dtype: Dtype
     preprocessing: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: the dtype as its stored string, so cache keys never change."""
         return {
             "model_id": self.model_id,
             "family": self.family,
             "revision": self.revision,
-            "dtype": self.dtype,
+            "dtype": self.dtype.value,
             "preprocessing": self.preprocessing,
             "options": self.options,
         }
 
 
-class VLMAdapter(ABC):
-    """A loaded model. Embeddings are float32 numpy arrays, L2-normalised per row."""
+class LoadedModel(ABC):
+    """What every loaded model has, whatever it can do."""
 
     model_id: str
     family: str
     capabilities: frozenset[Capability]
-    device: str  # resolved: a Device other than auto
-    dtype: str  # a Dtype
+    device: Device  # resolved: never Device.auto
+    dtype: Dtype
     init_seed: int = 0  # the torch seed the model was built under (load_adapter sets it)
     random_tensors: int = 0  # weight tensors drawn from that seed, not read from a file
 
@@ -76,11 +91,6 @@ class VLMAdapter(ABC):
         if not self.random_tensors:
             return {}
         return {"init_seed": self.init_seed, "random_tensors": self.random_tensors}
-
-    @property
-    @abstractmethod
-    def embed_dim(self) -> int | None:
-        """Embedding dimension, or None for a model without EMBED."""
 
     @property
     @abstractmethod
@@ -94,56 +104,144 @@ class VLMAdapter(ABC):
     def image_transform(self) -> Callable[[Image], torch.Tensor]:
         """PIL image (RGB) -> preprocessed CHW tensor. Picklable (DataLoader workers)."""
 
-    # --- EMBED -----------------------------------------------------------------------------
-    def encode_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
-        raise NotImplementedError(f"{self.model_id} cannot embed images")
-
-    def encode_images(self, images: Sequence[Image]) -> np.ndarray:
-        import torch
-
-        transform = self.image_transform
-        return self.encode_pixels(torch.stack([transform(im) for im in images]))
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        raise NotImplementedError(f"{self.model_id} cannot embed texts")
-
-    # --- SCORE_PAIRS -----------------------------------------------------------------------
-    def score_candidates(
-        self, pixel_values: torch.Tensor, candidates: Sequence[Sequence[str]]
-    ) -> list[np.ndarray]:
-        """ITM match probability of each image's candidate texts (vision tower once per image)."""
-        raise NotImplementedError(f"{self.model_id} has no image-text matching head")
-
-    def score_pairs(self, images: Sequence[Image], texts: Sequence[str]) -> np.ndarray:
-        """Match probability for aligned (image_i, text_i) pairs -> float32 [N]."""
-        import torch
-
-        transform = self.image_transform
-        pixels = torch.stack([transform(im) for im in images])
-        return np.array(
-            [s[0] for s in self.score_candidates(pixels, [[t] for t in texts])], dtype=np.float32
-        )
-
-    # --- CAPTION ---------------------------------------------------------------------------
-    def caption_pixels(
-        self, pixel_values: torch.Tensor, options: CaptionOptions = CaptionOptions()
-    ) -> list[str]:
-        raise NotImplementedError(f"{self.model_id} cannot generate captions")
-
-    def generate_captions(
-        self, images: Sequence[Image], options: CaptionOptions = CaptionOptions()
-    ) -> list[str]:
-        import torch
-
-        transform = self.image_transform
-        return self.caption_pixels(torch.stack([transform(im) for im in images]), options)
-
-    # --- device plumbing -------------------------------------------------------------------
     def synchronize(self) -> None:
         """Wait for queued device work, so timings are honest."""
         import torch
 
-        if self.device == Device.cuda:
+        if self.device is Device.cuda:
             torch.cuda.synchronize()
-        elif self.device == Device.mps:
+        elif self.device is Device.mps:
             torch.mps.synchronize()
+
+
+# --- the capability protocols -------------------------------------------------------------
+# Embeddings are float32 numpy arrays, L2-normalised per row.
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Embeds images and texts into one space (Capability.embed: the match task)."""
+
+    @property
+    def embed_dim(self) -> int: ...
+
+    def encode_pixels(self, pixel_values: torch.Tensor) -> np.ndarray: ...
+
+    def encode_images(self, images: Sequence[Image]) -> np.ndarray: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class PairScorer(Protocol):
+    """An image-text matching head (Capability.score_pairs: re-ranking)."""
+
+    def score_candidates(
+        self, pixel_values: torch.Tensor, candidates: Sequence[Sequence[str]]
+    ) -> list[np.ndarray]:
+        """ITM match probability of each image's candidate texts (vision tower once per image)."""
+        ...
+
+    def score_pairs(self, images: Sequence[Image], texts: Sequence[str]) -> np.ndarray:
+        """Match probability for aligned (image_i, text_i) pairs -> float32 [N]."""
+        ...
+
+
+@runtime_checkable
+class Captioner(Protocol):
+    """Generates captions (Capability.caption: the caption task)."""
+
+    def caption_pixels(
+        self, pixel_values: torch.Tensor, options: CaptionOptions = DEFAULT_CAPTION_OPTIONS
+    ) -> list[str]: ...
+
+    def generate_captions(
+        self, images: Sequence[Image], options: CaptionOptions = DEFAULT_CAPTION_OPTIONS
+    ) -> list[str]: ...
+
+
+# The protocol each capability names.
+PROTOCOLS: dict[Capability, type] = {EMBED: Embedder, SCORE_PAIRS: PairScorer, CAPTION: Captioner}
+
+
+# --- the PIL-image halves, built from image_transform + the pixel method ------------------
+
+
+def _pixels(model: LoadedModel, images: Sequence[Image]) -> torch.Tensor:
+    import torch
+
+    transform = model.image_transform
+    return torch.stack([transform(im) for im in images])
+
+
+class ImageEmbedding(LoadedModel):
+    """Embedder's `encode_images`, for adapters that implement `encode_pixels`."""
+
+    @abstractmethod
+    def encode_pixels(self, pixel_values: torch.Tensor) -> np.ndarray: ...
+
+    def encode_images(self, images: Sequence[Image]) -> np.ndarray:
+        return self.encode_pixels(_pixels(self, images))
+
+
+class PairScoring(LoadedModel):
+    """PairScorer's `score_pairs`, for adapters that implement `score_candidates`."""
+
+    @abstractmethod
+    def score_candidates(
+        self, pixel_values: torch.Tensor, candidates: Sequence[Sequence[str]]
+    ) -> list[np.ndarray]: ...
+
+    def score_pairs(self, images: Sequence[Image], texts: Sequence[str]) -> np.ndarray:
+        scores = self.score_candidates(_pixels(self, images), [[t] for t in texts])
+        return np.array([s[0] for s in scores], dtype=np.float32)
+
+
+class Captioning(LoadedModel):
+    """Captioner's `generate_captions`, for adapters that implement `caption_pixels`."""
+
+    @abstractmethod
+    def caption_pixels(
+        self, pixel_values: torch.Tensor, options: CaptionOptions = DEFAULT_CAPTION_OPTIONS
+    ) -> list[str]: ...
+
+    def generate_captions(
+        self, images: Sequence[Image], options: CaptionOptions = DEFAULT_CAPTION_OPTIONS
+    ) -> list[str]:
+        return self.caption_pixels(_pixels(self, images), options)
+
+
+# --- narrowing a loaded model to what a caller needs --------------------------------------
+
+
+class CapabilityError(MiradaError):
+    """A loaded model lacks the capability a caller needs."""
+
+
+def _missing(model: LoadedModel, capability: Capability, what: str) -> CapabilityError:
+    can = ", ".join(sorted(model.capabilities)) or "none"
+    return CapabilityError(
+        f"model {model.model_id} cannot {what}: it lacks the {capability} capability "
+        f"(family {model.family} has: {can})"
+    )
+
+
+def as_embedder(model: LoadedModel) -> Embedder:
+    """`model` as an Embedder; CapabilityError naming the model otherwise."""
+    if isinstance(model, Embedder):
+        return model
+    raise _missing(model, EMBED, "embed images and texts")
+
+
+def as_pair_scorer(model: LoadedModel) -> PairScorer:
+    """`model` as a PairScorer; CapabilityError naming the model otherwise."""
+    if isinstance(model, PairScorer):
+        return model
+    raise _missing(model, SCORE_PAIRS, "score image-text pairs")
+
+
+def as_captioner(model: LoadedModel) -> Captioner:
+    """`model` as a Captioner; CapabilityError naming the model otherwise."""
+    if isinstance(model, Captioner):
+        return model
+    raise _missing(model, CAPTION, "generate captions")

@@ -1,4 +1,4 @@
-"""BLIP captioning (BlipForConditionalGeneration). Captions only: no EMBED capability."""
+"""BLIP captioning (BlipForConditionalGeneration): a Captioner only, not an Embedder."""
 
 from __future__ import annotations
 
@@ -7,21 +7,16 @@ from typing import Any
 import torch
 from transformers import BlipForConditionalGeneration
 
-from mirada.vlm.base import CaptionOptions
+from mirada.domain import Device, Dtype
+from mirada.vlm.base import DEFAULT_CAPTION_OPTIONS, Captioning, CaptionOptions
 from mirada.vlm.ids import ModelSpec
 from mirada.vlm.torch_common import HFAdapter
 
-DEFAULT_CAPTION_OPTIONS = CaptionOptions()
 
-
-class BlipCaptionAdapter(HFAdapter):
-    def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
+class BlipCaptionAdapter(Captioning, HFAdapter):
+    def __init__(self, spec: ModelSpec, device: Device, dtype: Dtype) -> None:
         super().__init__(spec, device, dtype, BlipForConditionalGeneration)
         self.model: BlipForConditionalGeneration = self.module
-
-    @property
-    def embed_dim(self) -> None:
-        return None
 
     @torch.inference_mode()
     def caption_pixels(
@@ -33,7 +28,7 @@ class BlipCaptionAdapter(HFAdapter):
         kwargs: dict[str, Any] = {}
         if options.prompt:
             batch = self.tokenizer([options.prompt] * n, return_tensors="pt")
-            kwargs = {k: batch[k].to(self.device) for k in ("input_ids", "attention_mask")}
+            kwargs = {k: batch[k].to(self.torch_device) for k in ("input_ids", "attention_mask")}
         # max_length counts generated tokens, not the prompt (as LAVIS's max_len).
         out = self.model.generate(
             pixel_values=self.pixels_in(pixel_values),
@@ -54,5 +49,5 @@ class BlipCaptionAdapter(HFAdapter):
         return texts
 
 
-def load(spec: ModelSpec, device: str, dtype: str) -> BlipCaptionAdapter:
+def load(spec: ModelSpec, device: Device, dtype: Dtype) -> BlipCaptionAdapter:
     return BlipCaptionAdapter(spec, device, dtype)

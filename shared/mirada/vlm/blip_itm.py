@@ -8,14 +8,16 @@ import numpy as np
 import torch
 from transformers import BlipForImageTextRetrieval
 
+from mirada.domain import Device, Dtype
+from mirada.vlm.base import ImageEmbedding, PairScoring
 from mirada.vlm.ids import ModelSpec
 from mirada.vlm.torch_common import HFAdapter, l2_numpy
 
 ITM_CHUNK = 128  # image-text pairs per cross-attention forward; bounds activation memory
 
 
-class BlipITMAdapter(HFAdapter):
-    def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
+class BlipITMAdapter(ImageEmbedding, PairScoring, HFAdapter):
+    def __init__(self, spec: ModelSpec, device: Device, dtype: Dtype) -> None:
         super().__init__(spec, device, dtype, BlipForImageTextRetrieval)
         self.model: BlipForImageTextRetrieval = self.module
 
@@ -68,5 +70,5 @@ class BlipITMAdapter(HFAdapter):
         return out
 
 
-def load(spec: ModelSpec, device: str, dtype: str) -> BlipITMAdapter:
+def load(spec: ModelSpec, device: Device, dtype: Dtype) -> BlipITMAdapter:
     return BlipITMAdapter(spec, device, dtype)

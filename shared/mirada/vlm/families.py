@@ -1,7 +1,8 @@
 """Model families, one entry each: the table the id parser, registry, catalogue and worker read.
 
 Adding a family is one `Family` entry in `FAMILIES` plus its adapter module under `mirada.vlm`,
-which exposes `load(spec, device, dtype) -> VLMAdapter`. Plain data: importing this module
+which exposes `load(spec, device, dtype) -> LoadedModel` (an adapter implementing the protocols
+of `mirada.vlm.base` its capabilities name). Plain data: importing this module
 never imports a model library.
 """
 

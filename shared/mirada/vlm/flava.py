@@ -14,13 +14,15 @@ import numpy as np
 import torch
 from transformers import FlavaModel
 
+from mirada.domain import Device, Dtype
+from mirada.vlm.base import ImageEmbedding
 from mirada.vlm.errors import ModelIdError
 from mirada.vlm.ids import ModelSpec
 from mirada.vlm.torch_common import HFAdapter, l2_numpy
 
 
-class FlavaAdapter(HFAdapter):
-    def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
+class FlavaAdapter(ImageEmbedding, HFAdapter):
+    def __init__(self, spec: ModelSpec, device: Device, dtype: Dtype) -> None:
         self.pooling = spec.option("pooling")
         options = {"pooling": self.pooling}
         super().__init__(spec, device, dtype, FlavaModel, options)
@@ -57,5 +59,5 @@ class FlavaAdapter(HFAdapter):
         return l2_numpy((hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1))
 
 
-def load(spec: ModelSpec, device: str, dtype: str) -> FlavaAdapter:
+def load(spec: ModelSpec, device: Device, dtype: Dtype) -> FlavaAdapter:
     return FlavaAdapter(spec, device, dtype)

@@ -9,12 +9,14 @@ import numpy as np
 import torch
 from transformers import CLIPModel
 
+from mirada.domain import Device, Dtype
+from mirada.vlm.base import ImageEmbedding
 from mirada.vlm.ids import ModelSpec
 from mirada.vlm.torch_common import HFAdapter, l2_numpy
 
 
-class HFCLIPAdapter(HFAdapter):
-    def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
+class HFCLIPAdapter(ImageEmbedding, HFAdapter):
+    def __init__(self, spec: ModelSpec, device: Device, dtype: Dtype) -> None:
         super().__init__(spec, device, dtype, CLIPModel)
         self.model: CLIPModel = self.module
 
@@ -35,5 +37,5 @@ class HFCLIPAdapter(HFAdapter):
         return l2_numpy(out.pooler_output)
 
 
-def load(spec: ModelSpec, device: str, dtype: str) -> HFCLIPAdapter:
+def load(spec: ModelSpec, device: Device, dtype: Dtype) -> HFCLIPAdapter:
     return HFCLIPAdapter(spec, device, dtype)

@@ -12,8 +12,9 @@ import open_clip
 import torch
 from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
+from mirada.domain import Device, Dtype
 from mirada.errors import MiradaError
-from mirada.vlm.base import Fingerprint
+from mirada.vlm.base import Fingerprint, ImageEmbedding
 from mirada.vlm.errors import ModelIdError, ModelUnavailableError
 from mirada.vlm.hub import (
     OPEN_CLIP_URL_CACHE,
@@ -138,8 +139,8 @@ def trim_tokens(tokens: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
     return tokens[:, :last]
 
 
-class OpenCLIPAdapter(TorchAdapter):
-    def __init__(self, spec: ModelSpec, device: str, dtype: str) -> None:
+class OpenCLIPAdapter(ImageEmbedding, TorchAdapter):
+    def __init__(self, spec: ModelSpec, device: Device, dtype: Dtype) -> None:
         if spec.local_dir is not None:
             if not (spec.local_dir / "open_clip_config.json").is_file():
                 raise unavailable(
@@ -208,11 +209,11 @@ class OpenCLIPAdapter(TorchAdapter):
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.embed_dim), np.float32)
-        tokens = self.tokenize(texts).to(self.device)
+        tokens = self.tokenize(texts).to(self.torch_device)
         if self.trim:
             return l2_numpy(trimmed_encode_text(self.model, tokens))
         return l2_numpy(self.model.encode_text(tokens))
 
 
-def load(spec: ModelSpec, device: str, dtype: str) -> OpenCLIPAdapter:
+def load(spec: ModelSpec, device: Device, dtype: Dtype) -> OpenCLIPAdapter:
     return OpenCLIPAdapter(spec, device, dtype)

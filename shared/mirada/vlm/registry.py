@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mirada.domain import Capability, Device, Dtype, Task, parse_choice
-from mirada.run_options import DEFAULT_SEED
+from mirada.domain import DEFAULT_SEED, Capability, Device, Dtype, Task
 from mirada.vlm import hub
 from mirada.vlm.catalogue import CATALOGUE, CatalogueEntry, list_catalogue
 from mirada.vlm.errors import DeviceUnavailableError, ModelUnavailableError
@@ -23,7 +22,7 @@ from mirada.vlm.ids import ModelSpec, parse_model_id
 from mirada.vlm.presets import LATENCY_ONLY
 
 if TYPE_CHECKING:
-    from mirada.vlm.base import VLMAdapter
+    from mirada.vlm.base import LoadedModel
 
 __all__ = [
     "CATALOGUE",
@@ -57,7 +56,7 @@ def capabilities_for(model_id: str) -> frozenset[Capability]:
     return parse_model_id(model_id).family_entry.capabilities
 
 
-def latency_only_refusal(model_id: str, task: str) -> str | None:
+def latency_only_refusal(model_id: str, task: Task) -> str | None:
     """Why `model_id` may not run `task`: random-weight presets are for benchmarks only."""
     spec = parse_model_id(model_id)
     if not spec.latency_only or task == Task.benchmark:
@@ -69,9 +68,9 @@ def latency_only_refusal(model_id: str, task: str) -> str | None:
     )
 
 
-def resolve_device(device: str = Device.auto) -> Device:
-    """'auto' -> cuda, then mps, then cpu. An explicit device that is missing is an error."""
-    wanted = parse_choice(Device, device, "device", DeviceUnavailableError)
+def resolve_device(device: Device = Device.auto) -> Device:
+    """auto -> cuda, then mps, then cpu. An explicit device that is missing is an error."""
+    wanted = device
     if wanted is Device.cpu:
         return wanted
     import torch
@@ -95,15 +94,18 @@ def resolve_device(device: str = Device.auto) -> Device:
 
 
 def load_adapter(
-    model_id: str, *, device: str = Device.auto, dtype: str = Dtype.fp32, seed: int = DEFAULT_SEED
-) -> VLMAdapter:
+    model_id: str,
+    *,
+    device: Device = Device.auto,
+    dtype: Dtype = Dtype.fp32,
+    seed: int = DEFAULT_SEED,
+) -> LoadedModel:
     """Load `model_id` from local files only; raise ModelUnavailableError fast when missing.
 
     The model is built under torch seed `seed` (the caller's RNG state is kept), so weights
     that do not come from a file (open_clip random init, parameters a checkpoint lacks) are
     the same on every load."""
     spec = parse_model_id(model_id)
-    dtype_ = parse_choice(Dtype, dtype, "dtype")
     resolved = resolve_device(device)
     _require_local_files(spec)  # before importing torch-heavy modules: missing weights fail fast
     module = importlib.import_module(f"mirada.vlm.{spec.family_entry.module}")
@@ -111,8 +113,7 @@ def load_adapter(
 
     with torch.random.fork_rng(devices=[]):  # weights are built on the CPU, then moved
         torch.manual_seed(seed)
-        # plain strings to the adapter: torch and fingerprints want str, not enum members
-        adapter: VLMAdapter = module.load(spec, resolved.value, dtype_.value)
+        adapter: LoadedModel = module.load(spec, resolved, dtype)
     return adapter
 
 

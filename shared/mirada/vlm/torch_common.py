@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from mirada.domain import Device, Dtype, parse_choice
-from mirada.vlm.base import Fingerprint, VLMAdapter
+from mirada.domain import Device, Dtype
+from mirada.vlm.base import Fingerprint, LoadedModel
 from mirada.vlm.hub import hub_offline, resolve_hf_dir, revision_of, unavailable
 from mirada.vlm.ids import ModelSpec
 from mirada.vlm.presets import build_hf_preset
@@ -27,8 +27,15 @@ TORCH_DTYPES: dict[Dtype, torch.dtype] = {
 }
 
 
-def torch_dtype(dtype: str) -> torch.dtype:
-    return TORCH_DTYPES[parse_choice(Dtype, dtype, "dtype")]
+def torch_dtype(dtype: Dtype) -> torch.dtype:
+    return TORCH_DTYPES[dtype]
+
+
+def torch_device(device: Device) -> torch.device:
+    """The torch device of a resolved Device (torch wants its own type, not our enum)."""
+    if device is Device.auto:
+        raise ValueError("resolve Device.auto first (mirada.vlm.registry.resolve_device)")
+    return torch.device(device.value)
 
 
 M = TypeVar("M")
@@ -98,15 +105,15 @@ def hf_preprocessing(processor: Any) -> dict[str, Any]:
     }
 
 
-class TorchAdapter(VLMAdapter):
+class TorchAdapter(LoadedModel):
     """Common state of adapters backed by one torch module."""
 
     def __init__(
         self,
         spec: ModelSpec,
         module: torch.nn.Module,
-        device: str,
-        dtype: str,
+        device: Device,
+        dtype: Dtype,
         revision: str | None,
     ) -> None:
         self.spec = spec
@@ -115,20 +122,21 @@ class TorchAdapter(VLMAdapter):
         self.capabilities = spec.family_entry.capabilities
         self.device = device
         self.dtype = dtype
+        self.torch_device = torch_device(device)
         self.torch_dtype = torch_dtype(dtype)
         self.revision = revision
         self.init_seed = torch.initial_seed()  # the seed the module's RNG draws came from
-        self.module = module.to(device=device, dtype=self.torch_dtype).eval()
+        self.module = module.to(device=self.torch_device, dtype=self.torch_dtype).eval()
 
     @property
     def num_params(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
 
     def pixels_in(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return pixel_values.to(device=self.device, dtype=self.torch_dtype)
+        return pixel_values.to(device=self.torch_device, dtype=self.torch_dtype)
 
     def tokens_in(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device) for k, v in batch.items()}
+        return {k: v.to(self.torch_device) for k, v in batch.items()}
 
 
 class HFAdapter(TorchAdapter):
@@ -139,8 +147,8 @@ class HFAdapter(TorchAdapter):
     def __init__(
         self,
         spec: ModelSpec,
-        device: str,
-        dtype: str,
+        device: Device,
+        dtype: Dtype,
         model_class: Any,
         options: dict[str, Any] | None = None,
     ) -> None:
@@ -206,16 +214,19 @@ class VariantUnavailable(Exception):
     """This device or model cannot run a variant; the message says why."""
 
 
-def dtype_unavailable(device: str, dtype: str) -> str | None:
+def dtype_unavailable(device: Device, dtype: Dtype) -> str | None:
     """Why `dtype` cannot run on `device` (known before trying), or None."""
-    if device == Device.cuda and dtype == Dtype.bf16 and not torch.cuda.is_bf16_supported():
+    if device is Device.cuda and dtype is Dtype.bf16 and not torch.cuda.is_bf16_supported():
         return f"this GPU ({torch.cuda.get_device_name()}) does not support bfloat16"
     return None
 
 
+A = TypeVar("A", bound=LoadedModel)
+
+
 def variant_adapter(
-    adapter: VLMAdapter, dtype: str, *, channels_last: bool = False, compile: bool = False
-) -> VLMAdapter:
+    adapter: A, dtype: Dtype, *, channels_last: bool = False, compile: bool = False
+) -> A:
     """A copy of `adapter` whose weights are CAST to `dtype` (inputs follow via pixels_in; not
     autocast, which keeps fp32 weights and on CPU runs slower than fp32 itself), optionally in
     channels-last memory format and with its image tower wrapped by torch.compile (compiled
@@ -242,6 +253,6 @@ def variant_adapter(
     for name, value in vars(adapter).items():
         if value is adapter.module:  # the module and its aliases (`self.model`)
             setattr(clone, name, module)
-    clone.dtype = parse_choice(Dtype, dtype, "dtype")
+    clone.dtype = dtype
     clone.torch_dtype = torch_dtype(dtype)
     return clone
