@@ -60,11 +60,13 @@ def main() -> None:
     import torch
     from PIL import Image
 
+    from mirada.domain import Device, parse_choice
     from mirada.vlm.registry import load_adapter
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    adapter = load_adapter("open-clip:ViT-B-32", device=args.device)
+    device = parse_choice(Device, args.device, "device")  # the edge: text -> Device
+    adapter = load_adapter("open-clip:ViT-B-32", device=device)
     load_s = time.perf_counter() - t0
     model = adapter.model  # same module and weights for the raw calls
     tokenizer = adapter.tokenizer
@@ -76,12 +78,12 @@ def main() -> None:
     ]
     pixels = torch.stack([adapter.image_transform(im) for im in images])
     texts = [CAPTIONS[i % len(CAPTIONS)] for i in range(args.batch)]
-    padded = tokenizer(texts).to(adapter.device)
+    padded = tokenizer(texts).to(adapter.torch_device)
     trimmed_len = int(adapter.tokenize(texts).shape[1])
 
     def raw_images() -> Any:
         with torch.inference_mode():
-            return model.encode_image(pixels.to(adapter.device))
+            return model.encode_image(pixels.to(adapter.torch_device))
 
     def raw_texts_77() -> Any:
         with torch.inference_mode():

@@ -45,7 +45,8 @@ class Task(StrEnum):
 
 
 class Capability(StrEnum):
-    """What a loaded model can do (see `mirada.vlm.base.VLMAdapter`)."""
+    """What a loaded model can do: each names a protocol of `mirada.vlm.base` (Embedder,
+    PairScorer, Captioner)."""
 
     embed = "embed"  # encode_images / encode_texts
     score_pairs = "score_pairs"  # an image-text matching head for re-ranking
