@@ -64,7 +64,8 @@ def test_category_bars_axis_labels_zero_and_chance() -> None:
         "star (n=28)",
         "triangle (n=29)",
     ]
-    assert [d["shown"] for d in data] == ["0%", "50%", "100%", "n/a"]  # 0 is printed as 0
+    # 0 is printed as 0; labels read as the Results cards (format_metric)
+    assert [d["shown"] for d in data] == ["0.0%", "50.0%", "100.0%", "–"]
     assert all(d["interval"] != "None" and d["note"] is not None for d in data)
     marks = [
         layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]

@@ -15,7 +15,14 @@ from typing import Any, Final, cast
 import altair as alt
 import pandas as pd
 
-from mirada.metrics.names import LATENCY_P50_MS, LATENCY_P95_MS, THROUGHPUT_PER_S, label
+from mirada.metrics.formatting import format_value
+from mirada.metrics.names import (
+    LATENCY_P50_MS,
+    LATENCY_P95_MS,
+    THROUGHPUT_PER_S,
+    MetricKind,
+    label,
+)
 
 # Columns of mirada.queries.hardware.benchmark_timings as Altair shorthands.
 P50_Q = f"{LATENCY_P50_MS}:Q"
@@ -169,12 +176,14 @@ def category_bars(
     (category, n, value, ci_low, ci_high, interval, chance, note).
     """
     wanted = ["category", "n", "value", "ci_low", "ci_high", "interval", "chance", "note"]
-    data = _pct(df.reindex(columns=wanted), ["value", "ci_low", "ci_high", "chance"])
+    raw = df.reindex(columns=wanted)
+    data = _pct(raw, ["value", "ci_low", "ci_high", "chance"])
     data["label"] = [
         f"{c} (n={int(k)})" if not _is_missing(k) else str(c)
         for c, k in zip(data["category"], data["n"], strict=True)
     ]
-    data["shown"] = ["n/a" if _is_missing(v) else f"{v:.0f}%" for v in data["value"].astype(float)]
+    # the bar's label reads as the Results card does ("96.7%", "–" when missing)
+    data["shown"] = [format_value(MetricKind.proportion, v) for v in raw["value"]]
     data["top"] = data["ci_high"].where(data["ci_high"].notna(), data["value"])
     data["key"] = metric_key
     data[["interval", "note"]] = table_text(data[["interval", "note"]].astype(object))
