@@ -59,7 +59,7 @@ demo: setup
 	$(VENV)/bin/mirada demo$(if $(PORT), --port $(PORT))
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
 
 lint: setup
 	$(VENV)/bin/ruff check .

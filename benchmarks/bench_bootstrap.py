@@ -1,19 +1,15 @@
 """Bootstrap CIs for all retrieval metrics of 5,000 images, 1,000 resamples: one resample set,
 shared by every metric (weights matrix product). Prints JSON timings.
 
-    .venv/bin/python benchmarks/bench_bootstrap.py
+    .venv/bin/python -m benchmarks.bench_bootstrap
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mirada.metrics import report, stats
 

@@ -5,7 +5,7 @@ bootstrap CIs). The re-run finds every embedding in the cache by the model's fil
 so it never loads the model. ViT-B-32 is random-init but saved to a local directory, which
 gives it a stable identity (an unsaved random init is never cached).
 
-    python benchmarks/bench_cache.py [--n 256]
+    python -m benchmarks.bench_cache [--n 256]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _util import emit, import_synthetic, run_seconds, run_worker_once, temp_home
+from benchmarks._util import emit, import_synthetic, run_seconds, run_worker_once, temp_home
 
 
 def save_vit_b_32(directory: Path) -> str:

@@ -13,7 +13,7 @@ builder), then renders the dashboard's Results page with Streamlit's AppTest:
 - results_page_first_in_process_seconds: the very first render, including importing
   streamlit/altair/pandas/sqlalchemy and opening the database.
 
-Prints one JSON object. Usage: .venv/bin/python benchmarks/bench_dashboard.py [--images N]
+Prints one JSON object. Usage: .venv/bin/python -m benchmarks.bench_dashboard [--images N]
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
+APP = ROOT / "dashboard" / "mirada" / "dashboard" / "app.py"
 
 
 def main() -> None:
@@ -36,8 +35,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
 
-    from dashboard_seed import seed_large
     from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.dashboard_seed import seed_large
 
     with tempfile.TemporaryDirectory(prefix="mirada-bench-") as tmp:
         t0 = time.perf_counter()
@@ -45,7 +45,7 @@ def main() -> None:
         seed_s = time.perf_counter() - t0
         os.environ["MIRADA_HOME"] = str(seeded.home)
 
-        at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=args.timeout)
+        at = AppTest.from_file(str(APP), default_timeout=args.timeout)
         at.switch_page("app_pages/results.py")
         t0 = time.perf_counter()
         at.run()

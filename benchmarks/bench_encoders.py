@@ -2,7 +2,7 @@
 
 Random-init open_clip ViT-B-32 (no download), batch 32, 2 threads, same preprocessed pixels.
 Texts: the adapter (tokenise + trim padding to the longest caption) vs raw `encode_text` on
-77-padded tokens. Prints one JSON object. Usage: .venv/bin/python benchmarks/bench_encoders.py
+77-padded tokens. Prints one JSON object. Usage: .venv/bin/python -m benchmarks.bench_encoders
 """
 
 from __future__ import annotations

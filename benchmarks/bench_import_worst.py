@@ -6,7 +6,7 @@ process is its VmHWM (Linux), read by the process itself as it ends. Prints one 
 per input and a final summary; exits 1 if any import went over the 1 GB budget or ended in a
 traceback.
 
-    .venv/bin/python benchmarks/bench_import_worst.py [--only NAME]
+    .venv/bin/python -m benchmarks.bench_import_worst [--only NAME]
 """
 
 from __future__ import annotations

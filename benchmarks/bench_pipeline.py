@@ -5,7 +5,7 @@ bootstrap CIs); model load is reported separately and excluded, since the raw fo
 needs a loaded model. The raw side encodes the same preprocessed tensors and the same
 (trimmed) token batches with open_clip/transformers directly.
 
-    python benchmarks/bench_pipeline.py [--n 256] [--models ID,ID]
+    python -m benchmarks.bench_pipeline [--n 256] [--models ID,ID]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from _util import emit, import_synthetic, run_seconds, run_worker_once, temp_home, timing
+from benchmarks._util import emit, import_synthetic, run_seconds, run_worker_once, temp_home, timing
 
 
 def raw_forward_seconds(model_id: str, paths: list, texts: list[str], batch: int) -> float:
@@ -59,10 +59,12 @@ def raw_forward_seconds(model_id: str, paths: list, texts: list[str], batch: int
 def measure(model_id: str, n: int, batch: int) -> dict:
     from mirada import queue
     from mirada.datasets import load_items
+    from mirada.run_options import MatchRunOptions
 
     with temp_home() as home:
         ds = import_synthetic(home, n)
-        run_id = queue.enqueue(ds, model_id, "match", batch_size=batch, options={"no_cache": True})
+        options = MatchRunOptions(no_cache=True)
+        run_id = queue.enqueue(ds, model_id, "match", batch_size=batch, options=options)
         run_worker_once()
         wall = run_seconds(run_id)
         load = timing(run_id, "load_s") or 0.0

@@ -2,7 +2,7 @@
 
 Runs on SQLite and (when reachable) PostgreSQL; checks that no job ran twice.
 
-    python benchmarks/bench_queue.py [--jobs 1000] [--workers 2]
+    python -m benchmarks.bench_queue [--jobs 1000] [--workers 2]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 
-from _util import ROOT, emit, temp_home
+from benchmarks._util import ROOT, emit, temp_home
 
 POSTGRES = os.environ.get(
     "MIRADA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

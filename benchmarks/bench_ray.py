@@ -4,7 +4,7 @@ with 1 and 2 model actors, same images and model, plus Ray's fixed start-up cost
 On a small CPU machine no speed-up is expected (the actors share the cores the in-process
 engine already uses); the figures say what Ray costs before it can pay off on many GPUs.
 
-    python benchmarks/bench_ray.py [--n 256] [--batch 32] [--model hf-clip:mirada/demo-clip]
+    python -m benchmarks.bench_ray [--n 256] [--batch 32] [--model hf-clip:mirada/demo-clip]
 
 Per engine, on n and on 4n images: `total_s` from the call to the last vector (Ray: actor
 start and model load in the actor included; in-process: model loaded before, `load_s`).
@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from _util import emit, temp_home
+from benchmarks._util import emit, temp_home
 
 
 def _images(home: Path, n: int) -> tuple[list[str], list[Path]]:
@@ -69,13 +69,15 @@ def inprocess(model_id: str, paths: list[Path], batch: int) -> dict[str, float]:
 def on_ray(
     model_id: str, keys: list[str], paths: list[Path], batch: int, actors: int
 ) -> dict[str, float]:
-    from mirada.worker.model import LazyModel
+    from mirada.domain import Device, Dtype
+    from mirada.worker.model import LazyModel, ModelRequest
     from mirada.worker.ray_engine import RayEmbedder
 
     out: dict[str, object] = {"actors": actors}
     quarter = len(paths) // 4
     for name, ks, ps in (("small", keys[:quarter], paths[:quarter]), ("large", keys, paths)):
-        ray = RayEmbedder(LazyModel(model_id, "cpu", "fp32"), "cpu", batch, actors=actors)
+        request = ModelRequest(model_id, Device.cpu, Dtype.fp32)
+        ray = RayEmbedder(LazyModel(request), Device.cpu, batch, actors=actors)
         start, first, done = time.perf_counter(), 0.0, 0
         for chunk in ray.images(ks, ps):
             done += len(chunk)

@@ -4,7 +4,7 @@
 in its own child process (peak RSS = the child's own ru_maxrss, so the two do not mix); the
 parent checks that ranks, metrics and top-5 lists are equal and prints JSON.
 
-    .venv/bin/python benchmarks/bench_retrieval.py [--images 5000] [--per-image 5] [--dim 512]
+    .venv/bin/python -m benchmarks.bench_retrieval [--images 5000] [--per-image 5] [--dim 512]
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def make_data(n: int, per: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

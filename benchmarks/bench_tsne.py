@@ -1,6 +1,6 @@
 """t-SNE (scikit-learn Barnes-Hut) and PCA on 5,000 x 512 points. Prints JSON timings.
 
-.venv/bin/python benchmarks/bench_tsne.py [--points 5000]
+.venv/bin/python -m benchmarks.bench_tsne [--points 5000]
 """
 
 from __future__ import annotations
@@ -9,13 +9,9 @@ import argparse
 import importlib.util
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mirada.metrics import projection
 

@@ -12,7 +12,7 @@ fp32,bf16,bf16+compile` queues), on random-init models built offline:
 Variants are measured interleaved batch by batch inside each run, so the ratios compare like
 with like even while other processes load the machine; the load average is reported.
 
-    python benchmarks/bench_variants.py [--quick]
+    python -m benchmarks.bench_variants [--quick]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _util import emit, import_synthetic, run_worker_once, temp_home
+from benchmarks._util import emit, import_synthetic, run_worker_once, temp_home
 
 CLIP_VARIANTS = "fp32,bf16,bf16+compile"
 BLIP_VARIANTS = "fp32,bf16,bf16+compile"
@@ -78,10 +78,14 @@ def measure(
     from mirada import queue
     from mirada.queries.runs import run_detail
     from mirada.queries.variants import run_variants
+    from mirada.run_options import BenchmarkRunOptions
 
     load_before = os.getloadavg()
     run_id = queue.enqueue(
-        dataset, model_id, "benchmark", options={**options, "variants": variants}
+        dataset,
+        model_id,
+        "benchmark",
+        options=BenchmarkRunOptions.from_dict({**options, "variants": variants}),
     )
     t0 = time.perf_counter()
     run_worker_once()

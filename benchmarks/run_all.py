@@ -1,6 +1,6 @@
 """Run every benchmark (each in its own process) and rewrite docs/benchmarks.md.
 
-    python benchmarks/run_all.py [--only NAME ...] [--quick]
+    python -m benchmarks.run_all [--only NAME ...] [--quick]
 
 Each script prints JSON; this file turns the figures into one table of targets, with the
 machine's description and the date. Figures are measured side by side inside each script,
@@ -21,7 +21,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DOC = ROOT / "docs" / "benchmarks.md"
-sys.path.insert(0, str(ROOT))
 
 # name -> (script args, quick args)
 SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
@@ -40,9 +39,17 @@ VARIANT_MIN_COSINE = 0.999
 
 
 def run_script(args: list[str], timeout: int = 1800) -> dict[str, Any]:
+    """Run one script as a module of the `benchmarks` folder from the repository root, so it
+    imports benchmarks._util (and test helpers such as tests.dashboard.dashboard_seed) by
+    name: `python -m benchmarks.bench_cache --n 64` for ["bench_cache.py", "--n", "64"]."""
     t0 = time.perf_counter()
+    module = f"benchmarks.{Path(args[0]).stem}"
     proc = subprocess.run(
-        [sys.executable, *args], cwd=HERE, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", module, *args[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-5:], "returncode": proc.returncode}
