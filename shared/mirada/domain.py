@@ -1,5 +1,5 @@
-"""The domain's closed vocabularies, written once: statuses, tasks, devices, dtypes, model
-capabilities and what each task needs of a model.
+"""The domain's closed vocabularies, written once: statuses, tasks, devices, dtypes and model
+capabilities (each task's facts, what it needs of a model included, are `mirada.tasks.TASKS`).
 
 Everything that names one of these (the queue, the database models, the CLI's choices, the
 dashboard's buttons) imports it from here. Values are the strings stored in the database and
@@ -51,14 +51,6 @@ class Capability(StrEnum):
     embed = "embed"  # encode_images / encode_texts
     score_pairs = "score_pairs"  # an image-text matching head for re-ranking
     caption = "caption"  # generate_captions
-
-
-# What each task needs of a model; checked at queue time from the model id alone.
-TASK_NEEDS: dict[Task, frozenset[Capability]] = {
-    Task.match: frozenset({Capability.embed}),
-    Task.caption: frozenset({Capability.caption}),
-    Task.benchmark: frozenset(),  # benchmarks whatever the model can do
-}
 
 
 # The torch seed of randomly initialised weights and the bootstrap, unless a run names one.

@@ -13,7 +13,7 @@ calling process's, so a worker whose clock is off is judged by when its heartbea
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,18 +26,17 @@ from mirada.db.models import Dataset, HardwareProfile, Run, Worker, db_now
 from mirada.domain import (
     CANCELLABLE,
     RETRYABLE,
-    TASK_NEEDS,
     Device,
     Dtype,
     RunStatus,
     Task,
     WorkerStatus,
     can_transition,
-    parse_choice,
 )
 from mirada.errors import MiradaError, NotFoundError
 from mirada.results import RunResults, write_results
-from mirada.run_options import BenchmarkRunOptions, RunOptions, options_for, pinned
+from mirada.run_options import BenchmarkRunOptions, RunOptions, check_dtype, pinned
+from mirada.tasks import TASKS, parse_options
 
 # Queue-time bounds: a run outside them could only fail later, or kill the worker that takes
 # it (a batch of 10^8 images is an out-of-memory kill that comes back with every attempt).
@@ -47,14 +46,16 @@ MAX_ATTEMPTS = 20
 
 @dataclass(frozen=True)
 class ClaimedRun:
+    """A run as its worker executes it: every value typed, the options parsed once here."""
+
     id: int
     dataset_id: int
-    model_id: str
-    task: str
-    device: str
-    dtype: str
+    model_id: str  # as typed when queued (options.resolved_model_id: what to load)
+    task: Task
+    device: Device  # as requested: auto, or the device the run must use
+    dtype: Dtype
     batch_size: int
-    options: dict[str, Any]  # as stored; tasks read it through mirada.run_options
+    options: RunOptions  # the task's options class (mirada.tasks.TASKS)
     attempts: int
 
 
@@ -72,23 +73,22 @@ class Heartbeat:
 
 def validate_run_request(
     model_id: str,
-    task: str,
-    device: str,
-    dtype: str,
+    task: Task,
+    device: Device,
+    dtype: Dtype,
     batch_size: int,
-    options: Mapping[str, Any] | RunOptions | None = None,
+    options: RunOptions | None = None,
     *,
     max_attempts: int = 3,
     requires: str | None = None,
 ) -> RunOptions:
     """Refuse at queue time what can never run, with a message that says what to do.
 
-    Returns the run's typed options (checked: unknown keys and bad values are refused)."""
+    Takes values already parsed at the edge (CLI, dashboard, bundle); returns the run's
+    options as they are stored (`options` or the task's defaults, local model paths pinned)."""
     from mirada.vlm.registry import capabilities_for, latency_only_refusal
 
-    task_ = parse_choice(Task, task, "task")
-    parse_choice(Device, device, "device")
-    parse_choice(Dtype, dtype, "dtype")
+    spec = TASKS[task]
     _check_batch_size(batch_size, "--batch-size")
     if isinstance(max_attempts, bool) or not 1 <= max_attempts <= MAX_ATTEMPTS:
         raise MiradaError(
@@ -101,19 +101,20 @@ def validate_run_request(
             f"--requires wants a worker label of 1 to 200 characters without surrounding "
             f"spaces (got {requires!r}); start the worker with the same --label"
         )
-    typed = options_for(task_, options)
+    typed = parse_options(task, options or {})  # refuses another task's options
+    check_dtype(typed, dtype)
     if isinstance(typed, BenchmarkRunOptions):
         for size in typed.batch_sizes or ():
             _check_batch_size(size, "--batch-sizes")
     caps = capabilities_for(model_id)  # raises a MiradaError for malformed ids
-    missing = TASK_NEEDS[task_] - caps
+    missing = spec.needs - caps
     if missing:
-        able = [t for t, needs in TASK_NEEDS.items() if needs <= caps]
+        able = [t for t, other in TASKS.items() if other.needs <= caps]
         raise MiradaError(
-            f"model {model_id} cannot run task {task!r} (it lacks {', '.join(sorted(missing))}); "
-            f"it can run: {', '.join(able)}"
+            f"model {model_id} cannot run task {str(task)!r} (it lacks "
+            f"{', '.join(sorted(missing))}); it can run: {', '.join(able)}"
         )
-    refusal = latency_only_refusal(model_id, task_)
+    refusal = latency_only_refusal(model_id, task)
     if refusal:
         raise MiradaError(refusal)
     # local model paths: absolute from here, their files fingerprinted (mirada.vlm.local_files)
@@ -131,13 +132,13 @@ def _check_batch_size(size: int, flag: str) -> None:
 def enqueue(
     dataset_id: int,
     model_id: str,
-    task: str,
+    task: Task,
     *,
-    device: str = Device.auto,
-    dtype: str = Dtype.fp32,
+    device: Device = Device.auto,
+    dtype: Dtype = Dtype.fp32,
     batch_size: int = 32,
     requires: str | None = None,
-    options: Mapping[str, Any] | RunOptions | None = None,
+    options: RunOptions | None = None,
     max_attempts: int = 3,
 ) -> int:
     typed = validate_run_request(
@@ -256,13 +257,19 @@ def stop_worker(worker_id: int) -> None:
         )
 
 
-def claim_next(worker_id: int, devices: Sequence[str], labels: Sequence[str]) -> ClaimedRun | None:
+def claim_next(
+    worker_id: int, devices: Sequence[Device], labels: Sequence[str]
+) -> ClaimedRun | None:
     """Atomically take the oldest queued run this worker can serve, or None.
 
     One statement: PostgreSQL locks the picked row with FOR UPDATE SKIP LOCKED so concurrent
     workers pick different rows; SQLite's UPDATE ... RETURNING runs under BEGIN IMMEDIATE.
     Only an active worker claims (WorkerNotActive otherwise): a run given to a worker already
     declared lost would be taken away again and its attempt counted for nothing.
+
+    The run's options are parsed here, once, into its task's options class. A run whose stored
+    options no longer parse (written by hand, or by another Mirada) fails with the reason, in
+    the same transaction, and the next one is taken: it must not stop the worker.
     """
     _require(RunStatus.queued, RunStatus.running)
     servable = [*devices, Device.auto]
@@ -288,35 +295,57 @@ def claim_next(worker_id: int, devices: Sequence[str], labels: Sequence[str]) ->
             raise WorkerNotActive(
                 f"worker {worker_id} is not active (declared lost or stopped); it claims no runs"
             )
-        row = s.execute(
-            update(Run)
-            .where(Run.id == pick, Run.status == RunStatus.queued)
-            .values(
-                status=RunStatus.running,
-                worker_id=worker_id,
-                attempts=Run.attempts + 1,
-                started_at=db_now(),
-                finished_at=None,
-                progress_done=0,
-                error=None,
-                traceback=None,
+        while True:
+            row = s.execute(
+                update(Run)
+                .where(Run.id == pick, Run.status == RunStatus.queued)
+                .values(
+                    status=RunStatus.running,
+                    worker_id=worker_id,
+                    attempts=Run.attempts + 1,
+                    started_at=db_now(),
+                    finished_at=None,
+                    progress_done=0,
+                    error=None,
+                    traceback=None,
+                )
+                .returning(
+                    Run.id,
+                    Run.dataset_id,
+                    Run.model_id,
+                    Run.task,
+                    Run.device,
+                    Run.dtype,
+                    Run.batch_size,
+                    Run.options,
+                    Run.attempts,
+                )
+                .execution_options(synchronize_session=False)
+            ).first()
+            if row is None:
+                return None
+            try:
+                options = parse_options(row.task, row.options)
+            except MiradaError as exc:
+                _require(RunStatus.running, RunStatus.failed)
+                s.execute(
+                    update(Run)
+                    .where(Run.id == row.id)
+                    .values(status=RunStatus.failed, error=str(exc), finished_at=db_now())
+                    .execution_options(synchronize_session=False)
+                )
+                continue
+            return ClaimedRun(
+                row.id,
+                row.dataset_id,
+                row.model_id,
+                row.task,
+                row.device,
+                row.dtype,
+                row.batch_size,
+                options,
+                row.attempts,
             )
-            .returning(
-                Run.id,
-                Run.dataset_id,
-                Run.model_id,
-                Run.task,
-                Run.device,
-                Run.dtype,
-                Run.batch_size,
-                Run.options,
-                Run.attempts,
-            )
-            .execution_options(synchronize_session=False)
-        ).first()
-    if row is None:
-        return None
-    return ClaimedRun(*row)
 
 
 def _require(current: RunStatus, target: RunStatus) -> None:
@@ -376,7 +405,7 @@ def finish_run(
     *,
     hardware_profile_id: int | None,
     model_fingerprint: dict[str, Any] | None,
-    resolved_device: str | None,
+    resolved_device: Device | None,
 ) -> bool:
     """Mark succeeded and write all results in ONE transaction. False if the run was taken away."""
     with write_session() as s:

@@ -2,15 +2,19 @@
 
 `Run.options` stores `to_dict()`: JSON holding only the keys that differ from their defaults,
 so rows keep the shape they had when options were a free dict. `from_dict` refuses unknown keys
-and bad values with a MiradaError that names the key, the value and the accepted form; tasks
-read the dataclass, never raw keys.
+and bad values with a MiradaError that names the key, the value and the accepted form; the
+queue parses a claimed run's options once and tasks read the dataclass, never raw keys.
+
+Each option is declared once, as a field: its default, accepted form, check and, when users set
+it, its `mirada queue` flag (`Flag`: name, help, how its text is parsed), from which the CLI
+builds its arguments. Which class serves which task is `mirada.tasks.TASKS`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -29,9 +33,31 @@ class _Refused(ValueError):
 Check = Callable[[Any], Any]  # value -> stored value; raises _Refused
 
 
-def _option(default: Any, accepted: str, check: Check, flag: str | None = None) -> Any:
+@dataclass(frozen=True)
+class Flag:
+    """How users set a run option: its `mirada queue` flag, help, and how the typed text
+    becomes the field's value (the field's check then refuses bad values)."""
+
+    name: str  # "--batch-sizes"
+    help: str
+    metavar: str | None = None
+    # text -> value; a ValueError (MiradaError included) says why the text is refused.
+    # None: the text itself.
+    parse: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    repeat: bool = False  # given once per value; the field gets the list
+    switch: bool = False  # takes no value; given means True
+
+
+def _option(default: Any, accepted: str, check: Check, flag: Flag | None = None) -> Any:
     """A field with its accepted form (for messages), its check and its `mirada queue` flag."""
     return field(default=default, metadata={"accepted": accepted, "check": check, "flag": flag})
+
+
+def option_flag(f: dataclasses.Field[Any]) -> Flag | None:
+    """The `mirada queue` flag of an option field (None: set only by Mirada itself)."""
+    flag: Flag | None = f.metadata["flag"]
+    return flag
 
 
 def _flag(value: Any) -> bool:
@@ -75,6 +101,17 @@ def _batch_sizes(value: Any) -> tuple[int, ...] | None:
     if not isinstance(value, list | tuple) or not 1 <= len(value) <= MAX_BATCH_SIZES_LISTED:
         raise _Refused
     return tuple(_int_at_least(1)(v) for v in value)
+
+
+def _batch_sizes_text(text: str) -> list[int]:
+    """'1,8,32' -> [1, 8, 32]."""
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--batch-sizes wants numbers like 1,8,32 (got {text!r})") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--batch-sizes wants positive numbers (got {text!r})")
+    return sizes
 
 
 TEMPLATE_EXAMPLE = '"a photo of {}."'
@@ -184,22 +221,32 @@ def parse_variant(text: str) -> Variant:
     return Variant(dtype, **fields)
 
 
-def _variants(value: Any) -> tuple[str, ...] | None:
-    """A comma list (as typed after --variants) or a list of names -> canonical names."""
+def _variants(value: Any) -> tuple[Variant, ...] | None:
+    """A comma list (as typed after --variants), stored names or Variants -> Variants (stored
+    by their canonical names)."""
     if value is None:
         return None
     parts = value.split(",") if isinstance(value, str) else value
-    if not isinstance(parts, list | tuple) or not all(isinstance(p, str) for p in parts):
+    if not isinstance(parts, list | tuple) or not all(isinstance(p, str | Variant) for p in parts):
         raise _Refused
-    if not [p for p in parts if p.strip()] or any(not p.strip() for p in parts):
+    if not parts or any(isinstance(p, str) and not p.strip() for p in parts):
         raise _Refused("an empty variant")
-    names: list[str] = []
+    variants: list[Variant] = []
     for part in parts:
-        name = parse_variant(part).name
-        if name in names:
-            raise _Refused(f"variant {name!r} is listed twice")
-        names.append(name)
-    return tuple(names)
+        variant = part if isinstance(part, Variant) else parse_variant(part)
+        if variant in variants:
+            raise _Refused(f"variant {variant.name!r} is listed twice")
+        variants.append(variant)
+    return tuple(variants)
+
+
+def _variants_text(text: str) -> tuple[Variant, ...]:
+    """'fp32,bf16+compile' -> Variants; a ValueError says what is wrong."""
+    try:
+        variants = _variants(text)
+    except _Refused as exc:
+        raise ValueError(str(exc) or f"{text!r} is not a comma list of variants") from None
+    return variants or ()
 
 
 RAY_INSTALL = "pip install 'mirada[ray]'"
@@ -224,7 +271,8 @@ def require_engine(options: RunOptions) -> None:
 
 
 def _no_cache() -> Any:
-    return _option(False, "true or false", _flag, "--no-cache")
+    flag = Flag("--no-cache", "recompute embeddings even when cached", switch=True)
+    return _option(False, "true or false", _flag, flag)
 
 
 def _n_resamples() -> Any:
@@ -239,7 +287,13 @@ def _seed() -> Any:
         "an integer from 0 to 2**32-1 (seeds the bootstrap and any randomly initialised "
         "model weights)",
         _int_between(0, 2**32 - 1),
-        "--seed",
+        Flag(
+            "--seed",
+            "seed of the bootstrap and of randomly initialised weights, e.g. open-clip:ViT-B-32 "
+            "(default 0; two runs with one seed get the same model)",
+            metavar="N",
+            parse=int,
+        ),
     )
 
 
@@ -281,7 +335,8 @@ class _RunOptions:
             try:
                 object.__setattr__(self, f.name, f.metadata["check"](value))
             except _Refused as exc:
-                flag = f" (mirada queue {f.metadata['flag']})" if f.metadata["flag"] else ""
+                named = option_flag(f)
+                flag = f" (mirada queue {named.name})" if named else ""
                 why = f": {exc}" if str(exc) else ""
                 raise MiradaError(
                     f"run option {f.name}{flag} of task {self.task} is {value!r}{why}; "
@@ -301,12 +356,17 @@ class _RunOptions:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON stored in `Run.options`: non-default keys only, sequences as lists."""
+        """The JSON stored in `Run.options`: non-default keys only, sequences as lists,
+        variants by their canonical names."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value != f.default:
-                out[f.name] = list(value) if isinstance(value, tuple) else value
+                out[f.name] = (
+                    [v.name if isinstance(v, Variant) else v for v in value]
+                    if isinstance(value, tuple)
+                    else value
+                )
         return out
 
 
@@ -319,7 +379,13 @@ class MatchRunOptions(_RunOptions):
         "a non-empty list of texts, each with exactly one {} for the category name, "
         f"e.g. {TEMPLATE_EXAMPLE}",
         _templates,
-        "--template",
+        Flag(
+            "--template",
+            'match: zero-shot prompt template with {} for the category, e.g. "a photo of {}." '
+            "(repeatable; averaged per class; default: a few photo templates)",
+            metavar="TEXT",
+            repeat=True,
+        ),
     )
     no_cache: bool = _no_cache()
     no_rerank: bool = _option(False, "true or false", _flag)
@@ -328,7 +394,17 @@ class MatchRunOptions(_RunOptions):
     )
     # where the embedding stage runs: this process, or a Ray Data pipeline (worker/ray_engine.py)
     engine: Engine = _option(  # noqa: RUF009 (an enum member: immutable)
-        Engine.inprocess, " or ".join(e.value for e in Engine), _engine, "--engine"
+        Engine.inprocess,
+        " or ".join(e.value for e in Engine),
+        _engine,
+        Flag(
+            "--engine",
+            "match: where embeddings are computed: inprocess (default, in the worker) or ray "
+            "(a Ray Data pipeline on the cluster at RAY_ADDRESS, or a local Ray; needs "
+            "mirada[ray])",
+            parse=lambda text: parse_choice(Engine, text, "engine"),
+            choices=tuple(e.value for e in Engine),
+        ),
     )
     n_resamples: int = _n_resamples()
     seed: int = _seed()
@@ -346,7 +422,15 @@ class CaptionRunOptions(_RunOptions):
     # CLIPScore / RefCLIPScore with this embedding model (None: not computed); pinned like the
     # run's model when queued (clipscore_resolved_model_id, clipscore_model_files)
     clipscore_model: str | None = _option(
-        None, "a model id with the embed capability", _text_or_none, "--clipscore-model"
+        None,
+        "a model id with the embed capability",
+        _text_or_none,
+        Flag(
+            "--clipscore-model",
+            "caption: also score captions with CLIPScore and RefCLIPScore under this "
+            "embedding model (any model that can run --task match; default: none)",
+            metavar="ID",
+        ),
     )
     clipscore_resolved_model_id: str | None = _resolved_model_id()
     clipscore_model_files: str | None = _model_files()
@@ -365,7 +449,12 @@ class BenchmarkRunOptions(_RunOptions):
         None,
         f"a list of 1 to {MAX_BATCH_SIZES_LISTED} integers >= 1",
         _batch_sizes,
-        "--batch-sizes",
+        Flag(
+            "--batch-sizes",
+            "benchmark: sweep these batch sizes",
+            metavar="N,N,...",
+            parse=_batch_sizes_text,
+        ),
     )
     warmup_batches: int = _option(2, "an integer from 0 to 100", _int_between(0, 100))
     timed_batches: int = _option(5, "an integer from 1 to 1000", _int_between(1, 1000))
@@ -374,12 +463,19 @@ class BenchmarkRunOptions(_RunOptions):
     num_beams: int = _num_beams()
     max_length: int = _max_length()
     # several settings measured side by side in one run, with their agreement with fp32
-    variants: tuple[str, ...] | None = _option(
+    variants: tuple[Variant, ...] | None = _option(
         None,
         "a comma list of variants, each a dtype (fp32, fp16, bf16) optionally followed by "
         f"+compile, +channels_last or +threads=N, e.g. {VARIANT_EXAMPLE}",
         _variants,
-        "--variants",
+        Flag(
+            "--variants",
+            "benchmark: measure these settings side by side, each a dtype (fp32, fp16, bf16) "
+            "optionally +compile, +channels_last or +threads=N, e.g. fp32,bf16,bf16+compile; "
+            "fp32 eager is added as the reference that agreement is measured against",
+            metavar="V,V,...",
+            parse=_variants_text,
+        ),
     )
     no_cache: bool = _no_cache()  # accepted for every task; benchmarks never use the cache
     seed: int = _seed()  # random-init weights must match the other tasks' runs of the model
@@ -387,32 +483,25 @@ class BenchmarkRunOptions(_RunOptions):
     model_files: str | None = _model_files()
 
 
-def benchmark_variants(options: BenchmarkRunOptions) -> list[Variant]:
+def measured_variants(listed: Sequence[Variant]) -> list[Variant]:
     """The variants a benchmark run measures, the fp32 eager reference first (added when not
     listed); empty for a run without --variants."""
-    if not options.variants:
+    if not listed:
         return []
-    listed = [parse_variant(name) for name in options.variants]
     return [REFERENCE_VARIANT, *(v for v in listed if not v.is_reference)]
 
 
 RunOptions = MatchRunOptions | CaptionRunOptions | BenchmarkRunOptions
 
-OPTIONS_BY_TASK: dict[Task, type[RunOptions]] = {
-    Task.match: MatchRunOptions,
-    Task.caption: CaptionRunOptions,
-    Task.benchmark: BenchmarkRunOptions,
-}
 
-
-def options_for(task: str, data: Mapping[str, Any] | RunOptions | None) -> RunOptions:
-    """`task`'s typed options from a dict (checked) or an options object of that task."""
-    cls = OPTIONS_BY_TASK[parse_choice(Task, task, "task")]
-    if isinstance(data, _RunOptions):
-        if not isinstance(data, cls):
-            raise MiradaError(f"{type(data).__name__} given for a {cls.task} run")
-        return data
-    return cls.from_dict(data)
+def check_dtype(options: RunOptions, dtype: Dtype) -> None:
+    """Refuse a run dtype its options contradict: a benchmark with --variants loads its
+    reference in fp32 and names every other dtype it measures itself."""
+    if isinstance(options, BenchmarkRunOptions) and options.variants and dtype is not Dtype.fp32:
+        raise MiradaError(
+            f"--variants names the dtypes it measures (from fp32); drop --dtype {dtype}, or "
+            f"list it as a variant: --variants fp32,{dtype}"
+        )
 
 
 def pinned(options: RunOptions, model_id: str) -> RunOptions:
@@ -456,13 +545,3 @@ def _pinned_clipscore(options: CaptionRunOptions) -> CaptionRunOptions:
         clipscore_resolved_model_id=pin.model_id if pin.model_id != typed_id else None,
         clipscore_model_files=pin.files,
     )
-
-
-def cli_flags() -> dict[str, tuple[str, list[Task]]]:
-    """`mirada queue` flag -> (option key, tasks that take it), from the fields' metadata."""
-    flags: dict[str, tuple[str, list[Task]]] = {}
-    for task, cls in OPTIONS_BY_TASK.items():
-        for f in dataclasses.fields(cls):
-            if f.metadata["flag"]:
-                flags.setdefault(f.metadata["flag"], (f.name, []))[1].append(task)
-    return flags

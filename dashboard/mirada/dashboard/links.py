@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from urllib.parse import urlencode
 
 from mirada.domain import Task
+from mirada.tasks import TASKS
 
-# url path (as app.py registers it) and page file of each page a link can target
+# url path (as app.py registers it) and page file of each page a link can target; the page
+# showing a finished run of each task is that task's `mirada.tasks.TaskSpec.page`
 RESULTS, CAPTIONS, HARDWARE, COMPARE, RUNS = "results", "captions", "hardware", "compare", "runs"
 PAGE_FILES: dict[str, str] = {
     RESULTS: "app_pages/results.py",
@@ -22,8 +24,6 @@ PAGE_FILES: dict[str, str] = {
     COMPARE: "app_pages/compare.py",
     RUNS: "app_pages/runs.py",
 }
-# the page that shows a finished run of each task
-TASK_PAGES: dict[str, str] = {Task.match: RESULTS, Task.caption: CAPTIONS, Task.benchmark: HARDWARE}
 TASK_LABELS: dict[str, str] = {
     RESULTS: "Open results",
     CAPTIONS: "Open captions",
@@ -31,9 +31,9 @@ TASK_LABELS: dict[str, str] = {
 }
 
 
-def page_for_task(task: str) -> str:
-    """The url path of the page that shows runs of `task` (Results for unknown tasks)."""
-    return TASK_PAGES.get(str(task), RESULTS)
+def page_for_task(task: Task) -> str:
+    """The url path of the page that shows runs of `task`."""
+    return TASKS[task].page
 
 
 def href(page: str, **params: int | str | Iterable[int] | None) -> str:
@@ -46,7 +46,7 @@ def href(page: str, **params: int | str | Iterable[int] | None) -> str:
     return f"{page}?{urlencode(pairs, safe=',')}" if pairs else page
 
 
-def run_href(task: str, run_id: int) -> str:
+def run_href(task: Task, run_id: int) -> str:
     """The page showing run `run_id` of `task`, e.g. 'captions?run=5'."""
     return href(page_for_task(task), run=int(run_id))
 

@@ -50,7 +50,8 @@ from mirada.db.models import (
     Timing,
     db_now,
 )
-from mirada.domain import RunStatus, Task
+from mirada.domain import Device, Dtype, E, RunStatus, Task, parse_choice
+from mirada.errors import MiradaError
 from mirada.results import (
     CaptionOutcome,
     EmbeddingSet,
@@ -71,7 +72,7 @@ class ImportedBundle:
     origin_host: str
     origin_run_id: int
     model_id: str
-    task: str
+    task: Task
     dataset_id: int
     dataset_name: str
     dataset_created: bool  # False: an existing local dataset was reused
@@ -101,6 +102,17 @@ class _Fields:
         if length is not None and len(value) > length:
             raise self._bad(key, f"at most {length} characters")
         return value
+
+    def choice(self, key: str, enum: type[E]) -> E:
+        """A vocabulary value (task, device, dtype) parsed into its enum: the bundle is an edge
+        where text becomes a type."""
+        value = self.doc.get(key)
+        if not isinstance(value, str):
+            raise self._bad(key, "a string")
+        try:
+            return parse_choice(enum, value, key)
+        except MiradaError as exc:
+            raise BundleError(f"bundle {self.where}: {exc} (a newer Mirada's?)") from None
 
     def integer(self, key: str, *, optional: bool = False) -> Any:
         value = self.doc.get(key)
@@ -457,9 +469,7 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
         host = origin.text("host", _col(Run, "origin_host"))
         origin_run_id = origin.integer("run_id")
         model_id = run_doc.text("model_id", _col(Run, "model_id"))
-        task = run_doc.text("task", _col(Run, "task"))
-        if task not in {t.value for t in Task}:
-            raise BundleError(f"bundle {RUN}: unknown task {task!r} (a newer Mirada's?)")
+        task = run_doc.choice("task", Task)
         if (done := _already(cid)) is not None:
             with read_session() as s:
                 ds_name = s.scalar(select(Dataset.name).where(Dataset.id == done.dataset_id))
@@ -529,11 +539,13 @@ def _insert_run(
     """Write the imported run and its results in one transaction; return its local id."""
     results = _results(reader, results_doc, local)
     fields = {
-        "device": run_doc.text("device", _col(Run, "device")),
-        "resolved_device": run_doc.text(
-            "resolved_device", _col(Run, "resolved_device"), optional=True
+        "device": run_doc.choice("device", Device),
+        "resolved_device": (
+            None
+            if run_doc.doc.get("resolved_device") is None
+            else run_doc.choice("resolved_device", Device)
         ),
-        "dtype": run_doc.text("dtype", _col(Run, "dtype")),
+        "dtype": run_doc.choice("dtype", Dtype),
         "batch_size": run_doc.integer("batch_size"),
         "requires": run_doc.text("requires", _col(Run, "requires"), optional=True),
         "options": run_doc.mapping("options") or {},
@@ -550,7 +562,7 @@ def _insert_run(
         run = Run(
             dataset_id=local.id,
             model_id=run_doc.text("model_id", _col(Run, "model_id")),
-            task=run_doc.text("task", _col(Run, "task")),
+            task=run_doc.choice("task", Task),
             status=RunStatus.succeeded,
             worker_id=None,
             hardware_profile_id=_hardware(s, run_doc.doc.get("hardware")),

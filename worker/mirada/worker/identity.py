@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+from mirada.domain import Dtype
 from mirada.vlm.hub import revision_of
 from mirada.vlm.ids import parse_model_id
 from mirada.vlm.registry import cached_weights
@@ -17,7 +18,7 @@ from mirada.vlm.registry import cached_weights
 CACHE_FORMAT = 1  # bump when the meaning of cached vectors changes
 
 
-def cache_identity(model_id: str, dtype: str) -> dict[str, Any] | None:
+def cache_identity(model_id: str, dtype: Dtype) -> dict[str, Any] | None:
     """{"model_id", "revision", "dtype", ...} or None when only loading can tell."""
     spec = parse_model_id(model_id)
     weights = cached_weights(spec)
@@ -33,7 +34,7 @@ def cache_identity(model_id: str, dtype: str) -> dict[str, Any] | None:
     return {
         "model_id": spec.model_id,
         "revision": revision,
-        "dtype": dtype,
+        "dtype": dtype.value,  # the stored string: cache keys never change
         "cache_format": CACHE_FORMAT,
         **extra,
     }

@@ -27,11 +27,11 @@ from typing import Any
 
 from mirada import queue
 from mirada.config import get_settings
-from mirada.domain import Device, WorkerStatus
+from mirada.domain import Device, Task, WorkerStatus
 from mirada.errors import MiradaError
 from mirada.queue import ClaimedRun
 from mirada.worker.context import RunCancelled, RunContext, StopRequested
-from mirada.worker.model import LazyModel
+from mirada.worker.model import LazyModel, ModelRequest
 from mirada.worker.tasks import executor_for as default_executor_for
 
 logger = logging.getLogger(__name__)
@@ -43,14 +43,14 @@ LOG_DATE_FORMAT = "%H:%M:%S"
 @dataclass
 class WorkerLoop:
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    device: str = Device.auto
+    device: Device = Device.auto
     labels: tuple[str, ...] = ()
     burst: bool = False
     poll_seconds: float = 1.0
     show_progress: bool = True
-    executor_for: Callable[[str], Callable[..., Any]] = default_executor_for
+    executor_for: Callable[[Task], Callable[..., Any]] = default_executor_for
     collect_hardware: bool = True
-    devices_override: tuple[str, ...] | None = None  # tests: skip torch device probing
+    devices_override: tuple[Device, ...] | None = None  # tests: skip torch device probing
     stop_event: threading.Event = field(default_factory=threading.Event)
     processed: int = 0
     lost: bool = False  # stopped because its run was taken while it was declared lost
@@ -181,12 +181,12 @@ class WorkerLoop:
     def _execute(self, run: ClaimedRun) -> None:
         # "auto" runs use this worker's best device: cuda, then mps, then cpu.
         best = next((d for d in (Device.cuda, Device.mps) if d in self.devices), self.devices[0])
-        device = (best if run.device == Device.auto else Device(run.device)).value
+        device = best if run.device is Device.auto else run.device
         logger.info(
             "run %s: %s %s on %s (attempt %s)", run.id, run.task, run.model_id, device, run.attempts
         )
         ctx = RunContext(run, self.worker_id, self.stop_event, show_progress=self.show_progress)
-        model = LazyModel(run.model_id, device, run.dtype)
+        model = LazyModel(ModelRequest.for_run(run, device))
         started = time.perf_counter()
         try:
             output = self.executor_for(run.task)(ctx, model)

@@ -3,43 +3,50 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from mirada.domain import DEFAULT_SEED
-from mirada.run_options import RunOptions
-from mirada.vlm.base import VLMAdapter
+from mirada.domain import DEFAULT_SEED, Device, Dtype
+from mirada.queue import ClaimedRun
+from mirada.vlm.base import LoadedModel
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """What to load, as the run was queued: one typed value from the claimed run to the loader
+    (in this process, or in Ray's model actors)."""
+
+    model_id: str  # local paths absolute (pinned when the run was queued)
+    device: Device
+    dtype: Dtype
+    seed: int = DEFAULT_SEED  # of randomly initialised weights
+    model_files: str | None = None  # expected fingerprint of local files; None: unchecked
+
+    @classmethod
+    def for_run(cls, run: ClaimedRun, device: Device) -> ModelRequest:
+        """The run's model on `device` (the worker resolved auto): the id, files and seed the
+        run recorded when queued."""
+        o = run.options
+        return cls(o.resolved_model_id or run.model_id, device, run.dtype, o.seed, o.model_files)
 
 
 class LazyModel:
-    """A run's model, loaded on first use. A fully cached re-run never loads it.
+    """A run's model, loaded on first use. A fully cached re-run never loads it."""
 
-    `for_run` applies what the run recorded when it was queued: the id to load (local paths
-    absolute), the fingerprint its files must match and the seed of random weights."""
-
-    def __init__(
-        self,
-        model_id: str,
-        device: str,
-        dtype: str,
-        *,
-        seed: int = DEFAULT_SEED,
-        model_files: str | None = None,
-    ) -> None:
-        self.model_id = model_id
-        self.device = device
-        self.dtype = dtype
-        self.seed = seed
-        self.model_files = model_files  # expected fingerprint of local files; None: unchecked
+    def __init__(self, request: ModelRequest) -> None:
+        self.request = request
         self._checked = False
-        self._adapter: VLMAdapter | None = None
+        self._adapter: LoadedModel | None = None
         self.load_seconds: float | None = None
         self.identity: dict[str, Any] | None = None  # file-based cache identity, if known
 
-    def for_run(self, options: RunOptions) -> None:
-        self.model_id = options.resolved_model_id or self.model_id
-        self.model_files = options.model_files
-        self.seed = options.seed
-        self._checked = False
+    @property
+    def model_id(self) -> str:
+        return self.request.model_id
+
+    @property
+    def dtype(self) -> Dtype:
+        return self.request.dtype
 
     @property
     def loaded(self) -> bool:
@@ -51,18 +58,17 @@ class LazyModel:
         if not self._checked:
             from mirada.vlm.local_files import check_pinned
 
-            check_pinned(self.model_id, self.model_files)
+            check_pinned(self.request.model_id, self.request.model_files)
             self._checked = True
 
-    def get(self) -> VLMAdapter:
+    def get(self) -> LoadedModel:
         if self._adapter is None:
             from mirada.vlm.registry import load_adapter
 
             self.check_files()
             t0 = time.perf_counter()
-            self._adapter = load_adapter(
-                self.model_id, device=self.device, dtype=self.dtype, seed=self.seed
-            )
+            r = self.request
+            self._adapter = load_adapter(r.model_id, device=r.device, dtype=r.dtype, seed=r.seed)
             self.load_seconds = time.perf_counter() - t0
         return self._adapter
 
@@ -72,5 +78,5 @@ class LazyModel:
         # Everything came from the embedding cache: record what identified the model.
         return {**self.identity, "loaded": False} if self.identity else None
 
-    def resolved_device(self) -> str | None:
+    def resolved_device(self) -> Device | None:
         return self._adapter.device if self._adapter is not None else None

@@ -22,6 +22,7 @@ run asks for `engine: ray`.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
@@ -40,7 +41,8 @@ from mirada.errors import MiradaError
 from mirada.run_options import RAY_INSTALL
 
 if TYPE_CHECKING:
-    from mirada.worker.model import LazyModel
+    from mirada.vlm.base import Embedder
+    from mirada.worker.model import LazyModel, ModelRequest
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +91,11 @@ class Pool:
     preprocess_cpus: float
 
     @property
-    def device(self) -> str:
-        return Device.cuda.value if self.num_gpus else Device.cpu.value
+    def device(self) -> Device:
+        return Device.cuda if self.num_gpus else Device.cpu
 
 
-def plan_pool(run_device: str, actors: int | None = None) -> Pool:
+def plan_pool(run_device: Device, actors: int | None = None) -> Pool:
     """One actor per GPU in the cluster (device auto or cuda), else CPU actors that leave a
     core for decoding. `actors` (or MIRADA_RAY_ACTORS) overrides the count."""
     import ray
@@ -123,17 +125,6 @@ def _cpu_share(cpus: float) -> float:
     return max(0.25, min(1.0, cpus))
 
 
-@dataclass(frozen=True)
-class ActorModel:
-    """What an actor needs to load the run's model where it runs."""
-
-    model_id: str
-    device: str
-    dtype: str
-    seed: int
-    model_files: str | None
-
-
 # Row kinds in the pipeline; a batch's payload holds pixels (.npy bytes) or UTF-8 text.
 IMAGE, TEXT = "image", "text"
 # a caption with a lone surrogate reaches the model as the same str as in-process
@@ -144,13 +135,15 @@ class _Embedder:
     """A model actor: loads the run's model once, then embeds batches of pixels and texts
     (a batch may hold both where the union's branches meet)."""
 
-    def __init__(self, spec: ActorModel) -> None:
+    def __init__(self, spec: ModelRequest) -> None:
+        """Load the run's model as `spec` asks, on the actor's device."""
+        from mirada.vlm.base import as_embedder
         from mirada.vlm.local_files import check_pinned
         from mirada.vlm.registry import load_adapter
 
         check_pinned(spec.model_id, spec.model_files)  # a node's files must be the queued ones
-        self.adapter = load_adapter(
-            spec.model_id, device=spec.device, dtype=spec.dtype, seed=spec.seed
+        self.adapter: Embedder = as_embedder(
+            load_adapter(spec.model_id, device=spec.device, dtype=spec.dtype, seed=spec.seed)
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -213,9 +206,10 @@ class RayEmbedder:
     image transform and the fingerprint; the GPUs are the actors'."""
 
     def __init__(
-        self, model: LazyModel, run_device: str, batch_size: int, *, actors: int | None = None
+        self, model: LazyModel, run_device: Device, batch_size: int, *, actors: int | None = None
     ) -> None:
-        model.device = Device.cpu.value  # never take a GPU from the actors
+        # never take a GPU from the actors
+        model.request = dataclasses.replace(model.request, device=Device.cpu)
         self.model = model
         self.run_device = run_device
         self.batch_size = batch_size
@@ -223,11 +217,11 @@ class RayEmbedder:
         self.pool: Pool | None = None
 
     @property
-    def resolved_device(self) -> str | None:
+    def resolved_device(self) -> Device | None:
         """Where the vectors were computed (the actors' device), once the pipeline ran."""
         return self.pool.device if self.pool else None
 
-    def _start(self) -> tuple[Pool, ActorModel]:
+    def _start(self) -> tuple[Pool, ModelRequest]:
         if self.pool is None:
             connect()
             self.pool = plan_pool(self.run_device, self.actors)
@@ -237,8 +231,7 @@ class RayEmbedder:
                 self.pool.device,
                 self.model.model_id,
             )
-        m = self.model
-        return self.pool, ActorModel(m.model_id, self.pool.device, m.dtype, m.seed, m.model_files)
+        return self.pool, dataclasses.replace(self.model.request, device=self.pool.device)
 
     def embed(
         self, images: Sequence[tuple[str, Path]], texts: Sequence[tuple[str, str]]
@@ -285,7 +278,7 @@ class RayEmbedder:
         )
 
     def _embed(
-        self, ds: Any, pool: Pool, spec: ActorModel
+        self, ds: Any, pool: Pool, spec: ModelRequest
     ) -> Generator[tuple[str, dict[str, np.ndarray]]]:
         from ray.data import ActorPoolStrategy
 

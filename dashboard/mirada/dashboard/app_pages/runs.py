@@ -203,7 +203,7 @@ def _actions(runs: pd.DataFrame) -> None:
         except MiradaError as exc:
             st.error(markdown_text(exc))
     if status == RunStatus.succeeded:
-        page = links.page_for_task(str(row["task"]))
+        page = links.page_for_task(Task(row["task"]))
         c3.page_link(
             links.PAGE_FILES[page],
             label=links.TASK_LABELS[page],

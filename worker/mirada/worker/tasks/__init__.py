@@ -1,4 +1,6 @@
-"""One module per task, named as the task. Each exposes `execute(ctx, model) -> TaskOutput`."""
+"""One module per task, named in the Task table (`mirada.tasks.TASKS`). Each exposes
+`execute(ctx, model, options) -> TaskOutput`, where `options` is the run's options, parsed when
+the run was claimed, of the task's options class."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mirada.domain import Task, parse_choice
+from mirada.domain import Task
+from mirada.tasks import TASKS
 
 if TYPE_CHECKING:
     from mirada.worker.context import RunContext
@@ -16,17 +19,12 @@ if TYPE_CHECKING:
     Executor = Callable[[RunContext, LazyModel], TaskOutput]
 
 
-def executor_for(task: str) -> Executor:
-    """`task`'s execute, after the model takes what the run recorded when queued (the id to
-    load, the fingerprint of its local files, the seed), so no task can forget it."""
-    task_ = parse_choice(Task, task, "task")
-    module = importlib.import_module(f"{__name__}.{task_.value}")
-    execute: Executor = module.execute
+def executor_for(task: Task) -> Executor:
+    """`task`'s execute from the module the Task table names, handed the run's typed options."""
+    execute = importlib.import_module(TASKS[task].executor).execute
 
     def run(ctx: RunContext, model: LazyModel) -> TaskOutput:
-        from mirada.run_options import options_for
-
-        model.for_run(options_for(task_, ctx.run.options))
-        return execute(ctx, model)
+        output: TaskOutput = execute(ctx, model, ctx.run.options)
+        return output
 
     return run

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from mirada.metrics.agreement import caption_agreement, cosine_agreement
-from mirada.run_options import Variant
-from mirada.vlm.base import VLMAdapter
+from mirada.run_options import Variant, measured_variants
+from mirada.vlm.base import LoadedModel
 
 EMBED_OPS = ("image_encode", "text_encode")
 CAPTION_OP = "caption"
@@ -115,7 +115,7 @@ class Contender:
 
     name: str
     variant: Variant | None
-    adapter: VLMAdapter | None
+    adapter: LoadedModel | None
     ops: dict[str, Operation]
     requested: bool = True
     unavailable: str | None = None
@@ -151,18 +151,18 @@ class Contender:
 
 
 def build_contenders(
-    base: VLMAdapter,
-    variants: Sequence[Variant],
-    requested: Sequence[str],
-    operations: Callable[[VLMAdapter], dict[str, Operation]],
+    base: LoadedModel,
+    requested: Sequence[Variant],
+    operations: Callable[[LoadedModel], dict[str, Operation]],
 ) -> list[Contender]:
-    """The variants' adapters: the base (fp32) adapter itself where only threads differ, a cast
-    copy otherwise; one that cannot be built is unavailable with the reason."""
+    """The measured variants' adapters (the fp32 eager reference first, added when not
+    requested): the base (fp32) adapter itself where only threads differ, a cast copy
+    otherwise; one that cannot be built is unavailable with the reason."""
     from mirada.vlm.torch_common import VariantUnavailable, variant_adapter
 
     out: list[Contender] = []
-    for v in variants:
-        c = Contender(v.name, v, None, {}, requested=v.name in requested)
+    for v in measured_variants(requested):
+        c = Contender(v.name, v, None, {}, requested=v in requested)
         if v.dtype == base.dtype and not v.compile and not v.channels_last:
             c.adapter = base
         else:
