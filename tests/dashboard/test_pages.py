@@ -296,6 +296,17 @@ def test_compare_reads_the_runs_in_the_url(seeded_env: Seeded) -> None:
     assert dis["view"].iloc[0] == f"results?run={a}&item={dis['item_id'].iloc[0]}"
 
 
+def test_one_number_reads_the_same_on_results_and_compare(seeded_env: Seeded) -> None:
+    """The Results card and the Compare table show a recall the same way (format_metric)."""
+    a, b = seeded_env.runs["clip_random"], seeded_env.runs["clip"]
+    card = next(m for m in open_page("results", run=b).metric if m.label == "Image→text R@1")
+    assert card.value.endswith("%")
+    table = open_page("compare", runs=f"{a},{b}").dataframe[0].value
+    (row,) = table[table["key"] == "i2t_recall@1"].to_dict("records")
+    cell = next(v for k, v in row.items() if str(k).startswith(f"#{b} "))  # run_label
+    assert cell.startswith(card.value + " [")  # "96.7% [91.7, 98.7]"
+
+
 def test_results_links_to_compare(seeded_env: Seeded) -> None:
     at = open_page("results", run=seeded_env.runs["clip"])
     (link,) = at.get("page_link")
