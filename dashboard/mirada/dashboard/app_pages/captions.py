@@ -49,8 +49,8 @@ for col, r in zip(cols, main.to_dict("records"), strict=False):
         else:
             ci = format_interval(r["metric"], r["ci_low"], r["ci_high"])
             how = r["interval"] if isinstance(r["interval"], str) else "95% CI"  # "95% bootstrap"
-            shown = format_metric(r["metric"], r["value"])
-            st.metric(r["label"], shown, help=f"{r['implementation']}. {r['help']}")
+            value = format_metric(r["metric"], r["value"])
+            st.metric(r["label"], value, help=f"{r['implementation']}. {r['help']}")
             st.caption(f"{how} {ci}" if ci else "corpus score")
 st.dataframe(
     charts.table_text(corpus.drop(columns=["help"])),
