@@ -176,7 +176,7 @@ def register_worker(
     hostname: str,
     pid: int,
     labels: Sequence[str],
-    devices: Sequence[str],
+    devices: Sequence[Device],
     profile: dict[str, Any] | None,
 ) -> tuple[int, int | None]:
     """Record a worker and its hardware profile (deduplicated). Returns (worker, profile) ids."""

@@ -191,8 +191,8 @@ def parse_variant(text: str) -> Variant:
     """`bf16+compile+threads=2` -> Variant; _Refused naming what is wrong."""
     dtype_text, *mods = [part.strip() for part in text.strip().split("+")]
     try:
-        dtype = Dtype(dtype_text)
-    except ValueError:
+        dtype = parse_choice(Dtype, dtype_text, "dtype")
+    except MiradaError:
         raise _Refused(
             f"variant {text!r} starts with {dtype_text!r}, not a dtype "
             f"({', '.join(d.value for d in Dtype)})"

@@ -1,11 +1,12 @@
 """The Task table: every fact about a task, one entry per `Task`.
 
 A new task is one `TaskSpec` here plus one worker module that exposes
-`execute(ctx, model) -> TaskOutput`. Each entry says what the task needs of a model (checked at
-queue time from the model id alone), its run options class, the dashboard page that shows its
-runs, the metric keys it stores (from `mirada.metrics.names`) and the worker module that runs
-it. The worker module is named by its dotted path, since this layer may not import the worker;
-a test checks that each one exists and exposes `execute`.
+`execute(ctx, model, options) -> TaskOutput` (`options`: the run's options, of the entry's
+class, parsed once when the run was claimed). Each entry says what the task needs of a model
+(checked at queue time from the model id alone), its run options class, the dashboard page
+that shows its runs, the metric keys it stores (from `mirada.metrics.names`) and the worker
+module that runs it. The worker module is named by its dotted path, since this layer may not
+import the worker; a test checks that each one exists and exposes `execute`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class TaskSpec:
     needs: frozenset[Capability]  # what a model must be able to do to run it
     options: type[RunOptions]
     page: str  # url path of the dashboard page showing its runs (mirada.dashboard.links)
-    executor: str  # the worker module whose `execute(ctx, model)` runs it
+    executor: str  # the worker module whose `execute(ctx, model, options)` runs it
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from mirada.config import get_settings
 from mirada.domain import RETRYABLE, RunStatus, Task
+from mirada.run_options import BenchmarkRunOptions, RunOptions
 
 DEMO_DATASET = "mirada-demo"
 CLIP = "hf-clip:mirada/demo-clip"
@@ -28,18 +29,18 @@ CAPTIONER = "blip-caption:mirada/demo-blip"
 class DemoRun:
     model_id: str
     task: Task
-    options: dict[str, Any]
+    options: RunOptions | None = None
 
 
 # The chance baseline is queued first so that the trained CLIP is the newest match run,
 # which the Results page opens by default.
 DEMO_RUNS = (
-    DemoRun(CLIP_RANDOM, Task.match, {}),
-    DemoRun(CLIP, Task.match, {}),
-    DemoRun(CAPTIONER, Task.caption, {}),
-    DemoRun(CLIP, Task.benchmark, {"batch_sizes": [1, 8, 32]}),
-    DemoRun(CLIP_RANDOM, Task.benchmark, {"batch_sizes": [32]}),
-    DemoRun(CAPTIONER, Task.benchmark, {"batch_sizes": [1, 8]}),
+    DemoRun(CLIP_RANDOM, Task.match),
+    DemoRun(CLIP, Task.match),
+    DemoRun(CAPTIONER, Task.caption),
+    DemoRun(CLIP, Task.benchmark, BenchmarkRunOptions(batch_sizes=(1, 8, 32))),
+    DemoRun(CLIP_RANDOM, Task.benchmark, BenchmarkRunOptions(batch_sizes=(32,))),
+    DemoRun(CAPTIONER, Task.benchmark, BenchmarkRunOptions(batch_sizes=(1, 8))),
 )
 
 

@@ -66,7 +66,7 @@ def _options_by_task(args: argparse.Namespace) -> dict[Task, RunOptions]:
     no requested task takes is an error (it would otherwise be silently ignored)."""
     from mirada.tasks import TASKS, option_flags
 
-    given: dict[Task, dict[str, object]] = {task: {} for task in args.task}
+    given: dict[Task, dict[str, Any]] = {task: {} for task in args.task}
     for flag, option in option_flags().items():
         value = getattr(args, option.key)
         if value is None or value is False:

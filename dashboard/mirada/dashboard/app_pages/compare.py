@@ -75,7 +75,7 @@ if chosen:
     cols = st.columns(min(len(chosen), 4))
     for col, rid in zip(itertools.cycle(cols), chosen, strict=False):
         col.page_link(
-            links.PAGE_FILES[links.page_for_task(task)],
+            links.PAGE_FILES[links.page_for_task(Task(task))],
             label=f"Open {labels[rid].split(' · ')[0]}",
             icon=":material/open_in_new:",
             query_params={"run": str(int(rid))},

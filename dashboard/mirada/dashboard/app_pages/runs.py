@@ -88,9 +88,9 @@ def _queue_form(datasets: pd.DataFrame) -> None:
                 run_id = enqueue(
                     int(dataset_id),
                     model_id,
-                    task,
-                    device=device,
-                    dtype=dtype,
+                    Task(task),  # widget values: the vocabularies' own strings
+                    device=Device(device),
+                    dtype=Dtype(dtype),
                     batch_size=int(batch),
                 )
                 queued.append(f"#{run_id} {markdown_text(model_id)} · {task}")

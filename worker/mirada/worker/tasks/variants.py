@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mirada.domain import Dtype
 from mirada.metrics.agreement import caption_agreement, cosine_agreement
 from mirada.run_options import Variant, measured_variants
 from mirada.vlm.base import LoadedModel
@@ -61,7 +62,7 @@ class VariantRecord:
     """What `mirada show --json` lists under `variants` (keys are a stable interface)."""
 
     name: str
-    dtype: str
+    dtype: Dtype  # stored in the JSON artifact as its string
     compile: bool
     channels_last: bool
     threads: int  # intra-op threads it ran on
@@ -231,7 +232,7 @@ def records(
         out.append(
             VariantRecord(
                 name=c.name,
-                dtype=v.dtype.value,
+                dtype=v.dtype,
                 compile=v.compile,
                 channels_last=v.channels_last,
                 threads=v.threads or default_threads,
