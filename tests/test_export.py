@@ -325,7 +325,7 @@ def test_markdown_report(seeded: Seeded) -> None:
     assert "| Images / captions | 4 / 6 |" in md
     assert "| Device | cpu |" in md and "| dtype | fp32 |" in md and "| Batch size | 8 |" in md
     assert "Test GPU, 24.0 GB" in md
-    assert "| Model load time | load_s | 1.25 | s | - |" in md
+    assert "| Model load time | load_s | 1.25 | s | – |" in md
     assert "| image_embed_per_s | image_embed_per_s | 123.400 | items/s | 8 |" in md  # no label
     assert "## Notes on the metrics" in md
     assert "Latencies are per item" not in md  # benchmark notes only for benchmark runs

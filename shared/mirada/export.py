@@ -424,6 +424,11 @@ def metric_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, A
     return columns, rows
 
 
+def _text(value: Any) -> str:
+    """A setup value as text; a missing one as MISSING, never "None"."""
+    return MISSING if value is None else str(value)
+
+
 def setup_rows(export: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(label, value) pairs describing what ran where; shared by the Markdown and CSV setup."""
     run = export["run"]
@@ -435,27 +440,30 @@ def setup_rows(export: Mapping[str, Any]) -> list[tuple[str, str]]:
         device = f"{run['resolved_device']} (requested {run['device']})"
     rows = [
         ("Run", str(run["id"])),
-        ("Task", str(run.get("task"))),
-        ("Model", str(run.get("model"))),
-        ("Model family", str(fp.get("family") or "-")),
-        ("Model revision", str(fp.get("revision") or "-")),
-        ("Model fingerprint", str(export.get("fingerprint_sha256") or "-")),
+        ("Task", _text(run.get("task"))),
+        ("Model", _text(run.get("model"))),
+        ("Model family", str(fp.get("family") or MISSING)),
+        ("Model revision", str(fp.get("revision") or MISSING)),
+        ("Model fingerprint", str(export.get("fingerprint_sha256") or MISSING)),
         ("Dataset", f"{ds['name']} (id {ds['id']})"),
         ("Images / captions", f"{ds['n_images']} / {ds['n_captions']}"),
-        ("Device", str(device)),
-        ("dtype", str(run.get("dtype"))),
-        ("Batch size", str(run.get("batch_size"))),
+        ("Device", _text(device)),
+        ("dtype", _text(run.get("dtype"))),
+        ("Batch size", _text(run.get("batch_size"))),
     ]
     if run.get("options"):
         rows.append(("Options", json.dumps(run["options"], sort_keys=True)))
     if hw:
-        cpu = f"{hw.get('cpu_model')} ({hw.get('cpu_cores')} cores), {hw.get('ram_gb')} GB RAM"
+        cpu = (
+            f"{_text(hw.get('cpu_model'))} ({_text(hw.get('cpu_cores'))} cores), "
+            f"{_text(hw.get('ram_gb'))} GB RAM"
+        )
         rows.append(("CPU", cpu))
         gpu = hw.get("gpu_name")
         if gpu:
             mem = f", {hw['gpu_memory_gb']} GB" if hw.get("gpu_memory_gb") else ""
             rows.append(("GPU", f"{gpu}{mem}"))
-        rows.append(("OS", str(hw.get("os"))))
+        rows.append(("OS", _text(hw.get("os"))))
         software = ", ".join(
             f"{name} {hw[key]}"
             for name, key in (
@@ -467,11 +475,11 @@ def setup_rows(export: Mapping[str, Any]) -> list[tuple[str, str]]:
             )
             if hw.get(key)
         )
-        rows.append(("Software", software or "-"))
+        rows.append(("Software", software or MISSING))
     rows += [
-        ("Worker", str(run.get("worker") or "-")),
-        ("Finished", str(run.get("finished_at") or "-")),
-        ("Mirada", str(export.get("mirada_version"))),
+        ("Worker", str(run.get("worker") or MISSING)),
+        ("Finished", str(run.get("finished_at") or MISSING)),
+        ("Mirada", _text(export.get("mirada_version"))),
     ]
     return rows
 
@@ -516,13 +524,13 @@ class _Markdown(str):
 
 def _user(value: Any) -> _Markdown:
     """User text (names, categories, model ids, options) for the report: rendered as typed."""
-    return _Markdown(markdown_text("-" if value is None else value))
+    return _Markdown(markdown_text(MISSING if value is None else value))
 
 
 def _md_cell(value: Any) -> str:
     if isinstance(value, _Markdown):
         return str(value)
-    text = "-" if value is None else printable(str(value), keep_newlines=False)
+    text = MISSING if value is None else printable(str(value), keep_newlines=False)
     return " ".join(text.split()).replace("|", "\\|")
 
 
