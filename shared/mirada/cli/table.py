@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mirada.metrics.formatting import MISSING, as_number
+from mirada.metrics.formatting import MISSING
+from mirada.metrics.names import as_number
 from mirada.text_safety import printable
 
 

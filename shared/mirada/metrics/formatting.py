@@ -14,10 +14,9 @@ everywhere. Machine-readable outputs (`--json`, JSON and CSV exports) keep raw n
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from mirada.metrics.names import MetricKind, kind_of
+from mirada.metrics.names import MetricKind, as_number, kind_of
 
 MISSING = "–"  # an en dash: never "None" or "nan"
 
@@ -27,17 +26,6 @@ _UNITS: dict[MetricKind, tuple[int, str]] = {  # decimals, unit suffix
     MetricKind.per_second: (1, "/s"),
     MetricKind.megabytes: (1, " MB"),
 }
-
-
-def as_number(value: Any) -> float | None:
-    """`value` as a float, or None when it is missing (None, NaN, bool, not a number)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(out) else out
 
 
 def _plain(kind: MetricKind, v: float) -> str:

@@ -3,7 +3,11 @@
 The keys are the names the metric builders (`mirada.metrics.report`) and the worker's tasks
 store and `mirada show --json` / `mirada export` print; they never change. The dashboard,
 the Markdown export and the CLI show `label` (with the key beside it or in a tooltip), so one
-metric is called the same everywhere.
+metric is called the same everywhere. No other module spells a key: builders, queries, pages,
+exports, the CLI and the worker use the constants and helpers below (`i2t_recall(k)`,
+`reranked(k)`, `CAPTION_METRICS`, `metrics_of(task)`, `timing_key(op, stat)`), and
+tests/test_metric_names.py scans the source for hand-typed keys. `mirada.metrics.formatting`
+shows a value by its kind.
 
 Kinds say how a value reads:
 - proportion: a fraction of items in 0..1 (shown in percent on the dashboard);
@@ -380,7 +384,8 @@ def interval_label(details: Mapping[str, Any] | None, confidence: float = 0.95) 
     return f"{confidence * 100:g}% {interval_name(details)}"
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """`value` as a float, or None when it is missing (None, NaN, bool, not a number)."""
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -402,7 +407,7 @@ def chance_note(
     info = details or {}
     if info.get("trivial"):
         return str(info["trivial"])
-    chance, lo, hi = _number(info.get("chance")), _number(ci_low), _number(ci_high)
+    chance, lo, hi = as_number(info.get("chance")), as_number(ci_low), as_number(ci_high)
     if chance is None or lo is None or hi is None:
         return None
     basis = f" {info['chance_basis']}" if info.get("chance_basis") else ""
