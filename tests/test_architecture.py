@@ -1,9 +1,12 @@
-"""The import structure reads one way, lowest layer first (LAYERS below):
+"""The import structure follows an ordered list of layers (LAYERS below), lowest first:
 
-    foundation < pure computation < models < storage < run options and the Task table
-    < queue < worker < read side < pages < entry points
+    foundation < pure computation < models < storage (datasets, db, results, ...)
+    < run options and the Task table < queue < worker < read side (queries, export, ...)
+    < pages < entry points
 
-so import -> queue -> worker -> results -> queries -> pages holds: a module never reaches up.
+A run's data flows import -> queue -> worker -> results -> queries -> pages, and no module
+reaches up that chain; the stored results' types sit in storage, below the queue and the
+worker that write them.
 
 Every module of the `mirada` package (the source roots shared/, worker/ and dashboard/ each
 hold part of it: shared/mirada/queue.py is mirada.queue) is parsed with `ast`, never
@@ -25,7 +28,8 @@ imports under `if TYPE_CHECKING:` are left out, since they never run. Checked:
     imported module) or of a private module (`mirada.pkg._m`) from outside its package. A
     module's underscore means "internal to its package", so modules inside `mirada.pkg` may
     import `mirada.pkg._m` (the usual Python convention: `concurrent.futures.thread` imports
-    `concurrent.futures._base`); everyone else goes through the package's public names;
+    `concurrent.futures._base`); everyone else goes through the package's public names
+    (here `if TYPE_CHECKING:` imports count too);
 (e) no Python file over 700 lines outside migrations and tests.
 
 The self-checks at the end feed the same functions small synthetic packages, to prove each
