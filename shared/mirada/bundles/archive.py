@@ -285,13 +285,13 @@ class BundleReader:
     def read_json(self, name: str) -> Any:
         return self._parse(name, self.read(name))
 
-    def read_npy(self, name: str, numpy_dtype: str, ndim: int) -> np.ndarray:
+    def read_npy(self, name: str, element_type: str, ndim: int) -> np.ndarray:
         try:
             array = np.load(io.BytesIO(self.read(name)), allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise self._damaged(f"member {name!r} is not a valid .npy array: {exc}") from None
-        if array.dtype != np.dtype(numpy_dtype) or array.ndim != ndim:
-            raise self._damaged(f"member {name!r} is not a {ndim}-D {numpy_dtype} array")
+        if array.dtype != np.dtype(element_type) or array.ndim != ndim:
+            raise self._damaged(f"member {name!r} is not a {ndim}-D {element_type} array")
         return array
 
 
