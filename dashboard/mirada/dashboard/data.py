@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from mirada import projections
 from mirada.config import get_settings
 from mirada.db import get_engine
+from mirada.domain import Task
 from mirada.queries import (
     captions,
     common,
@@ -202,7 +203,7 @@ def downloads(df: pd.DataFrame, stem: str, key: str) -> None:
 
 
 def pick_finished_run(
-    task: str, label: str, key: str, empty_hint: str, *, param: str = "run"
+    task: Task, label: str, key: str, empty_hint: str, *, param: str = "run"
 ) -> tuple[int, RunInfo]:
     """A picker over the finished runs of `task` (newest first, honours ?run=ID in the URL).
 

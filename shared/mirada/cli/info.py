@@ -8,6 +8,7 @@ import shutil
 from dataclasses import asdict, dataclass
 
 from mirada.cli import arg, command, print_json
+from mirada.domain import Device
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class Info:
     home_from: str  # "MIRADA_HOME" or "default (per-user folder)"
     legacy_home_notice: str | None  # a ./mirada-data that is no longer read
     database_url: str  # password hidden
-    device: str  # what --device auto resolves to here
+    device: Device | None  # what --device auto resolves to here; None: torch is not installed
     torch_version: str | None
     hf_cache: str  # where Hugging Face weights are looked for
     open_clip_cache: str  # open_clip's cache for weights fetched by URL
@@ -35,14 +36,14 @@ def safe_database_url(url: str) -> str:
         return "(MIRADA_DATABASE_URL is set but cannot be parsed)"
 
 
-def _device() -> tuple[str, str | None]:
+def _device() -> tuple[Device | None, str | None]:
     try:
         import torch
     except ImportError:
-        return "unavailable (torch is not installed)", None
+        return None, None
     from mirada.vlm.registry import resolve_device
 
-    return str(resolve_device()), str(torch.__version__)
+    return resolve_device(), str(torch.__version__)
 
 
 def collect_info() -> Info:
@@ -103,6 +104,8 @@ def info_cmd(args: argparse.Namespace) -> int:
         value = values[key]
         if key == "java" and value is None:
             value = "not found: METEOR unavailable (install a Java runtime)"
+        if key == "device" and value is None:
+            value = "unavailable (torch is not installed)"
         print(f"{label:<{width}}  {'-' if value is None else value}")
     # A legacy ./mirada-data notice, if any, was printed on stderr when the settings were read.
     return 0

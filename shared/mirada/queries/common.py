@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from mirada.db import read_session
 from mirada.db.models import Caption, Dataset, Image, Item, Run
-from mirada.domain import RunStatus
+from mirada.domain import Device, Dtype, RunStatus, Task
 from mirada.errors import MiradaError
 from mirada.vlm.ids import parse_model_id
 
@@ -44,10 +44,10 @@ class RunInfo:
     dataset_id: int
     dataset: str
     model: str
-    task: str
+    task: Task
     status: RunStatus
-    device: str  # the resolved device when the run started, else the requested one
-    dtype: str
+    device: Device  # the resolved device when the run started, else the requested one
+    dtype: Dtype
     batch_size: int
     finished_at: str | None  # ISO 8601, seconds
     error: str | None
@@ -94,7 +94,7 @@ def run_info(run_id: int) -> RunInfo | None:
         dataset_id=run.dataset_id,
         dataset=dataset_name,
         model=run.model_id,
-        task=str(run.task),
+        task=run.task,
         status=RunStatus(run.status),
         device=run.resolved_device or run.device,
         dtype=run.dtype,
@@ -112,7 +112,7 @@ def run_info(run_id: int) -> RunInfo | None:
 
 def finished_runs(
     *,
-    task: str | None = None,
+    task: Task | None = None,
     dataset_id: int | None = None,
     statuses: Sequence[RunStatus] = (RunStatus.succeeded,),
 ) -> pd.DataFrame:
