@@ -74,7 +74,7 @@ def parse_options(task: Task, data: Any) -> RunOptions:
     """`task`'s typed options from stored or requested JSON (checked), or an options object
     of that task as it is."""
     cls = TASKS[task].options
-    if isinstance(data, MatchRunOptions | CaptionRunOptions | BenchmarkRunOptions):
+    if isinstance(data, tuple(spec.options for spec in TASKS.values())):
         if not isinstance(data, cls):
             raise MiradaError(f"{type(data).__name__} given for a {task} run")
         return data
