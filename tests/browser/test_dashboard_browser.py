@@ -193,6 +193,17 @@ def _settled(page: Page) -> None:
     )
 
 
+def _uploaded(page: Page, files: int) -> None:
+    """Wait until the uploader lists `files` files and none is still uploading: an Import
+    clicked while a file is in flight submits the form without it (the page then asks for a
+    file and never says "Imported"; seen under load)."""
+    page.wait_for_function(
+        f"document.querySelectorAll('[data-testid=\"stFileChipName\"]').length >= {files}"
+        " && !document.querySelector('[data-testid=\"stFileChipIconSpinner\"]')",
+        timeout=60_000,
+    )
+
+
 def _choose(page: Page, selectbox: str, option: str) -> None:
     """Pick `option` in a selectbox. The Runs page redraws its live queue every few seconds,
     which can close an open drop-down before the click lands (seen under load): open it again
@@ -351,6 +362,7 @@ def test_a_new_user_gets_hints_on_every_page_then_uploads_a_dataset(
         _open(page, f"{server}/", "Datasets")
         uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
         uploader.set_input_files([str(bad_csv), *images])
+        _uploaded(page, 1 + len(images))
         page.get_by_role("button", name="Import").click()
         page.get_by_text("Nothing was imported").wait_for(timeout=60_000)
         _settled(page)
@@ -363,6 +375,7 @@ def test_a_new_user_gets_hints_on_every_page_then_uploads_a_dataset(
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
             str(good_zip)
         )
+        _uploaded(page, 1)
         page.get_by_role("button", name="Import").click()
         page.get_by_text("Imported").first.wait_for(timeout=60_000)
         _settled(page)  # the preview below is drawn after the message
