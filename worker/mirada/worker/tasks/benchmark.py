@@ -72,11 +72,11 @@ def _operations(adapter: LoadedModel, options: BenchmarkRunOptions) -> dict[str,
     ops: dict[str, Operation] = {}
     if isinstance(adapter, Embedder):
         embedder = adapter
-        ops["image_encode"] = lambda images, texts: embedder.encode_pixels(images)
-        ops["text_encode"] = lambda images, texts: embedder.encode_texts(texts)
+        ops[names.IMAGE_ENCODE] = lambda images, texts: embedder.encode_pixels(images)
+        ops[names.TEXT_ENCODE] = lambda images, texts: embedder.encode_texts(texts)
     if isinstance(adapter, Captioner):
         captioner, opts = adapter, generation_options(options)
-        ops["caption"] = lambda images, texts: captioner.caption_pixels(images, opts)
+        ops[names.CAPTION] = lambda images, texts: captioner.caption_pixels(images, opts)
     return ops
 
 

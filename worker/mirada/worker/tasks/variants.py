@@ -25,11 +25,12 @@ import numpy as np
 
 from mirada.domain import Dtype
 from mirada.metrics.agreement import caption_agreement, cosine_agreement
+from mirada.metrics.names import CAPTION, IMAGE_ENCODE, TEXT_ENCODE
 from mirada.run_options import Variant, measured_variants
 from mirada.vlm.base import LoadedModel
 
-EMBED_OPS = ("image_encode", "text_encode")
-CAPTION_OP = "caption"
+EMBED_OPS = (IMAGE_ENCODE, TEXT_ENCODE)
+CAPTION_OP = CAPTION
 _REASON_CHARS = 400
 
 Operation = Callable[[Any, Sequence[str]], Any]  # (pixels, texts) -> embeddings or captions
@@ -215,7 +216,7 @@ def records(
     """One record per contender; agreement on the first `n_items` rows of the largest batch
     (the distinct dataset items it holds)."""
     ref = next((c for c in contenders if c.reference and c.available), None)
-    ref_speed_op = "image_encode" if ref is not None and "image_encode" in ref.ops else CAPTION_OP
+    ref_speed_op = IMAGE_ENCODE if ref is not None and IMAGE_ENCODE in ref.ops else CAPTION_OP
     ref_rate = _rate(ref, ref_speed_op, largest) if ref is not None else None
     out: list[VariantRecord] = []
     for c in contenders:
@@ -240,16 +241,16 @@ def records(
                 requested=c.requested,
                 available=c.available,
                 unavailable_reason=c.unavailable,
-                images_per_s=_rate(c, "image_encode", largest),
-                texts_per_s=_rate(c, "text_encode", largest),
+                images_per_s=_rate(c, IMAGE_ENCODE, largest),
+                texts_per_s=_rate(c, TEXT_ENCODE, largest),
                 captions_per_s=_rate(c, CAPTION_OP, largest),
                 speedup_vs_fp32=rate / ref_rate if rate and ref_rate else None,
                 min_cosine_to_fp32=min(a.min for a in cos.values()) if cos else None,
                 mean_cosine_to_fp32=(
                     float(np.mean([a.mean for a in cos.values()])) if cos else None
                 ),
-                image_cosine_to_fp32=cos.get("image_encode"),
-                text_cosine_to_fp32=cos.get("text_encode"),
+                image_cosine_to_fp32=cos.get(IMAGE_ENCODE),
+                text_cosine_to_fp32=cos.get(TEXT_ENCODE),
                 caption_identical_share=captions.identical_share if captions else None,
                 caption_bleu4_to_fp32=captions.bleu4 if captions else None,
                 agreement_items=(n_items if (cos or captions) else None),
