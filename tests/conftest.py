@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -163,37 +164,36 @@ def dataset(mirada_home: Path, tmp_path: Path, request: pytest.FixtureRequest) -
     return import_dataset(src, name="tiny-demo").id
 
 
+# The tiny random models a test may ask for: (id prefix, builder in tests/tiny_models.py).
+TINY_MODELS: dict[str, tuple[str, Callable[[Any, Path], Path]]] = {
+    "clip": ("hf-clip", lambda tm, where: tm.make_hf_clip(where)),
+    "itm": ("blip-itm", lambda tm, where: tm.make_blip(where, kind="itm")),
+    "caption": ("blip-caption", lambda tm, where: tm.make_blip(where, kind="caption")),
+}
+
+
 class TinyModels(Mapping[str, str]):
-    """Model ids of tiny random models (tests/tiny_models.py), each built on first use:
-    "clip" (hf-clip), "itm" (blip-itm), "caption" (blip-caption). Plumbing only: random
-    weights give near-constant scores."""
+    """Model ids of tiny random models, each built on first use: "clip" (hf-clip), "itm"
+    (blip-itm), "caption" (blip-caption). Plumbing only: random weights give near-constant
+    scores."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
         self._ids: dict[str, str] = {}
 
-    def _builders(self) -> dict[str, Callable[[], str]]:
-        import tiny_models  # torch and transformers: only for the tests that use a model
-
-        root = self._root
-        return {
-            "clip": lambda: f"hf-clip:{tiny_models.make_hf_clip(root / 'clip')}",
-            "itm": lambda: f"blip-itm:{tiny_models.make_blip(root / 'itm', kind='itm')}",
-            "caption": lambda: (
-                f"blip-caption:{tiny_models.make_blip(root / 'cap', kind='caption')}"
-            ),
-        }
-
     def __getitem__(self, key: str) -> str:
         if key not in self._ids:
-            self._ids[key] = self._builders()[key]()
+            import tiny_models  # torch and transformers: only for the tests that use a model
+
+            prefix, build = TINY_MODELS[key]
+            self._ids[key] = f"{prefix}:{build(tiny_models, self._root / key)}"
         return self._ids[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(("clip", "itm", "caption"))
+        return iter(TINY_MODELS)
 
     def __len__(self) -> int:
-        return 3
+        return len(TINY_MODELS)
 
 
 @pytest.fixture(scope="session")

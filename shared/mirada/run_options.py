@@ -240,15 +240,6 @@ def _variants(value: Any) -> tuple[Variant, ...] | None:
     return tuple(variants)
 
 
-def _variants_text(text: str) -> tuple[Variant, ...]:
-    """'fp32,bf16+compile' -> Variants; a ValueError says what is wrong."""
-    try:
-        variants = _variants(text)
-    except _Refused as exc:
-        raise ValueError(str(exc) or f"{text!r} is not a comma list of variants") from None
-    return variants or ()
-
-
 RAY_INSTALL = "pip install 'mirada[ray]'"
 
 
@@ -474,7 +465,7 @@ class BenchmarkRunOptions(_RunOptions):
             "optionally +compile, +channels_last or +threads=N, e.g. fp32,bf16,bf16+compile; "
             "fp32 eager is added as the reference that agreement is measured against",
             metavar="V,V,...",
-            parse=_variants_text,
+            parse=_variants,
         ),
     )
     no_cache: bool = _no_cache()  # accepted for every task; benchmarks never use the cache

@@ -17,7 +17,7 @@ from typing import Any
 
 from mirada.domain import Capability, Task
 from mirada.errors import MiradaError
-from mirada.metrics.names import METRICS
+from mirada.metrics.names import metrics_of
 from mirada.run_options import (
     BenchmarkRunOptions,
     CaptionRunOptions,
@@ -39,7 +39,7 @@ class TaskSpec:
     @property
     def metrics(self) -> tuple[str, ...]:
         """The metric keys runs of this task store, as `mirada.metrics.names` lists them."""
-        return tuple(key for key, m in METRICS.items() if m.task is self.task)
+        return metrics_of(self.task)
 
 
 TASKS: dict[Task, TaskSpec] = {

@@ -106,11 +106,8 @@ class _Fields:
     def choice(self, key: str, enum: type[E]) -> E:
         """A vocabulary value (task, device, dtype) parsed into its enum: the bundle is an edge
         where text becomes a type."""
-        value = self.doc.get(key)
-        if not isinstance(value, str):
-            raise self._bad(key, "a string")
         try:
-            return parse_choice(enum, value, key)
+            return parse_choice(enum, self.text(key), key)
         except MiradaError as exc:
             raise BundleError(f"bundle {self.where}: {exc} (a newer Mirada's?)") from None
 

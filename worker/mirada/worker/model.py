@@ -29,6 +29,18 @@ class ModelRequest:
         o = run.options
         return cls(o.resolved_model_id or run.model_id, device, run.dtype, o.seed, o.model_files)
 
+    def check_files(self) -> None:
+        """Refuse local files other than those the run was queued with."""
+        from mirada.vlm.local_files import check_pinned
+
+        check_pinned(self.model_id, self.model_files)
+
+    def load(self) -> LoadedModel:
+        """The model as requested (in this process, or in a Ray model actor)."""
+        from mirada.vlm.registry import load_adapter
+
+        return load_adapter(self.model_id, device=self.device, dtype=self.dtype, seed=self.seed)
+
 
 class LazyModel:
     """A run's model, loaded on first use. A fully cached re-run never loads it."""
@@ -56,19 +68,14 @@ class LazyModel:
         """Refuse local files other than those the run was queued with (once per run); before
         anything reads them, the embedding cache's identity included."""
         if not self._checked:
-            from mirada.vlm.local_files import check_pinned
-
-            check_pinned(self.request.model_id, self.request.model_files)
+            self.request.check_files()
             self._checked = True
 
     def get(self) -> LoadedModel:
         if self._adapter is None:
-            from mirada.vlm.registry import load_adapter
-
             self.check_files()
             t0 = time.perf_counter()
-            r = self.request
-            self._adapter = load_adapter(r.model_id, device=r.device, dtype=r.dtype, seed=r.seed)
+            self._adapter = self.request.load()
             self.load_seconds = time.perf_counter() - t0
         return self._adapter
 

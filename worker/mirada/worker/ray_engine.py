@@ -138,13 +138,9 @@ class _Embedder:
     def __init__(self, spec: ModelRequest) -> None:
         """Load the run's model as `spec` asks, on the actor's device."""
         from mirada.vlm.base import as_embedder
-        from mirada.vlm.local_files import check_pinned
-        from mirada.vlm.registry import load_adapter
 
-        check_pinned(spec.model_id, spec.model_files)  # a node's files must be the queued ones
-        self.adapter: Embedder = as_embedder(
-            load_adapter(spec.model_id, device=spec.device, dtype=spec.dtype, seed=spec.seed)
-        )
+        spec.check_files()  # a node's files must be the queued ones
+        self.adapter: Embedder = as_embedder(spec.load())
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         kinds = batch["kind"]
