@@ -94,6 +94,7 @@ LAYERS: tuple[Layer, ...] = (
             "mirada.embedding_cache",
             "mirada.hardware",
             "mirada.results",
+            "mirada.benchmark_records",
         ),
     ),
     # What a run asks for (validated against the models) and each task's facts.

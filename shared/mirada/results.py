@@ -20,8 +20,9 @@ Storage contract (the dashboard and `mirada show` read these names):
 - RunEmbedding kinds "image" (row ids = item ids) and "text" (row ids = caption ids).
 - RunArtifact names: "zeroshot_confusion" (JSON {"labels": [...], "matrix": [[...]]}),
   "caption_corpus" (JSON), "projection:<method>:<kind>" (npy float32 [N,2]),
-  VARIANTS_ARTIFACT (benchmark runs with variants: JSON list, one object per variant, see
-  mirada.worker.tasks.variants.VariantRecord).
+  VARIANTS_ARTIFACT (benchmark runs: JSON list, one object per measured configuration, see
+  mirada.benchmark_records.VariantRecord), MEASUREMENT_ARTIFACT (benchmark runs: JSON object,
+  the conditions of the measurement, mirada.benchmark_records.Measurement).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from mirada.db.models import (
 from mirada.metrics.types import CaptionOutcome, ItemOutcome, MetricValue
 
 __all__ = [
+    "MEASUREMENT_ARTIFACT",
     "VARIANTS_ARTIFACT",
     "CaptionOutcome",
     "EmbeddingSet",
@@ -54,6 +56,7 @@ __all__ = [
 ]
 
 VARIANTS_ARTIFACT = "variants"
+MEASUREMENT_ARTIFACT = "measurement"
 
 
 @dataclass(frozen=True)

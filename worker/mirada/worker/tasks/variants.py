@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,9 @@ class Contender:
     setup_s: float | None = None
     rows: list[BatchRow] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)  # op -> output at the largest batch
+    # image file -> model-ready pixel tensor [C, H, W]: the adapter's own preprocessing
+    # (mirada.worker.tasks.input_pipeline.reference_decoder), or the +fast_decode one
+    decode: Callable[[Path], Any] | None = None
 
     @property
     def available(self) -> bool:
