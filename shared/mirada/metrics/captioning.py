@@ -223,13 +223,15 @@ def score_captions(
     predictions: Mapping[Any, str],
     *,
     meteor_timeout: float | None = None,
+    meteor: bool = True,
 ) -> dict[str, Any]:
     """Official COCO caption metrics for one prediction per id against its references.
 
     Returns {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr": corpus score
     or None, "per_item": {id: {same keys}}} plus "unavailable": {metric: reason} when any
-    metric could not be computed. Mismatched ids, empty predictions or empty references raise
-    MiradaError naming the ids.
+    metric could not be computed; `meteor=False` skips METEOR (its JVM takes 10-20 s to start),
+    which is then unavailable as "not requested". Mismatched ids, empty predictions or empty
+    references raise MiradaError naming the ids.
     """
     refs, preds = validate(references, predictions)
     keys = list(refs)
@@ -264,12 +266,16 @@ def score_captions(
         corpus[bleu(i + 1)] = float(bleu_corpus[i])
         per[bleu(i + 1)] = [float(s) for s in bleus[i]]
     timeout = meteor_timeout if meteor_timeout is not None else METEOR_TIMEOUT_S + 0.05 * len(keys)
-    try:
-        corpus[METEOR], per[METEOR] = _meteor(gts, res, timeout)  # type: ignore[assignment]
-    except Exception as exc:
-        corpus[METEOR] = None
-        per[METEOR] = [None] * len(keys)
-        unavailable[METEOR] = f"{type(exc).__name__}: {exc}"
+    if not meteor:
+        corpus[METEOR], per[METEOR] = None, [None] * len(keys)
+        unavailable[METEOR] = "not requested"
+    else:
+        try:
+            corpus[METEOR], per[METEOR] = _meteor(gts, res, timeout)  # type: ignore[assignment]
+        except Exception as exc:
+            corpus[METEOR] = None
+            per[METEOR] = [None] * len(keys)
+            unavailable[METEOR] = f"{type(exc).__name__}: {exc}"
     rouge, rouges = Rouge().compute_score(gts, res)
     corpus[ROUGE_L], per[ROUGE_L] = float(rouge), [float(s) for s in rouges]
     cider, ciders = Cider().compute_score(gts, res)
