@@ -101,6 +101,7 @@ category_counts = results_cache(datasets.category_counts)
 runs_frame = live_cache(runs.runs_frame)
 worker_notice = live_cache(runs.worker_notice)
 live_run_info = live_cache(common.run_info)
+stage_splits = results_cache(runs.stage_splits)  # final once the run succeeded
 
 # Pickers and headers
 finished_runs = results_cache(common.finished_runs)

@@ -283,6 +283,9 @@ CUDA_MAX_ALLOCATED_MB = "cuda_max_allocated_mb"
 PER_S = "per_s"
 COMPUTED = "computed"
 CACHED = "cached"
+# Where a run's image time went (match and caption runs on the DataLoader path, not Ray).
+DECODE_WAIT_S = "decode_wait_s"
+MODEL_S = "model_s"
 TIMING_STATS: dict[str, tuple[str, str, MetricKind]] = {
     LATENCY_P50_MS: ("latency p50", "Median time per item (ms).", MetricKind.milliseconds),
     LATENCY_P95_MS: (
@@ -304,6 +307,17 @@ TIMING_STATS: dict[str, tuple[str, str, MetricKind]] = {
     PER_S: ("items/s", "Items per second over the whole run.", MetricKind.per_second),
     COMPUTED: ("computed", "Embeddings computed by the model.", MetricKind.number),
     CACHED: ("cached", "Embeddings read from the embedding cache.", MetricKind.number),
+    DECODE_WAIT_S: (
+        "decode wait",
+        "Seconds the model waited for the next batch of decoded, preprocessed images: the "
+        "input pipeline's time that compute did not hide.",
+        MetricKind.seconds,
+    ),
+    MODEL_S: (
+        "model time",
+        "Seconds in the model's forward passes over the images.",
+        MetricKind.seconds,
+    ),
 }
 # The per-batch-size measurements of benchmark runs (columns of the Hardware page).
 BENCHMARK_STATS: tuple[str, ...] = (

@@ -4,6 +4,7 @@ dashboard's Runs page read)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -272,6 +273,45 @@ def run_detail(run_id: int, *, with_captions: bool = True) -> dict[str, Any]:
             for c, filename in captions
         ],
     }
+
+
+@dataclass(frozen=True)
+class StageSplit:
+    """Where a run's image time went (match and caption runs on the DataLoader path)."""
+
+    op: str  # names.IMAGE_ENCODE or names.CAPTION
+    decode_wait_s: float  # waiting for the loader's next batch: decoding compute did not hide
+    model_s: float  # in the model's forward passes
+
+    @property
+    def waiting_share(self) -> float | None:
+        """Share of the image time spent waiting on input (None when no time was spent)."""
+        total = self.decode_wait_s + self.model_s
+        return self.decode_wait_s / total if total > 0 else None
+
+
+def stage_splits(run_id: int) -> list[StageSplit]:
+    """The decode-wait / model split of each operation that recorded one, in OPERATIONS
+    order; empty for runs that did not (older runs, the Ray engine, benchmark runs)."""
+    from mirada.metrics import names
+
+    keys = {
+        names.timing_key(op, stat): (op, stat)
+        for op in names.OPERATIONS
+        for stat in (names.DECODE_WAIT_S, names.MODEL_S)
+    }
+    with read_session() as s:
+        rows = s.execute(
+            select(Timing.name, Timing.value).where(
+                Timing.run_id == run_id, Timing.name.in_(list(keys))
+            )
+        ).all()
+    found = {keys[name]: float(value) for name, value in rows}
+    return [
+        StageSplit(op, found[op, names.DECODE_WAIT_S], found[op, names.MODEL_S])
+        for op in names.OPERATIONS
+        if (op, names.DECODE_WAIT_S) in found and (op, names.MODEL_S) in found
+    ]
 
 
 def recent_workers(within_seconds: int) -> list[dict[str, Any]]:

@@ -11,7 +11,9 @@ from pandas.io.formats.style import Styler
 from mirada.dashboard import data, links
 from mirada.domain import CANCELLABLE, RETRYABLE, Device, Dtype, RunStatus, Task, choices
 from mirada.errors import MiradaError
-from mirada.queries.runs import RUNS_FRAME_COLUMNS
+from mirada.metrics import names
+from mirada.metrics.formatting import format_value
+from mirada.queries.runs import RUNS_FRAME_COLUMNS, StageSplit
 from mirada.queue import cancel_run, enqueue, retry_run
 from mirada.text_safety import markdown_text
 
@@ -26,6 +28,7 @@ TABLE_COLUMNS = [
     "error",
     "open",
 ]
+SPLIT_LABELS = {names.IMAGE_ENCODE: "Images", names.CAPTION: "Images, captioning"}
 STATUS_COLOURS = {  # background of the status cell: failures stand out
     RunStatus.failed: "background-color: rgba(255, 75, 75, 0.25)",
     RunStatus.cancelled: "background-color: rgba(255, 170, 0, 0.2)",
@@ -173,6 +176,17 @@ def _live_table() -> None:
     )
 
 
+def split_text(split: StageSplit) -> str:
+    """'Images: decode wait 0.40 s, model 3.60 s (10.0% waiting on input)'."""
+    seconds, share = names.MetricKind.seconds, names.MetricKind.proportion
+    label = SPLIT_LABELS.get(split.op, names.OPERATIONS.get(split.op, split.op))
+    return (
+        f"{label}: decode wait {format_value(seconds, split.decode_wait_s)}, "
+        f"model {format_value(seconds, split.model_s)} "
+        f"({format_value(share, split.waiting_share)} waiting on input)"
+    )
+
+
 def _actions(runs: pd.DataFrame) -> None:
     st.subheader("Cancel, retry, inspect")
     ids = runs["id"].astype(int).tolist()
@@ -210,6 +224,14 @@ def _actions(runs: pd.DataFrame) -> None:
             icon=":material/bar_chart:",
             query_params={"run": str(int(run_id))},
         )
+        # which stage a slow run was slow in (runs that recorded it; older runs say nothing)
+        for split in data.stage_splits(int(run_id)):
+            st.caption(
+                split_text(split),
+                help="Decode wait: time the model waited for the next batch of decoded, "
+                "preprocessed images (the input pipeline's time its compute did not hide). "
+                "Model: time in the model's forward passes.",
+            )
     info = data.live_run_info(int(run_id))
     if info is not None and info.error:
         if info.expected_failure:  # e.g. weights missing: the message says what to do

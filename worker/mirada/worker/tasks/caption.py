@@ -25,6 +25,9 @@ from mirada.worker.tasks.common import (
     embed_texts,
     load_timing,
     model_cache_key,
+    model_time,
+    stage_timings,
+    waited,
 )
 
 
@@ -44,13 +47,19 @@ def execute(ctx: RunContext, model: LazyModel, run_opts: CaptionRunOptions) -> T
     predictions: dict[int, str] = {}
     ctx.set_phase(Phase.generating_captions)
     t0 = time.perf_counter()
-    for start, pixels in image_batches(
-        [it.path for it in items],
-        adapter.image_transform,
-        ctx.run.batch_size,
-        pin_memory=adapter.device == Device.cuda,
+    stages = EmbedStats()
+    for start, pixels in waited(
+        image_batches(
+            [it.path for it in items],
+            adapter.image_transform,
+            ctx.run.batch_size,
+            pin_memory=adapter.device == Device.cuda,
+        ),
+        stages,
     ):
-        for i, text in enumerate(captioner.caption_pixels(pixels, opts)):
+        with model_time(stages):
+            texts = captioner.caption_pixels(pixels, opts)
+        for i, text in enumerate(texts):
             predictions[items[start + i].item_id] = text
         progress.advance(len(pixels))
     seconds = time.perf_counter() - t0
@@ -79,6 +88,7 @@ def execute(ctx: RunContext, model: LazyModel, run_opts: CaptionRunOptions) -> T
                 len(items) / seconds if seconds > 0 else 0.0,
                 "items/s",
             ),
+            *stage_timings(names.CAPTION, stages),
         ],
         artifacts=dict(report.artifacts),
     )

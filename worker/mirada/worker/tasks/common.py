@@ -8,11 +8,11 @@ arrives, so a run interrupted mid-pipeline resumes from there."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -56,6 +56,39 @@ class EmbedStats:
     computed: int = 0
     cached: int = 0
     seconds: float = 0.0
+    # Where the image time went, on the DataLoader path (None: not measured, as on Ray):
+    # waiting for the loader's next batch (decoding the model's compute did not hide) and
+    # inside the model. A slow run then shows which stage was slow.
+    decode_wait_s: float | None = None
+    model_s: float | None = None
+
+
+B = TypeVar("B")
+
+
+def waited(batches: Iterable[B], stats: EmbedStats) -> Iterator[B]:
+    """`batches` (never None), adding the time spent waiting for each one, the loader's
+    workers starting included, to stats.decode_wait_s."""
+    stats.decode_wait_s = stats.decode_wait_s or 0.0
+    it = iter(batches)
+    while True:
+        t0 = time.perf_counter()
+        batch = next(it, None)
+        stats.decode_wait_s += time.perf_counter() - t0
+        if batch is None:
+            return
+        yield batch
+
+
+@contextmanager
+def model_time(stats: EmbedStats) -> Iterator[None]:
+    """Adds the block's wall time to stats.model_s (adapters return host arrays, so device
+    work is finished when the block ends)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        stats.model_s = (stats.model_s or 0.0) + time.perf_counter() - t0
 
 
 def dataset_items(ctx: RunContext) -> list[ItemRecord]:
@@ -141,8 +174,9 @@ def embed_images(
             ctx.run.batch_size,
             pin_memory=adapter.device == Device.cuda,
         )
-        for start, pixels in batches:
-            vecs = embedder.encode_pixels(pixels)
+        for start, pixels in waited(batches, stats):
+            with model_time(stats):
+                vecs = embedder.encode_pixels(pixels)
             for j, vec in enumerate(vecs):
                 fresh[hashes[missing[start + j]]] = vec
             progress.advance(len(vecs))
@@ -235,7 +269,17 @@ def throughput_timings(prefix: str, stats: EmbedStats) -> list[TimingValue]:
     if stats.computed and stats.seconds > 0:
         per_s = stats.computed / stats.seconds
         rows.append(TimingValue(names.timing_key(prefix, names.PER_S), per_s, "items/s"))
-    return rows
+    return rows + stage_timings(prefix, stats)
+
+
+def stage_timings(prefix: str, stats: EmbedStats) -> list[TimingValue]:
+    """The decode-wait and model seconds, where they were measured."""
+    stages = ((names.DECODE_WAIT_S, stats.decode_wait_s), (names.MODEL_S, stats.model_s))
+    return [
+        TimingValue(names.timing_key(prefix, stat), seconds, "s")
+        for stat, seconds in stages
+        if seconds is not None
+    ]
 
 
 def load_timing(model: LazyModel) -> list[TimingValue]:
