@@ -18,7 +18,7 @@ from scipy.stats import binomtest
 
 from mirada.datasets import ItemRecord, load_items
 from mirada.domain import Device, Dtype
-from mirada.metrics import names
+from mirada.metrics import captioning, names
 from mirada.metrics.task_delta import caption_scores
 from mirada.run_options import REFERENCE_VARIANT, BenchmarkRunOptions, Variant
 from mirada.vlm.registry import load_adapter
@@ -32,7 +32,9 @@ JAVA_MISSING = shutil.which("java") is None
 
 
 # --- fakes: an image's embedding says whose captions and which class it matches -------------
-def _items(n: int = N, *, captions: bool = True, categories: Sequence[str | None] = ()) -> list:
+def _items(
+    n: int = N, *, captions: bool = True, categories: Sequence[str | None] = ()
+) -> list[ItemRecord]:
     cats = list(categories) or [("red", "blue")[i % 2] for i in range(n)]
     return [
         ItemRecord(
@@ -269,6 +271,18 @@ def test_caption_deltas_and_identical_share() -> None:
         assert m.delta_ci is not None and m.delta_ci[0] <= m.delta <= m.delta_ci[1]
     for m in out["fp32"].task_metrics.values():
         assert m.delta == 0.0 and m.delta_ci == (0.0, 0.0) and m.changed == 0
+
+
+@needs_java
+def test_caption_scores_skip_meteor() -> None:
+    refs = {1: ["a red square on the left"], 2: ["two blue circles"]}
+    scored = captioning.score_captions(refs, {1: "a red square", 2: "a circle"}, meteor=False)
+    assert scored[names.METEOR] is None and scored["unavailable"] == {names.METEOR: "not requested"}
+    assert scored[names.CIDER] is not None
+    per = caption_scores(refs, {1: "a red square", 2: "a circle"})
+    assert per[names.CIDER] == pytest.approx(
+        [100 * scored["per_item"][k][names.CIDER] for k in refs]
+    )
 
 
 # --- real tiny models --------------------------------------------------------------------------

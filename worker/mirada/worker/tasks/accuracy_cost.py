@@ -46,6 +46,8 @@ DEFAULT_ACCURACY_ITEMS = 2000  # items evaluated when --accuracy-items is not gi
 
 @dataclass(frozen=True)
 class CostResult:
+    """One variant's accuracy cost (what its VariantRecord's task fields take)."""
+
     task_metrics: dict[str, TaskMetric]  # by metric key, in points
     top1_changed: int | None  # embedders: images whose top-1 caption changed vs reference
     accuracy_items: int  # images evaluated
@@ -63,7 +65,6 @@ class _Outputs:
 
     image_emb: list[np.ndarray] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)
-    outcomes: EmbeddingOutcomes | None = None
 
 
 class _Failed(Exception):
