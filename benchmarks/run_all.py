@@ -33,6 +33,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "dashboard": (["bench_dashboard.py"], ["bench_dashboard.py"]),
     "queue": (["bench_queue.py"], ["bench_queue.py", "--jobs", "200"]),
     "variants": (["bench_variants.py"], ["bench_variants.py", "--quick"]),
+    "input_pipeline": (["bench_input_pipeline.py"], ["bench_input_pipeline.py", "--quick"]),
 }
 VARIANT_TARGET = 1.9  # best variant's images/s over fp32 eager's, ViT-B-32, one run
 VARIANT_MIN_COSINE = 0.999
