@@ -37,6 +37,8 @@ def test_defaults_store_as_empty_json() -> None:
         (CaptionRunOptions, {"prompt": "a photo of", "num_beams": 1, "max_length": 8}),
         (BenchmarkRunOptions, {"batch_sizes": [1, 4], "warmup_batches": 0, "timed_batches": 2}),
         (BenchmarkRunOptions, {"variants": ["fp32", "bf16+compile+threads=2"]}),
+        (BenchmarkRunOptions, {"variants": ["fp32+tf32", "bf16+fast_decode"]}),
+        (BenchmarkRunOptions, {"max_seconds": 2.5, "accuracy_items": 100}),
     ],
 )
 def test_round_trip_keeps_the_stored_json(cls: type, stored: dict[str, object]) -> None:
@@ -51,6 +53,9 @@ def test_typed_fields() -> None:
     assert match.zeroshot_templates == ("a {}",) and match.rerank_k == 3 and not match.no_cache
     bench = BenchmarkRunOptions.from_dict({"batch_sizes": [8, 1]})
     assert bench.batch_sizes == (8, 1) and bench.warmup_batches == 2 and bench.timed_batches == 5
+    assert bench.max_seconds == 60.0 and bench.accuracy_items is None
+    # an integer budget is a number of seconds like any other (stored as typed)
+    assert BenchmarkRunOptions.from_dict({"max_seconds": 3}).max_seconds == 3.0
     # variants are parsed Variants from the stored names (or a comma list) on
     variants = BenchmarkRunOptions.from_dict({"variants": "bf16+channels_last+compile,fp32"})
     assert variants.variants == (
@@ -94,7 +99,12 @@ def test_unknown_keys_are_refused(task: str, data: dict[str, object], needles: l
         ("caption", "prompt", 5, "a text"),
         ("benchmark", "batch_sizes", [1, 0], "a list of 1 to 16 integers >= 1"),
         ("benchmark", "batch_sizes", list(range(1, 18)), "a list of 1 to 16 integers >= 1"),
-        ("benchmark", "timed_batches", 0, "an integer from 1 to 1000"),
+        ("benchmark", "timed_batches", 0, "an integer from 1 to 1000 (the minimum number"),
+        ("benchmark", "max_seconds", 0.01, "a number of seconds from 0.1 to 3600"),
+        ("benchmark", "max_seconds", True, "a number of seconds from 0.1 to 3600"),
+        ("benchmark", "max_seconds", "60", "a number of seconds from 0.1 to 3600"),
+        ("benchmark", "accuracy_items", 0, "an integer from 1 to 100000, or null"),
+        ("benchmark", "accuracy_items", 2.5, "an integer from 1 to 100000, or null"),
         ("benchmark", "warmup_batches", 101, "an integer from 0 to 100"),
     ],
 )
@@ -189,3 +199,10 @@ def test_cli_gives_each_task_only_its_options(
         "zeroshot_templates": ["a {} shape"],
     }
     assert run_detail(bench_id)["options"] == {"batch_sizes": [1, 8], "no_cache": True}
+    bench = [*base, "--task", "benchmark", "--max-seconds", "2.5", "--accuracy-items", "50"]
+    assert main(bench) == 0
+    (budget_id,) = json.loads(capsys.readouterr().out)
+    assert run_detail(budget_id)["options"] == {"max_seconds": 2.5, "accuracy_items": 50}
+    with pytest.raises(SystemExit):
+        main([*base, "--task", "benchmark", "--max-seconds", "soon"])
+    assert "--max-seconds wants seconds like 60 or 2.5 (got 'soon')" in capsys.readouterr().err

@@ -86,6 +86,23 @@ def _int_between(low: int, high: int) -> Check:
     return check
 
 
+def _number_between(low: float, high: float) -> Check:
+    def check(value: Any) -> float:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not low <= value <= high:
+            raise _Refused
+        return float(value)
+
+    return check
+
+
+def _int_between_or_none(low: int, high: int) -> Check:
+    def check(value: Any) -> int | None:
+        return None if value is None else _int_between(low, high)(value)
+
+    return check
+
+
 MAX_BATCH_SIZES_LISTED = 16
 
 
@@ -112,6 +129,13 @@ def _batch_sizes_text(text: str) -> list[int]:
     if not sizes or min(sizes) < 1:
         raise ValueError(f"--batch-sizes wants positive numbers (got {text!r})")
     return sizes
+
+
+def _seconds_text(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--max-seconds wants seconds like 60 or 2.5 (got {text!r})") from None
 
 
 TEMPLATE_EXAMPLE = '"a photo of {}."'
@@ -156,7 +180,10 @@ def _templates(value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-VARIANT_MODIFIERS = ("compile", "channels_last", "threads=N")
+# in canonical order: a name spells its modifiers in this order (new ones go last, so the names
+# of runs measured before them stay what they were)
+VARIANT_MODIFIERS = ("compile", "channels_last", "threads=N", "tf32", "fast_decode")
+_SWITCHES = ("compile", "channels_last", "tf32", "fast_decode")
 VARIANT_EXAMPLE = "fp32,bf16,bf16+compile"
 MAX_THREADS = 1024
 
@@ -164,18 +191,23 @@ MAX_THREADS = 1024
 @dataclass(frozen=True)
 class Variant:
     """One precision/execution setting of a benchmark: a dtype, optionally compiled (the image
-    tower, with torch.compile), channels-last, or on N intra-op threads."""
+    tower, with torch.compile), channels-last, on N intra-op threads, with TF32 matmuls (fp32
+    on CUDA), or fed by the fast JPEG decoder (draft decoding and a tensor resize, which only
+    approximates the model's own preprocessing: opt-in, never a default)."""
 
     dtype: Dtype
     compile: bool = False
     channels_last: bool = False
     threads: int | None = None
+    tf32: bool = False
+    fast_decode: bool = False
 
     @property
     def name(self) -> str:
-        """Canonical spelling: dtype, then +compile, +channels_last, +threads=N in that order."""
+        """Canonical spelling: dtype, then the modifiers in VARIANT_MODIFIERS' order."""
         mods = ["compile"] * self.compile + ["channels_last"] * self.channels_last
         mods += [f"threads={self.threads}"] if self.threads is not None else []
+        mods += ["tf32"] * self.tf32 + ["fast_decode"] * self.fast_decode
         return "+".join([self.dtype.value, *mods])
 
     @property
@@ -188,7 +220,8 @@ REFERENCE_VARIANT = Variant(Dtype.fp32)
 
 
 def parse_variant(text: str) -> Variant:
-    """`bf16+compile+threads=2` -> Variant; _Refused naming what is wrong."""
+    """`bf16+compile+threads=2` -> Variant; _Refused naming what is wrong (+tf32 with a dtype
+    other than fp32 included: TF32 is a mode of fp32 matmuls)."""
     dtype_text, *mods = [part.strip() for part in text.strip().split("+")]
     try:
         dtype = parse_choice(Dtype, dtype_text, "dtype")
@@ -204,7 +237,7 @@ def parse_variant(text: str) -> Variant:
         if key in seen:
             raise _Refused(f"variant {text!r} names +{key} twice")
         seen.add(key)
-        if key in ("compile", "channels_last") and not arg and "=" not in mod:
+        if key in _SWITCHES and not arg and "=" not in mod:
             fields[key] = True
         elif key == "threads" and arg.isascii() and arg.isdigit() and 1 <= int(arg) <= MAX_THREADS:
             fields["threads"] = int(arg)
@@ -218,6 +251,11 @@ def parse_variant(text: str) -> Variant:
                 f"variant {text!r} has the unknown modifier {mod!r} "
                 f"(accepted: {', '.join('+' + m for m in VARIANT_MODIFIERS)})"
             )
+    if fields.get("tf32") and dtype is not Dtype.fp32:
+        raise _Refused(
+            f"variant {text!r}: +tf32 runs fp32 matmuls on TF32 tensor cores, so it needs fp32 "
+            "(write fp32+tf32)"
+        )
     return Variant(dtype, **fields)
 
 
@@ -448,7 +486,35 @@ class BenchmarkRunOptions(_RunOptions):
         ),
     )
     warmup_batches: int = _option(2, "an integer from 0 to 100", _int_between(0, 100))
-    timed_batches: int = _option(5, "an integer from 1 to 1000", _int_between(1, 1000))
+    # the minimum number of timed rounds per operation and batch size (the key keeps its older
+    # name: rounds time every variant once, so each round is one timed batch per variant)
+    timed_batches: int = _option(
+        5, "an integer from 1 to 1000 (the minimum number of timed rounds)", _int_between(1, 1000)
+    )
+    max_seconds: float = _option(
+        60.0,
+        "a number of seconds from 0.1 to 3600",
+        _number_between(0.1, 3600.0),
+        Flag(
+            "--max-seconds",
+            "benchmark: time budget in seconds per operation and batch size; rounds stop "
+            "sooner once every variant's throughput 95% CI is within ±5%",
+            metavar="S",
+            parse=_seconds_text,
+        ),
+    )
+    accuracy_items: int | None = _option(
+        None,
+        "an integer from 1 to 100000, or null (all items, up to 2,000)",
+        _int_between_or_none(1, 100_000),
+        Flag(
+            "--accuracy-items",
+            "benchmark: run the task evaluation on at most N dataset items per variant "
+            "(default all, up to 2,000)",
+            metavar="N",
+            parse=int,
+        ),
+    )
     # the caption operation's generation settings (models that caption)
     prompt: str | None = _prompt()
     num_beams: int = _num_beams()
@@ -457,13 +523,16 @@ class BenchmarkRunOptions(_RunOptions):
     variants: tuple[Variant, ...] | None = _option(
         None,
         "a comma list of variants, each a dtype (fp32, fp16, bf16) optionally followed by "
-        f"+compile, +channels_last or +threads=N, e.g. {VARIANT_EXAMPLE}",
+        f"+compile, +channels_last, +threads=N, +tf32 (fp32 only) or +fast_decode, e.g. "
+        f"{VARIANT_EXAMPLE}",
         _variants,
         Flag(
             "--variants",
             "benchmark: measure these settings side by side, each a dtype (fp32, fp16, bf16) "
-            "optionally +compile, +channels_last or +threads=N, e.g. fp32,bf16,bf16+compile; "
-            "fp32 eager is added as the reference that agreement is measured against",
+            "optionally +compile, +channels_last, +threads=N, +tf32 (fp32 on CUDA) or "
+            "+fast_decode (approximate JPEG decoding; never a default), e.g. "
+            "fp32,bf16,bf16+compile; fp32 eager is added as the reference that speed-ups and "
+            "accuracy are measured against",
             metavar="V,V,...",
             parse=_variants,
         ),

@@ -7,7 +7,8 @@ An adapter's family, capabilities and options come from its spec's row of the fa
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -221,21 +222,66 @@ def dtype_unavailable(device: Device, dtype: Dtype) -> str | None:
     return None
 
 
+def tf32_unavailable(device: Device) -> str | None:
+    """Why TF32 matmuls cannot run on `device`, or None (CUDA from Ampere, compute 8.0, on)."""
+    if device is not Device.cuda:
+        return "tf32 applies to CUDA matmuls only"
+    major, _ = torch.cuda.get_device_capability()
+    if major < 8:
+        return f"this GPU ({torch.cuda.get_device_name()}) has no TF32 tensor cores"
+    return None
+
+
+@contextmanager
+def tf32_matmuls(device: Device, enabled: bool) -> Iterator[None]:
+    """On CUDA, fp32 matmuls and convolutions on TF32 tensor cores (`enabled`) or in full fp32
+    for the block, whatever the process had set (cuDNN's default is TF32 convolutions, which
+    would make an "fp32" reference quietly TF32). Nothing changes on other devices."""
+    if device is not Device.cuda:
+        yield
+        return
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def module_bytes(adapter: LoadedModel) -> int | None:
+    """Bytes of the adapter's torch module's parameters and buffers (its weights in memory);
+    None for an adapter not backed by one torch module."""
+    if not isinstance(adapter, TorchAdapter):
+        return None
+    tensors = [*adapter.module.parameters(), *adapter.module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 A = TypeVar("A", bound=LoadedModel)
 
 
 def variant_adapter(
-    adapter: A, dtype: Dtype, *, channels_last: bool = False, compile: bool = False
+    adapter: A,
+    dtype: Dtype,
+    *,
+    channels_last: bool = False,
+    compile: bool = False,
+    tf32: bool = False,
 ) -> A:
     """A copy of `adapter` whose weights are CAST to `dtype` (inputs follow via pixels_in; not
     autocast, which keeps fp32 weights and on CPU runs slower than fp32 itself), optionally in
     channels-last memory format and with its image tower wrapped by torch.compile (compiled
-    on its first call). The module is copied; tokenizer and transforms are shared.
+    on its first call). The module is copied; tokenizer and transforms are shared. TF32 is a
+    mode of the device's matmuls, not of the weights: `tf32` only checks that the device has
+    it (callers run the calls inside `tf32_matmuls`).
 
     Raises VariantUnavailable when the adapter or device cannot take the setting."""
     if not isinstance(adapter, TorchAdapter):
         raise VariantUnavailable(f"{adapter.model_id} is not backed by one torch module")
-    why = dtype_unavailable(adapter.device, dtype)
+    why = dtype_unavailable(adapter.device, dtype) or (
+        tf32_unavailable(adapter.device) if tf32 else None
+    )
     if why:
         raise VariantUnavailable(why)
     module = copy.deepcopy(adapter.module).to(dtype=torch_dtype(dtype))

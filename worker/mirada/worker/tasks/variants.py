@@ -1,22 +1,22 @@
 """Precision variants of one benchmark run: the contenders, what each measured, and their
 agreement with the fp32 eager reference.
 
-Every variant is measured on the same inputs, interleaved batch by batch with the others (see
+Every variant is measured on the same inputs, in interleaved rounds with the others (see
 `mirada.worker.tasks.benchmark`), so load from other processes on a shared machine biases no
-variant. A variant that this device or model cannot run is recorded as unavailable with the
-reason; only the reference's failures end the run, since without it nothing can be compared.
+variant, and speed-ups pair each round's batches. A variant that this device or model cannot
+run is recorded as unavailable with the reason; only the reference's failures end the run,
+since without it nothing can be compared.
 
-The run stores the records as the JSON artifact "variants" (mirada.results.VARIANTS_ARTIFACT):
-a list, one object per variant, the reference first; `mirada show --json` returns it as
+The run stores the records (mirada.benchmark_records.VariantRecord) as the JSON artifact
+"variants" (mirada.results.VARIANTS_ARTIFACT): a list, one object per variant, the reference
+first (a run without --variants has one, its dtype); `mirada show --json` returns it as
 `variants`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from mirada.benchmark_records import Agreement, BatchRow, InputPipeline, VariantRecord
 from mirada.domain import Dtype
 from mirada.metrics.agreement import caption_agreement, cosine_agreement
 from mirada.metrics.names import CAPTION, IMAGE_ENCODE, TEXT_ENCODE
@@ -35,58 +36,6 @@ CAPTION_OP = CAPTION
 _REASON_CHARS = 400
 
 Operation = Callable[[Any, Sequence[str]], Any]  # (pixels, texts) -> embeddings or captions
-
-
-@dataclass(frozen=True)
-class BatchRow:
-    """One operation at one batch size: the steady state after warm-up."""
-
-    op: str
-    batch_size: int
-    repeats: int  # timed batches behind the figures
-    throughput_per_s: float
-    latency_p50_ms: float  # per item
-    latency_p95_ms: float
-    peak_rss_mb: float
-    cuda_max_allocated_mb: float | None
-    first_call_s: float | None  # the first warm-up batch (includes compiling, if compiled)
-
-
-@dataclass(frozen=True)
-class Agreement:
-    mean: float
-    min: float
-    n: int
-
-
-@dataclass
-class VariantRecord:
-    """What `mirada show --json` lists under `variants` (keys are a stable interface)."""
-
-    name: str
-    dtype: Dtype  # stored in the JSON artifact as its string
-    compile: bool
-    channels_last: bool
-    threads: int  # intra-op threads it ran on
-    reference: bool  # fp32 eager: what agreement is measured against
-    requested: bool  # False: added as the reference
-    available: bool
-    unavailable_reason: str | None
-    images_per_s: float | None  # image_encode at the run's largest batch size
-    texts_per_s: float | None
-    captions_per_s: float | None
-    speedup_vs_fp32: float | None  # images/s (captions/s for captioners) over the reference's
-    min_cosine_to_fp32: float | None  # over image and text embeddings
-    mean_cosine_to_fp32: float | None
-    image_cosine_to_fp32: Agreement | None
-    text_cosine_to_fp32: Agreement | None
-    caption_identical_share: float | None
-    caption_bleu4_to_fp32: float | None
-    agreement_items: int | None
-    setup_s: float | None  # copying and casting the weights (wrapping for +compile, whose
-    # first use also imports torch's compiler); None where it runs the loaded model itself
-    compile_s: float | None  # first calls beyond one steady-state batch, summed (+compile)
-    batches: list[BatchRow] = field(default_factory=list)
 
 
 @contextmanager
@@ -112,9 +61,46 @@ def failure(where: str, exc: BaseException) -> str:
     return reason if len(reason) <= _REASON_CHARS else reason[: _REASON_CHARS - 1] + "…"
 
 
+@dataclass(frozen=True)
+class Decoders:
+    """Image file -> model-ready pixels [C, H, W]: the model's own preprocessing, and the fast
+    one for +fast_decode variants (None, with the reason, where it cannot reproduce the
+    model's preprocessing)."""
+
+    reference: Callable[[Path], Any]
+    fast: Callable[[Path], Any] | None = None
+    fast_unavailable: str | None = None
+
+
+def decoders(adapter: LoadedModel) -> Decoders:
+    """The run's decoders (mirada.worker.tasks.input_pipeline); without that module, decoding
+    as match runs do and no fast decoder."""
+    from mirada.vlm.torch_common import VariantUnavailable
+
+    try:
+        from mirada.worker.tasks import input_pipeline
+    except ImportError:
+        from mirada.worker.data import decode_rgb
+
+        transform = adapter.image_transform
+        return Decoders(
+            lambda path: transform(decode_rgb(path, path)),
+            fast_unavailable="the fast decoder is not installed in this worker",
+        )
+    reference = input_pipeline.reference_decoder(adapter)
+    try:
+        return Decoders(reference, input_pipeline.fast_decoder(adapter))
+    except VariantUnavailable as exc:
+        return Decoders(reference, fast_unavailable=str(exc))
+
+
 @dataclass
 class Contender:
-    """One variant under measurement. `variant` is None for a plain run (the run's dtype)."""
+    """One variant under measurement. `variant` is None for a plain run (the run's dtype), whose
+    one contender is its own reference.
+
+    `ops` run inside the variant's settings (threads, TF32), so whoever calls them (the timed
+    rounds, the accuracy stage) measures the variant as configured."""
 
     name: str
     variant: Variant | None
@@ -128,6 +114,7 @@ class Contender:
     # image file -> model-ready pixel tensor [C, H, W]: the adapter's own preprocessing
     # (mirada.worker.tasks.input_pipeline.reference_decoder), or the +fast_decode one
     decode: Callable[[Path], Any] | None = None
+    weights_bytes: int | None = None  # its torch module's parameters and buffers
 
     @property
     def available(self) -> bool:
@@ -135,7 +122,13 @@ class Contender:
 
     @property
     def reference(self) -> bool:
-        return self.variant is not None and self.variant.is_reference
+        return self.variant is None or self.variant.is_reference
+
+    @property
+    def dtype(self) -> Dtype | None:
+        if self.variant is not None:
+            return self.variant.dtype
+        return self.adapter.dtype if self.adapter is not None else None
 
     @property
     def threads(self) -> int | None:
@@ -149,41 +142,99 @@ class Contender:
     def compiled(self) -> bool:
         return self.variant is not None and self.variant.compile
 
+    @property
+    def tf32(self) -> bool:
+        return self.variant is not None and self.variant.tf32
+
+    @property
+    def fast_decode(self) -> bool:
+        return self.variant is not None and self.variant.fast_decode
+
+    @contextmanager
+    def settings(self) -> Iterator[None]:
+        """Its intra-op threads and (CUDA) TF32 mode, for the block."""
+        from mirada.vlm.torch_common import tf32_matmuls
+
+        device = self.adapter.device if self.adapter is not None else None
+        with threads(self.threads):
+            if device is None:
+                yield
+            else:
+                with tf32_matmuls(device, self.tf32):
+                    yield
+
+    def use(
+        self, adapter: LoadedModel, operations: Callable[[LoadedModel], dict[str, Operation]]
+    ) -> None:
+        """Measure `adapter`: its operations, run inside this variant's settings."""
+        from mirada.vlm.torch_common import module_bytes
+
+        self.adapter = adapter
+        self.weights_bytes = module_bytes(adapter)
+
+        def configured(fn: Operation) -> Operation:
+            def run(pixels: Any, texts: Sequence[str]) -> Any:
+                with self.settings():
+                    return fn(pixels, texts)
+
+            return run
+
+        self.ops = {op: configured(fn) for op, fn in operations(adapter).items()}
+
     def fail(self, where: str, exc: BaseException) -> None:
         """Record why this variant cannot run; the reference's failure ends the run."""
-        if self.reference or self.variant is None:
+        if self.reference:
             raise exc
         self.unavailable = failure(where, exc)
+
+
+def plain_contender(
+    adapter: LoadedModel,
+    operations: Callable[[LoadedModel], dict[str, Operation]],
+    decode: Decoders,
+) -> Contender:
+    """A run without --variants: one contender, the run's model as loaded."""
+    c = Contender(str(adapter.dtype), None, None, {}, decode=decode.reference)
+    c.use(adapter, operations)
+    return c
 
 
 def build_contenders(
     base: LoadedModel,
     requested: Sequence[Variant],
     operations: Callable[[LoadedModel], dict[str, Operation]],
+    decode: Decoders,
 ) -> list[Contender]:
     """The measured variants' adapters (the fp32 eager reference first, added when not
-    requested): the base (fp32) adapter itself where only threads differ, a cast copy
-    otherwise; one that cannot be built is unavailable with the reason."""
-    from mirada.vlm.torch_common import VariantUnavailable, variant_adapter
+    requested): the base (fp32) adapter itself where only threads, TF32 or decoding differ, a
+    cast copy otherwise; one that cannot be built is unavailable with the reason."""
+    from mirada.vlm.torch_common import VariantUnavailable, tf32_unavailable, variant_adapter
 
     out: list[Contender] = []
     for v in measured_variants(requested):
-        c = Contender(v.name, v, None, {}, requested=v in requested)
+        c = Contender(v.name, v, None, {}, requested=v in requested, decode=decode.reference)
+        if v.fast_decode:
+            c.decode = decode.fast
+            c.unavailable = decode.fast_unavailable
+        if v.tf32 and c.available:
+            c.unavailable = tf32_unavailable(base.device)
+        if not c.available:
+            out.append(c)
+            continue
         if v.dtype == base.dtype and not v.compile and not v.channels_last:
-            c.adapter = base
+            c.use(base, operations)
         else:
             t0 = time.perf_counter()
             try:
-                c.adapter = variant_adapter(
+                copy = variant_adapter(
                     base, v.dtype, channels_last=v.channels_last, compile=v.compile
                 )
+                c.use(copy, operations)
             except VariantUnavailable as exc:
                 c.unavailable = str(exc)
             except Exception as exc:  # whatever casting/copying raised on this device
                 c.fail("preparing the weights", exc)
             c.setup_s = time.perf_counter() - t0
-        if c.adapter is not None:
-            c.ops = operations(c.adapter)
         out.append(c)
     return out
 
@@ -197,10 +248,8 @@ def _cosines(ref: Contender, c: Contender, n: int) -> dict[str, Agreement]:
     return out
 
 
-def _rate(c: Contender, op: str, batch_size: int) -> float | None:
-    return next(
-        (r.throughput_per_s for r in c.rows if r.op == op and r.batch_size == batch_size), None
-    )
+def _row(c: Contender, op: str, batch_size: int) -> BatchRow | None:
+    return next((r for r in c.rows if r.op == op and r.batch_size == batch_size), None)
 
 
 def _compile_s(c: Contender) -> float | None:
@@ -214,58 +263,111 @@ def _compile_s(c: Contender) -> float | None:
     return extra
 
 
-def records(
-    contenders: Sequence[Contender], largest: int, n_items: int, default_threads: int
-) -> list[VariantRecord]:
+def _mb(n_bytes: int | None) -> float | None:
+    return None if n_bytes is None else n_bytes / 2**20
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What every record of a run shares."""
+
+    largest: int  # the largest batch size
+    n_items: int  # distinct dataset items in the largest batch (agreement rows)
+    default_threads: int
+    contended: bool = False
+    costs: Mapping[str, Any] = field(default_factory=dict)  # name -> accuracy_cost's CostResult
+    pipeline: InputPipeline | None = None
+
+
+def records(contenders: Sequence[Contender], facts: RunFacts) -> list[VariantRecord]:
     """One record per contender; agreement on the first `n_items` rows of the largest batch
-    (the distinct dataset items it holds)."""
+    (the distinct dataset items it holds); rates, intervals and speed-ups at the largest
+    batch size."""
     ref = next((c for c in contenders if c.reference and c.available), None)
-    ref_speed_op = IMAGE_ENCODE if ref is not None and IMAGE_ENCODE in ref.ops else CAPTION_OP
-    ref_rate = _rate(ref, ref_speed_op, largest) if ref is not None else None
+    speed_op = IMAGE_ENCODE if ref is not None and IMAGE_ENCODE in ref.ops else CAPTION_OP
+    n, big = facts.n_items, facts.largest
     out: list[VariantRecord] = []
     for c in contenders:
-        v = c.variant
-        if v is None:  # a plain run's single contender has no variant record
-            continue
-        cos = _cosines(ref, c, n_items) if ref is not None and c.available else {}
+        v = c.variant or Variant(c.dtype or Dtype.fp32)
+        cos = _cosines(ref, c, n) if ref is not None and c.available else {}
         captions = (
-            caption_agreement(ref.outputs[CAPTION_OP][:n_items], c.outputs[CAPTION_OP][:n_items])
+            caption_agreement(ref.outputs[CAPTION_OP][:n], c.outputs[CAPTION_OP][:n])
             if ref is not None and CAPTION_OP in ref.outputs and CAPTION_OP in c.outputs
             else None
         )
-        rate = _rate(c, ref_speed_op, largest)
+        rows = {op: _row(c, op, big) for op in (IMAGE_ENCODE, TEXT_ENCODE, CAPTION_OP)}
+        speed_row = rows[speed_op]
+        speedup: float | None = None
+        speedup_ci: tuple[float, float] | None = None
+        if speed_row is not None:  # the reference against itself: exactly 1
+            speedup = 1.0 if c.reference else speed_row.speedup
+            speedup_ci = (1.0, 1.0) if c.reference else speed_row.speedup_ci
+        added = [r.added_peak_mb for r in c.rows if r.batch_size == big and r.added_peak_mb]
+        cost = facts.costs.get(c.name)
+        pipeline = facts.pipeline
+        decode_rate = (
+            None
+            if pipeline is None
+            else pipeline.fast_decode_per_core_images_per_s
+            if c.fast_decode
+            else pipeline.per_core_images_per_s
+        )
         out.append(
             VariantRecord(
                 name=c.name,
-                dtype=v.dtype,
+                dtype=c.dtype,
                 compile=v.compile,
                 channels_last=v.channels_last,
-                threads=v.threads or default_threads,
+                threads=v.threads or facts.default_threads,
                 reference=c.reference,
                 requested=c.requested,
                 available=c.available,
                 unavailable_reason=c.unavailable,
-                images_per_s=_rate(c, IMAGE_ENCODE, largest),
-                texts_per_s=_rate(c, TEXT_ENCODE, largest),
-                captions_per_s=_rate(c, CAPTION_OP, largest),
-                speedup_vs_fp32=rate / ref_rate if rate and ref_rate else None,
+                images_per_s=_rate(rows[IMAGE_ENCODE]),
+                texts_per_s=_rate(rows[TEXT_ENCODE]),
+                captions_per_s=_rate(rows[CAPTION_OP]),
+                images_per_s_ci=_ci(rows[IMAGE_ENCODE]),
+                texts_per_s_ci=_ci(rows[TEXT_ENCODE]),
+                captions_per_s_ci=_ci(rows[CAPTION_OP]),
+                speedup_vs_fp32=speedup,
+                speedup=speedup,
+                speedup_ci=speedup_ci,
+                rounds=speed_row.repeats if speed_row is not None else None,
+                contended=facts.contended,
                 min_cosine_to_fp32=min(a.min for a in cos.values()) if cos else None,
                 mean_cosine_to_fp32=(
                     float(np.mean([a.mean for a in cos.values()])) if cos else None
                 ),
                 image_cosine_to_fp32=cos.get(IMAGE_ENCODE),
                 text_cosine_to_fp32=cos.get(TEXT_ENCODE),
-                caption_identical_share=captions.identical_share if captions else None,
+                caption_identical_share=(
+                    cost.caption_identical_share
+                    if cost is not None and cost.caption_identical_share is not None
+                    else captions.identical_share
+                    if captions
+                    else None
+                ),
                 caption_bleu4_to_fp32=captions.bleu4 if captions else None,
-                agreement_items=(n_items if (cos or captions) else None),
+                agreement_items=(n if (cos or captions) else None),
                 setup_s=c.setup_s,
                 compile_s=_compile_s(c),
-                batches=list(c.rows),
+                batches=tuple(c.rows),
+                task_metrics=dict(cost.task_metrics) if cost is not None else {},
+                top1_changed=cost.top1_changed if cost is not None else None,
+                accuracy_items=cost.accuracy_items if cost is not None else None,
+                weights_mb=_mb(c.weights_bytes),
+                added_peak_mb=max(added) if added else None,
+                tf32=v.tf32,
+                fast_decode=v.fast_decode,
+                decode_images_per_s=decode_rate if c.available else None,
             )
         )
     return out
 
 
-def artifact(recs: Sequence[VariantRecord]) -> tuple[str, bytes]:
-    """The "variants" artifact: JSON, one object per variant."""
-    return "application/json", json.dumps([dataclasses.asdict(r) for r in recs]).encode()
+def _rate(row: BatchRow | None) -> float | None:
+    return row.throughput_per_s if row is not None else None
+
+
+def _ci(row: BatchRow | None) -> tuple[float, float] | None:
+    return row.throughput_ci if row is not None else None
