@@ -174,11 +174,15 @@ T = TypeVar("T")
 
 def to_json(value: Any) -> Any:
     """A record (or list/dict of them) as plain JSON values: tuples as lists, enums as strings,
-    NaN as null."""
+    NaN as null, an interval (tuple) with a non-finite end as null."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
         return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, tuple) and any(
+        isinstance(v, float) and not math.isfinite(v) for v in value
+    ):
+        return None  # an interval with an unbounded end (too few, too noisy batches)
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
     if isinstance(value, Dtype):
