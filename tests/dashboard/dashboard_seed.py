@@ -20,11 +20,35 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image as PILImage
 
+from mirada.benchmark_records import (
+    BatchRow,
+    InputPipeline,
+    Measurement,
+    TaskMetric,
+    VariantRecord,
+    contention_reason,
+    dump_measurement,
+    dump_records,
+)
 from mirada.datasets import import_dataset, load_items
 from mirada.db import dispose_engines, get_engine
 from mirada.demo.synthetic import write_demo_dataset
+from mirada.domain import Dtype
+from mirada.metrics.names import (
+    IMAGE_ENCODE,
+    LATENCY_P50_MS,
+    LATENCY_P95_MS,
+    LOAD_S,
+    TEXT_ENCODE,
+    THROUGHPUT_PER_S,
+    ZEROSHOT_ACCURACY,
+    i2t_recall,
+    t2i_recall,
+    timing_key,
+)
 from mirada.metrics.report import build_caption_report, build_match_report, rerank_inputs
 from mirada.metrics.retrieval import class_prompts
+from mirada.metrics.speed import converged, latency_ms, median_ci, paired_speedup, throughput
 from mirada.queue import (
     claim_next,
     enqueue,
@@ -33,12 +57,19 @@ from mirada.queue import (
     register_worker,
     stop_worker,
 )
-from mirada.results import EmbeddingSet, RunResults, TimingValue
+from mirada.results import (
+    MEASUREMENT_ARTIFACT,
+    VARIANTS_ARTIFACT,
+    EmbeddingSet,
+    RunResults,
+    TimingValue,
+)
 
 if TYPE_CHECKING:
     import pytest
 
 DIM = 64
+I2T_R1, T2I_R1 = i2t_recall(1), t2i_recall(1)
 
 
 @dataclass
@@ -185,6 +216,206 @@ def benchmark_results(*, gpu: bool, scale: float, batch_sizes: tuple[int, ...]) 
     return RunResults(timings=timings)
 
 
+# ---- benchmark runs measured in interleaved rounds (issue 21), from synthetic batch times ----
+
+OLD_STYLE_KEYS = (  # the fields a variants artifact had before issue 21
+    "name", "dtype", "reference", "available", "unavailable_reason", "images_per_s",
+    "texts_per_s", "captions_per_s", "speedup_vs_fp32", "min_cosine_to_fp32", "batches",
+)  # fmt: skip
+
+
+def _batch(
+    op: str, bs: int, seconds: np.ndarray, reference: np.ndarray | None, added_mb: float
+) -> BatchRow:
+    """One op at one batch size from its timed batches, as the benchmark summarises them."""
+    rate = throughput(seconds, bs)
+    p50, p95 = latency_ms(seconds, bs)
+    speedup, speedup_ci = (
+        paired_speedup(reference, seconds) if reference is not None else (None, None)
+    )
+    return BatchRow(
+        op=op,
+        batch_size=bs,
+        repeats=len(seconds),
+        throughput_per_s=rate.per_s,
+        latency_p50_ms=p50,
+        latency_p95_ms=p95,
+        peak_rss_mb=1100.0,
+        throughput_ci=rate.ci,
+        latency_p50_ci=median_ci(seconds * 1000.0 / bs),
+        speedup=speedup,
+        speedup_ci=speedup_ci,
+        converged=converged(seconds),
+        cpu_efficiency=0.97,
+        added_peak_mb=added_mb + 2.0 * bs,
+        batch_seconds=tuple(float(t) for t in seconds),
+    )
+
+
+def _task_metrics(losses: dict[str, float], n: int = 120) -> dict[str, TaskMetric]:
+    """Task-metric differences in points: `losses` maps a metric key to its mean difference;
+    the CI is +-0.8 points around it."""
+    out = {}
+    for key, delta in losses.items():
+        reference = 90.0
+        out[key] = TaskMetric(
+            value=reference + delta,
+            reference=reference,
+            delta=delta,
+            delta_ci=(delta - 0.8, delta + 0.8),
+            p_value=1.0 if delta == 0 else 0.5,
+            test="mcnemar_exact",
+            n=n,
+            changed=int(abs(delta) * 2) + 1,
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class SeedVariant:
+    name: str
+    factor: float  # how much faster than the reference (1 for it)
+    cosine: float | None = None
+    losses: dict[str, float] = field(default_factory=dict)  # task-metric deltas in points
+    available: bool = True
+
+
+# bf16 within a point on every task metric (lowest CI bound -0.8), fp16 unavailable on a CPU
+CPU_VARIANTS = (
+    SeedVariant("fp32", 1.0),
+    SeedVariant("bf16", 2.0, 0.99985, {I2T_R1: 0.4, T2I_R1: 0.0, ZEROSHOT_ACCURACY: 0.4}),
+    SeedVariant("fp16", 1.0, available=False),
+)
+# fp16 is faster but costs 3 points of zero-shot accuracy; bf16 qualifies (lowest bound -0.9)
+GPU_VARIANTS = (
+    SeedVariant("fp32", 1.0),
+    SeedVariant("bf16", 2.6, 0.9998, {I2T_R1: 0.0, T2I_R1: -0.1, ZEROSHOT_ACCURACY: 0.0}),
+    SeedVariant("fp16", 3.1, 0.9999, {I2T_R1: -0.4, T2I_R1: 0.0, ZEROSHOT_ACCURACY: -3.0}),
+)
+
+
+def rounds_results(
+    variants: tuple[SeedVariant, ...],
+    *,
+    seconds_per_item: float,
+    batch_sizes: tuple[int, ...],
+    seed: int,
+    rounds: int = 12,
+    contended_share: float | None = None,
+    load_s: float = 3.0,
+) -> RunResults:
+    """A benchmark run with "variants" and "measurement" artifacts as the worker writes them
+    (records through `benchmark_records.dump_records`), the reference's timings and load time
+    (`contended_share`: the CPU share other processes took; None for a quiet machine)."""
+    rng = np.random.default_rng(seed)
+    noise = 0.25 if contended_share else 0.03
+    records: list[VariantRecord] = []
+    reference_seconds: dict[tuple[str, int], np.ndarray] = {}
+    for v in variants:
+        if not v.available:
+            records.append(
+                VariantRecord(v.name, Dtype(v.name.split("+")[0]), available=False,
+                              unavailable_reason=f"{v.name} is not supported on this device")
+            )  # fmt: skip
+            continue
+        batches = []
+        for op, cost in ((IMAGE_ENCODE, 1.0), (TEXT_ENCODE, 0.25)):
+            for bs in batch_sizes:
+                mean = seconds_per_item * cost * bs**0.7 / v.factor
+                secs = np.abs(mean * (1 + noise * rng.standard_normal(rounds))) + 1e-4
+                ref = reference_seconds.get((op, bs))
+                batches.append(_batch(op, bs, secs, ref, 300.0 / v.factor))
+                reference_seconds.setdefault((op, bs), secs)
+        top = max((b for b in batches if b.op == IMAGE_ENCODE), key=lambda b: b.batch_size)
+        reference = v is variants[0]
+        records.append(
+            VariantRecord(
+                name=v.name,
+                dtype=Dtype(v.name.split("+")[0]),
+                threads=2,
+                reference=reference,
+                requested=True,
+                images_per_s=top.throughput_per_s,
+                texts_per_s=max(
+                    (b for b in batches if b.op == TEXT_ENCODE), key=lambda b: b.batch_size
+                ).throughput_per_s,
+                speedup_vs_fp32=top.speedup,
+                min_cosine_to_fp32=None if reference else v.cosine,
+                agreement_items=120,
+                batches=tuple(batches),
+                images_per_s_ci=top.throughput_ci,
+                speedup=top.speedup,
+                speedup_ci=top.speedup_ci,
+                contended=contended_share is not None,
+                rounds=rounds,
+                task_metrics={} if reference else _task_metrics(v.losses),
+                top1_changed=None if reference else 3,
+                accuracy_items=120,
+                weights_mb=600.0 / v.factor,
+                added_peak_mb=top.added_peak_mb,
+            )
+        )
+    contended = contended_share is not None
+    measurement = Measurement(
+        contended=contended,
+        reason=contention_reason(contended_share) if contended_share is not None else None,
+        load_before=1.4 if contended else 0.2,
+        load_after=1.6 if contended else 0.3,
+        other_cpu_share=contended_share if contended_share is not None else 0.02,
+        cpu_efficiency=0.52 if contended else 0.97,
+        cpus=2,
+        threads=2,
+        interop_threads=2,
+        cpu_model="Intel Xeon E5-2690",
+        max_seconds=60.0,
+        target_rel_ci=0.05,
+        min_rounds=5,
+        seconds=42.0,
+        input_pipeline=InputPipeline(
+            images=120, batch_size=max(batch_sizes), per_core_images_per_s=224.0,
+            per_core_ci=(218.0, 230.0), model_images_per_s=records[0].images_per_s,
+            bound="model" if (records[0].images_per_s or 0) < 224.0 else "input",
+        ),
+    )  # fmt: skip
+    timings = [TimingValue(LOAD_S, load_s, "s")]
+    for b in records[0].batches:
+        for stat, value, unit in (
+            (LATENCY_P50_MS, b.latency_p50_ms, "ms"),
+            (LATENCY_P95_MS, b.latency_p95_ms, "ms"),
+            (THROUGHPUT_PER_S, b.throughput_per_s, "items/s"),
+        ):
+            timings.append(TimingValue(timing_key(b.op, stat), value, unit, b.batch_size))
+    artifacts = {
+        VARIANTS_ARTIFACT: ("application/json", dump_records(records)),
+        MEASUREMENT_ARTIFACT: ("application/json", dump_measurement(measurement)),
+    }
+    return RunResults(timings=timings, artifacts=artifacts)
+
+
+def old_style_variants_results() -> RunResults:
+    """A variants artifact as Mirada wrote it before issue 21: only OLD_STYLE_KEYS, no
+    measurement artifact; the reference's timings beside it."""
+    new = rounds_results(
+        (SeedVariant("fp32", 1.0), SeedVariant("fp16", 3.0, cosine=0.9991)),
+        seconds_per_item=0.002,
+        batch_sizes=(1, 8, 32),
+        seed=11,
+    )
+    records = json.loads(new.artifacts[VARIANTS_ARTIFACT][1])
+    old_batch = ("op", "batch_size", "repeats", "throughput_per_s", "latency_p50_ms",
+                 "latency_p95_ms", "peak_rss_mb", "cuda_max_allocated_mb",
+                 "first_call_s")  # fmt: skip
+    old = [
+        {k: r[k] for k in OLD_STYLE_KEYS if k != "batches"}
+        | {"batches": [{k: b[k] for k in old_batch} for b in r["batches"]]}
+        for r in records
+    ]
+    return RunResults(
+        timings=new.timings,
+        artifacts={VARIANTS_ARTIFACT: ("application/json", json.dumps(old).encode())},
+    )
+
+
 def _finish(
     run_id: int, worker: int, devices: list[str], profile: int | None, res: RunResults
 ) -> None:
@@ -310,6 +541,56 @@ def seed_demo(home: Path, *, with_caption: bool = True) -> Seeded:
             "cpu",
             cpu_w,
             benchmark_results(gpu=False, scale=2.5, batch_sizes=(1, 8)),
+        ),
+        # measured in interleaved rounds: the same configuration twice (runs of one
+        # configuration are separate series), two hosts, one run under contention, one
+        # variants artifact from before issue 21
+        (
+            "bench_rounds",
+            "hf-clip:mirada/demo-clip",
+            "benchmark",
+            "cpu",
+            cpu_w,
+            rounds_results(CPU_VARIANTS, seconds_per_item=0.004, batch_sizes=(1, 8), seed=21),
+        ),
+        (
+            "bench_repeat",
+            "hf-clip:mirada/demo-clip",
+            "benchmark",
+            "cpu",
+            cpu_w,
+            rounds_results(CPU_VARIANTS, seconds_per_item=0.0045, batch_sizes=(1, 8), seed=22),
+        ),
+        (
+            "bench_gpu_rounds",
+            "hf-clip:mirada/demo-clip",
+            "benchmark",
+            "cuda",
+            gpu_w,
+            rounds_results(GPU_VARIANTS, seconds_per_item=0.0004, batch_sizes=(1, 8, 32), seed=23),
+        ),
+        (
+            "bench_contended",
+            "open-clip:ViT-B-32/laion2b_s34b_b79k",
+            "benchmark",
+            "cpu",
+            cpu_w,
+            rounds_results(
+                (SeedVariant("fp32", 1.0), SeedVariant("bf16", 1.24, 0.99994, {I2T_R1: -0.2})),
+                seconds_per_item=0.04,
+                batch_sizes=(8,),
+                seed=24,
+                rounds=6,
+                contended_share=0.48,
+            ),
+        ),
+        (
+            "bench_old_variants",
+            "open-clip:ViT-B-32/laion2b_s34b_b79k",
+            "benchmark",
+            "cuda",
+            gpu_w,
+            old_style_variants_results(),
         ),
         ("failed", "hf-clip:mirada/demo-clip", "match", "cpu", cpu_w, None),
     ]

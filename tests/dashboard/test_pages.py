@@ -347,7 +347,8 @@ def test_captions_page(seeded_env: Seeded) -> None:
 
 def test_hardware_page(seeded_env: Seeded) -> None:
     at = open_page("hardware")
-    assert charts(at) == 5  # latency and throughput per operation (image, text), memory
+    assert charts(at) == 3  # latency (log axis), throughput, speed-up against accuracy
+    assert [h.value for h in at.subheader] == ["What should I use?", "Details", "Hardware profiles"]
     at.multiselect(key="hardware_hosts").set_value(["gpu-box"]).run()
-    assert not at.exception and charts(at) == 5
-    assert len(at.dataframe) >= 2
+    assert not at.exception and charts(at) == 3
+    assert len(at.dataframe) >= 3

@@ -134,17 +134,25 @@ def test_compare(seeded_env: Seeded) -> None:
 
 
 def test_hardware(seeded_env: Seeded) -> None:
-    t = hardware.benchmark_timings()
-    assert set(t["host"]) == {"lab-cpu", "gpu-box"}
-    cpu = t[(t["run_id"] == seeded_env.runs["bench_cpu"]) & (t["op"] == "image_encode")]
-    assert sorted(cpu["batch_size"]) == [1, 8]
-    assert (cpu["latency_p95_ms"] >= cpu["latency_p50_ms"]).all()
-    gpu = t[t["run_id"] == seeded_env.runs["bench_gpu"]]
-    assert gpu["cuda_max_allocated_mb"].notna().all()
+    runs = {r.run_id: r for r in hardware.benchmark_runs()}
+    old = runs[seeded_env.runs["bench_cpu"]]  # timings only: one record rebuilt from them
+    assert old.from_timings and old.host == "lab-cpu" and old.load_s == 3.2
+    (record,) = old.records
+    image = sorted(
+        (b for b in record.batches if b.op == "image_encode"), key=lambda b: b.batch_size
+    )
+    assert [b.batch_size for b in image] == [1, 8]
+    assert all(b.latency_p95_ms >= b.latency_p50_ms for b in image)
+    gpu = runs[seeded_env.runs["bench_gpu"]]
+    assert gpu.host == "gpu-box" and gpu.device == "cuda" and gpu.gpu == "NVIDIA A100 80GB"
+    assert all(b.cuda_max_allocated_mb is not None for b in gpu.records[0].batches)
+    new = runs[seeded_env.runs["bench_rounds"]]
+    assert not new.from_timings and [r.name for r in new.records] == ["fp32", "bf16", "fp16"]
+    assert new.measurement is not None and new.contention is None
+    assert runs[seeded_env.runs["bench_contended"]].contention is not None
     profiles = hardware.hardware_profiles()
     assert len(profiles) == 2
     assert profiles.set_index("hostname").loc["gpu-box", "gpu_memory_gb"] == 80.0
-    assert len(hardware.load_times()) == 3
 
 
 def test_projection_stored_and_reused(seeded_copy: Seeded) -> None:
@@ -168,7 +176,7 @@ def test_empty_database(empty_env: object) -> None:
     assert datasets.dataset_summaries().empty
     assert runs.runs_frame().empty
     assert common.finished_runs().empty
-    assert hardware.benchmark_timings().empty
+    assert hardware.overview().empty and not hardware.recommendations()
     assert hardware.hardware_profiles().empty
     assert common.run_info(1) is None
     assert results.run_items(1).empty

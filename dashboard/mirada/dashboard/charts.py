@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import altair as alt
 import pandas as pd
@@ -19,15 +19,13 @@ from mirada.metrics.formatting import format_value
 from mirada.metrics.names import (
     LATENCY_P50_MS,
     LATENCY_P95_MS,
-    THROUGHPUT_PER_S,
     MetricKind,
     label,
 )
 
-# Columns of mirada.queries.hardware.benchmark_timings as Altair shorthands.
+# Columns of mirada.queries.hardware.detail as Altair shorthands.
 P50_Q = f"{LATENCY_P50_MS}:Q"
 P95_Q = f"{LATENCY_P95_MS}:Q"
-THROUGHPUT_Q = f"{THROUGHPUT_PER_S}:Q"
 
 SCORE_SCHEME: Final = "viridis"
 # Tableau 10, the usual categorical palette: distinct hues, readable on white.
@@ -416,62 +414,6 @@ def difference_bars(
     )
 
 
-def latency_bars(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
-    """p50 latency per item (bars) with p95 whiskers, per configuration and batch size."""
-    base = alt.Chart(df)
-    x = alt.X("config:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=0))
-    bars = base.mark_bar().encode(
-        x=x,
-        xOffset=alt.XOffset("batch_size:O"),
-        y=alt.Y(P50_Q, title="ms per item (p50, p95 whisker)"),
-        color=alt.Color("batch_size:O", title="batch size"),
-        tooltip=[
-            "config:N",
-            "batch_size:O",
-            alt.Tooltip(P50_Q, format=".2f", title="p50 ms"),
-            alt.Tooltip(P95_Q, format=".2f", title="p95 ms"),
-        ],
-    )
-    whisk = base.mark_rule(color="black").encode(
-        x=x,
-        xOffset=alt.XOffset("batch_size:O"),
-        y=P50_Q,
-        y2=P95_Q,
-    )
-    return alt.LayerChart(layer=[bars, whisk]).properties(title=title, height=340)
-
-
-def throughput_lines(df: pd.DataFrame, *, title: str) -> alt.Chart:
-    return (
-        alt.Chart(df)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("batch_size:Q", title="batch size", scale=alt.Scale(type="log", base=2)),
-            y=alt.Y(THROUGHPUT_Q, title="items per second"),
-            color=alt.Color(
-                "config:N", title="model · host · device · dtype", legend=alt.Legend(labelLimit=0)
-            ),
-            tooltip=["config:N", "batch_size:Q", alt.Tooltip(THROUGHPUT_Q, format=".1f")],
-        )
-        .properties(title=title, height=320)
-    )
-
-
-def memory_bars(df: pd.DataFrame, *, title: str) -> alt.Chart:
-    return (
-        alt.Chart(df)
-        .mark_bar()
-        .encode(
-            x=alt.X("config:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=0)),
-            xOffset=alt.XOffset("memory:N"),
-            y=alt.Y("mb:Q", title="peak memory (MB)"),
-            color=alt.Color("memory:N", title="measure"),
-            tooltip=["config:N", "memory:N", "batch_size:Q", alt.Tooltip("mb:Q", format=".0f")],
-        )
-        .properties(title=title, height=300)
-    )
-
-
 def count_bars(df: pd.DataFrame, *, x: str, y: str, title: str, y_title: str) -> alt.Chart:
     """Simple bars of a count per category (e.g. images per category)."""
     return (
@@ -507,85 +449,152 @@ def score_histogram(df: pd.DataFrame, *, value: str, color: str, title: str) -> 
     )
 
 
-def latency_by_batch(df: pd.DataFrame, *, title: str) -> alt.FacetChart:
-    """p50 latency per item (bars) with p95 whiskers per configuration, one panel per batch
-    size (ordered) with its own y axis, so batch 1 does not flatten the others."""
-    x = alt.X("config:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=0))
+# ---- Hardware page ----------------------------------------------------------------------------
+# Rows of mirada.queries.hardware.detail: one series per run and variant ("run 12 · lab-cpu ·
+# fp32"), so repeated runs of one configuration are separate lines, never one line that jumps.
+
+
+def _series_color(series: Sequence[str]) -> alt.Color:
+    return alt.Color(
+        "series:N",
+        title="run · host · variant",
+        sort=list(series),
+        legend=alt.Legend(labelLimit=0, orient="bottom", columns=2, titleLimit=0),
+    )
+
+
+def _batch_axis(sizes: Sequence[int]) -> alt.X:
+    """Batch size on a log2 axis whose ticks are exactly the measured sizes."""
+    return alt.X(
+        "batch_size:Q",
+        title="batch size",
+        scale=alt.Scale(type="log", base=2, nice=False, padding=16),
+        axis=alt.Axis(values=list(sizes), format="d", labelAngle=0, labelLimit=0),
+    )
+
+
+def latency_log(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
+    """Median latency per item (ms) against batch size, one line per series on ONE log axis
+    shared by every batch size; the rule is the median's 95% CI, the tick the p95."""
+    data = df.dropna(subset=[LATENCY_P50_MS])
+    sizes = sorted(int(b) for b in data["batch_size"].unique())
+    series = sorted(data["series"].unique())
+    x = _batch_axis(sizes)
+    y_scale = alt.Scale(type="log", nice=False, padding=12)
     tooltip = [
-        alt.Tooltip("config:N", title="host · variant"),
-        alt.Tooltip("batch_size:O", title="batch size"),
-        alt.Tooltip(P50_Q, format=".2f", title="p50 (ms per item)"),
-        alt.Tooltip(P95_Q, format=".2f", title="p95 (ms per item)"),
+        alt.Tooltip("series:N", title="run · host · variant"),
+        alt.Tooltip("batch_size:Q", title="batch size"),
+        alt.Tooltip(P50_Q, format=".3f", title="p50 (ms per item)"),
+        alt.Tooltip("latency_p50_ci_low:Q", format=".3f", title="p50 CI low"),
+        alt.Tooltip("latency_p50_ci_high:Q", format=".3f", title="p50 CI high"),
+        alt.Tooltip(P95_Q, format=".3f", title="p95 (ms per item)"),
         alt.Tooltip("repeats:Q", title="timed batches"),
     ]
-    bars = (
-        alt.Chart()
-        .mark_bar()
+    base = alt.Chart(data)
+    color = _series_color(series)
+    y = alt.Y(
+        P50_Q, title="ms per item (log scale; point p50, rule its 95% CI, tick p95)", scale=y_scale
+    )
+    lines = base.mark_line(point=True, strokeWidth=1.5).encode(
+        x=x, y=y, color=color, detail="series:N", tooltip=tooltip
+    )
+    ci = (
+        base.transform_filter("isValid(datum.latency_p50_ci_low)")
+        .mark_rule(strokeWidth=2)
         .encode(
             x=x,
-            y=alt.Y(P50_Q, title="ms per item (bar p50, whisker p95)"),
-            color=alt.Color("config:N", title="host · variant", legend=alt.Legend(labelLimit=0)),
-            tooltip=tooltip,
+            y=alt.Y("latency_p50_ci_low:Q", scale=y_scale),
+            y2="latency_p50_ci_high:Q",
+            color=color,
         )
     )
-    whisk = alt.Chart().mark_rule(color="black").encode(x=x, y=P50_Q, y2=P95_Q)
-    sizes = sorted(int(b) for b in df["batch_size"].dropna().unique())
-    return cast(  # altair types `.facet` and `.resolve_scale` loosely
-        alt.FacetChart,
-        alt.layer(bars, whisk, data=df)
-        .facet(column=alt.Column("batch_size:O", title="batch size", sort=sizes))
-        .resolve_scale(y="independent")
-        .properties(title=title),
+    p95 = (
+        base.transform_filter(f"isValid(datum['{LATENCY_P95_MS}'])")
+        .mark_tick(thickness=2, size=10, opacity=0.7)
+        .encode(x=x, y=alt.Y(P95_Q, scale=y_scale), color=color, tooltip=tooltip)
     )
+    return alt.LayerChart(layer=[lines, ci, p95]).properties(title=title, height=340)
 
 
-def throughput_by_batch(df: pd.DataFrame, *, title: str, unit: str) -> alt.Chart:
-    """Throughput per configuration against batch size (ordered categories)."""
-    sizes = sorted(int(b) for b in df["batch_size"].dropna().unique())
-    return (
-        alt.Chart(df)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("batch_size:O", title="batch size", sort=sizes, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y(THROUGHPUT_Q, title=unit),
-            color=alt.Color("config:N", title="host · variant", legend=alt.Legend(labelLimit=0)),
-            tooltip=[
-                alt.Tooltip("config:N", title="host · variant"),
-                alt.Tooltip("batch_size:O", title="batch size"),
-                alt.Tooltip(THROUGHPUT_Q, format=".1f", title=unit),
-                alt.Tooltip("repeats:Q", title="timed batches"),
-            ],
+def throughput_ci(df: pd.DataFrame, *, title: str, unit: str) -> alt.LayerChart:
+    """Throughput against batch size, one line per series, with its 95% CI as a band of
+    whiskers (timed batches in rounds); series measured before rounds have no whisker."""
+    data = df.dropna(subset=["throughput"])
+    sizes = sorted(int(b) for b in data["batch_size"].unique())
+    series = sorted(data["series"].unique())
+    x = _batch_axis(sizes)
+    tooltip = [
+        alt.Tooltip("series:N", title="run · host · variant"),
+        alt.Tooltip("batch_size:Q", title="batch size"),
+        alt.Tooltip("throughput:Q", format=".1f", title=unit),
+        alt.Tooltip("throughput_ci_low:Q", format=".1f", title="CI low"),
+        alt.Tooltip("throughput_ci_high:Q", format=".1f", title="CI high"),
+        alt.Tooltip("repeats:Q", title="timed batches"),
+    ]
+    base = alt.Chart(data)
+    color = _series_color(series)
+    lines = base.mark_line(point=True, strokeWidth=1.5).encode(
+        x=x, y=alt.Y("throughput:Q", title=f"{unit} (rule: 95% CI)"), color=color, tooltip=tooltip
+    )
+    whiskers = (
+        base.transform_filter("isValid(datum.throughput_ci_low)")
+        .mark_rule(strokeWidth=2)
+        .encode(x=x, y="throughput_ci_low:Q", y2="throughput_ci_high:Q", color=color)
+    )
+    return alt.LayerChart(layer=[lines, whiskers]).properties(title=title, height=320)
+
+
+def speed_vs_accuracy(
+    df: pd.DataFrame,
+    *,
+    title: str,
+    x: str,
+    x_title: str,
+    rule: float,
+    low: str | None = None,
+    high: str | None = None,
+) -> alt.LayerChart:
+    """Each variant's speed-up over its run's reference (y, with its CI) against what it costs
+    (x: a task-metric difference in points with its CI, or the min cosine), coloured by host,
+    shaped by variant; dashed rules at speed-up 1 and at the user's tolerance (`rule`)."""
+    data = df.copy()
+    tooltip = [
+        alt.Tooltip("label:N", title="run · host · variant"),
+        alt.Tooltip("speedup:Q", format=".2f", title="speed-up (×)"),
+        alt.Tooltip("speedup_ci_low:Q", format=".2f", title="speed-up CI low"),
+        alt.Tooltip("speedup_ci_high:Q", format=".2f", title="speed-up CI high"),
+        alt.Tooltip(f"{x}:Q", format=".4g", title=x_title),
+        *([alt.Tooltip("accuracy_metric:N", title="metric")] if "accuracy_metric" in data else []),
+    ]
+    base = alt.Chart(data)
+    x_enc = alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False, padding=20))
+    y_enc = alt.Y(
+        "speedup:Q",
+        title="speed-up over the reference (×, 95% CI)",
+        scale=alt.Scale(zero=False, padding=20),
+    )
+    color = alt.Color("host:N", title="host", legend=alt.Legend(labelLimit=0))
+    points = base.mark_point(filled=True, size=90).encode(
+        x=x_enc,
+        y=y_enc,
+        color=color,
+        shape=alt.Shape("variant:N", title="variant", legend=alt.Legend(labelLimit=0)),
+        tooltip=tooltip,
+    )
+    layers: list[Any] = [points]
+    layers.append(
+        base.transform_filter("isValid(datum.speedup_ci_low)")
+        .mark_rule()
+        .encode(x=x_enc, y="speedup_ci_low:Q", y2="speedup_ci_high:Q", color=color)
+    )
+    if low and high:
+        layers.append(
+            base.transform_filter(f"isValid(datum['{low}'])")
+            .mark_rule()
+            .encode(x=alt.X(f"{low}:Q"), x2=f"{high}:Q", y=y_enc, color=color)
         )
-        .properties(title=title, height=300)
-    )
-
-
-def speed_vs_agreement(df: pd.DataFrame, *, title: str, threshold: float) -> alt.LayerChart:
-    """Each variant: images/s against its minimum cosine to fp32, per host; the user's
-    agreement threshold as a dashed rule."""
-    points = (
-        alt.Chart(df)
-        .mark_point(filled=True, size=90)
-        .encode(
-            x=alt.X(
-                "min_cosine_to_fp32:Q",
-                title="min cosine to fp32 (agreement, 1 = identical)",
-                scale=alt.Scale(zero=False),
-            ),
-            y=alt.Y("speed:Q", title="items per second at the largest batch size"),
-            color=alt.Color("host:N", title="host", legend=alt.Legend(labelLimit=0)),
-            shape=alt.Shape("variant:N", title="variant", legend=alt.Legend(labelLimit=0)),
-            tooltip=[
-                "host:N",
-                "variant:N",
-                alt.Tooltip("speed:Q", format=".1f", title="items/s"),
-                alt.Tooltip("min_cosine_to_fp32:Q", format=".6f", title="min cosine"),
-            ],
-        )
-    )
-    rule = (
-        alt.Chart(pd.DataFrame({"threshold": [threshold]}))
-        .mark_rule(strokeDash=[4, 4], color="gray")
-        .encode(x="threshold:Q")
-    )
-    return cast(alt.LayerChart, alt.layer(points, rule).properties(title=title, height=300))
+    guides = pd.DataFrame({"x": [rule], "y": [1.0]})
+    dashed = {"strokeDash": [4, 4], "color": "gray"}
+    layers.append(alt.Chart(guides).mark_rule(**dashed).encode(x="x:Q"))
+    layers.append(alt.Chart(guides).mark_rule(**dashed).encode(y="y:Q"))
+    return alt.LayerChart(layer=layers).properties(title=title, height=320)

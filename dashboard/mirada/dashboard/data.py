@@ -136,10 +136,12 @@ caption_notes = captions.caption_notes  # constants: nothing to cache
 thumbnail_urls = results_cache(images.thumbnail_urls)
 
 # Hardware page
-benchmark_timings = results_cache(hardware.benchmark_timings)
-load_times = results_cache(hardware.load_times)
+benchmark_runs = results_cache(hardware.benchmark_runs)
+hardware_overview = results_cache(hardware.overview)
+hardware_detail = results_cache(hardware.detail)
+cross_host = results_cache(hardware.cross_host)
+recommendations = results_cache(hardware.recommendations)
 hardware_profiles = results_cache(hardware.hardware_profiles)
-variant_summary = results_cache(hardware.variant_summary)
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mirada.cli import Arg, arg, command, print_json, show_log
 from mirada.cli.table import format_table
 from mirada.domain import Device, Dtype, RunStatus, Task, choices, parse_choice
 from mirada.errors import MiradaError
 from mirada.run_options import Flag, RunOptions
+
+if TYPE_CHECKING:
+    from mirada.benchmark_records import Measurement, VariantRecord
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -220,11 +223,15 @@ def show_cmd(args: argparse.Namespace) -> int:
     from mirada.queries.runs import METRIC_SUFFIXES, run_detail
 
     detail = run_detail(args.run_id)
-    from mirada.queries.variants import run_variants
+    from mirada.benchmark_records import to_json
+    from mirada.queries.variants import run_measurement, run_records
 
-    variants = run_variants(args.run_id)
-    if variants is not None:
-        detail["variants"] = variants
+    records = run_records(args.run_id)
+    measurement = run_measurement(args.run_id)
+    if records is not None:
+        detail["variants"] = [to_json(r) for r in records]
+    if detail["task"] == Task.benchmark:  # null for a run measured before conditions were
+        detail["measurement"] = None if measurement is None else to_json(measurement)
     if args.json:
         print_json(detail)
         return 0
@@ -281,13 +288,8 @@ def show_cmd(args: argparse.Namespace) -> int:
             for t in detail["timings"]
         ]
         print(format_table(timings, ("name", "value", "unit", "batch_size")))
-    if variants:
-        from mirada.queries.variants import VARIANT_COLUMNS, variant_rows
-
-        rows = variant_rows(variants)
-        columns = [c for c in VARIANT_COLUMNS if any(r[c] is not None for r in rows)]
-        print("\nvariants (the largest batch size; cosine and captions against fp32):")
-        print(format_table(rows, columns, width=80))
+    if records:
+        _print_variants(records, measurement)
     if detail["captions"]:
         print(f"\ncaptions ({len(detail['captions'])}), first 5:")
         for c in detail["captions"][:5]:
@@ -299,6 +301,36 @@ def show_cmd(args: argparse.Namespace) -> int:
             f"{hw['ram_gb']} GB), gpu {hw['gpu_name'] or '-'}, torch {hw['torch']}"
         )
     return 0
+
+
+def _print_variants(records: list[VariantRecord], measurement: Measurement | None) -> None:
+    """The variants table with CIs and speed-ups, the task metrics, the conditions they were
+    measured under, and the advice (withheld, with the reason, when contended)."""
+    from mirada.metrics.formatting import MISSING
+    from mirada.queries.speed_advice import advise
+    from mirada.queries.variants import (
+        VARIANT_COLUMNS,
+        measurement_line,
+        task_metric_lines,
+        variant_rows,
+    )
+    from mirada.text_safety import printable
+
+    rows = variant_rows(records)
+    columns = [c for c in VARIANT_COLUMNS if c == "name" or any(r[c] != MISSING for r in rows)]
+    print(
+        "\nvariants (speed op at the largest batch size; speed-up and accuracy against the "
+        f"reference, {records[0].name if records[0].reference else 'fp32'}):"
+    )
+    print(format_table(rows, columns, width=80))
+    for line in task_metric_lines(records):
+        print(f"  {printable(line, keep_newlines=False)}")
+    if measurement is not None:
+        print(f"measured: {printable(measurement_line(measurement))}")
+    else:
+        print("measured: conditions not recorded (a run from before contention was checked)")
+    advice = advise(records, measurement)
+    print(f"advice: {printable(advice.summary, keep_newlines=False)}")
 
 
 @command("cancel", "Cancel a queued or running run", arg("run_id", type=int))
