@@ -161,6 +161,7 @@ def test_the_queue_flags_come_from_the_option_fields() -> None:
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     actions = {s: a for a in sub.choices["queue"]._actions for s in a.option_strings}
+    assert "--max-seconds" in sub.choices["queue"].format_help()  # help texts format (no bare %)
     declared = {
         (flag.name, f.name)
         for spec in TASKS.values()

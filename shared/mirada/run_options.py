@@ -497,8 +497,9 @@ class BenchmarkRunOptions(_RunOptions):
         _number_between(0.1, 3600.0),
         Flag(
             "--max-seconds",
+            # no percent signs: argparse formats help texts with %
             "benchmark: time budget in seconds per operation and batch size; rounds stop "
-            "sooner once every variant's throughput 95% CI is within ±5%",
+            "sooner once every variant's throughput 95 percent CI is within ±5 percent",
             metavar="S",
             parse=_seconds_text,
         ),

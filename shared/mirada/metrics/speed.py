@@ -44,7 +44,7 @@ def _seconds(batch_seconds: Sequence[float]) -> np.ndarray:
 
 
 def _t_quantile(dof: int, confidence: float) -> float:
-    from scipy.stats import t as student_t  # scipy comes with scikit-learn
+    from scipy.stats import t as student_t  # type: ignore[import-untyped]  # via scikit-learn
 
     return float(student_t.ppf(1 - (1 - confidence) / 2, dof))
 

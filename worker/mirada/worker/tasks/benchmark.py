@@ -439,13 +439,11 @@ def _input_pipeline(
     opts: BenchmarkRunOptions,
     batch_size: int,
     model_rate: float | None,
-) -> InputPipeline | None:
-    """Decode plus preprocess on the dataset's real files (mirada.worker.tasks.input_pipeline;
-    None without it), against the reference's model-only rate: which one bounds the run."""
-    try:
-        from mirada.worker.tasks.input_pipeline import measure_input_pipeline
-    except ImportError:
-        return None
+) -> InputPipeline:
+    """Decode plus preprocess on the dataset's real files (mirada.worker.tasks.input_pipeline),
+    against the reference's model-only rate: which one bounds the run."""
+    from mirada.worker.tasks.input_pipeline import measure_input_pipeline
+
     pipeline = measure_input_pipeline(
         [it.path for it in items],
         decode.reference,
@@ -464,12 +462,10 @@ def _accuracy(
     items: list[ItemRecord], contenders: list[Contender], run: _Run, bs: int
 ) -> dict[str, Any]:
     """Each available contender's task metrics against the reference's
-    (mirada.worker.tasks.accuracy_cost; nothing without it). A variant whose calls fail is
+    (mirada.worker.tasks.accuracy_cost). A variant whose calls fail is
     left out there (no task metrics); the reference's failure fails the run."""
-    try:
-        from mirada.worker.tasks.accuracy_cost import accuracy_cost, accuracy_item_count
-    except ImportError:
-        return {}
+    from mirada.worker.tasks.accuracy_cost import accuracy_cost, accuracy_item_count
+
     total = accuracy_item_count(len(items), run.opts.accuracy_items)
     done = 0
 

@@ -73,23 +73,13 @@ class Decoders:
 
 
 def decoders(adapter: LoadedModel) -> Decoders:
-    """The run's decoders (mirada.worker.tasks.input_pipeline); without that module, decoding
-    as match runs do and no fast decoder."""
+    """The run's decoders (mirada.worker.tasks.input_pipeline)."""
     from mirada.vlm.torch_common import VariantUnavailable
+    from mirada.worker.tasks.input_pipeline import fast_decoder, reference_decoder
 
+    reference = reference_decoder(adapter)
     try:
-        from mirada.worker.tasks import input_pipeline
-    except ImportError:
-        from mirada.worker.data import decode_rgb
-
-        transform = adapter.image_transform
-        return Decoders(
-            lambda path: transform(decode_rgb(path, path)),
-            fast_unavailable="the fast decoder is not installed in this worker",
-        )
-    reference = input_pipeline.reference_decoder(adapter)
-    try:
-        return Decoders(reference, input_pipeline.fast_decoder(adapter))
+        return Decoders(reference, fast_decoder(adapter))
     except VariantUnavailable as exc:
         return Decoders(reference, fast_unavailable=str(exc))
 
