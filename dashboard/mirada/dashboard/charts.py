@@ -459,8 +459,15 @@ def _series_color(series: Sequence[str]) -> alt.Color:
         "series:N",
         title="run · host · variant",
         sort=list(series),
-        legend=alt.Legend(labelLimit=0, orient="bottom", columns=2, titleLimit=0),
+        # on the right: a legend below would take its height from the plot (Streamlit fits
+        # the chart into its height), flattening every line
+        legend=alt.Legend(labelLimit=0, titleLimit=0),
     )
+
+
+def _legend_height(series: Sequence[str]) -> int:
+    """A plot tall enough for its legend to list every series (a clipped legend hides runs)."""
+    return max(320, 30 * len(series) + 120)
 
 
 def _batch_axis(sizes: Sequence[int]) -> alt.X:
@@ -480,7 +487,7 @@ def latency_log(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
     sizes = sorted(int(b) for b in data["batch_size"].unique())
     series = sorted(data["series"].unique())
     x = _batch_axis(sizes)
-    y_scale = alt.Scale(type="log", nice=False, padding=12)
+    y_scale = alt.Scale(type="log")
     tooltip = [
         alt.Tooltip("series:N", title="run · host · variant"),
         alt.Tooltip("batch_size:Q", title="batch size"),
@@ -492,9 +499,7 @@ def latency_log(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
     ]
     base = alt.Chart(data)
     color = _series_color(series)
-    y = alt.Y(
-        P50_Q, title="ms per item (log scale; point p50, rule its 95% CI, tick p95)", scale=y_scale
-    )
+    y = alt.Y(P50_Q, title="ms per item (log scale)", scale=y_scale)
     lines = base.mark_line(point=True, strokeWidth=1.5).encode(
         x=x, y=y, color=color, detail="series:N", tooltip=tooltip
     )
@@ -513,7 +518,9 @@ def latency_log(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
         .mark_tick(thickness=2, size=10, opacity=0.7)
         .encode(x=x, y=alt.Y(P95_Q, scale=y_scale), color=color, tooltip=tooltip)
     )
-    return alt.LayerChart(layer=[lines, ci, p95]).properties(title=title, height=340)
+    return alt.LayerChart(layer=[lines, ci, p95]).properties(
+        title=title, height=_legend_height(series)
+    )
 
 
 def throughput_ci(df: pd.DataFrame, *, title: str, unit: str) -> alt.LayerChart:
@@ -533,15 +540,26 @@ def throughput_ci(df: pd.DataFrame, *, title: str, unit: str) -> alt.LayerChart:
     ]
     base = alt.Chart(data)
     color = _series_color(series)
+    y_scale = alt.Scale(type="log")  # hosts differ by orders of magnitude
     lines = base.mark_line(point=True, strokeWidth=1.5).encode(
-        x=x, y=alt.Y("throughput:Q", title=f"{unit} (rule: 95% CI)"), color=color, tooltip=tooltip
+        x=x,
+        y=alt.Y("throughput:Q", title=f"{unit} (log scale)", scale=y_scale),
+        color=color,
+        tooltip=tooltip,
     )
     whiskers = (
         base.transform_filter("isValid(datum.throughput_ci_low)")
         .mark_rule(strokeWidth=2)
-        .encode(x=x, y="throughput_ci_low:Q", y2="throughput_ci_high:Q", color=color)
+        .encode(
+            x=x,
+            y=alt.Y("throughput_ci_low:Q", scale=y_scale),
+            y2="throughput_ci_high:Q",
+            color=color,
+        )
     )
-    return alt.LayerChart(layer=[lines, whiskers]).properties(title=title, height=320)
+    return alt.LayerChart(layer=[lines, whiskers]).properties(
+        title=title, height=_legend_height(series)
+    )
 
 
 def speed_vs_accuracy(
@@ -555,8 +573,9 @@ def speed_vs_accuracy(
     high: str | None = None,
 ) -> alt.LayerChart:
     """Each variant's speed-up over its run's reference (y, with its CI) against what it costs
-    (x: a task-metric difference in points with its CI, or the min cosine), coloured by host,
-    shaped by variant; dashed rules at speed-up 1 and at the user's tolerance (`rule`)."""
+    (x: a task-metric difference in points with its CI, or the min cosine), one colour per
+    run and variant, shaped by variant; dashed rules at speed-up 1 and at the user's tolerance
+    (`rule`)."""
     data = df.copy()
     tooltip = [
         alt.Tooltip("label:N", title="run · host · variant"),
@@ -573,7 +592,10 @@ def speed_vs_accuracy(
         title="speed-up over the reference (×, 95% CI)",
         scale=alt.Scale(zero=False, padding=20),
     )
-    color = alt.Color("host:N", title="host", legend=alt.Legend(labelLimit=0))
+    labels = sorted(data["label"].unique())
+    color = alt.Color(
+        "label:N", title="run · host · variant", sort=labels, legend=alt.Legend(labelLimit=0)
+    )
     points = base.mark_point(filled=True, size=90).encode(
         x=x_enc,
         y=y_enc,
@@ -594,7 +616,10 @@ def speed_vs_accuracy(
             .encode(x=alt.X(f"{low}:Q"), x2=f"{high}:Q", y=y_enc, color=color)
         )
     guides = pd.DataFrame({"x": [rule], "y": [1.0]})
-    dashed = {"strokeDash": [4, 4], "color": "gray"}
-    layers.append(alt.Chart(guides).mark_rule(**dashed).encode(x="x:Q"))
-    layers.append(alt.Chart(guides).mark_rule(**dashed).encode(y="y:Q"))
-    return alt.LayerChart(layer=layers).properties(title=title, height=320)
+    guide = alt.Chart(guides).mark_rule(strokeDash=[4, 4], color="gray")
+    layers += [guide.encode(x="x:Q"), guide.encode(y="y:Q")]  # the tolerance; speed-up 1
+    variants = sorted(data["variant"].unique())
+    return alt.LayerChart(layer=layers).properties(
+        title=title,
+        height=_legend_height([*labels, *variants]) + 60,  # two legends
+    )
