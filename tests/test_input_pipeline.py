@@ -126,6 +126,8 @@ def test_a_processor_with_its_own_steps_is_refused() -> None:
     squash = T.Compose([T.Resize(32, max_size=64), T.ToTensor()])
     with pytest.raises(VariantUnavailable, match="max_size"):
         ip.preprocess_spec(squash)
+    with pytest.raises(VariantUnavailable, match="no ToTensor"):
+        ip.preprocess_spec(T.Compose([T.Resize(32), T.CenterCrop(32)]))
     with pytest.raises(VariantUnavailable, match="box"):
         ip.preprocess_spec(T.Compose([T.Resize(32, T.InterpolationMode.BOX)]))
 

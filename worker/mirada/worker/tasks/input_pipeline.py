@@ -119,7 +119,6 @@ class PreprocessSpec:
     """A model's preprocessing as tensor steps, applied in order to the decoded uint8 image."""
 
     steps: tuple[Step, ...]
-    source: str  # what the steps were read from (a class name), for messages
 
     @property
     def draft(self) -> tuple[int, int] | None:
@@ -164,6 +163,8 @@ def _compose_steps(transforms: Sequence[Any], where: str) -> tuple[Step, ...]:
             continue  # open_clip's MaybeConvertMode("RGB"): the decoder already gives RGB
         else:
             raise VariantUnavailable(f"{where}: cannot reproduce the transform {name}")
+    if not any(isinstance(step, Rescale) for step in steps):
+        raise VariantUnavailable(f"{where}: it gives no tensor (no ToTensor step)")
     return tuple(steps)
 
 
@@ -230,9 +231,9 @@ def preprocess_spec(transform: Callable[[Any], torch.Tensor]) -> PreprocessSpec:
 
     if isinstance(transform, HFImageTransform):
         where = type(transform.processor).__name__
-        return PreprocessSpec(_processor_steps(transform.processor, where), where)
+        return PreprocessSpec(_processor_steps(transform.processor, where))
     if isinstance(transform, v1.Compose | v2.Compose):
-        return PreprocessSpec(_compose_steps(transform.transforms, "Compose"), "Compose")
+        return PreprocessSpec(_compose_steps(transform.transforms, "Compose"))
     raise VariantUnavailable(f"cannot read the preprocessing steps of {type(transform).__name__}")
 
 
