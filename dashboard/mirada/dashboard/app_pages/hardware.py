@@ -11,7 +11,7 @@ import streamlit as st
 
 from mirada.dashboard import charts, data, links
 from mirada.domain import Task
-from mirada.metrics.names import OPERATIONS
+from mirada.metrics.names import LATENCY_P50_MS, LOAD_S, OPERATIONS
 from mirada.queries.common import short_model
 from mirada.queries.hardware import OP_UNITS
 from mirada.queries.hardware_tables import (
@@ -27,9 +27,9 @@ SORTS = {
     "model, host, run": (None, False),
     "throughput (fastest first)": ("throughput", True),
     "speed-up (largest first)": ("speedup", True),
-    "latency p50 (lowest first)": ("latency_p50_ms", False),
+    "latency p50 (lowest first)": (LATENCY_P50_MS, False),
     "accuracy Δ (smallest loss first)": ("accuracy_ci_low", True),
-    "load time (shortest first)": ("load_s", False),
+    "load time (shortest first)": (LOAD_S, False),
 }
 
 st.title("Hardware")
