@@ -174,6 +174,11 @@ def measurement_line(m: Measurement) -> str:
             f"\ninput pipeline: decode + preprocess {pipeline.per_core_images_per_s:.1f} "
             f"images/s per core"
             + (f", model {model:.1f} images/s" if model is not None else "")
-            + (f": the {pipeline.bound} limits the end-to-end rate" if pipeline.bound else "")
+            + (
+                f": the {'input pipeline' if pipeline.bound == 'input' else pipeline.bound} "
+                "limits the end-to-end rate"
+                if pipeline.bound
+                else ""
+            )
         )
     return line
