@@ -9,8 +9,10 @@ fp32,bf16,bf16+compile` queues), on random-init models built offline:
   tokens at their usual ids; batch 2, beam 3, 20 new tokens (a batch takes seconds). It falls
   back to the demo captioner (`blip-caption:mirada/demo-blip`) if that cannot be built.
 
-Variants are measured interleaved batch by batch inside each run, so the ratios compare like
-with like even while other processes load the machine; the load average is reported.
+Variants are measured in interleaved rounds inside each run (rotating order, until every
+throughput CI is within ±5% or --max-seconds per operation and batch size), so the paired
+speed-ups compare like with like even while other processes load the machine; the run's
+measurement (contention, load average, CPU efficiency) is reported with the figures.
 
     python -m benchmarks.bench_variants [--quick]
 """
@@ -103,6 +105,13 @@ def measure(
         "texts_per_s",
         "captions_per_s",
         "speedup_vs_fp32",
+        "speedup_ci",
+        "images_per_s_ci",
+        "captions_per_s_ci",
+        "rounds",
+        "contended",
+        "weights_mb",
+        "added_peak_mb",
         "min_cosine_to_fp32",
         "mean_cosine_to_fp32",
         "caption_identical_share",
@@ -116,7 +125,7 @@ def measure(
         row = {k: r.get(k) for k in keep}
         row["batches"] = [
             {
-                k: b[k]
+                k: b.get(k)
                 for k in (
                     "op",
                     "batch_size",
@@ -125,6 +134,8 @@ def measure(
                     "latency_p50_ms",
                     "latency_p95_ms",
                     "peak_rss_mb",
+                    "added_peak_mb",
+                    "converged",
                     "first_call_s",
                 )
             }
@@ -140,9 +151,29 @@ def measure(
         "run_wall_s": round(wall, 1),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "measurement": _measurement(run_id),
         "variants": rows,
         "best": best_variant(rows),
     }
+
+
+def _measurement(run_id: int) -> dict[str, Any] | None:
+    """The run's measurement artifact (contention, load, CPU efficiency), as stored."""
+    import json
+
+    from sqlalchemy import select
+
+    from mirada.db import read_session
+    from mirada.db.models import RunArtifact
+    from mirada.results import MEASUREMENT_ARTIFACT
+
+    with read_session() as s:
+        blob = s.scalar(
+            select(RunArtifact.data).where(
+                RunArtifact.run_id == run_id, RunArtifact.name == MEASUREMENT_ARTIFACT
+            )
+        )
+    return json.loads(blob) if blob is not None else None
 
 
 def best_variant(rows: list[dict[str, Any]], min_cosine: float = 0.999) -> dict[str, Any] | None:
@@ -164,14 +195,14 @@ def best_variant(rows: list[dict[str, Any]], min_cosine: float = 0.999) -> dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer batches (smoke check)")
+    parser.add_argument("--quick", action="store_true", help="a short budget (smoke check)")
     parser.add_argument("--skip-blip", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import torch
 
-    timed = 2 if args.quick else 5
+    timed, budget = (2, 2.0) if args.quick else (5, 30.0)
     out: dict[str, Any] = {
         "benchmark": "bench_variants",
         "torch": torch.__version__,
@@ -190,7 +221,12 @@ def main() -> None:
                 "open-clip:ViT-B-32",
                 "open-clip:ViT-B-32",
                 CLIP_VARIANTS,
-                {"batch_sizes": [8, 32], "warmup_batches": 2, "timed_batches": timed},
+                {
+                    "batch_sizes": [8, 32],
+                    "warmup_batches": 2,
+                    "timed_batches": timed,
+                    "max_seconds": budget,
+                },
             )
         )
         if not args.skip_blip:
@@ -205,7 +241,12 @@ def main() -> None:
                     blip,
                     label,
                     BLIP_VARIANTS,
-                    {"batch_sizes": [2], "warmup_batches": 1, "timed_batches": 2},
+                    {
+                        "batch_sizes": [2],
+                        "warmup_batches": 1,
+                        "timed_batches": 2,
+                        "max_seconds": budget,
+                    },
                 )
             )
     emit(out)

@@ -275,3 +275,23 @@ def test_an_unbounded_interval_is_stored_as_null() -> None:
     (stored,) = load_records(dump_records([VariantRecord("fp32", Dtype.fp32, batches=(row,))]))
     assert stored.batches[0].throughput_ci is None
     assert stored.batches[0].batch_seconds == (0.01, 1.0)
+
+
+def test_fast_decode_is_a_variant_fed_by_its_own_decoder(
+    dataset: int, models: dict[str, str]
+) -> None:
+    run_id = _queue(dataset, models["clip"], variants="fp32+fast_decode", batch_sizes=[4])
+    assert work() == 1
+    (ref, fast), m = _artifacts(run_id)
+    assert fast.name == "fp32+fast_decode" and fast.fast_decode and not ref.fast_decode
+    pipeline = m.input_pipeline
+    assert pipeline is not None and pipeline.bound in ("input", "model")
+    assert pipeline.model_images_per_s == ref.images_per_s  # the reference's model-only rate
+    assert ref.decode_images_per_s == pipeline.per_core_images_per_s
+    if fast.available:  # the tiny CLIP's processor is one the fast decoder reproduces
+        assert fast.decode_images_per_s == pipeline.fast_decode_per_core_images_per_s
+        assert fast.images_per_s is not None and fast.speedup is not None
+        # same weights, other pixels: the embeddings differ a little, not wholly
+        assert fast.min_cosine_to_fp32 is not None and 0.5 < fast.min_cosine_to_fp32 <= 1.0
+    else:
+        assert fast.unavailable_reason and "+fast_decode" in fast.unavailable_reason

@@ -126,7 +126,8 @@ def test_queue_worker_show_on_a_demo_subset(
     assert ok_json("import", str(src), "--name", "shapes")["images"] == 12
 
     queued = {}
-    for task, extra in (("match", []), ("benchmark", ["--batch-sizes", "1,4"])):
+    bench = ["--batch-sizes", "1,4", "--max-seconds", "1"]  # the default budget is 60 s
+    for task, extra in (("match", []), ("benchmark", bench)):
         args = ("--dataset", "shapes", "--model", "hf-clip:mirada/demo-clip", "--task", task)
         queued[task] = ok_json("queue", *args, *extra)[0]
     refused = run_cli(

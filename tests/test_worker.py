@@ -26,7 +26,9 @@ def test_match_caption_benchmark_store_everything(dataset: int, models: dict[str
         dataset,
         models["clip"],
         "benchmark",
-        options=BenchmarkRunOptions(batch_sizes=(1, 4), warmup_batches=1, timed_batches=2),
+        options=BenchmarkRunOptions(
+            batch_sizes=(1, 4), warmup_batches=1, timed_batches=2, max_seconds=0.5
+        ),
     )
     assert work() == 4
 
