@@ -28,6 +28,7 @@ from mirada.db import read_session
 from mirada.db.models import RunArtifact
 from mirada.domain import Dtype, Task
 from mirada.metrics import speed
+from mirada.queries.runs import run_detail
 from mirada.results import MEASUREMENT_ARTIFACT, VARIANTS_ARTIFACT
 from mirada.run_options import REFERENCE_VARIANT, BenchmarkRunOptions, Variant
 from mirada.worker import contention
@@ -230,6 +231,9 @@ def test_plain_and_variant_runs_store_both_artifacts(dataset: int, models: dict[
         assert m.gpu_name is None and m.gpu_clocks_mhz is None  # a CPU run
         if m.other_cpu_share is not None:
             assert m.contended == (m.reason is not None)
+        # rounds end at convergence or the budget, unknown in advance: the bar still ends full
+        progress = run_detail(run_id)["progress"]
+        assert progress["total"] > 0 and progress["done"] == progress["total"]
     bf16 = _artifacts(paired)[0][1]
     assert bf16.speedup == bf16.speedup_vs_fp32 and bf16.weights_mb is not None
     fp32 = _artifacts(paired)[0][0]
