@@ -330,7 +330,7 @@ def test_a_real_benchmark_run_reads_back(mirada_home: Path, tmp_path: Path) -> N
     from mirada.demo.synthetic import write_demo_dataset
 
     ds = import_dataset(write_demo_dataset(tmp_path / "demo", split="demo", n=4), name="d").id
-    options = {"batch_sizes": [1, 2], "warmup_batches": 1, "timed_batches": 2}
+    options = {"batch_sizes": [1, 2], "warmup_batches": 1, "timed_batches": 2, "max_seconds": 0.5}
     run_id = queue.enqueue(
         ds, "hf-clip:mirada/demo-clip", Task.benchmark, device="cpu",
         options=BenchmarkRunOptions.from_dict({**options, "variants": "fp32,bf16"}),
