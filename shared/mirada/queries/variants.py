@@ -173,6 +173,12 @@ def measurement_line(m: Measurement) -> str:
         line += (
             f"\ninput pipeline: decode + preprocess {pipeline.per_core_images_per_s:.1f} "
             f"images/s per core"
+            + (
+                f", {pipeline.loader_images_per_s:.1f} images/s with the worker's loader "
+                f"({pipeline.loader_workers} workers)"
+                if pipeline.loader_images_per_s is not None
+                else ""
+            )
             + (f", model {model:.1f} images/s" if model is not None else "")
             + (
                 f": the {'input pipeline' if pipeline.bound == 'input' else pipeline.bound} "

@@ -308,21 +308,30 @@ def per_core_rate(files: Sequence[Path], decode: Callable[[Path], Any], seconds:
 def loader_rate(
     files: Sequence[Path], decode: Callable[[Path], Any], batch_size: int, seconds: float
 ) -> tuple[float, int]:
-    """(images/s, loader workers) of one pass through the worker's DataLoader settings, its
-    workers' start included (a run pays it too); stops early after `seconds`."""
+    """(images/s, loader workers) through the worker's DataLoader settings, in steady state:
+    timed from the first batch's arrival, so the workers' start (paid once per run, not per
+    image) does not make a short pass look input-bound against the model's steady rate. With a
+    single batch there is no steady state: the whole pass counts. Stops early after `seconds`."""
     workers = loader_workers(len(files), batch_size)
     done = 0
     t0 = time.perf_counter()
+    first: tuple[float, int] | None = None  # (when, images) at the first batch
     batches = file_batches(files, decode, batch_size, num_workers=workers)
     try:
         for _, batch in batches:
             done += len(batch)
             del batch
-            if time.perf_counter() - t0 >= seconds:
+            now = time.perf_counter()
+            if first is None:
+                first = (now, done)
+            if now - t0 >= seconds:
                 break
     finally:
         batches.close()  # shuts the loader's workers down when stopped early
-    return done / (time.perf_counter() - t0), workers
+    end = time.perf_counter()
+    if first is not None and done > first[1]:
+        return (done - first[1]) / (end - first[0]), workers
+    return done / (end - t0), workers
 
 
 def measure_input_pipeline(
