@@ -275,7 +275,7 @@ def test_hardware_page_draws_its_charts(browser: Browser, server: str) -> None:
     """The Hardware page in Chromium: the overview grid, the advice (a contended run's
     withheld, with the reason), and the latency, throughput and speed-against-accuracy charts
     drawn as SVG, with no exception (MIRADA_SCREENSHOTS=1: screenshots/hardware-full.png, the
-    source of docs/hardware-page.png)."""
+    source of docs/hardware-page-seed.png; docs/hardware-page.png is the demo home's)."""
     with _browser_page(browser) as page:
         _open(page, f"{server}/hardware", "Hardware")
         page.get_by_role("heading", name="What should I use?").wait_for(timeout=60_000)

@@ -57,7 +57,7 @@ else:
         if wanted is not None and wanted.isdigit()
         else overview.iloc[0:0]
     )
-    c1, c2, c3, c4 = st.columns([3, 2, 1, 2])
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     models = sorted(overview["model"].unique())
     pick_models = c1.multiselect(
         "Models", models, default=models, key="hardware_models", format_func=short_model
