@@ -272,12 +272,18 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             raise MiradaError(f"{where}: expected true or false, got {value!r}")
         return value
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)  # 1e999 parses to inf, and int(inf) raises
+            or value != int(value)
+        ):
             raise MiradaError(f"{where}: expected an integer, got {value!r}")
         return int(value)
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise MiradaError(f"{where}: expected a number, got {value!r}")
+        finite = isinstance(value, int | float) and math.isfinite(value)
+        if isinstance(value, bool) or not finite:
+            raise MiradaError(f"{where}: expected a number, got {value!r}")  # inf, nan too
         return float(value)
     if hint is str:
         if not isinstance(value, str):

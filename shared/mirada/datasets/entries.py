@@ -36,6 +36,20 @@ class Parsed:
     warnings: list[str] = field(default_factory=list)  # worth saying, not worth refusing
 
 
+def text_problem(text: str) -> str | None:
+    """Why `text` (a caption, category, file name) cannot be stored the same on both
+    backends, or None. Result bundles (mirada.bundles.schema) apply the same rule."""
+    if "\x00" in text:
+        # SQLite would store it silently and PostgreSQL refuses it: refuse on both.
+        return "contains a NUL character (\\0); remove it from the text"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (JSON "\\ud800"): neither backend takes it
+            return "contains a lone UTF-16 surrogate; it is not valid Unicode text"
+    return None
+
+
 class Collector:
     """Merges rows into entries, checking captions and categories row by row."""
 
@@ -48,9 +62,11 @@ class Collector:
         if not text:
             self.log.add(where, f"empty caption for {path}; write a caption or delete the row")
             return
-        if "\x00" in text or (isinstance(category, str) and "\x00" in category):
-            # SQLite would store it silently and PostgreSQL refuses it: refuse on both.
-            self.log.add(where, "contains a NUL character (\\0); remove it from the text")
+        problem = text_problem(text) or (
+            text_problem(category) if isinstance(category, str) else None
+        )
+        if problem:
+            self.log.add(where, problem)
             return
         cat = category.strip() if isinstance(category, str) else None
         if category is not None and not isinstance(category, str):
