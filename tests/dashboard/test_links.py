@@ -17,8 +17,3 @@ def test_item_and_compare_links() -> None:
     assert links.compare_href([3, 1]) == "compare?runs=3,1"
     expr = links.item_href_expr(links.RESULTS, 2)
     assert expr == '"results?run=2&item=" + datum["item_id"]'
-
-
-def test_parse_ids() -> None:
-    assert links.parse_ids("3, 5,x,-1,5,,7") == [3, 5, 7]
-    assert links.parse_ids(None) == []

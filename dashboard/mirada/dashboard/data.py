@@ -19,8 +19,10 @@ from sqlalchemy import Engine
 
 from mirada import projections
 from mirada.config import get_settings
+from mirada.dashboard import links
 from mirada.db import get_engine
 from mirada.domain import Task
+from mirada.errors import MiradaError
 from mirada.queries import (
     captions,
     common,
@@ -55,10 +57,15 @@ def _engine(url: str) -> Engine:
 def ensure_database() -> None:
     """Open (and migrate) the database once per URL; stop the page with advice if it fails."""
     try:
-        _engine(db_url())
+        url = db_url()
+    except MiradaError as exc:  # a bad MIRADA_HOME or MIRADA_DATABASE_URL: its one line
+        st.error(markdown_text(str(exc)))
+        st.stop()
+    try:
+        _engine(url)
     except Exception as exc:  # any connection/migration failure: tell the user, not a traceback
         st.error(
-            f"Cannot open the database at {markdown_text(db_url())}: "
+            f"Cannot open the database at {markdown_text(url)}: "
             f"{markdown_text(f'{type(exc).__name__}: {exc}')}\n\n"
             "Check MIRADA_HOME / MIRADA_DATABASE_URL, or run `mirada datasets` to initialise it."
         )
@@ -147,7 +154,6 @@ hardware_profiles = results_cache(hardware.hardware_profiles)
 @st.cache_data(ttl=60, show_spinner=False)
 def weights_here(model_ids: tuple[str, ...]) -> dict[str, bool]:
     """{model id: its weights are on this machine} (file checks, as `mirada models` does)."""
-    from mirada.errors import MiradaError
     from mirada.vlm.registry import available_offline
 
     out = {}
@@ -217,17 +223,47 @@ def pick_finished_run(
         st.stop()
     ids = done["id"].astype(int).tolist()
     labels = dict(zip(ids, done["label"], strict=True))
-    wanted = st.query_params.get(param)
+    in_url = param in st.query_params
+    wanted = query_id(param)
     index = 0
-    if wanted is not None and wanted.isdigit() and int(wanted) in ids:
-        index = ids.index(int(wanted))
+    if wanted in ids:
+        index = ids.index(wanted)
+    elif wanted is not None:
+        st.info(f"Run {wanted} is not a finished {task.value} run; showing the newest.")
     chosen = st.selectbox(label, ids, index=index, format_func=lambda i: labels[i], key=key)
     if chosen is None:
         st.stop()
-    if wanted is not None and wanted != str(chosen):
+    if in_url and wanted != chosen:
         st.query_params.pop("item", None)  # an image of the run the URL named, not this one
     st.query_params[param] = str(chosen)
     info = run_info(int(chosen))
     if info is None:  # deleted since the picker was read
         st.stop()
     return int(chosen), info
+
+
+def _url_notice(exc: links.BadUrlParam, name: str) -> None:
+    """Show why URL parameter `name` was ignored, once: it leaves the URL, so the next rerun
+    (any widget) and a copied link no longer carry it."""
+    st.warning(markdown_text(str(exc)), icon=":material/link_off:")
+    st.query_params.pop(name, None)
+
+
+def query_id(name: str) -> int | None:
+    """The id in URL parameter `name` (links.url_id); None when absent or malformed, and a
+    malformed one gets a one-line notice, so the page shows its default view."""
+    try:
+        return links.url_id(st.query_params.get(name), name)
+    except links.BadUrlParam as exc:
+        _url_notice(exc, name)
+        return None
+
+
+def query_ids(name: str) -> list[int]:
+    """The ids in URL parameter `name` (links.url_ids, `?runs=3,5`); [] when absent or
+    malformed, with a one-line notice for a malformed one."""
+    try:
+        return links.url_ids(st.query_params.get(name), name)
+    except links.BadUrlParam as exc:
+        _url_notice(exc, name)
+        return []

@@ -29,9 +29,8 @@ GALLERY_COLUMNS = 6
 
 
 def selected_item() -> int | None:
-    """The item id in the URL (`?item=I`), or None."""
-    wanted = st.query_params.get(ITEM_PARAM)
-    return int(wanted) if wanted is not None and wanted.isdigit() else None
+    """The item id in the URL (`?item=I`), or None (absent, or malformed: with a notice)."""
+    return data.query_id(ITEM_PARAM)
 
 
 def open_item(item_id: int) -> None:

@@ -8,6 +8,7 @@ links and chart marks stay on this server. No Streamlit here: pages and tests sh
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
@@ -67,11 +68,55 @@ def item_href_expr(page: str, run_id: int, field: str = "item_id") -> str:
     return f"{prefix} + datum[{json.dumps(field)}]"
 
 
-def parse_ids(text: str | None) -> list[int]:
-    """'3,5, 7' -> [3, 5, 7]; anything that is not a positive integer is skipped."""
-    out: list[int] = []
-    for part in (text or "").split(","):
-        part = part.strip()
-        if part.isdigit() and int(part) not in out:
-            out.append(int(part))
-    return out
+# Ids are SQLite INTEGER / PostgreSQL BIGINT keys: 64-bit signed, and Mirada's start at 1.
+MAX_ID = 2**63 - 1
+_ID = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also accepts "²" and "٣"
+_SHOWN_CHARS = 40  # of a bad value, in the notice
+
+
+class BadUrlParam(ValueError):
+    """A URL query parameter that is not what the page reads from it; the message is the one
+    line a page shows (plain text: the value is the visitor's, pages escape it)."""
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
+
+
+def _id_or_none(text: str) -> int | None:
+    text = text.strip(" ")  # "?runs=3, 5" typed by hand
+    if not _ID.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
+
+
+def url_id(value: str | None, name: str) -> int | None:
+    """The id in URL parameter `name` (`?run=12` -> 12); None when the parameter is absent.
+
+    The one parser for ids in URLs: ASCII digits naming an id from 1 to MAX_ID. Anything else
+    (empty, "²", "-1", 23 digits) raises BadUrlParam naming the parameter."""
+    if value is None:
+        return None
+    number = _id_or_none(value)
+    if number is None:
+        raise BadUrlParam(
+            f"Ignored the URL parameter {name}={_shown(value)!r}: "
+            f"expected an id, a whole number from 1 to {MAX_ID}."
+        )
+    return number
+
+
+def url_ids(value: str | None, name: str) -> list[int]:
+    """The ids in URL parameter `name` (`?runs=3,5, 7` -> [3, 5, 7], repeats dropped); [] when
+    the parameter is absent. One bad part (`1,²`, `1,,2`, empty) raises BadUrlParam for the
+    whole list: a page shows its default rather than half of what a link asked for."""
+    if value is None:
+        return []
+    parts = [_id_or_none(part) for part in value.split(",")]
+    if None in parts:
+        raise BadUrlParam(
+            f"Ignored the URL parameter {name}={_shown(value)!r}: expected ids separated by "
+            f"commas, each a whole number from 1 to {MAX_ID}."
+        )
+    return list(dict.fromkeys(p for p in parts if p is not None))

@@ -42,7 +42,7 @@ if runs.empty:
     st.stop()
 
 # Runs named in the URL (?runs=A,B) choose the dataset, task and selection.
-wanted = [r for r in links.parse_ids(st.query_params.get("runs")) if r in set(runs["id"])]
+wanted = [r for r in data.query_ids("runs") if r in set(runs["id"])]
 first = runs[runs["id"] == wanted[0]].iloc[0] if wanted else None
 datasets = runs.drop_duplicates("dataset_id")[["dataset_id", "dataset"]]
 ds_names = dict(zip(datasets["dataset_id"].astype(int), datasets["dataset"], strict=True))
@@ -70,7 +70,10 @@ chosen = st.multiselect(
     format_func=lambda i: labels[i],
     key="compare_runs",
 )
-st.query_params["runs"] = ",".join(str(int(r)) for r in chosen)
+if chosen:
+    st.query_params["runs"] = ",".join(str(int(r)) for r in chosen)
+else:  # an empty ?runs= would read as a malformed link
+    st.query_params.pop("runs", None)
 if chosen:
     cols = st.columns(min(len(chosen), 4))
     for col, rid in zip(itertools.cycle(cols), chosen, strict=False):

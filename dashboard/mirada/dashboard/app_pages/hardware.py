@@ -51,12 +51,10 @@ else:
         "memory a variant adds, and what it costs in task accuracy (the task metric whose "
         "difference to the reference has the lowest CI bound, in points)."
     )
-    wanted = st.query_params.get("run")
-    linked = (
-        overview[overview["run_id"] == int(wanted)]
-        if wanted is not None and wanted.isdigit()
-        else overview.iloc[0:0]
-    )
+    wanted = data.query_id("run")
+    linked = overview[overview["run_id"] == wanted] if wanted else overview.iloc[0:0]
+    if wanted and linked.empty:
+        st.info(f"Run {wanted} is not a benchmark run with results; showing every run.")
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     models = sorted(overview["model"].unique())
     pick_models = c1.multiselect(
