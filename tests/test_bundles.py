@@ -145,7 +145,12 @@ def _seed_run(tmp_path: Path) -> int:
                 rng.standard_normal((len(caption_ids), 4)).astype(np.float32),
             ),
         ],
-        artifacts={"zeroshot_confusion": ("application/json", b'{"labels": ["cat", "dog"]}')},
+        artifacts={
+            "zeroshot_confusion": (
+                "application/json",
+                b'{"labels": ["cat", "dog"], "matrix": [[2, 0], [0, 1]]}',
+            )
+        },
     )
     claimed = claim_next(worker_id, ["cpu"], [])
     assert claimed is not None

@@ -4,15 +4,17 @@ Database ids mean nothing in another home, so the bundle refers to items by thei
 dataset.json's item list (dataset order) and to captions by their index in the flat list of
 all captions (item by item, in caption order). That applies to per-item results, generated
 captions, the caption ids inside match details ("top", "reranked") and embedding rows.
+
+The three JSON members go through the models of mirada.bundles.schema, the same that import
+reads them with: a stored run that an import would refuse (a value stored before the checks
+existed) is refused here, naming the member and the field, instead of written.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,15 +24,12 @@ import numpy as np
 from sqlalchemy import select
 
 from mirada.bundles.archive import (
-    DATASET,
     IMAGES_PREFIX,
-    RESULTS,
-    RUN,
     BundleError,
-    json_bytes,
     npy_bytes,
     write_bundle,
 )
+from mirada.bundles.schema import dataset_fingerprint, embedding_member, export_members
 from mirada.datasets.blobs import ensure_local
 from mirada.datasets.paths import image_path
 from mirada.db import read_session
@@ -58,15 +57,6 @@ CAPTION_REF_KEYS = ("top", "reranked")
 HARDWARE_FIELDS = tuple(
     c.name for c in HardwareProfile.__table__.columns if c.name not in ("id", "created")
 )
-
-
-def dataset_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
-    """SHA-256 over (filename, image SHA-256) in dataset order: the same images under the
-    same names, whatever the database ids."""
-    h = hashlib.sha256()
-    for filename, sha in pairs:
-        h.update(json.dumps([filename, sha], ensure_ascii=False).encode() + b"\n")
-    return h.hexdigest()
 
 
 def iso(value: datetime | None) -> str | None:
@@ -146,112 +136,108 @@ def export_bundle(
 
     fingerprint = dataset_fingerprint((it.filename, it.image_sha256) for it, _ in items)
     members: dict[str, bytes] = {}
-    members[RUN] = json_bytes(
-        {
-            "dataset_fingerprint": fingerprint,
-            # An imported run keeps the origin it came with: re-exporting it elsewhere still
-            # names the machine and run id where it was executed.
-            "origin": {
-                "host": run.origin_host or socket.gethostname(),
-                "run_id": run.origin_run_id if run.origin_host else run.id,
-            },
-            "model_id": run.model_id,
-            "task": str(run.task),
-            "device": run.device,
-            "resolved_device": run.resolved_device,
-            "dtype": run.dtype,
-            "batch_size": run.batch_size,
-            "requires": run.requires,
-            "options": run.options,
-            "attempts": run.attempts,
-            "max_attempts": run.max_attempts,
-            "progress_done": run.progress_done,
-            "progress_total": run.progress_total,
-            "model_fingerprint": run.model_fingerprint,
-            "created": iso(run.created),
-            "started_at": iso(run.started_at),
-            "finished_at": iso(run.finished_at),
-            "hardware": {f: getattr(hp, f) for f in HARDWARE_FIELDS} if hp else None,
-        }
-    )
-    members[DATASET] = json_bytes(
-        {
-            "name": dataset.name,
-            "source_format": dataset.source_format,
-            "fingerprint": fingerprint,
-            "items": [
-                {
-                    "filename": item.filename,
-                    "category": item.category,
-                    "captions": texts.get(item.id, []),
-                    "image": {
-                        "sha256": image.sha256,
-                        "ext": image.ext,
-                        "width": image.width,
-                        "height": image.height,
-                        "original_format": image.original_format,
-                        "size_bytes": image.size_bytes,
-                    },
-                }
-                for item, image in items
-            ],
-        }
-    )
+    run_doc = {
+        "dataset_fingerprint": fingerprint,
+        # An imported run keeps the origin it came with: re-exporting it elsewhere still
+        # names the machine and run id where it was executed.
+        "origin": {
+            "host": run.origin_host or socket.gethostname(),
+            "run_id": run.origin_run_id if run.origin_host else run.id,
+        },
+        "model_id": run.model_id,
+        "task": str(run.task),
+        "device": run.device,
+        "resolved_device": run.resolved_device,
+        "dtype": run.dtype,
+        "batch_size": run.batch_size,
+        "requires": run.requires,
+        "options": run.options,
+        "attempts": run.attempts,
+        "max_attempts": run.max_attempts,
+        "progress_done": run.progress_done,
+        "progress_total": run.progress_total,
+        "model_fingerprint": run.model_fingerprint,
+        "created": iso(run.created),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "hardware": {f: getattr(hp, f) for f in HARDWARE_FIELDS} if hp else None,
+    }
+    dataset_doc = {
+        "name": dataset.name,
+        "source_format": dataset.source_format,
+        "fingerprint": fingerprint,
+        "items": [
+            {
+                "filename": item.filename,
+                "category": item.category,
+                "captions": texts.get(item.id, []),
+                "image": {
+                    "sha256": image.sha256,
+                    "ext": image.ext,
+                    "width": image.width,
+                    "height": image.height,
+                    "original_format": image.original_format,
+                    "size_bytes": image.size_bytes,
+                },
+            }
+            for item, image in items
+        ],
+    }
     embedding_docs = []
     for e in embeddings:
         rows = np.frombuffer(e.row_ids, dtype=np.int64)
         index = item_index if e.kind == "image" else caption_index
         vectors = np.frombuffer(e.data, dtype=np.float32).reshape(e.count, e.dim)
-        name = f"embeddings/{e.kind}"
-        members[f"{name}.npy"] = npy_bytes(vectors)
-        members[f"{name}.rows.npy"] = npy_bytes(np.array([index[int(r)] for r in rows], np.int64))
-        embedding_docs.append({"kind": e.kind, "member": f"{name}.npy"})
+        members[embedding_member(e.kind)] = npy_bytes(vectors)
+        members[embedding_member(e.kind, rows=True)] = npy_bytes(
+            np.array([index[int(r)] for r in rows], np.int64)
+        )
+        embedding_docs.append({"kind": e.kind, "member": embedding_member(e.kind)})
     artifact_docs = []
     for n, a in enumerate(artifacts):
         members[f"artifacts/{n}.bin"] = a.data
         artifact_docs.append(
             {"name": a.name, "content_type": a.content_type, "member": f"artifacts/{n}.bin"}
         )
-    members[RESULTS] = json_bytes(
-        {
-            "metrics": [
-                {
-                    "name": m.name,
-                    "value": m.value,
-                    "category": m.category,
-                    "ci_low": m.ci_low,
-                    "ci_high": m.ci_high,
-                    "details": m.details,
-                }
-                for m in metrics
-            ],
-            "timings": [
-                {"name": t.name, "value": t.value, "unit": t.unit, "batch_size": t.batch_size}
-                for t in timings
-            ],
-            "items": [
-                {
-                    "item": item_index[o.item_id],
-                    "correct": o.correct,
-                    "rank": o.rank,
-                    "score": o.score,
-                    "details": _remap_refs(o.details, caption_index),
-                }
-                for o in outcomes
-            ],
-            "captions": [
-                {
-                    "item": item_index[g.item_id],
-                    "text": g.text,
-                    "scores": g.scores,
-                    "flags": g.flags,
-                }
-                for g in generated
-            ],
-            "embeddings": embedding_docs,
-            "artifacts": artifact_docs,
-        }
-    )
+    results_doc = {
+        "metrics": [
+            {
+                "name": m.name,
+                "value": m.value,
+                "category": m.category,
+                "ci_low": m.ci_low,
+                "ci_high": m.ci_high,
+                "details": m.details,
+            }
+            for m in metrics
+        ],
+        "timings": [
+            {"name": t.name, "value": t.value, "unit": t.unit, "batch_size": t.batch_size}
+            for t in timings
+        ],
+        "items": [
+            {
+                "item": item_index[o.item_id],
+                "correct": o.correct,
+                "rank": o.rank,
+                "score": o.score,
+                "details": _remap_refs(o.details, caption_index),
+            }
+            for o in outcomes
+        ],
+        "captions": [
+            {
+                "item": item_index[g.item_id],
+                "text": g.text,
+                "scores": g.scores,
+                "flags": g.flags,
+            }
+            for g in generated
+        ],
+        "embeddings": embedding_docs,
+        "artifacts": artifact_docs,
+    }
+    export_members(run_doc, dataset_doc, results_doc, members, run_id)
     n_images = 0
     if with_images:
         n_images = _add_images(members, [(img.sha256, img.ext) for _, img in items], dataset.name)

@@ -1,7 +1,9 @@
 """Import a result bundle into this home (`mirada import-results FILE`).
 
-Everything is read and checked before anything is written: the archive (mirada.bundles.archive
-verifies each member's checksum), then every field against the column it goes to. Then:
+Everything is read and checked before anything is written, so a refused bundle leaves the
+database as it was: the archive (mirada.bundles.archive verifies each member's checksum), then
+every member through its model in mirada.bundles.schema (values, and consistency across
+members: indices, embeddings, artifacts), the same models export writes through. Then:
 1. the dataset: a local dataset with the same fingerprint (filenames and image SHA-256s in
    order) and the same categories and captions is reused; otherwise the bundle's items and
    captions become a new dataset (source_format "bundle"), with the image files when the
@@ -22,7 +24,6 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mirada.bundles import schema
 from mirada.bundles.archive import DATASET, IMAGES_PREFIX, RESULTS, RUN, BundleError, BundleReader
-from mirada.bundles.build import CAPTION_REF_KEYS, HARDWARE_FIELDS, dataset_fingerprint
+from mirada.bundles.build import CAPTION_REF_KEYS
+from mirada.bundles.schema import dataset_fingerprint
 from mirada.config import get_settings
 from mirada.datasets import store
 from mirada.datasets.images import ImageRejected, normalise
@@ -44,14 +47,10 @@ from mirada.db.models import (
     Dataset,
     HardwareProfile,
     Item,
-    Metric,
     Run,
-    RunArtifact,
-    Timing,
     db_now,
 )
-from mirada.domain import Device, Dtype, E, RunStatus, Task, parse_choice
-from mirada.errors import MiradaError
+from mirada.domain import RunStatus, Task
 from mirada.results import (
     CaptionOutcome,
     EmbeddingSet,
@@ -61,6 +60,7 @@ from mirada.results import (
     TimingValue,
     write_results,
 )
+from mirada.tasks import parse_options
 
 BUNDLE_SOURCE_FORMAT = "bundle"  # Dataset.source_format of datasets created by an import
 
@@ -80,133 +80,8 @@ class ImportedBundle:
     notes: list[str] = field(default_factory=list)
 
 
-class _Fields:
-    """Typed reads of one JSON object, failing with where and what (a hand-edited bundle
-    whose checksums were redone still gets a message, never a traceback)."""
-
-    def __init__(self, doc: Any, where: str) -> None:
-        if not isinstance(doc, dict):
-            raise BundleError(f"bundle {where} is not an object")
-        self.doc, self.where = doc, where
-
-    def _bad(self, key: str, want: str) -> BundleError:
-        return BundleError(f"bundle {self.where}: {key!r} must be {want}")
-
-    def text(self, key: str, column: Any = None, *, optional: bool = False) -> Any:
-        value = self.doc.get(key)
-        if value is None and optional:
-            return None
-        if not isinstance(value, str):
-            raise self._bad(key, "a string")
-        length = getattr(getattr(column, "type", None), "length", None)
-        if length is not None and len(value) > length:
-            raise self._bad(key, f"at most {length} characters")
-        return value
-
-    def choice(self, key: str, enum: type[E]) -> E:
-        """A vocabulary value (task, device, dtype) parsed into its enum: the bundle is an edge
-        where text becomes a type."""
-        try:
-            return parse_choice(enum, self.text(key), key)
-        except MiradaError as exc:
-            raise BundleError(f"bundle {self.where}: {exc} (a newer Mirada's?)") from None
-
-    def integer(self, key: str, *, optional: bool = False) -> Any:
-        value = self.doc.get(key)
-        if value is None and optional:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**63:
-            raise self._bad(key, "an integer")
-        return value
-
-    def number(self, key: str, *, optional: bool = False) -> Any:
-        value = self.doc.get(key)
-        if value is None and optional:
-            return None
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise self._bad(key, "a number")
-        return float(value)
-
-    def boolean(self, key: str) -> bool | None:
-        value = self.doc.get(key)
-        if value is not None and not isinstance(value, bool):
-            raise self._bad(key, "true, false or null")
-        return value
-
-    def mapping(self, key: str, *, optional: bool = True) -> Any:
-        value = self.doc.get(key)
-        if value is None and optional:
-            return None
-        if not isinstance(value, dict):
-            raise self._bad(key, "an object")
-        return value
-
-    def items(self, key: str) -> list[Any]:
-        value = self.doc.get(key)
-        if not isinstance(value, list):
-            raise self._bad(key, "a list")
-        return value
-
-    def when(self, key: str, *, optional: bool = True) -> datetime | None:
-        raw = self.text(key, optional=optional)
-        if raw is None:
-            return None
-        try:
-            value = datetime.fromisoformat(raw)
-        except ValueError:
-            raise self._bad(key, "an ISO 8601 time") from None
-        if value.tzinfo is None:
-            raise self._bad(key, "a time with its UTC offset")
-        return value
-
-
 def _col(model: type[Base], name: str) -> Any:
     return model.__table__.c[name]
-
-
-@dataclass(frozen=True)
-class _BundleItem:
-    filename: str
-    category: str | None
-    captions: list[str]
-    image: store.NewImage
-
-
-def _parse_items(doc: Any) -> tuple[str, str, list[_BundleItem]]:
-    d = _Fields(doc, DATASET)
-    name = d.text("name", _col(Dataset, "name"))
-    fingerprint = d.text("fingerprint")
-    items: list[_BundleItem] = []
-    for n, raw in enumerate(d.items("items")):
-        f = _Fields(raw, f"{DATASET} item {n}")
-        img = _Fields(f.mapping("image", optional=False), f"{DATASET} item {n} image")
-        sha = img.text("sha256")
-        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-            raise BundleError(f"bundle {DATASET} item {n}: image sha256 is not a SHA-256")
-        ext = img.text("ext")
-        if not ext.isalnum() or not ext.isascii() or len(ext) > 8:
-            raise BundleError(f"bundle {DATASET} item {n}: image ext {ext!r} is not an extension")
-        captions = f.items("captions")
-        if not all(isinstance(c, str) for c in captions):
-            raise BundleError(f"bundle {DATASET} item {n}: captions must be strings")
-        items.append(
-            _BundleItem(
-                filename=f.text("filename"),
-                category=f.text("category", _col(Item, "category"), optional=True),
-                captions=captions,
-                image=store.NewImage(
-                    sha256=sha,
-                    ext=ext.lower(),
-                    width=img.integer("width"),
-                    height=img.integer("height"),
-                    original_format=img.text("original_format", optional=True),
-                    size_bytes=img.integer("size_bytes"),
-                ),
-            )
-        )
-    if dataset_fingerprint((it.filename, it.image.sha256) for it in items) != fingerprint:
-        raise BundleError(f"bundle {DATASET}: its fingerprint does not match its items")
-    return name, fingerprint, items
 
 
 @dataclass(frozen=True)
@@ -218,7 +93,7 @@ class _LocalDataset:
 
 
 def _match_local(
-    items: Sequence[_BundleItem], fingerprint: str
+    items: Sequence[schema.ItemDoc], fingerprint: str
 ) -> tuple[_LocalDataset | None, str]:
     """A local dataset holding exactly these items, or None and why not ("" for no candidate)."""
     why = ""
@@ -292,9 +167,9 @@ def _stage_images(reader: BundleReader, images: Sequence[store.NewImage], stagin
 
 
 def _create_dataset(
-    reader: BundleReader, name: str, host: str, items: Sequence[_BundleItem]
+    reader: BundleReader, name: str, host: str, items: Sequence[schema.ItemDoc]
 ) -> tuple[_LocalDataset, bool]:
-    images = list({it.image.sha256: it.image for it in items}.values())
+    images = list({it.image.sha256: _new_image(it.image) for it in items}.values())
     members = set(reader.names())
     with_files = bool(images) and all(
         f"{IMAGES_PREFIX}{im.sha256}.{im.ext}" in members for im in images
@@ -336,117 +211,69 @@ def _create_dataset(
     return _LocalDataset(dataset_id, stored_name, item_ids, caption_ids), with_files
 
 
-def _index(value: Any, ids: Sequence[int], what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < len(ids):
-        raise BundleError(f"bundle {RESULTS}: {what} index {value!r} is out of range")
-    return ids[value]
+def _new_image(img: schema.ImageDoc) -> store.NewImage:
+    return store.NewImage(
+        sha256=img.sha256,
+        ext=img.ext,
+        width=img.width,
+        height=img.height,
+        original_format=img.original_format,
+        size_bytes=img.size_bytes,
+    )
 
 
-def _details(raw: Any, caption_ids: Sequence[int]) -> dict[str, Any] | None:
+def _details(raw: dict[str, Any] | None, caption_ids: Sequence[int]) -> dict[str, Any] | None:
+    """A match result's details with its caption references (bundle indices, checked in range)
+    turned into this home's caption ids."""
     if raw is None:
         return None
     out = dict(raw)
     for key in CAPTION_REF_KEYS:
-        refs = out.get(key)
-        if isinstance(refs, list):
-            pairs = []
-            for pair in refs:
-                if not isinstance(pair, list) or len(pair) != 2:
-                    raise BundleError(f"bundle {RESULTS}: item details {key!r} are malformed")
-                pairs.append([_index(pair[0], caption_ids, "caption"), pair[1]])
-            out[key] = pairs
+        if isinstance(out.get(key), list):
+            out[key] = [[caption_ids[index], score] for index, score in out[key]]
     return out
 
 
-def _results(reader: BundleReader, doc: Any, local: _LocalDataset) -> RunResults:
-    r = _Fields(doc, RESULTS)
-    out = RunResults()
-    for raw in r.items("metrics"):
-        f = _Fields(raw, f"{RESULTS} metric")
-        out.metrics.append(
-            MetricValue(
-                name=f.text("name", _col(Metric, "name")),
-                value=f.number("value", optional=True),
-                category=f.text("category", _col(Item, "category"), optional=True),
-                ci_low=f.number("ci_low", optional=True),
-                ci_high=f.number("ci_high", optional=True),
-                details=f.mapping("details"),
-            )
-        )
-    for raw in r.items("timings"):
-        f = _Fields(raw, f"{RESULTS} timing")
-        out.timings.append(
-            TimingValue(
-                name=f.text("name", _col(Timing, "name")),
-                value=f.number("value"),
-                unit=f.text("unit", _col(Timing, "unit")),
-                batch_size=f.integer("batch_size", optional=True),
-            )
-        )
-    for raw in r.items("items"):
-        f = _Fields(raw, f"{RESULTS} item")
-        out.items.append(
+def _results(checked: schema.Checked, local: _LocalDataset) -> RunResults:
+    """The checked results with the bundle's item and caption indices as local ids."""
+    r = checked.results
+    items, captions = np.asarray(local.item_ids, np.int64), np.asarray(local.caption_ids, np.int64)
+    return RunResults(
+        metrics=[
+            MetricValue(m.name, m.value, m.category, m.ci_low, m.ci_high, m.details)
+            for m in r.metrics
+        ],
+        timings=[TimingValue(t.name, t.value, t.unit, t.batch_size) for t in r.timings],
+        items=[
             ItemOutcome(
-                item_id=_index(f.doc.get("item"), local.item_ids, "item"),
-                correct=f.boolean("correct"),
-                rank=f.integer("rank", optional=True),
-                score=f.number("score", optional=True),
-                details=_details(f.mapping("details"), local.caption_ids),
+                local.item_ids[o.item],
+                o.correct,
+                o.rank,
+                o.score,
+                _details(o.details, local.caption_ids),
             )
-        )
-    for raw in r.items("captions"):
-        f = _Fields(raw, f"{RESULTS} caption")
-        out.captions.append(
-            CaptionOutcome(
-                item_id=_index(f.doc.get("item"), local.item_ids, "item"),
-                text=f.text("text"),
-                scores=f.mapping("scores"),
-                flags=f.mapping("flags"),
-            )
-        )
-    for raw in r.items("embeddings"):
-        f = _Fields(raw, f"{RESULTS} embedding")
-        kind = f.text("kind")
-        if kind not in ("image", "text"):
-            raise BundleError(f"bundle {RESULTS}: unknown embedding kind {kind!r}")
-        vectors = reader.read_npy(f"embeddings/{kind}.npy", "float32", 2)
-        rows = reader.read_npy(f"embeddings/{kind}.rows.npy", "int64", 1)
-        if len(rows) != len(vectors):
-            raise BundleError(f"bundle embeddings/{kind}: rows and vectors differ in number")
-        ids = local.item_ids if kind == "image" else local.caption_ids
-        if len(rows) and (rows.min() < 0 or rows.max() >= len(ids)):
-            raise BundleError(f"bundle embeddings/{kind}: a row index is out of range")
-        out.embeddings.append(EmbeddingSet(kind, np.asarray(ids, np.int64)[rows], vectors))
-    for raw in r.items("artifacts"):
-        f = _Fields(raw, f"{RESULTS} artifact")
-        member = f.text("member")
-        if not member.startswith("artifacts/"):
-            raise BundleError(f"bundle {RESULTS}: artifact member {member!r} is not an artifact")
-        name = f.text("name", _col(RunArtifact, "name"))
-        ctype = f.text("content_type", _col(RunArtifact, "content_type"))
-        out.artifacts[name] = (ctype, reader.read(member))
-    return out
+            for o in r.items
+        ],
+        captions=[
+            CaptionOutcome(local.item_ids[c.item], c.text, c.scores, c.flags) for c in r.captions
+        ],
+        embeddings=[
+            EmbeddingSet(e.kind, (items if e.kind == "image" else captions)[e.rows], e.vectors)
+            for e in checked.embeddings
+        ],
+        artifacts=dict(checked.artifacts),
+    )
 
 
-def _hardware(s: Session, doc: Any) -> int | None:
-    if doc is None:
+def _hardware(s: Session, hw: schema.Hardware | None) -> int | None:
+    if hw is None:
         return None
-    f = _Fields(doc, f"{RUN} hardware")
-    fingerprint = f.text("fingerprint", _col(HardwareProfile, "fingerprint"))
-    found = s.scalar(select(HardwareProfile.id).where(HardwareProfile.fingerprint == fingerprint))
+    found = s.scalar(
+        select(HardwareProfile.id).where(HardwareProfile.fingerprint == hw.fingerprint)
+    )
     if found is not None:
         return found
-    values: dict[str, Any] = {}
-    for name in HARDWARE_FIELDS:
-        column = _col(HardwareProfile, name)
-        kind = column.type.python_type  # read each field as its column stores it
-        if kind is int:
-            values[name] = f.integer(name, optional=column.nullable)
-        elif kind is str:
-            values[name] = f.text(name, column, optional=column.nullable)
-        else:  # the JSON details
-            values[name] = f.mapping(name) or {}
-    hp = HardwareProfile(**values)
+    hp = HardwareProfile(**hw.model_dump())
     s.add(hp)
     s.flush()
     return hp.id
@@ -461,29 +288,32 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
     """Add the run in bundle `path` to this home (see the module docstring)."""
     with BundleReader(path) as reader:
         cid = reader.manifest.content_sha256
-        run_doc = _Fields(reader.read_json(RUN), RUN)
-        origin = _Fields(run_doc.mapping("origin", optional=False), f"{RUN} origin")
-        host = origin.text("host", _col(Run, "origin_host"))
-        origin_run_id = origin.integer("run_id")
-        model_id = run_doc.text("model_id", _col(Run, "model_id"))
-        task = run_doc.choice("task", Task)
+        run = schema.parse(schema.RunDoc, reader.read_json(RUN), RUN)
+        host, origin_run_id = run.origin.host, run.origin.run_id
         if (done := _already(cid)) is not None:
             with read_session() as s:
                 ds_name = s.scalar(select(Dataset.name).where(Dataset.id == done.dataset_id))
             return ImportedBundle(
-                done.id, True, host, origin_run_id, model_id, task, done.dataset_id,
+                done.id, True, host, origin_run_id, run.model_id, run.task, done.dataset_id,
                 ds_name or "?", False, True,
             )  # fmt: skip
-        name, fingerprint, items = _parse_items(reader.read_json(DATASET))
-        if run_doc.text("dataset_fingerprint") != fingerprint:
+        dataset = schema.parse(schema.DatasetDoc, reader.read_json(DATASET), DATASET)
+        if run.dataset_fingerprint != dataset.fingerprint:
             raise BundleError(f"bundle {RUN} and {DATASET} name different datasets")
-        results_doc = reader.read_json(RESULTS)
+        results = schema.parse(schema.ResultsDoc, reader.read_json(RESULTS), RESULTS)
+        # Every member is checked before anything is written: a refused bundle leaves the
+        # database as it was.
+        checked = schema.check_bundle(dataset, results, reader.read, reader.read_npy)
+        items = dataset.items
         notes: list[str] = []
-        local, why = _match_local(items, fingerprint)
+        local, why = _match_local(items, dataset.fingerprint)
         created = local is None
         if local is None:
-            local, present = _create_dataset(reader, name, host, items)
-            note = f"dataset {name!r} (fingerprint {fingerprint[:12]}) matches no dataset here"
+            local, present = _create_dataset(reader, dataset.name, host, items)
+            note = (
+                f"dataset {dataset.name!r} (fingerprint {dataset.fingerprint[:12]}) matches no "
+                "dataset here"
+            )
             if why:
                 note += f" ({why})"
             note += f"; created dataset {local.name!r} with its {len(items)} items and captions"
@@ -498,20 +328,20 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
             if not present:
                 notes.append(f"dataset {local.name!r} is here, but not all of its image files are")
         try:
-            run_id = _insert_run(reader, run_doc, results_doc, local, host, origin_run_id, cid)
+            run_id = _insert_run(run, _results(checked, local), local, cid)
         except BaseException as exc:
             # Nothing half-written: a dataset created for this run goes when the run cannot land.
             if created:
                 _discard_unused_dataset(local.id)
             if isinstance(exc, IntegrityError) and (done := _already(cid)) is not None:
                 return ImportedBundle(  # imported concurrently by another process
-                    done.id, True, host, origin_run_id, model_id, task, done.dataset_id,
+                    done.id, True, host, origin_run_id, run.model_id, run.task, done.dataset_id,
                     local.name, False, present,
                 )  # fmt: skip
             raise
     return ImportedBundle(
-        run_id, False, host, origin_run_id, model_id, task, local.id, local.name, created,
-        present, notes,
+        run_id, False, host, origin_run_id, run.model_id, run.task, local.id, local.name,
+        created, present, notes,
     )  # fmt: skip
 
 
@@ -524,52 +354,37 @@ def _discard_unused_dataset(dataset_id: int) -> None:
         store.delete_dataset(dataset_id)
 
 
-def _insert_run(
-    reader: BundleReader,
-    run_doc: _Fields,
-    results_doc: Any,
-    local: _LocalDataset,
-    host: str,
-    origin_run_id: int,
-    cid: str,
-) -> int:
+def _insert_run(run: schema.RunDoc, results: RunResults, local: _LocalDataset, cid: str) -> int:
     """Write the imported run and its results in one transaction; return its local id."""
-    results = _results(reader, results_doc, local)
-    fields = {
-        "device": run_doc.choice("device", Device),
-        "resolved_device": (
-            None
-            if run_doc.doc.get("resolved_device") is None
-            else run_doc.choice("resolved_device", Device)
-        ),
-        "dtype": run_doc.choice("dtype", Dtype),
-        "batch_size": run_doc.integer("batch_size"),
-        "requires": run_doc.text("requires", _col(Run, "requires"), optional=True),
-        "options": run_doc.mapping("options") or {},
-        "attempts": run_doc.integer("attempts"),
-        "max_attempts": run_doc.integer("max_attempts"),
-        "progress_done": run_doc.integer("progress_done"),
-        "progress_total": run_doc.integer("progress_total"),
-        "model_fingerprint": run_doc.mapping("model_fingerprint"),
-        "created": run_doc.when("created", optional=False),
-        "started_at": run_doc.when("started_at"),
-        "finished_at": run_doc.when("finished_at"),
-    }
     with write_session() as s:
-        run = Run(
+        row = Run(
             dataset_id=local.id,
-            model_id=run_doc.text("model_id", _col(Run, "model_id")),
-            task=run_doc.choice("task", Task),
+            model_id=run.model_id,
+            task=run.task,
             status=RunStatus.succeeded,
             worker_id=None,
-            hardware_profile_id=_hardware(s, run_doc.doc.get("hardware")),
-            origin_host=host,
-            origin_run_id=origin_run_id,
+            hardware_profile_id=_hardware(s, run.hardware),
+            origin_host=run.origin.host,
+            origin_run_id=run.origin.run_id,
             origin_bundle_sha256=cid,
             imported_at=db_now(),
-            **fields,
+            device=run.device,
+            resolved_device=run.resolved_device,
+            dtype=run.dtype,
+            batch_size=run.batch_size,
+            requires=run.requires,
+            # as `mirada queue` stores them: parsed, then the non-default keys
+            options=parse_options(run.task, run.options).to_dict(),
+            attempts=run.attempts,
+            max_attempts=run.max_attempts,
+            progress_done=run.progress_done,
+            progress_total=run.progress_total,
+            model_fingerprint=run.model_fingerprint,
+            created=run.created,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
         )
-        s.add(run)
+        s.add(row)
         s.flush()
-        write_results(s, run.id, results)
-        return run.id
+        write_results(s, row.id, results)
+        return row.id

@@ -1,0 +1,696 @@
+"""The members of a result bundle as declared types: export (mirada.bundles.build) writes
+through them and import (mirada.bundles.load) reads through them, so whatever one writes the
+other accepts, and whatever import accepts every reader (`mirada show`, exports, the pages)
+can show.
+
+Why pydantic v2: the members are nested JSON with dozens of fields, and declared models give
+typed, located errors ("results.json: metrics[3].value: ...") for free; dataclasses would need
+a hand-written reader per field, which is what this module replaced. Models are strict (no
+"3" for 3, no true for 1), forbid unknown keys, and refuse non-finite numbers (`1e999` parses
+to infinity).
+
+A bundle is untrusted input (anyone can edit one and redo its checksums), so beyond types:
+- values: numbers finite; proportions and their CIs in 0..1 with low <= value <= high (kinds
+  from mirada.metrics.names); counters non-negative and within their columns; times between
+  2000-01-01 and tomorrow; run options through the same parser and checks `mirada queue`
+  uses (mirada.tasks.parse_options, run_options.check_dtype); text by the dataset importer's
+  rule (mirada.datasets.entries.text_problem: no NUL, no lone surrogates) and column lengths;
+- consistency (`check_bundle`, across members): item and caption indices in range, one result
+  and one generated caption per item, one metric per name and category, embeddings that cover
+  every item (image) or caption (text) once with one dimension, finite and nonzero, and
+  artifacts that parse as their name says (a confusion matrix square in its labels, benchmark
+  records through mirada.benchmark_records, projections as float32 [N, 2]).
+manifest.json (layout, sizes, checksums, schema version) is checked by mirada.bundles.archive.
+Every refusal is a BundleError of one line naming the member and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
+
+import numpy as np
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from mirada.benchmark_records import load_measurement, load_records
+from mirada.bundles.archive import DATASET, RESULTS, RUN, BundleError, json_bytes
+from mirada.datasets.entries import MAX_CATEGORY_CHARS, text_problem
+from mirada.db.models import Base, Dataset, HardwareProfile, Metric, Run, RunArtifact, Timing
+from mirada.domain import Device, Dtype, Task, choices
+from mirada.errors import MiradaError
+from mirada.metrics.names import MetricKind, kind_of
+from mirada.queue import MAX_ATTEMPTS, MAX_BATCH_SIZE
+from mirada.results import MEASUREMENT_ARTIFACT, VARIANTS_ARTIFACT
+from mirada.run_options import BenchmarkRunOptions, check_dtype
+from mirada.tasks import parse_options
+
+EMBEDDING_KINDS = ("image", "text")
+INT32 = 2**31 - 1  # an Integer column on PostgreSQL
+INT64 = 2**63 - 1  # a BigInteger column
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_JSON_DEPTH = 32
+# Tolerance of low <= value <= high: a bootstrap bound can differ from the point estimate in
+# its last bits when every resample gives the same value.
+CI_SLACK = 1e-9
+ZEROSHOT_CONFUSION = "zeroshot_confusion"
+CAPTION_CORPUS = "caption_corpus"
+JSON_TYPE = "application/json"
+NPY_TYPE = "application/x-npy"
+PROJECTION = re.compile(r"projection:(pca|tsne):(image|text|joint)")
+
+
+def _length(model: type[Base], name: str) -> int | None:
+    length = model.__table__.c[name].type.length
+    return int(length) if length is not None else None
+
+
+def dataset_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
+    """SHA-256 over (filename, image SHA-256) in dataset order: the same images under the
+    same names, whatever the database ids."""
+    h = hashlib.sha256()
+    for filename, sha in pairs:
+        h.update(json.dumps([filename, sha], ensure_ascii=False).encode() + b"\n")
+    return h.hexdigest()
+
+
+# ---- value types --------------------------------------------------------------------------
+
+
+def _text(value: str) -> str:
+    if problem := text_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _sha256(value: str) -> str:
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError("is not a SHA-256 (64 lowercase hex digits)")
+    return value
+
+
+def _ext(value: str) -> str:
+    if not (value.isascii() and value.isalnum() and 1 <= len(value) <= 8):
+        raise ValueError(f"{value!r} is not a file extension")
+    return value.lower()
+
+
+def _choice(enum: Any) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        try:
+            return enum(value)
+        except ValueError:
+            raise ValueError(
+                f"unknown value {value!r} (a newer Mirada's?); one of: {', '.join(choices(enum))}"
+            ) from None
+
+    return parse
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 time")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise ValueError("must be a time with its UTC offset")
+    latest = datetime.now(UTC) + timedelta(days=1)
+    if not EARLIEST <= parsed <= latest:
+        raise ValueError(f"{value} is outside {EARLIEST.date()} .. {latest.date()}")
+    return parsed
+
+
+def _json_value(value: Any, depth: int = 0) -> None:
+    """Plain JSON both backends store: finite numbers, text by the text rule, bounded depth."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if abs(value) > INT64:
+            raise ValueError(f"holds the integer {value}, beyond 64 bits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"holds the non-finite number {value!r}")
+    elif isinstance(value, str):
+        _text(value)
+    elif isinstance(value, list):
+        for v in value:
+            _json_value(v, depth + 1)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _text(k)
+            _json_value(v, depth + 1)
+    else:
+        raise ValueError(f"holds a {type(value).__name__}, not JSON")
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("must be an object")
+    _json_value(value)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+Name = Annotated[Text, AfterValidator(_not_blank)]
+Sha256 = Annotated[str, AfterValidator(_sha256)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=INT32)]  # an Integer column
+Positive = Annotated[int, Field(ge=1, le=INT32)]
+Bytes = Annotated[int, Field(ge=0, le=INT64)]  # a BigInteger column
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
+Time = Annotated[datetime, BeforeValidator(_time), PlainSerializer(datetime.isoformat)]
+TaskName = Annotated[Task, BeforeValidator(_choice(Task)), PlainSerializer(str)]
+DeviceName = Annotated[Device, BeforeValidator(_choice(Device)), PlainSerializer(str)]
+DtypeName = Annotated[Dtype, BeforeValidator(_choice(Dtype)), PlainSerializer(str)]
+
+
+# Text bounded by the column it is stored in.
+ModelId = Annotated[Name, Field(max_length=_length(Run, "model_id"))]
+Label = Annotated[Name, Field(max_length=_length(Run, "requires"))]
+DatasetName = Annotated[Name, Field(max_length=_length(Dataset, "name"))]
+Category = Annotated[Name, Field(max_length=MAX_CATEGORY_CHARS)]
+MetricKey = Annotated[Name, Field(max_length=_length(Metric, "name"))]
+TimingKey = Annotated[Name, Field(max_length=_length(Timing, "name"))]
+Unit = Annotated[Text, Field(max_length=_length(Timing, "unit"))]
+ArtifactName = Annotated[Name, Field(max_length=_length(RunArtifact, "name"))]
+ContentType = Annotated[Name, Field(max_length=_length(RunArtifact, "content_type"))]
+Fingerprint = Annotated[Name, Field(max_length=_length(HardwareProfile, "fingerprint"))]
+Version32 = Annotated[Text, Field(max_length=_length(HardwareProfile, "python_version"))]
+Version64 = Annotated[Text, Field(max_length=_length(HardwareProfile, "torch_version"))]
+Index = Annotated[int, Strict(), Field(ge=0, le=INT64)]
+# JSON has no tuples: a pair is a list of two, read laxly as a sequence of strict values.
+CaptionRef = Annotated[tuple[Index, Annotated[Finite, Strict()]], Strict(False)]
+ClassScore = Annotated[tuple[Annotated[Text, Strict()], Annotated[Finite, Strict()]], Strict(False)]
+
+
+STRICT = ConfigDict(strict=True, allow_inf_nan=False)
+
+
+class Doc(BaseModel):
+    model_config = ConfigDict(STRICT, extra="forbid", frozen=True)
+
+
+M = TypeVar("M", bound=Doc)
+
+
+# ---- run.json --------------------------------------------------------------------------------
+
+
+class Origin(Doc):
+    host: Name
+    run_id: Positive
+
+
+class Hardware(Doc):
+    """mirada.db.models.HardwareProfile, less its id and creation time (a test keeps the two
+    in step)."""
+
+    fingerprint: Fingerprint
+    hostname: Text
+    os: Text
+    cpu_model: Text
+    cpu_cores: Count
+    ram_bytes: Bytes
+    gpu_name: Text | None = None
+    gpu_memory_bytes: Bytes | None = None
+    python_version: Version32
+    torch_version: Version64 | None = None
+    cuda_version: Version32 | None = None
+    transformers_version: Version64 | None = None
+    open_clip_version: Version64 | None = None
+    details: JsonObject = Field(default_factory=dict)
+
+
+class RunDoc(Doc):
+    dataset_fingerprint: Sha256
+    origin: Origin
+    model_id: ModelId
+    task: TaskName
+    device: DeviceName
+    resolved_device: DeviceName | None = None
+    dtype: DtypeName
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
+    requires: Label | None = None
+    options: JsonObject = Field(default_factory=dict)
+    attempts: Count
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)]
+    progress_done: Count
+    progress_total: Count
+    model_fingerprint: JsonObject | None = None
+    created: Time
+    started_at: Time | None = None
+    finished_at: Time | None = None
+    hardware: Hardware | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunDoc:
+        if self.requires is not None and self.requires != self.requires.strip():
+            raise ValueError("requires: a worker label has no surrounding spaces")
+        if self.progress_done > self.progress_total:
+            raise ValueError(
+                f"progress_done {self.progress_done} exceeds progress_total {self.progress_total}"
+            )
+        if self.started_at and self.finished_at and self.finished_at < self.started_at:
+            raise ValueError("finished_at is before started_at")
+        try:  # the checks `mirada queue` applies to the same options
+            typed = parse_options(self.task, self.options)
+            check_dtype(typed, self.dtype)
+        except MiradaError as exc:
+            raise ValueError(f"options: {exc}") from None
+        if isinstance(typed, BenchmarkRunOptions):
+            for size in typed.batch_sizes or ():
+                if not 1 <= size <= MAX_BATCH_SIZE:
+                    raise ValueError(f"options: batch size {size} is outside 1..{MAX_BATCH_SIZE}")
+        return self
+
+
+# ---- dataset.json ----------------------------------------------------------------------------
+
+
+class ImageDoc(Doc):
+    sha256: Sha256
+    ext: Annotated[str, AfterValidator(_ext)]
+    width: Positive
+    height: Positive
+    original_format: Annotated[Text, Field(max_length=16)] | None = None
+    size_bytes: Bytes
+
+
+class ItemDoc(Doc):
+    filename: Name
+    category: Category | None = None
+    captions: list[Name]
+    image: ImageDoc
+
+
+class DatasetDoc(Doc):
+    name: DatasetName
+    source_format: Text | None = None
+    fingerprint: Sha256
+    items: list[ItemDoc]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetDoc:
+        seen: dict[str, int] = {}
+        images: dict[str, ImageDoc] = {}
+        for n, it in enumerate(self.items):
+            if (first := seen.setdefault(it.filename, n)) != n:
+                raise ValueError(
+                    f"items {first} and {n} have the same filename {it.filename!r}; "
+                    "a dataset names each image once"
+                )
+            if images.setdefault(it.image.sha256, it.image) != it.image:
+                raise ValueError(
+                    f"items[{n}].image: image {it.image.sha256[:12]} is described twice, "
+                    "differently"
+                )
+        if dataset_fingerprint((it.filename, it.image.sha256) for it in self.items) != (
+            self.fingerprint
+        ):
+            raise ValueError("fingerprint does not match the items")
+        return self
+
+    @property
+    def n_captions(self) -> int:
+        return sum(len(it.captions) for it in self.items)
+
+
+# ---- results.json ----------------------------------------------------------------------------
+
+
+class MetricDoc(Doc):
+    name: MetricKey
+    value: Finite | None = None
+    category: Category | None = None
+    ci_low: Finite | None = None
+    ci_high: Finite | None = None
+    details: JsonObject | None = None
+
+    @model_validator(mode="after")
+    def _in_range(self) -> MetricDoc:
+        low, value, high = self.ci_low, self.value, self.ci_high
+        if (low is None) != (high is None):
+            raise ValueError("a CI needs both ci_low and ci_high")
+        if low is not None and high is not None:
+            if value is None:
+                raise ValueError("a CI without a value")
+            slack = CI_SLACK * max(1.0, abs(value))
+            if not low - slack <= value <= high + slack:
+                raise ValueError(f"the CI [{low}, {high}] does not hold the value {value}")
+        kind = kind_of(self.name)
+        floor, ceiling = {
+            MetricKind.proportion: (0.0, 1.0),
+            MetricKind.rank: (1.0, math.inf),
+        }.get(kind, (0.0, math.inf))
+        for field, x in (("value", value), ("ci_low", low), ("ci_high", high)):
+            if x is not None and not floor <= x <= ceiling:
+                upper = "" if math.isinf(ceiling) else f" .. {ceiling:g}"
+                raise ValueError(f"{field} {x} of {self.name} ({kind}) is outside {floor:g}{upper}")
+        n = (self.details or {}).get("n")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise ValueError(f"details.n must be a non-negative integer, not {n!r}")
+        return self
+
+
+class TimingDoc(Doc):
+    name: TimingKey
+    value: Annotated[float, Field(ge=0, allow_inf_nan=False)]  # times, rates, counts
+    unit: Unit
+    batch_size: Positive | None = None
+
+
+class ItemDetails(Doc):
+    """The keys of a match run's ItemResult.details that readers rely on (mirada.results);
+    other keys pass as plain JSON. Caption references are caption indices (build.py)."""
+
+    model_config = ConfigDict(extra="allow")
+    top: list[CaptionRef] | None = None
+    reranked: list[CaptionRef] | None = None
+    category_correct: bool | None = None
+    zeroshot_pred: Text | None = None
+    category_top1: Text | None = None
+    zeroshot_scores: list[ClassScore] | None = None
+
+
+def _kept(shape: Any) -> Callable[[Any], Any]:
+    """A JSON column's validator: `shape` checks it, the JSON itself is stored as given (a
+    score written 1 stays 1, so a re-export is byte-identical)."""
+    model = isinstance(shape, type) and issubclass(shape, BaseModel)  # carries its config
+    adapter = TypeAdapter(shape, config=None if model else STRICT)
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        adapter.validate_python(_json_object(value))
+        return value
+
+    return check
+
+
+class ItemResultDoc(Doc):
+    item: Index
+    correct: bool | None = None
+    rank: Positive | None = None
+    score: Finite | None = None
+    details: Annotated[dict[str, Any] | None, BeforeValidator(_kept(ItemDetails))] = None
+
+
+class CaptionFlags(Doc):
+    model_config = ConfigDict(extra="allow")
+    repeated_ngram_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    verbatim_repeat: bool | None = None
+    degenerate: bool | None = None
+    reasons: list[Text] | None = None
+
+
+class GeneratedCaptionDoc(Doc):
+    item: Index
+    text: Text
+    scores: Annotated[dict[str, Any] | None, BeforeValidator(_kept(dict[str, Finite | None]))] = (
+        None
+    )
+    flags: Annotated[dict[str, Any] | None, BeforeValidator(_kept(CaptionFlags))] = None
+
+
+class EmbeddingRef(Doc):
+    kind: Literal["image", "text"]
+    member: str
+
+    @model_validator(mode="after")
+    def _member(self) -> EmbeddingRef:
+        if self.member != embedding_member(self.kind):
+            raise ValueError(f"member must be {embedding_member(self.kind)!r}")
+        return self
+
+
+class ArtifactRef(Doc):
+    name: ArtifactName
+    content_type: ContentType
+    member: Annotated[str, Field(pattern=r"^artifacts/[0-9]{1,6}\.bin$")]
+
+
+def _unique(values: list[Any], what: str) -> None:
+    seen: set[Any] = set()
+    for n, v in enumerate(values):
+        if v in seen:
+            raise ValueError(f"{what} {v!r} appears twice (again at {n})")
+        seen.add(v)
+
+
+class ResultsDoc(Doc):
+    metrics: list[MetricDoc]
+    timings: list[TimingDoc]
+    items: list[ItemResultDoc]
+    captions: list[GeneratedCaptionDoc]
+    embeddings: list[EmbeddingRef]
+    artifacts: list[ArtifactRef]
+
+    @model_validator(mode="after")
+    def _unique_rows(self) -> ResultsDoc:
+        _unique([(m.name, m.category) for m in self.metrics], "metrics: (name, category)")
+        _unique([(t.name, t.batch_size) for t in self.timings], "timings: (name, batch_size)")
+        _unique([r.item for r in self.items], "items: a result for item")
+        _unique([c.item for c in self.captions], "captions: a generated caption for item")
+        _unique([e.kind for e in self.embeddings], "embeddings: kind")
+        _unique([a.name for a in self.artifacts], "artifacts: name")
+        _unique([a.member for a in self.artifacts], "artifacts: member")
+        return self
+
+
+def embedding_member(kind: str, rows: bool = False) -> str:
+    return f"embeddings/{kind}{'.rows' if rows else ''}.npy"
+
+
+# ---- reading and writing ---------------------------------------------------------------------
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def problem(exc: ValidationError) -> str:
+    """The first error of `exc` as one line: where, what, and the value given."""
+    err = exc.errors(include_url=False)[0]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    where = _where(tuple(p for p in err["loc"] if not str(p).startswith("function-")))
+    given = ""
+    if err["type"] not in ("value_error", "missing") and not isinstance(err["input"], dict):
+        given = f" (got {_shown(err['input'])})"
+    return f"{where}: {msg}{given}" if where else f"{msg}{given}"
+
+
+def parse(model: type[M], doc: Any, member: str) -> M:
+    """`doc` (a member's parsed JSON) as `model`, or a BundleError naming member and field."""
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        raise BundleError(f"bundle {member}: {problem(exc)}") from None
+
+
+# ---- consistency across members --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Embedding:
+    kind: str
+    rows: np.ndarray  # int64 [N]: item indices (image) or caption indices (text)
+    vectors: np.ndarray  # float32 [N, D]
+
+
+def check_embedding(kind: str, vectors: np.ndarray, rows: np.ndarray, expected: int) -> None:
+    """An embedding set as the pages read it: one finite, nonzero row per item (image) or
+    caption (text); `vectors` float32 [N, D] and `rows` int64 [N] already."""
+    name = f"bundle {embedding_member(kind)}"
+    if vectors.shape[1] < 1:
+        raise BundleError(f"{name}: vectors have no dimensions")
+    if len(rows) != len(vectors):
+        raise BundleError(f"{name}: {len(vectors)} vectors but {len(rows)} rows")
+    if len(rows) != expected or not np.array_equal(np.sort(rows), np.arange(expected)):
+        what = "item" if kind == "image" else "caption"
+        raise BundleError(
+            f"{name}: rows must name every {what} of {DATASET} once ({expected}), "
+            f"not {len(rows)} rows"
+        )
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise BundleError(f"{name}: row {int(np.argmin(finite))} is not all finite numbers")
+    zero = ~vectors.any(axis=1)
+    if zero.any():
+        raise BundleError(f"{name}: row {int(np.argmax(zero))} is all zeros (no direction)")
+
+
+def _json_artifact(data: bytes, where: str) -> Any:
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+        _json_value(doc)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"{where}: not plain JSON ({exc})") from None
+    return doc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+class Confusion(Doc):
+    labels: list[Name]
+    matrix: list[list[Count]]
+
+    @model_validator(mode="after")
+    def _square(self) -> Confusion:
+        _unique(self.labels, "labels: label")
+        n = len(self.labels)
+        if len(self.matrix) != n or any(len(row) != n for row in self.matrix):
+            raise ValueError(f"matrix must be {n}x{n} for its {n} labels")
+        return self
+
+
+def check_artifact(name: str, content_type: str, data: bytes, member: str) -> None:
+    """An artifact parses as its name says (mirada.results lists the names)."""
+    where = f"bundle {member} (artifact {name!r})"
+    projection = PROJECTION.fullmatch(name)
+    want = NPY_TYPE if projection else JSON_TYPE
+    if content_type.split(";")[0].strip() != want:
+        raise BundleError(f"{where}: content type {content_type!r} is not {want}")
+    if projection:
+        try:
+            xy = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise BundleError(f"{where}: not a .npy array ({exc})") from None
+        if xy.dtype != np.float32 or xy.ndim != 2 or xy.shape[1] != 2:
+            raise BundleError(f"{where}: must be float32 [N, 2], not {xy.dtype} {xy.shape}")
+        if not np.isfinite(xy).all():
+            raise BundleError(f"{where}: holds non-finite numbers")
+        return
+    if name == VARIANTS_ARTIFACT or name == MEASUREMENT_ARTIFACT:
+        try:
+            _json_artifact(data, where)
+            (load_records if name == VARIANTS_ARTIFACT else load_measurement)(data, where)
+        except MiradaError as exc:
+            raise BundleError(str(exc)) from None
+        return
+    doc = _json_artifact(data, where)
+    if name == ZEROSHOT_CONFUSION:
+        parse(Confusion, doc, f"{member} (artifact {name!r})")
+    elif name == CAPTION_CORPUS:
+        if not isinstance(doc, dict):
+            raise BundleError(f"{where}: must be a JSON object")
+    else:
+        raise BundleError(f"{where}: unknown artifact name (a newer Mirada's?)")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A bundle's results after every check, indices still the bundle's own."""
+
+    results: ResultsDoc
+    embeddings: list[Embedding]
+    artifacts: dict[str, tuple[str, bytes]]
+
+
+def check_bundle(
+    dataset: DatasetDoc,
+    results: ResultsDoc,
+    read: Callable[[str], bytes],
+    read_npy: Callable[[str, str, int], np.ndarray],
+) -> Checked:
+    """Check `results` against `dataset` and read and check the members it names."""
+    n_items, n_captions = len(dataset.items), dataset.n_captions
+
+    def index(value: int, limit: int, where: str) -> None:
+        if value >= limit:
+            raise BundleError(f"bundle {RESULTS}: {where} {value} is out of range (0..{limit - 1})")
+
+    for n, r in enumerate(results.items):
+        index(r.item, n_items, f"items[{n}].item")
+        for key in ("top", "reranked"):
+            for pair in (r.details or {}).get(key) or ():
+                index(pair[0], n_captions, f"items[{n}].details.{key}: caption")
+    for n, c in enumerate(results.captions):
+        index(c.item, n_items, f"captions[{n}].item")
+
+    embeddings = []
+    dims: dict[str, int] = {}
+    for ref in results.embeddings:
+        vectors = read_npy(ref.member, "float32", 2)
+        rows = read_npy(embedding_member(ref.kind, rows=True), "int64", 1)
+        check_embedding(ref.kind, vectors, rows, n_items if ref.kind == "image" else n_captions)
+        dims[ref.kind] = vectors.shape[1]
+        embeddings.append(Embedding(ref.kind, rows, vectors))
+    if len(set(dims.values())) > 1:
+        raise BundleError(
+            f"bundle {RESULTS}: image vectors have {dims['image']} dimensions and text vectors "
+            f"{dims['text']}; one model embeds both in one space"
+        )
+
+    artifacts = {}
+    for a in results.artifacts:
+        data = read(a.member)
+        check_artifact(a.name, a.content_type, data, a.member)
+        artifacts[a.name] = (a.content_type, data)
+    return Checked(results, embeddings, artifacts)
+
+
+def export_members(
+    run: dict[str, Any],
+    dataset: dict[str, Any],
+    results: dict[str, Any],
+    members: dict[str, bytes],
+    run_id: int,
+) -> None:
+    """Export's side: add the three JSON members to `members` through their models, after
+    the same consistency checks as import (embeddings and artifacts already in `members`)."""
+    docs = {RUN: (RunDoc, run), DATASET: (DatasetDoc, dataset), RESULTS: (ResultsDoc, results)}
+    checked: dict[str, Doc] = {}
+    try:
+        for member, (model, doc) in docs.items():
+            checked[member] = parse(model, doc, member)
+        check_bundle(
+            checked[DATASET],  # type: ignore[arg-type]
+            checked[RESULTS],  # type: ignore[arg-type]
+            members.__getitem__,
+            lambda name, _dtype, _ndim: np.load(io.BytesIO(members[name]), allow_pickle=False),
+        )
+    except BundleError as exc:
+        raise BundleError(
+            f"run {run_id} cannot be exported as a bundle: an import would refuse it ({exc})"
+        ) from None
+    for member, doc in checked.items():
+        members[member] = json_bytes(doc.model_dump(mode="json"))
