@@ -52,18 +52,76 @@ def _int_env(name: str, default: int) -> int:
     return value
 
 
+_URL_FORMS = (
+    "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE "
+    "(or unset it for the SQLite file in MIRADA_HOME)"
+)
+
+
+def _blocking_file(path: Path) -> Path | None:
+    """The nearest existing one of `path` and its ancestors, when it is not a directory: the
+    file that stops `mkdir -p path`."""
+    for folder in (path, *path.parents):
+        if os.path.lexists(folder):
+            return None if os.path.isdir(folder) else folder
+    return None
+
+
+def _check_home(home: Path) -> None:
+    """The data directory exists, or nothing but directories stand on its path (FileExistsError
+    or NotADirectoryError deep in a mkdir is not a message)."""
+    blocker = _blocking_file(home)
+    if blocker is None:
+        return
+    what = f"{blocker} is a file" if blocker == home else f"{blocker} on its path is a file"
+    if home_from_environment():
+        raise _bad("MIRADA_HOME", os.environ["MIRADA_HOME"], f"a directory, but {what}")
+    raise ConfigError(
+        f"Mirada's data directory {home} cannot be created: {what}. "
+        "Set MIRADA_HOME to a directory, or move that file away."
+    )
+
+
+def _check_sqlite_path(raw: str, home: Path) -> None:
+    """A SQLite URL the user wrote names a file in an existing directory. Mirada creates the
+    file but not the directory (MIRADA_HOME itself excepted, which Mirada creates anyway): a
+    typo in the path would otherwise start a new, empty database elsewhere, silently."""
+    from sqlalchemy.engine import make_url  # only for a SQLite URL the user wrote
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise _bad("MIRADA_DATABASE_URL", raw, _URL_FORMS) from None
+    database = url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in raw or url.query.get("uri") == "true":
+        return  # in memory, or a file: URI that SQLite opens as written
+    path = Path(database).expanduser()
+    folder = path.parent
+    if os.path.isdir(path):
+        raise _bad("MIRADA_DATABASE_URL", raw, f"a database file, but {path} is a directory")
+    blocker = _blocking_file(folder)
+    if blocker is not None:
+        raise _bad("MIRADA_DATABASE_URL", raw, f"a file in a directory, but {blocker} is a file")
+    if not os.path.isdir(folder) and folder.resolve() != home:
+        mkdir = f"mkdir -p {shlex.quote(str(folder))}"
+        raise _bad(
+            "MIRADA_DATABASE_URL",
+            raw,
+            f"a file in an existing directory, but {folder} does not exist (Mirada creates "
+            f"the database file, not its directory: check the path, or {mkdir})",
+        )
+
+
 def _database_url(home: Path) -> str:
     raw = os.environ.get("MIRADA_DATABASE_URL")
     if not raw:
         return f"sqlite:///{home / 'mirada.db'}"
     match = _URL_SCHEME.match(raw)
     if match is None or match["dialect"].lower() not in DATABASE_DIALECTS:
-        raise _bad(
-            "MIRADA_DATABASE_URL",
-            raw,
-            "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE "
-            "(or unset it for the SQLite file in MIRADA_HOME)",
-        )
+        raise _bad("MIRADA_DATABASE_URL", raw, _URL_FORMS)
+    if match["dialect"].lower() == "sqlite":
+        _check_sqlite_path(raw, home)
     return raw
 
 
@@ -151,6 +209,7 @@ def get_settings() -> Settings:
     else:
         home = default_home()
         _notice_legacy_home_once()
+    _check_home(home)
     url = _database_url(home)
     return Settings(
         home=home,
