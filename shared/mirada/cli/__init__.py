@@ -153,8 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except MiradaError as exc:
-        print(f"mirada {args.command}: error: {printable(str(exc))}", file=sys.stderr)
-        return exc.exit_code
+        return _error(args.command, exc)
     except KeyboardInterrupt:
         print(f"mirada {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -163,8 +162,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         # /dev/null so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
         return 0
+    except Exception as exc:
+        # Sessions map database errors already (mirada.db.errors); one raised outside a
+        # session still reads as a message, never SQLAlchemy's text and link.
+        mapped = _database_error(exc)
+        if mapped is None:
+            raise
+        return _error(args.command, mapped)
     finally:
         sys.stdout = stdout
+
+
+def _error(command: str, exc: MiradaError) -> int:
+    print(f"mirada {command}: error: {printable(str(exc))}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _database_error(exc: Exception) -> MiradaError | None:
+    if "sqlalchemy" not in sys.modules:  # cannot be a database error; keep start-up light
+        return None
+    from mirada.db.errors import map_database_error
+
+    return map_database_error(exc, writing=False)
 
 
 if __name__ == "__main__":
