@@ -16,6 +16,7 @@ Run status transitions (`RUN_TRANSITIONS`, enforced by `mirada.queue`, the only 
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import TypeVar
 
@@ -116,6 +117,22 @@ FINISHED: frozenset[RunStatus] = frozenset(
 def can_transition(current: RunStatus | str, target: RunStatus | str) -> bool:
     """Whether `mirada.queue` may move a run from `current` to `target`."""
     return RunStatus(target) in RUN_TRANSITIONS[RunStatus(current)]
+
+
+# Row ids (runs, datasets, images) are SQLite INTEGER / PostgreSQL BIGINT keys: 64-bit signed,
+# and Mirada's start at 1. A larger number overflows the driver instead of matching nothing.
+MAX_ID = 2**63 - 1
+_ID = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes "²", and int() fails
+
+
+def parse_id(text: str) -> int | None:
+    """The row id `text` names (ASCII digits, 1 to MAX_ID, spaces around it allowed), else None.
+    The one parser for ids typed by people: URLs (the dashboard) and arguments (the CLI)."""
+    text = text.strip(" ")
+    if not _ID.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
 
 
 def choices(enum: type[StrEnum]) -> tuple[str, ...]:

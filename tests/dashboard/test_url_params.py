@@ -9,14 +9,11 @@ from streamlit.testing.v1 import AppTest
 from test_pages import PAGES, open_page
 
 from mirada.dashboard import links
+from mirada.domain import MAX_ID
 from mirada.text_safety import markdown_text
 
-MAX = links.MAX_ID
-# "²", "³" and Arabic-Indic "٣" pass str.isdigit() and then int() raises (or, "٣", reads 3);
-# 23 digits overflow SQLite's 64-bit INTEGER; int() also takes "1_000", " +1" and 4301+ digits
-# raise ValueError.
-NOT_IDS = ["²", "³", "1" * 23, "-1", "1,²", "", "0", str(MAX + 1), "٣", "１", "1_000", "+1",
-           "1e3", "0x10", "1.0", "9" * 5000, "run", "1\n"]  # fmt: skip
+# The parser itself (mirada.domain.parse_id) is tested in tests/test_ids.py.
+NOT_IDS = ["²", "1" * 23, "-1", "1,²", "", "٣", "9" * 5000]
 
 
 @pytest.mark.parametrize("value", NOT_IDS)
@@ -30,7 +27,7 @@ def test_url_id_refuses_what_is_not_an_id(value: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, None), ("1", 1), ("007", 7), (" 12 ", 12), (str(MAX), MAX)],
+    [(None, None), ("1", 1), ("007", 7), (" 12 ", 12), (str(MAX_ID), MAX_ID)],
 )
 def test_url_id_reads_ids(value: str | None, expected: int | None) -> None:
     assert links.url_id(value, "run") == expected
@@ -39,7 +36,7 @@ def test_url_id_reads_ids(value: str | None, expected: int | None) -> None:
 def test_url_ids() -> None:
     assert links.url_ids(None, "runs") == []
     assert links.url_ids("3, 5,3,7", "runs") == [3, 5, 7]
-    assert links.url_ids(f"1,{MAX}", "runs") == [1, MAX]
+    assert links.url_ids(f"1,{MAX_ID}", "runs") == [1, MAX_ID]
     for value in ["1,²", "", "1,,2", "1,", "3,-1", f"1,{'1' * 23}", "1;2"]:
         with pytest.raises(links.BadUrlParam, match=r"^Ignored the URL parameter runs="):
             links.url_ids(value, "runs")

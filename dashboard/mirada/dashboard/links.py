@@ -8,11 +8,10 @@ links and chart marks stay on this server. No Streamlit here: pages and tests sh
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
-from mirada.domain import Task
+from mirada.domain import MAX_ID, Task, parse_id
 from mirada.tasks import TASKS
 
 # url path (as app.py registers it) and page file of each page a link can target; the page
@@ -68,9 +67,6 @@ def item_href_expr(page: str, run_id: int, field: str = "item_id") -> str:
     return f"{prefix} + datum[{json.dumps(field)}]"
 
 
-# Ids are SQLite INTEGER / PostgreSQL BIGINT keys: 64-bit signed, and Mirada's start at 1.
-MAX_ID = 2**63 - 1
-_ID = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also accepts "²" and "٣"
 _SHOWN_CHARS = 40  # of a bad value, in the notice
 
 
@@ -83,22 +79,14 @@ def _shown(value: str) -> str:
     return value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
 
 
-def _id_or_none(text: str) -> int | None:
-    text = text.strip(" ")  # "?runs=3, 5" typed by hand
-    if not _ID.fullmatch(text):
-        return None
-    number = int(text)
-    return number if 1 <= number <= MAX_ID else None
-
-
 def url_id(value: str | None, name: str) -> int | None:
     """The id in URL parameter `name` (`?run=12` -> 12); None when the parameter is absent.
 
-    The one parser for ids in URLs: ASCII digits naming an id from 1 to MAX_ID. Anything else
-    (empty, "²", "-1", 23 digits) raises BadUrlParam naming the parameter."""
+    The one parser for ids in URLs (mirada.domain.parse_id: ASCII digits, 1 to MAX_ID).
+    Anything else (empty, "²", "-1", 23 digits) raises BadUrlParam naming the parameter."""
     if value is None:
         return None
-    number = _id_or_none(value)
+    number = parse_id(value)
     if number is None:
         raise BadUrlParam(
             f"Ignored the URL parameter {name}={_shown(value)!r}: "
@@ -113,7 +101,7 @@ def url_ids(value: str | None, name: str) -> list[int]:
     whole list: a page shows its default rather than half of what a link asked for."""
     if value is None:
         return []
-    parts = [_id_or_none(part) for part in value.split(",")]
+    parts = [parse_id(part) for part in value.split(",")]
     if None in parts:
         raise BadUrlParam(
             f"Ignored the URL parameter {name}={_shown(value)!r}: expected ids separated by "

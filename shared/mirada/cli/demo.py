@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from mirada.cli import arg, command, show_log
+from mirada.cli.runs import run_id
 from mirada.errors import MiradaError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -269,7 +270,7 @@ in the same folder, then renamed), replacing FILE if it exists.
 @command(
     "export",
     "Export a succeeded run as a Markdown report, JSON or CSV (per-image table)",
-    arg("run_id", type=int, help="run id (see `mirada runs`)"),
+    arg("run_id", type=run_id, help="run id (see `mirada runs`)"),
     arg(
         "--format",
         dest="fmt",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mirada.cli import Arg, arg, command, print_json, show_log
 from mirada.cli.table import format_table
-from mirada.domain import Device, Dtype, RunStatus, Task, choices, parse_choice
+from mirada.domain import MAX_ID, Device, Dtype, RunStatus, Task, choices, parse_choice, parse_id
 from mirada.errors import MiradaError
 from mirada.run_options import Flag, RunOptions
 
@@ -213,10 +213,21 @@ def _interval_text(metrics: dict[str, object], name: str) -> str:
     return f"  95% CI {format_interval(name, low, high)} ({interval_name(details)}){note}"
 
 
+def run_id(text: str) -> int:
+    """argparse type of a run id (mirada.domain.parse_id): "²" or 23 digits are a usage error,
+    not a traceback from int() or the database driver."""
+    number = parse_id(text)
+    if number is None:
+        raise argparse.ArgumentTypeError(
+            f"not a run id: {text!r} (a whole number from 1 to {MAX_ID}; see `mirada runs`)"
+        )
+    return number
+
+
 @command(
     "show",
     "Show one run: status, progress, metrics with 95%% CIs, per category, timings, hardware",
-    arg("run_id", type=int),
+    arg("run_id", type=run_id),
     arg("--json", action="store_true"),
 )
 def show_cmd(args: argparse.Namespace) -> int:
@@ -333,7 +344,7 @@ def _print_variants(records: list[VariantRecord], measurement: Measurement | Non
     print(f"advice: {printable(advice.summary, keep_newlines=False)}")
 
 
-@command("cancel", "Cancel a queued or running run", arg("run_id", type=int))
+@command("cancel", "Cancel a queued or running run", arg("run_id", type=run_id))
 def cancel_cmd(args: argparse.Namespace) -> int:
     from mirada.queue import cancel_run
 
@@ -342,7 +353,7 @@ def cancel_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("retry", "Re-queue a failed or cancelled run", arg("run_id", type=int))
+@command("retry", "Re-queue a failed or cancelled run", arg("run_id", type=run_id))
 def retry_cmd(args: argparse.Namespace) -> int:
     from mirada.queue import retry_run
 

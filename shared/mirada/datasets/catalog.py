@@ -12,6 +12,7 @@ from sqlalchemy import distinct, func, select
 from mirada.datasets.paths import image_path
 from mirada.db import read_session
 from mirada.db.models import Caption, Dataset, Image, Item
+from mirada.domain import parse_id
 from mirada.errors import NotFoundError
 
 
@@ -104,8 +105,9 @@ def resolve_dataset(name_or_id: str | int) -> DatasetSummary:
         found: int | None = None
         if isinstance(name_or_id, str):
             found = s.scalar(select(Dataset.id).where(Dataset.name == name_or_id))
-            if found is None and name_or_id.strip().isdigit():
-                found = s.scalar(select(Dataset.id).where(Dataset.id == int(name_or_id)))
+            number = parse_id(name_or_id)  # "²" or 23 digits name no id (int() would raise)
+            if found is None and number is not None:
+                found = s.scalar(select(Dataset.id).where(Dataset.id == number))
         else:
             found = s.scalar(select(Dataset.id).where(Dataset.id == int(name_or_id)))
         names = (
