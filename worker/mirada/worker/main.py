@@ -8,6 +8,12 @@ Declared lost (its heartbeats stopped reaching the database for MIRADA_STALE_AFT
 process was paused, the machine slept, the database was unreachable): the next heartbeat makes
 it active again if its current run is still its own; if that run was re-queued meanwhile, the
 worker drops it without writing results, says why, and stops (`lost` is then True).
+
+Its SQLite file deleted or replaced (mirada.db removed, a backup restored over it): every
+session checks that the path still names the file the worker opened (mirada.db.engine), so the
+claim, heartbeat or finish that comes next fails instead of reporting a run stored in a file
+that is gone. The worker then stops, writing nothing more, and `serve` raises DatabaseGone
+(the CLI prints it and exits 2).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 
 from mirada import queue
 from mirada.config import get_settings
+from mirada.db import DatabaseFileReplaced
 from mirada.domain import Device, Task, WorkerStatus
 from mirada.errors import MiradaError
 from mirada.queue import ClaimedRun
@@ -35,6 +42,12 @@ from mirada.worker.model import LazyModel, ModelRequest
 from mirada.worker.tasks import executor_for as default_executor_for
 
 logger = logging.getLogger(__name__)
+
+
+class DatabaseGone(MiradaError):
+    """The worker's SQLite file was deleted or replaced while it ran; it stopped."""
+
+
 # How `mirada worker` prints this module's INFO lines (configured by the CLI, not here).
 LOG_FORMAT = "[mirada worker %(asctime)s] %(message)s"
 LOG_DATE_FORMAT = "%H:%M:%S"
@@ -54,6 +67,7 @@ class WorkerLoop:
     stop_event: threading.Event = field(default_factory=threading.Event)
     processed: int = 0
     lost: bool = False  # stopped because its run was taken while it was declared lost
+    database_gone: str | None = None  # why it stopped: its database file went away
     _signals: int = 0
     _current: int | None = None  # the run being executed (read by the heartbeat thread)
 
@@ -105,13 +119,38 @@ class WorkerLoop:
                 self._current = claimed.id
                 try:
                     self._execute(claimed)
+                except DatabaseFileReplaced as exc:
+                    self._database_gone(exc, claimed.id)
+                    break
                 finally:
                     self._current = None
                 self.processed += 1
+        except DatabaseFileReplaced as exc:  # at a claim, or looking for lost workers
+            self._database_gone(exc, None)
         finally:
             self.stop_event.set()
-            queue.stop_worker(self.worker_id)
+            if self.database_gone is None:  # else there is no database to write to
+                queue.stop_worker(self.worker_id)
+        if self.database_gone is not None:
+            raise DatabaseGone(self.database_gone)
         return self.processed
+
+    def _database_gone(self, exc: DatabaseFileReplaced, run_id: int | None) -> None:
+        """Stop: the database file was deleted or replaced (seen by either thread)."""
+        if self.database_gone is None:
+            if run_id is None:
+                what = "no run was in progress"
+            else:
+                what = (
+                    f"its run {run_id} was not recorded (if the original file is put back, "
+                    "the run is queued again once this worker counts as lost)"
+                )
+            self.database_gone = (
+                f"the database file {exc.path} was deleted or replaced while this worker "
+                f"ran; {what}. It stopped without writing to the file now at that path; "
+                "start the worker again to serve that database"
+            )
+        self.stop_event.set()
 
     def _devices(self) -> list[Device]:
         if self.devices_override is not None:
@@ -128,6 +167,10 @@ class WorkerLoop:
         while not self.stop_event.wait(interval):
             try:
                 self._beat()
+            except DatabaseFileReplaced as exc:
+                # The run stops at its next batch (StopRequested) and serve raises.
+                self._database_gone(exc, self._current)
+                return
             except Exception as exc:  # a DB hiccup must not kill the heartbeat thread
                 logger.warning("heartbeat failed: %s", exc)
 
@@ -210,6 +253,8 @@ class WorkerLoop:
                 self._dropped(run.id)
         except RunCancelled:
             self._dropped(run.id)
+        except DatabaseFileReplaced:
+            raise  # not this run's failure: there is no database to record it in
         except Exception as exc:  # any failure fails this run only; the worker keeps serving
             message = str(exc) if isinstance(exc, MiradaError) else f"{type(exc).__name__}: {exc}"
             if queue.fail_run(run.id, self.worker_id, message, traceback.format_exc()):
