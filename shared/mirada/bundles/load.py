@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from mirada.bundles import schema
 from mirada.bundles.archive import DATASET, IMAGES_PREFIX, RESULTS, RUN, BundleError, BundleReader
 from mirada.bundles.build import CAPTION_REF_KEYS
+from mirada.bundles.images import fill_dataset_images
 from mirada.bundles.schema import dataset_fingerprint
 from mirada.config import get_settings
 from mirada.datasets import store
@@ -78,6 +79,7 @@ class ImportedBundle:
     dataset_created: bool  # False: an existing local dataset was reused
     images_present: bool  # the dataset's image files are on this machine (or in its database)
     notes: list[str] = field(default_factory=list)
+    images_added: int = 0  # image files this bundle filled in (mirada.bundles.images)
 
 
 def _col(model: type[Base], name: str) -> Any:
@@ -296,6 +298,7 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
             return ImportedBundle(
                 done.id, True, host, origin_run_id, run.model_id, run.task, done.dataset_id,
                 ds_name or "?", False, True,
+                images_added=fill_dataset_images(reader, done.dataset_id),
             )  # fmt: skip
         dataset = schema.parse(schema.DatasetDoc, reader.read_json(DATASET), DATASET)
         if run.dataset_fingerprint != dataset.fingerprint:
@@ -306,6 +309,7 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
         checked = schema.check_bundle(dataset, results, reader.read, reader.read_npy)
         items = dataset.items
         notes: list[str] = []
+        added = 0  # image files filled in for a dataset already here
         local, why = _match_local(items, dataset.fingerprint)
         created = local is None
         if local is None:
@@ -324,6 +328,7 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
                 )
             notes.append(note)
         else:
+            added = fill_dataset_images(reader, local.id)
             present = all(image_path(it.image.sha256, it.image.ext).exists() for it in items)
             if not present:
                 notes.append(f"dataset {local.name!r} is here, but not all of its image files are")
@@ -341,7 +346,7 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
             raise
     return ImportedBundle(
         run_id, False, host, origin_run_id, run.model_id, run.task, local.id, local.name,
-        created, present, notes,
+        created, present, notes, images_added=added,
     )  # fmt: skip
 
 

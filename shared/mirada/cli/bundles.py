@@ -15,7 +15,9 @@ one, with its origin (host and run id there); it is never executed here.
 Its dataset is matched by fingerprint (item filenames and image SHA-256s). Without a match
 the bundle's items and captions become a new dataset; its image files come along only when
 the bundle was exported with --with-images, else the pages say they are not present here.
-Importing the same bundle again changes nothing. Damaged or edited files (checksums) and
+Importing the same bundle again changes nothing, except that a bundle exported with
+--with-images fills in the image files its dataset lacks here (checked against their
+SHA-256s; files already here are kept). Damaged or edited files (checksums) and
 bundles from a newer Mirada are refused.
 """
 
@@ -31,8 +33,15 @@ def import_results_cmd(args: argparse.Namespace) -> int:
 
     done = import_bundle(args.file)
     origin = f"from {done.origin_host} (run {done.origin_run_id} there)"
+    images = f"{done.images_added} image file{'s' * (done.images_added != 1)}"
     if done.already:
-        print(f"already imported as run {done.run_id}: {origin}; nothing to do")
+        if done.images_added:
+            print(
+                f"already imported as run {done.run_id}: {origin}; added its {images} to "
+                f"dataset {done.dataset_name!r} (id {done.dataset_id}), which lacked them"
+            )
+        else:
+            print(f"already imported as run {done.run_id}: {origin}; nothing to do")
         return 0
     for note in done.notes:
         print(f"note: {note}")
@@ -41,4 +50,6 @@ def import_results_cmd(args: argparse.Namespace) -> int:
         f"imported run {done.run_id} {origin}: {done.model_id} ({done.task}) on {where} "
         f"{done.dataset_name!r} (id {done.dataset_id}); see `mirada show {done.run_id}`"
     )
+    if done.images_added:
+        print(f"added {images} the dataset lacked")
     return 0
