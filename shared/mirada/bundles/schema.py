@@ -344,7 +344,35 @@ class DatasetDoc(Doc):
         return sum(len(it.captions) for it in self.items)
 
 
+def _kept(shape: Any) -> Callable[[Any], Any]:
+    """A JSON column's validator: `shape` checks it, the JSON itself is stored as given (a
+    score written 1 stays 1, so a re-export is byte-identical)."""
+    model = isinstance(shape, type) and issubclass(shape, BaseModel)  # carries its config
+    adapter = TypeAdapter(shape, config=None if model else STRICT)
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        adapter.validate_python(_json_object(value))
+        return value
+
+    return check
+
+
 # ---- results.json ----------------------------------------------------------------------------
+
+
+class MetricDetails(Doc):
+    """The keys of Metric.details that readers rely on (mirada.metrics.types.MetricValue);
+    other keys pass as plain JSON."""
+
+    model_config = ConfigDict(extra="allow")
+    n: Count | None = None
+    interval_method: Text | None = None
+    chance: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    chance_basis: Text | None = None
+    trivial: Text | None = None
+    unavailable: Text | None = None
 
 
 class MetricDoc(Doc):
@@ -353,7 +381,7 @@ class MetricDoc(Doc):
     category: Category | None = None
     ci_low: Finite | None = None
     ci_high: Finite | None = None
-    details: JsonObject | None = None
+    details: Annotated[dict[str, Any] | None, BeforeValidator(_kept(MetricDetails))] = None
 
     @model_validator(mode="after")
     def _in_range(self) -> MetricDoc:
@@ -375,9 +403,6 @@ class MetricDoc(Doc):
             if x is not None and not floor <= x <= ceiling:
                 upper = "" if math.isinf(ceiling) else f" .. {ceiling:g}"
                 raise ValueError(f"{field} {x} of {self.name} ({kind}) is outside {floor:g}{upper}")
-        n = (self.details or {}).get("n")
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-            raise ValueError(f"details.n must be a non-negative integer, not {n!r}")
         return self
 
 
@@ -393,27 +418,13 @@ class ItemDetails(Doc):
     other keys pass as plain JSON. Caption references are caption indices (build.py)."""
 
     model_config = ConfigDict(extra="allow")
-    top: list[CaptionRef] | None = None
-    reranked: list[CaptionRef] | None = None
+    # absent or a list (readers iterate `details.get(key, [])`), never null
+    top: list[CaptionRef] = Field(default_factory=list)
+    reranked: list[CaptionRef] = Field(default_factory=list)
     category_correct: bool | None = None
     zeroshot_pred: Text | None = None
     category_top1: Text | None = None
     zeroshot_scores: list[ClassScore] | None = None
-
-
-def _kept(shape: Any) -> Callable[[Any], Any]:
-    """A JSON column's validator: `shape` checks it, the JSON itself is stored as given (a
-    score written 1 stays 1, so a re-export is byte-identical)."""
-    model = isinstance(shape, type) and issubclass(shape, BaseModel)  # carries its config
-    adapter = TypeAdapter(shape, config=None if model else STRICT)
-
-    def check(value: Any) -> Any:
-        if value is None:
-            return None
-        adapter.validate_python(_json_object(value))
-        return value
-
-    return check
 
 
 class ItemResultDoc(Doc):
