@@ -29,7 +29,8 @@ from mirada.bundles.archive import (
     npy_bytes,
     write_bundle,
 )
-from mirada.bundles.schema import dataset_fingerprint, embedding_member, export_members
+from mirada.bundles.schema import dataset_fingerprint, embedding_member
+from mirada.bundles.schema_checks import export_members
 from mirada.datasets.blobs import ensure_local
 from mirada.datasets.paths import image_path
 from mirada.db import read_session

@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mirada.bundles import schema
+from mirada.bundles import schema, schema_checks
 from mirada.bundles.archive import DATASET, IMAGES_PREFIX, RESULTS, RUN, BundleError, BundleReader
 from mirada.bundles.build import CAPTION_REF_KEYS
 from mirada.bundles.images import fill_dataset_images
@@ -236,7 +236,7 @@ def _details(raw: dict[str, Any] | None, caption_ids: Sequence[int]) -> dict[str
     return out
 
 
-def _results(checked: schema.Checked, local: _LocalDataset) -> RunResults:
+def _results(checked: schema_checks.Checked, local: _LocalDataset) -> RunResults:
     """The checked results with the bundle's item and caption indices as local ids."""
     r = checked.results
     items, captions = np.asarray(local.item_ids, np.int64), np.asarray(local.caption_ids, np.int64)
@@ -306,7 +306,7 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
         results = schema.parse(schema.ResultsDoc, reader.read_json(RESULTS), RESULTS)
         # Every member is checked before anything is written: a refused bundle leaves the
         # database as it was.
-        checked = schema.check_bundle(dataset, results, reader.read, reader.read_npy)
+        checked = schema_checks.check_bundle(dataset, results, reader.read, reader.read_npy)
         items = dataset.items
         notes: list[str] = []
         added = 0  # image files filled in for a dataset already here

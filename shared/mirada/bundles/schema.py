@@ -20,23 +20,20 @@ A bundle is untrusted input (anyone can edit one and redo its checksums), so bey
   every item (image) or caption (text) once with one dimension, finite and nonzero, and
   artifacts that parse as their name says (a confusion matrix square in its labels, benchmark
   records through mirada.benchmark_records, projections as float32 [N, 2]).
-manifest.json (layout, sizes, checksums, schema version) is checked by mirada.bundles.archive.
+The checks across members and the export side are in mirada.bundles.schema_checks; manifest.json
+(layout, sizes, checksums, schema version) is checked by mirada.bundles.archive.
 Every refusal is a BundleError of one line naming the member and the field.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -50,15 +47,13 @@ from pydantic import (
     model_validator,
 )
 
-from mirada.benchmark_records import load_measurement, load_records
-from mirada.bundles.archive import DATASET, RESULTS, RUN, BundleError, json_bytes
+from mirada.bundles.archive import BundleError
 from mirada.datasets.entries import MAX_CATEGORY_CHARS, text_problem
 from mirada.db.models import Base, Dataset, HardwareProfile, Metric, Run, RunArtifact, Timing
 from mirada.domain import Device, Dtype, Task, choices
 from mirada.errors import MiradaError
 from mirada.metrics.names import MetricKind, kind_of
 from mirada.queue import MAX_ATTEMPTS, MAX_BATCH_SIZE
-from mirada.results import MEASUREMENT_ARTIFACT, VARIANTS_ARTIFACT
 from mirada.run_options import BenchmarkRunOptions, check_dtype
 from mirada.tasks import parse_options
 
@@ -70,15 +65,10 @@ MAX_JSON_DEPTH = 32
 # Tolerance of low <= value <= high: a bootstrap bound can differ from the point estimate in
 # its last bits when every resample gives the same value.
 CI_SLACK = 1e-9
-ZEROSHOT_CONFUSION = "zeroshot_confusion"
-CAPTION_CORPUS = "caption_corpus"
-JSON_TYPE = "application/json"
-NPY_TYPE = "application/x-npy"
-PROJECTION = re.compile(r"projection:(pca|tsne):(image|text|joint)")
 
 
 def _length(model: type[Base], name: str) -> int | None:
-    length = model.__table__.c[name].type.length
+    length = getattr(model.__table__.c[name].type, "length", None)
     return int(length) if length is not None else None
 
 
@@ -147,7 +137,7 @@ def _time(value: Any) -> datetime:
     return parsed
 
 
-def _json_value(value: Any, depth: int = 0) -> None:
+def json_value(value: Any, depth: int = 0) -> None:
     """Plain JSON both backends store: finite numbers, text by the text rule, bounded depth."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
@@ -163,11 +153,11 @@ def _json_value(value: Any, depth: int = 0) -> None:
         _text(value)
     elif isinstance(value, list):
         for v in value:
-            _json_value(v, depth + 1)
+            json_value(v, depth + 1)
     elif isinstance(value, dict):
         for k, v in value.items():
             _text(k)
-            _json_value(v, depth + 1)
+            json_value(v, depth + 1)
     else:
         raise ValueError(f"holds a {type(value).__name__}, not JSON")
 
@@ -175,7 +165,7 @@ def _json_value(value: Any, depth: int = 0) -> None:
 def _json_object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("must be an object")
-    _json_value(value)
+    json_value(value)
     return value
 
 
@@ -216,7 +206,7 @@ STRICT = ConfigDict(strict=True, allow_inf_nan=False)
 
 
 class Doc(BaseModel):
-    model_config = ConfigDict(STRICT, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid", frozen=True)
 
 
 M = TypeVar("M", bound=Doc)
@@ -469,7 +459,7 @@ class ArtifactRef(Doc):
     member: Annotated[str, Field(pattern=r"^artifacts/[0-9]{1,6}\.bin$")]
 
 
-def _unique(values: list[Any], what: str) -> None:
+def unique(values: list[Any], what: str) -> None:
     seen: set[Any] = set()
     for n, v in enumerate(values):
         if v in seen:
@@ -487,13 +477,13 @@ class ResultsDoc(Doc):
 
     @model_validator(mode="after")
     def _unique_rows(self) -> ResultsDoc:
-        _unique([(m.name, m.category) for m in self.metrics], "metrics: (name, category)")
-        _unique([(t.name, t.batch_size) for t in self.timings], "timings: (name, batch_size)")
-        _unique([r.item for r in self.items], "items: a result for item")
-        _unique([c.item for c in self.captions], "captions: a generated caption for item")
-        _unique([e.kind for e in self.embeddings], "embeddings: kind")
-        _unique([a.name for a in self.artifacts], "artifacts: name")
-        _unique([a.member for a in self.artifacts], "artifacts: member")
+        unique([(m.name, m.category) for m in self.metrics], "metrics: (name, category)")
+        unique([(t.name, t.batch_size) for t in self.timings], "timings: (name, batch_size)")
+        unique([r.item for r in self.items], "items: a result for item")
+        unique([c.item for c in self.captions], "captions: a generated caption for item")
+        unique([e.kind for e in self.embeddings], "embeddings: kind")
+        unique([a.name for a in self.artifacts], "artifacts: name")
+        unique([a.member for a in self.artifacts], "artifacts: member")
         return self
 
 
@@ -533,175 +523,3 @@ def parse(model: type[M], doc: Any, member: str) -> M:
         return model.model_validate(doc)
     except ValidationError as exc:
         raise BundleError(f"bundle {member}: {problem(exc)}") from None
-
-
-# ---- consistency across members --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Embedding:
-    kind: str
-    rows: np.ndarray  # int64 [N]: item indices (image) or caption indices (text)
-    vectors: np.ndarray  # float32 [N, D]
-
-
-def check_embedding(kind: str, vectors: np.ndarray, rows: np.ndarray, expected: int) -> None:
-    """An embedding set as the pages read it: one finite, nonzero row per item (image) or
-    caption (text); `vectors` float32 [N, D] and `rows` int64 [N] already."""
-    name = f"bundle {embedding_member(kind)}"
-    if vectors.shape[1] < 1:
-        raise BundleError(f"{name}: vectors have no dimensions")
-    if len(rows) != len(vectors):
-        raise BundleError(f"{name}: {len(vectors)} vectors but {len(rows)} rows")
-    if len(rows) != expected or not np.array_equal(np.sort(rows), np.arange(expected)):
-        what = "item" if kind == "image" else "caption"
-        raise BundleError(
-            f"{name}: rows must name every {what} of {DATASET} once ({expected}), "
-            f"not {len(rows)} rows"
-        )
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        raise BundleError(f"{name}: row {int(np.argmin(finite))} is not all finite numbers")
-    zero = ~vectors.any(axis=1)
-    if zero.any():
-        raise BundleError(f"{name}: row {int(np.argmax(zero))} is all zeros (no direction)")
-
-
-def _json_artifact(data: bytes, where: str) -> Any:
-    try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
-        _json_value(doc)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BundleError(f"{where}: not plain JSON ({exc})") from None
-    return doc
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-class Confusion(Doc):
-    labels: list[Name]
-    matrix: list[list[Count]]
-
-    @model_validator(mode="after")
-    def _square(self) -> Confusion:
-        _unique(self.labels, "labels: label")
-        n = len(self.labels)
-        if len(self.matrix) != n or any(len(row) != n for row in self.matrix):
-            raise ValueError(f"matrix must be {n}x{n} for its {n} labels")
-        return self
-
-
-def check_artifact(name: str, content_type: str, data: bytes, member: str) -> None:
-    """An artifact parses as its name says (mirada.results lists the names)."""
-    where = f"bundle {member} (artifact {name!r})"
-    projection = PROJECTION.fullmatch(name)
-    want = NPY_TYPE if projection else JSON_TYPE
-    if content_type.split(";")[0].strip() != want:
-        raise BundleError(f"{where}: content type {content_type!r} is not {want}")
-    if projection:
-        try:
-            xy = np.load(io.BytesIO(data), allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise BundleError(f"{where}: not a .npy array ({exc})") from None
-        if xy.dtype != np.float32 or xy.ndim != 2 or xy.shape[1] != 2:
-            raise BundleError(f"{where}: must be float32 [N, 2], not {xy.dtype} {xy.shape}")
-        if not np.isfinite(xy).all():
-            raise BundleError(f"{where}: holds non-finite numbers")
-        return
-    if name == VARIANTS_ARTIFACT or name == MEASUREMENT_ARTIFACT:
-        try:
-            _json_artifact(data, where)
-            (load_records if name == VARIANTS_ARTIFACT else load_measurement)(data, where)
-        except MiradaError as exc:
-            raise BundleError(str(exc)) from None
-        return
-    doc = _json_artifact(data, where)
-    if name == ZEROSHOT_CONFUSION:
-        parse(Confusion, doc, f"{member} (artifact {name!r})")
-    elif name == CAPTION_CORPUS:
-        if not isinstance(doc, dict):
-            raise BundleError(f"{where}: must be a JSON object")
-    else:
-        raise BundleError(f"{where}: unknown artifact name (a newer Mirada's?)")
-
-
-@dataclass(frozen=True)
-class Checked:
-    """A bundle's results after every check, indices still the bundle's own."""
-
-    results: ResultsDoc
-    embeddings: list[Embedding]
-    artifacts: dict[str, tuple[str, bytes]]
-
-
-def check_bundle(
-    dataset: DatasetDoc,
-    results: ResultsDoc,
-    read: Callable[[str], bytes],
-    read_npy: Callable[[str, str, int], np.ndarray],
-) -> Checked:
-    """Check `results` against `dataset` and read and check the members it names."""
-    n_items, n_captions = len(dataset.items), dataset.n_captions
-
-    def index(value: int, limit: int, where: str) -> None:
-        if value >= limit:
-            raise BundleError(f"bundle {RESULTS}: {where} {value} is out of range (0..{limit - 1})")
-
-    for n, r in enumerate(results.items):
-        index(r.item, n_items, f"items[{n}].item")
-        for key in ("top", "reranked"):
-            for pair in (r.details or {}).get(key) or ():
-                index(pair[0], n_captions, f"items[{n}].details.{key}: caption")
-    for n, c in enumerate(results.captions):
-        index(c.item, n_items, f"captions[{n}].item")
-
-    embeddings = []
-    dims: dict[str, int] = {}
-    for ref in results.embeddings:
-        vectors = read_npy(ref.member, "float32", 2)
-        rows = read_npy(embedding_member(ref.kind, rows=True), "int64", 1)
-        check_embedding(ref.kind, vectors, rows, n_items if ref.kind == "image" else n_captions)
-        dims[ref.kind] = vectors.shape[1]
-        embeddings.append(Embedding(ref.kind, rows, vectors))
-    if len(set(dims.values())) > 1:
-        raise BundleError(
-            f"bundle {RESULTS}: image vectors have {dims['image']} dimensions and text vectors "
-            f"{dims['text']}; one model embeds both in one space"
-        )
-
-    artifacts = {}
-    for a in results.artifacts:
-        data = read(a.member)
-        check_artifact(a.name, a.content_type, data, a.member)
-        artifacts[a.name] = (a.content_type, data)
-    return Checked(results, embeddings, artifacts)
-
-
-def export_members(
-    run: dict[str, Any],
-    dataset: dict[str, Any],
-    results: dict[str, Any],
-    members: dict[str, bytes],
-    run_id: int,
-) -> None:
-    """Export's side: add the three JSON members to `members` through their models, after
-    the same consistency checks as import (embeddings and artifacts already in `members`)."""
-    docs = {RUN: (RunDoc, run), DATASET: (DatasetDoc, dataset), RESULTS: (ResultsDoc, results)}
-    checked: dict[str, Doc] = {}
-    try:
-        for member, (model, doc) in docs.items():
-            checked[member] = parse(model, doc, member)
-        check_bundle(
-            checked[DATASET],  # type: ignore[arg-type]
-            checked[RESULTS],  # type: ignore[arg-type]
-            members.__getitem__,
-            lambda name, _dtype, _ndim: np.load(io.BytesIO(members[name]), allow_pickle=False),
-        )
-    except BundleError as exc:
-        raise BundleError(
-            f"run {run_id} cannot be exported as a bundle: an import would refuse it ({exc})"
-        ) from None
-    for member, doc in checked.items():
-        members[member] = json_bytes(doc.model_dump(mode="json"))

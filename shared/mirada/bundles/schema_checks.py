@@ -1,0 +1,213 @@
+"""Checks across the members of a result bundle (mirada.bundles.schema declares each member):
+indices in range, embeddings that cover every item or caption once with one dimension, finite
+and nonzero, artifacts that parse as their name says; and export's side, which runs the same
+models and checks before it writes, so export never writes what import would refuse.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import model_validator
+
+from mirada.benchmark_records import load_measurement, load_records
+from mirada.bundles.archive import DATASET, RESULTS, RUN, BundleError, json_bytes
+from mirada.bundles.schema import (
+    Count,
+    DatasetDoc,
+    Doc,
+    Name,
+    ResultsDoc,
+    RunDoc,
+    embedding_member,
+    json_value,
+    parse,
+    unique,
+)
+from mirada.errors import MiradaError
+from mirada.results import MEASUREMENT_ARTIFACT, VARIANTS_ARTIFACT
+
+ZEROSHOT_CONFUSION = "zeroshot_confusion"
+CAPTION_CORPUS = "caption_corpus"
+JSON_TYPE = "application/json"
+NPY_TYPE = "application/x-npy"
+PROJECTION = re.compile(r"projection:(pca|tsne):(image|text|joint)")
+
+
+@dataclass(frozen=True)
+class Embedding:
+    kind: str
+    rows: np.ndarray  # int64 [N]: item indices (image) or caption indices (text)
+    vectors: np.ndarray  # float32 [N, D]
+
+
+def check_embedding(kind: str, vectors: np.ndarray, rows: np.ndarray, expected: int) -> None:
+    """An embedding set as the pages read it: one finite, nonzero row per item (image) or
+    caption (text); `vectors` float32 [N, D] and `rows` int64 [N] already."""
+    name = f"bundle {embedding_member(kind)}"
+    if vectors.shape[1] < 1:
+        raise BundleError(f"{name}: vectors have no dimensions")
+    if len(rows) != len(vectors):
+        raise BundleError(f"{name}: {len(vectors)} vectors but {len(rows)} rows")
+    if len(rows) != expected or not np.array_equal(np.sort(rows), np.arange(expected)):
+        what = "item" if kind == "image" else "caption"
+        raise BundleError(
+            f"{name}: rows must name every {what} of {DATASET} once ({expected}), "
+            f"not {len(rows)} rows"
+        )
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise BundleError(f"{name}: row {int(np.argmin(finite))} is not all finite numbers")
+    zero = ~vectors.any(axis=1)
+    if zero.any():
+        raise BundleError(f"{name}: row {int(np.argmax(zero))} is all zeros (no direction)")
+
+
+def _json_artifact(data: bytes, where: str) -> Any:
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+        json_value(doc)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"{where}: not plain JSON ({exc})") from None
+    return doc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+class Confusion(Doc):
+    labels: list[Name]
+    matrix: list[list[Count]]
+
+    @model_validator(mode="after")
+    def _square(self) -> Confusion:
+        unique(self.labels, "labels: label")
+        n = len(self.labels)
+        if len(self.matrix) != n or any(len(row) != n for row in self.matrix):
+            raise ValueError(f"matrix must be {n}x{n} for its {n} labels")
+        return self
+
+
+def check_artifact(name: str, content_type: str, data: bytes, member: str) -> None:
+    """An artifact parses as its name says (mirada.results lists the names)."""
+    where = f"bundle {member} (artifact {name!r})"
+    projection = PROJECTION.fullmatch(name)
+    want = NPY_TYPE if projection else JSON_TYPE
+    if content_type.split(";")[0].strip() != want:
+        raise BundleError(f"{where}: content type {content_type!r} is not {want}")
+    if projection:
+        try:
+            xy = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise BundleError(f"{where}: not a .npy array ({exc})") from None
+        if xy.dtype != np.float32 or xy.ndim != 2 or xy.shape[1] != 2:
+            raise BundleError(f"{where}: must be float32 [N, 2], not {xy.dtype} {xy.shape}")
+        if not np.isfinite(xy).all():
+            raise BundleError(f"{where}: holds non-finite numbers")
+        return
+    if name == VARIANTS_ARTIFACT or name == MEASUREMENT_ARTIFACT:
+        try:
+            _json_artifact(data, where)
+            (load_records if name == VARIANTS_ARTIFACT else load_measurement)(data, where)
+        except MiradaError as exc:
+            raise BundleError(str(exc)) from None
+        return
+    doc = _json_artifact(data, where)
+    if name == ZEROSHOT_CONFUSION:
+        parse(Confusion, doc, f"{member} (artifact {name!r})")
+    elif name == CAPTION_CORPUS:
+        if not isinstance(doc, dict):
+            raise BundleError(f"{where}: must be a JSON object")
+    else:
+        raise BundleError(f"{where}: unknown artifact name (a newer Mirada's?)")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A bundle's results after every check, indices still the bundle's own."""
+
+    results: ResultsDoc
+    embeddings: list[Embedding]
+    artifacts: dict[str, tuple[str, bytes]]
+
+
+def check_bundle(
+    dataset: DatasetDoc,
+    results: ResultsDoc,
+    read: Callable[[str], bytes],
+    read_npy: Callable[[str, str, int], np.ndarray],
+) -> Checked:
+    """Check `results` against `dataset` and read and check the members it names."""
+    n_items, n_captions = len(dataset.items), dataset.n_captions
+
+    def index(value: int, limit: int, where: str) -> None:
+        if value >= limit:
+            raise BundleError(f"bundle {RESULTS}: {where} {value} is out of range (0..{limit - 1})")
+
+    for n, r in enumerate(results.items):
+        index(r.item, n_items, f"items[{n}].item")
+        for key in ("top", "reranked"):
+            for pair in (r.details or {}).get(key) or ():
+                index(pair[0], n_captions, f"items[{n}].details.{key}: caption")
+    for n, c in enumerate(results.captions):
+        index(c.item, n_items, f"captions[{n}].item")
+
+    embeddings = []
+    dims: dict[str, int] = {}
+    for ref in results.embeddings:
+        vectors = read_npy(ref.member, "float32", 2)
+        rows = read_npy(embedding_member(ref.kind, rows=True), "int64", 1)
+        check_embedding(ref.kind, vectors, rows, n_items if ref.kind == "image" else n_captions)
+        dims[ref.kind] = vectors.shape[1]
+        embeddings.append(Embedding(ref.kind, rows, vectors))
+    if len(set(dims.values())) > 1:
+        raise BundleError(
+            f"bundle {RESULTS}: image vectors have {dims['image']} dimensions and text vectors "
+            f"{dims['text']}; one model embeds both in one space"
+        )
+
+    artifacts = {}
+    for a in results.artifacts:
+        data = read(a.member)
+        check_artifact(a.name, a.content_type, data, a.member)
+        artifacts[a.name] = (a.content_type, data)
+    return Checked(results, embeddings, artifacts)
+
+
+def export_members(
+    run: dict[str, Any],
+    dataset: dict[str, Any],
+    results: dict[str, Any],
+    members: dict[str, bytes],
+    run_id: int,
+) -> None:
+    """Export's side: add the three JSON members to `members` through their models, after
+    the same consistency checks as import (embeddings and artifacts already in `members`)."""
+    try:
+        run_doc = parse(RunDoc, run, RUN)
+        dataset_doc = parse(DatasetDoc, dataset, DATASET)
+        results_doc = parse(ResultsDoc, results, RESULTS)
+        check_bundle(
+            dataset_doc,
+            results_doc,
+            members.__getitem__,
+            lambda name, _dtype, _ndim: np.load(io.BytesIO(members[name]), allow_pickle=False),
+        )
+    except BundleError as exc:
+        raise BundleError(
+            f"run {run_id} cannot be exported as a bundle: an import would refuse it ({exc})"
+        ) from None
+    checked: tuple[tuple[str, Doc], ...] = (
+        (RUN, run_doc),
+        (DATASET, dataset_doc),
+        (RESULTS, results_doc),
+    )
+    for member, doc in checked:
+        members[member] = json_bytes(doc.model_dump(mode="json"))
