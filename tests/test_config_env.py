@@ -70,6 +70,25 @@ def test_mirada_home_naming_a_file_is_one_line(
     assert file.read_text(encoding="utf-8") == "x"
 
 
+def test_a_home_that_cannot_be_created_is_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    locked = env / "locked"  # read-only for us: a read-only mount, or another user's folder
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
+    )
+    monkeypatch.setenv("MIRADA_HOME", str(locked / "mirada"))
+    line = cli_error(["runs"], capsys)
+    assert line.startswith("mirada runs: error: environment variable MIRADA_HOME=")
+    assert f"does not exist and cannot be created in {locked} (not writable)" in line
+    monkeypatch.setenv("MIRADA_HOME", str(locked))  # an existing one: the engine opens it
+    get_settings()  # read-only, as the engine handles it
+
+
 def test_a_file_in_place_of_the_default_home(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (env / "xdg").mkdir()
     (env / "xdg" / "mirada").write_text("x", encoding="utf-8")

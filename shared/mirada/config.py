@@ -58,27 +58,37 @@ _URL_FORMS = (
 )
 
 
-def _blocking_file(path: Path) -> Path | None:
-    """The nearest existing one of `path` and its ancestors, when it is not a directory: the
-    file that stops `mkdir -p path`."""
-    for folder in (path, *path.parents):
-        if os.path.lexists(folder):
-            return None if os.path.isdir(folder) else folder
+def _nearest_existing(path: Path) -> Path | None:
+    """`path` if it exists, else its nearest existing ancestor: where `mkdir -p path` starts."""
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
     return None
 
 
+def _blocking_file(path: Path) -> Path | None:
+    """The file that stops `mkdir -p path` (path itself, or a file on its way), if any."""
+    found = _nearest_existing(path)
+    return found if found is not None and not os.path.isdir(found) else None
+
+
 def _check_home(home: Path) -> None:
-    """The data directory exists, or nothing but directories stand on its path (FileExistsError
-    or NotADirectoryError deep in a mkdir is not a message)."""
-    blocker = _blocking_file(home)
-    if blocker is None:
+    """The data directory exists, or can be created: a FileExistsError, NotADirectoryError or
+    PermissionError deep in a mkdir is not a message."""
+    found = _nearest_existing(home)
+    if found is None or (found == home and os.path.isdir(home)):
         return
-    what = f"{blocker} is a file" if blocker == home else f"{blocker} on its path is a file"
+    if not os.path.isdir(found):
+        problem = f"{found} is a file" if found == home else f"{found} on its path is a file"
+    elif not os.access(found, os.W_OK | os.X_OK):  # a read-only mount, another user's folder
+        problem = f"it does not exist and cannot be created in {found} (not writable)"
+    else:
+        return  # created on first use
     if home_from_environment():
-        raise _bad("MIRADA_HOME", os.environ["MIRADA_HOME"], f"a directory, but {what}")
+        raise _bad("MIRADA_HOME", os.environ["MIRADA_HOME"], f"a directory, but {problem}")
     raise ConfigError(
-        f"Mirada's data directory {home} cannot be created: {what}. "
-        "Set MIRADA_HOME to a directory, or move that file away."
+        f"Mirada's data directory {home} cannot be used: {problem}. "
+        "Set MIRADA_HOME to a directory, or fix that path."
     )
 
 

@@ -148,3 +148,10 @@ def test_compare_with_nothing_chosen_leaves_no_empty_parameter(seeded_env: Seede
     assert not at.exception and "runs" not in at.query_params
     at.run()
     assert not at.exception and not _notices(at)
+
+
+@pytest.mark.parametrize("tab", ["²", "", "no such tab", "Per category" * 20])
+def test_an_unknown_tab_opens_the_first(seeded_env: Seeded, tab: str) -> None:
+    first = open_page("results").get("vega_lite_chart")
+    at = open_page("results", tab=tab)  # st.tabs(bind="query-params") reads it, not our parser
+    assert [c.proto.spec for c in at.get("vega_lite_chart")] == [c.proto.spec for c in first]
