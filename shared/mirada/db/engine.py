@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from mirada.config import get_settings
-from mirada.db.errors import DatabaseFileReplaced, map_database_error
+from mirada.db.errors import DatabaseFailure, DatabaseFileReplaced, map_database_error
 from mirada.db.read_only import DatabaseReadOnly, is_read_only_error, read_only_message
 
 _ENGINES: dict[str, Engine] = {}
@@ -250,8 +250,10 @@ def write_session(engine: Engine | None = None) -> Iterator[Session]:
 
 
 def _raise_mapped(exc: DBAPIError, engine: Engine, **how: bool) -> NoReturn:
+    if isinstance(exc, DatabaseFailure):  # mapped already, by a session inside this one
+        raise exc
     mapped = map_database_error(exc, engine, **how)
-    if mapped is None or mapped is exc:  # a bug (ProgrammingError), or mapped already
+    if mapped is None:  # a bug: a ProgrammingError, SQLite's "no such table"
         raise exc
     raise mapped from exc
 

@@ -13,6 +13,7 @@ IntegrityError around a session (mirada.datasets.store, mirada.bundles.load) kee
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from typing import Any, cast
@@ -107,8 +108,10 @@ def map_database_error(
     `writing`: it left a write transaction, which was rolled back (say so). `committing`: it
     came from COMMIT, whose outcome is unknown when a server connection drops at that moment.
     """
-    if isinstance(exc, DatabaseFailure) or not isinstance(exc, DBAPIError):
-        return exc if isinstance(exc, DatabaseFailure) else None
+    if isinstance(exc, DatabaseFailure):
+        return exc
+    if not isinstance(exc, DBAPIError):
+        return None
     if getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR":
         return None  # SQLite's "no such table", "syntax error": a query Mirada got wrong
     where = database_where(engine)
@@ -170,9 +173,9 @@ def _constraint(exc: IntegrityError) -> str:
     the columns, whose values come from the statement's parameters when it wrote one row)."""
     diag = getattr(exc.orig, "diag", None)
     if diag is not None and diag.message_primary:
-        detail = diag.message_detail
         table = f" (table {diag.table_name})" if diag.table_name else ""
-        return _clip(diag.message_primary) + table + (f": {_clip(detail)}" if detail else "")
+        detail = f": {_clip(diag.message_detail).rstrip('.')}" if diag.message_detail else ""
+        return _clip(diag.message_primary) + table + detail
     text = _first_line(exc)  # "UNIQUE constraint failed: datasets.name, datasets.x"
     columns = re.findall(r"\b(\w+)\.(\w+)\b", text.partition(":")[2])
     rows = _rows(exc)
@@ -182,31 +185,35 @@ def _constraint(exc: IntegrityError) -> str:
             f"{column}={_quote(v[0])}" for (_t, column), v in zip(columns, values, strict=True)
         )
         return f"{text} (the row with {row})"
-    return text
+    written = _TABLE.match(exc.statement or "")  # SQLite's foreign-key errors name nothing
+    return f"{text} (writing to {written.group(1)})" if written and not columns else text
 
 
 def _refused_value(exc: DataError) -> str:
     text = _first_line(exc)
     detail = getattr(getattr(exc.orig, "diag", None), "message_detail", None)
     if detail:
-        text += f" ({_clip(detail)})"
+        text += f" ({_clip(detail).rstrip('.')})"
     if "NUL" in text:  # psycopg: "PostgreSQL text fields cannot contain NUL (0x00) bytes"
         found = next(_params_with(_rows(exc), _has_nul), None)
         where = f" in {found[0]} {_quote(found[1])}" if found else ""
         return (
             f"text cannot contain the NUL character (\\x00) on PostgreSQL, found{where}. "
-            "Remove it from the source data (a dataset import refuses it on every backend)"
+            "Remove it from the source data"
         )
-    found = next(_params_with(_rows(exc), _out_of_range), None)
+    bits = 16 if "smallint" in text else 32 if "integer out of range" in text else 64
+    found = next(_params_with(_rows(exc), lambda v: _out_of_range(v, bits)), None)
     if found is not None:
         text += f" (in {found[0]}: {_quote(found[1])})"
     return text
 
 
-def _out_of_range(value: object) -> bool:
+def _out_of_range(value: object, bits: int) -> bool:
+    """Not finite, or not an integer of `bits` bits (PostgreSQL's smallint, integer, bigint)."""
     if isinstance(value, float):
-        return value != value or value in (float("inf"), float("-inf"))
-    return isinstance(value, int) and not -(2**63) <= value < 2**63
+        return not math.isfinite(value)
+    limit = 2 ** (bits - 1)
+    return isinstance(value, int) and not isinstance(value, bool) and not -limit <= value < limit
 
 
 def _any(_value: object) -> bool:
@@ -217,6 +224,7 @@ def _has_nul(value: object) -> bool:
     return isinstance(value, str) and "\x00" in value
 
 
+_TABLE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+\S+\s*\(([^)]*)\)\s*VALUES", re.IGNORECASE)
 
 
