@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from mirada.db.models import (
@@ -55,6 +55,7 @@ __all__ = [
     "write_results",
 ]
 
+_ROWS_PER_INSERT = 1000
 VARIANTS_ARTIFACT = "variants"
 MEASUREMENT_ARTIFACT = "measurement"
 
@@ -112,23 +113,37 @@ def write_results(session: Session, run_id: int, results: RunResults) -> None:
         Timing(run_id=run_id, name=t.name, value=t.value, unit=t.unit, batch_size=t.batch_size)
         for t in results.timings
     )
-    session.add_all(
-        ItemResult(
-            run_id=run_id,
-            item_id=i.item_id,
-            correct=i.correct,
-            rank=i.rank,
-            score=_float(i.score),
-            details=i.details,
+    # Per-item rows go as bulk INSERTs a chunk at a time: no ORM object per row, so memory stays
+    # flat however many items a run (or an imported bundle) has (issue 22 §3).
+    for start in range(0, len(results.items), _ROWS_PER_INSERT):
+        session.execute(
+            insert(ItemResult),
+            [
+                {
+                    "run_id": run_id,
+                    "item_id": i.item_id,
+                    "correct": i.correct,
+                    "rank": i.rank,
+                    "score": _float(i.score),
+                    "details": i.details,
+                }
+                for i in results.items[start : start + _ROWS_PER_INSERT]
+            ],
         )
-        for i in results.items
-    )
-    session.add_all(
-        GeneratedCaption(
-            run_id=run_id, item_id=c.item_id, text=c.text, scores=c.scores, flags=c.flags
+    for start in range(0, len(results.captions), _ROWS_PER_INSERT):
+        session.execute(
+            insert(GeneratedCaption),
+            [
+                {
+                    "run_id": run_id,
+                    "item_id": c.item_id,
+                    "text": c.text,
+                    "scores": c.scores,
+                    "flags": c.flags,
+                }
+                for c in results.captions[start : start + _ROWS_PER_INSERT]
+            ],
         )
-        for c in results.captions
-    )
     for e in results.embeddings:
         vectors = np.ascontiguousarray(e.vectors, dtype=np.float32)
         session.add(

@@ -12,6 +12,19 @@ MIRADA_MAX_FILE_BYTES, MIRADA_MAX_ZIP_RATIO) before anything is decompressed; on
 unencrypted members whose names match the fixed layout below are accepted. Member names are
 looked up, never used as paths.
 
+Memory is bounded by design, not by the limits above (a 20 MB bundle may hold a 200 MB JSON
+member of tiny values, which json.loads turns into gigabytes of objects):
+- the manifest is read as a stream and refused at the first member it lists that the zip does
+  not hold, so its size never matters (a manifest listing 1,000,000 absent members: refused
+  in a second, not 750 MB);
+- a JSON member over STREAM_ABOVE_BYTES is read as a stream of events (ijson), hashed as it
+  is read, and built only while the bundle's JSON members hold at most MAX_JSON_VALUES values
+  in all (numbers, strings, lists, objects): beyond that the import is refused before the
+  document exists, whatever the member's size. A legitimate match run over 200,000 items
+  holds about 8.4 million; each value costs up to about 60 bytes once built, so the budget
+  keeps the parsed documents of any bundle well under 1 GB (benchmarks/bench_bundle_memory);
+- an NPY member is read once and its array viewed in place (no second copy).
+
 Layout: manifest.json, run.json, dataset.json, results.json, embeddings/<kind>.npy and
 embeddings/<kind>.rows.npy, artifacts/<n>.bin, and with --with-images images/<sha256>.<ext>.
 """
@@ -21,15 +34,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import stat
 import zipfile
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol
 
+import ijson
 import numpy as np
 
 from mirada import atomic_file
@@ -51,6 +69,15 @@ _MEMBER = re.compile(
     r"|images/[0-9a-f]{64}\.[a-z0-9]{1,8}"
 )
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # same run, same bytes: no export time inside members
+STREAM_ABOVE_BYTES = 8 * 1024**2  # smaller JSON members are read whole (json.loads is fastest)
+MAX_JSON_VALUES = 10_000_000  # values in all the JSON members of one bundle (see above)
+_NOT_VALUES = frozenset({"map_key", "end_map", "end_array"})  # ijson events that end or name
+_SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
+_NPY_HEADERS = {  # what np.save writes (3.0 only for non-ASCII field names, never here)
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+_HEAD = frozenset({"format", "schema_version", "mirada_version", "content_sha256"})
 
 
 class BundleError(MiradaError):
@@ -146,6 +173,7 @@ class BundleReader:
                 f"{self.path} is not a Mirada result bundle (not a readable zip: {exc}); "
                 "bundles are written by `mirada export RUN --format bundle -o FILE`"
             ) from None
+        self._values_left = MAX_JSON_VALUES
         try:
             self._infos = self._check_members(settings.max_zip_files, settings.max_zip_ratio)
             self.manifest = self._read_manifest()
@@ -226,12 +254,12 @@ class BundleReader:
                 f"{self.path} is not a Mirada result bundle (no {MANIFEST}); bundles are "
                 "written by `mirada export RUN --format bundle -o FILE`"
             )
-        doc = self._parse(MANIFEST, self._raw(MANIFEST))
-        if not isinstance(doc, dict) or doc.get("format") != BUNDLE_FORMAT:
+        head, members, problem = self._stream_manifest()
+        if head.get("format") != BUNDLE_FORMAT:
             raise BundleError(f"{self.path} is not a Mirada result bundle (unknown manifest)")
-        version = doc.get("schema_version")
-        writer = str(doc.get("mirada_version", "?"))
-        if not isinstance(version, int) or version < 1:
+        version = head.get("schema_version")
+        writer = str(head.get("mirada_version", "?"))
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise self._damaged("the manifest has no valid schema_version")
         if version > SCHEMA_VERSION:
             raise BundleError(
@@ -239,30 +267,66 @@ class BundleReader:
                 f"{version}); this Mirada ({__version__}) reads bundle schema "
                 f"{SCHEMA_VERSION} and older. Upgrade Mirada here to import it."
             )
-        listed = doc.get("members")
-        if not isinstance(listed, dict):
-            raise self._damaged("the manifest lists no members")
-        members: dict[str, tuple[str, int]] = {}
-        for name, entry in listed.items():
-            if not (
-                isinstance(entry, dict)
-                and isinstance(entry.get("sha256"), str)
-                and isinstance(entry.get("size"), int)
-            ):
-                raise self._damaged(f"the manifest entry of {name!r} is malformed")
-            members[name] = (entry["sha256"], entry["size"])
+        if problem:
+            raise self._damaged(problem)
         present = set(self._infos) - {MANIFEST}
-        if missing := sorted(set(members) - present):
-            raise self._damaged(f"member {missing[0]!r} listed in the manifest is missing")
         if extra := sorted(present - set(members)):
             raise self._damaged(f"member {extra[0]!r} is not in the manifest")
         for name, (_, size) in members.items():
             if self._infos[name].file_size != size:
                 raise self._damaged(f"member {name!r} has the wrong size")
         cid = content_id({name: digest for name, (digest, _) in members.items()})
-        if doc.get("content_sha256") != cid:
+        if head.get("content_sha256") != cid:
             raise self._damaged("the manifest's content_sha256 does not match its members")
         return Manifest(version, writer, cid, members)
+
+    def _stream_manifest(self) -> tuple[dict[str, Any], dict[str, tuple[str, int]], str]:
+        """The manifest's top-level values, its member entries and the first problem with them
+        ("" for none), read as a stream: entries are kept only while each names a member the
+        zip holds, and the events read are bounded by what the zip's members need, so neither
+        a manifest's size nor its claims cost memory or much time."""
+        present = set(self._infos) - {MANIFEST}
+        budget = 16 * len(self._infos) + 64  # 7 events an entry, a dozen for the rest
+        head: dict[str, Any] = {}
+        members: dict[str, tuple[str, int]] = {}
+        problem = ""
+        listed = False
+        name, entry = "", dict[str, Any]()  # the entry being read
+        try:
+            with self._zip.open(self._infos[MANIFEST]) as fh:
+                for n, (prefix, event, value) in enumerate(ijson.parse(fh, use_float=True)):
+                    if n > budget:
+                        raise self._damaged(problem or "the manifest lists more than it holds")
+                    if problem:
+                        if prefix in _HEAD and event in _SCALARS:
+                            head[prefix] = value  # still wanted: the version comes first
+                        continue
+                    if prefix in _HEAD and event in _SCALARS:
+                        head[prefix] = value
+                    elif prefix == "members":
+                        listed |= event == "start_map"
+                        if event == "map_key":
+                            name, entry = value, {}
+                            if name not in present:
+                                problem = f"member {name!r} listed in the manifest is missing"
+                            elif name in members:
+                                problem = f"member {name!r} is listed twice in the manifest"
+                    elif name and prefix == f"members.{name}":
+                        if event == "end_map":
+                            sha, size = entry.get("sha256"), entry.get("size")
+                            if isinstance(sha, str) and type(size) is int:
+                                members[name] = (sha, size)
+                            else:
+                                problem = f"the manifest entry of {name!r} is malformed"
+                        elif event not in ("start_map", "map_key"):
+                            problem = f"the manifest entry of {name!r} is malformed"
+                    elif name and prefix in (f"members.{name}.sha256", f"members.{name}.size"):
+                        entry[prefix.rsplit(".", 1)[1]] = value
+        except (ijson.JSONError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise self._damaged(f"member {MANIFEST!r} is not valid JSON: {_short(exc)}") from None
+        if not listed:
+            problem = problem or "the manifest lists no members"
+        return head, members, problem
 
     def _parse(self, name: str, data: bytes) -> Any:
         try:
@@ -283,11 +347,70 @@ class BundleReader:
         return data
 
     def read_json(self, name: str) -> Any:
-        return self._parse(name, self.read(name))
+        """A JSON member's document, its checksum verified; large members are read as a
+        stream within the bundle's value budget (see the module docstring)."""
+        if name in self._infos and self._infos[name].file_size > STREAM_ABOVE_BYTES:
+            return self._stream_json(name)
+        doc = self._parse(name, self.read(name))
+        self._spend(name, _count_values(doc))
+        return doc
+
+    def _spend(self, name: str, values: int) -> None:
+        self._values_left -= values
+        if self._values_left < 0:
+            raise BundleError(
+                f"{self.path}: {name} takes the bundle's JSON past {MAX_JSON_VALUES:,} values "
+                "(numbers, strings, lists and objects), more than any result Mirada writes "
+                "holds in memory; nothing was imported"
+            )
+
+    def _stream_json(self, name: str) -> Any:
+        """Two passes over the member, both in ijson's C backend: count its values (stopping
+        as soon as they exceed what the budget has left) while checking its size and SHA-256,
+        then build the document."""
+        if name not in self.manifest.members:
+            raise self._damaged(f"member {name!r} is missing")
+        info = self._infos[name]
+        # A value is at most three events (its key, its start, its end): past 3x the values
+        # left, the budget is spent whatever the events are.
+        limit = 3 * max(self._values_left, 0) + 3
+        with self._zip.open(info) as raw:
+            fh = _Hashing(raw)
+            events = Counter(map(itemgetter(0), islice(self._events(name, fh), limit + 1)))
+        if events.total() > limit:
+            self._spend(name, self._values_left + 1)
+        if fh.size != info.file_size:
+            raise self._damaged(f"member {name!r} has the wrong size")
+        if fh.sha256.hexdigest() != self.manifest.members[name][0]:
+            raise self._damaged(f"member {name!r} does not match its checksum")
+        self._spend(name, events.total() - sum(events[e] for e in _NOT_VALUES))
+        with self._zip.open(info) as raw:
+            return next(self._events(name, raw, build=True))
+
+    def _events(self, name: str, fh: _Readable, *, build: bool = False) -> Iterator[Any]:
+        """ijson's events of the member (or with `build`, its document), errors as refusals."""
+        try:
+            if build:
+                yield from ijson.items(fh, "", use_float=True)
+            else:
+                yield from ijson.basic_parse(fh, use_float=True)
+        except (ijson.JSONError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise self._damaged(f"member {name!r} is not valid JSON: {_short(exc)}") from None
 
     def read_npy(self, name: str, element_type: str, ndim: int) -> np.ndarray:
+        """A verified NPY member as a read-only array over the member's bytes (no copy)."""
+        data = self.read(name)
         try:
-            array = np.load(io.BytesIO(self.read(name)), allow_pickle=False)
+            fh = io.BytesIO(data)
+            header = _NPY_HEADERS.get(np.lib.format.read_magic(fh))
+            if header is None:
+                raise ValueError("its format version is not 1.0 or 2.0")
+            shape, fortran, dtype = header(fh)
+            count = math.prod(shape)
+            if dtype.hasobject or fh.tell() + count * dtype.itemsize != len(data):
+                raise ValueError("its header does not describe its data")
+            array = np.frombuffer(data, dtype, count, fh.tell())
+            array = array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
         except (ValueError, OSError) as exc:
             raise self._damaged(f"member {name!r} is not a valid .npy array: {exc}") from None
         if array.dtype != np.dtype(element_type) or array.ndim != ndim:
@@ -297,3 +420,38 @@ class BundleReader:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def _count_values(doc: Any) -> int:
+    """The JSON values in a parsed document (what _stream_json counts from events)."""
+    count, stack = 0, [doc]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count
+
+
+def _short(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Hashing:
+    """A member's stream that hashes and counts what is read through it."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh, self.sha256, self.size = fh, hashlib.sha256(), 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
