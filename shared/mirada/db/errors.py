@@ -78,8 +78,8 @@ class DatabaseFileReplaced(DatabaseFailure):
     def __init__(self, path: str) -> None:
         super().__init__(
             f"the database file {path} was deleted or replaced while this process had it "
-            "open; what it wrote since is not in the file there now. Run the command again "
-            "(it opens the file now at that path), or put the original file back"
+            "open; what it wrote since is not in the file there now. Start the command (or "
+            "the dashboard) again to use the file now at that path, or put the original back"
         )
         self.path = path
 
