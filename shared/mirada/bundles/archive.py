@@ -17,12 +17,14 @@ member of tiny values, which json.loads turns into gigabytes of objects):
 - the manifest is read as a stream and refused at the first member it lists that the zip does
   not hold, so its size never matters (a manifest listing 1,000,000 absent members: refused
   in a second, not 750 MB);
-- a JSON member over STREAM_ABOVE_BYTES is read as a stream of events (ijson), hashed as it
-  is read, and built only while the bundle's JSON members hold at most MAX_JSON_VALUES values
-  in all (numbers, strings, lists, objects): beyond that the import is refused before the
-  document exists, whatever the member's size. A legitimate match run over 200,000 items
-  holds about 8.4 million; each value costs up to about 60 bytes once built, so the budget
-  keeps the parsed documents of any bundle well under 1 GB (benchmarks/bench_bundle_memory);
+- every JSON member counts against a budget of MAX_JSON_VALUES values (numbers, strings,
+  lists, objects) for the whole bundle. One over STREAM_ABOVE_BYTES is first counted as a
+  stream of ijson events (in C, stopping one value past the budget) while its size and
+  SHA-256 are checked, and built only when it fits: a member of tiny values is refused in
+  seconds, before its document exists, whatever its size. A legitimate match run over
+  200,000 items with two captions each holds about 7.6 million values; a built value costs
+  up to about 60 bytes, so the documents themselves stay under about 600 MB (what the
+  schema builds from them comes on top: benchmarks/bench_bundle_memory measures the import);
 - an NPY member is read once and its array viewed in place (no second copy).
 
 Layout: manifest.json, run.json, dataset.json, results.json, embeddings/<kind>.npy and
@@ -40,12 +42,12 @@ import re
 import stat
 import zipfile
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import islice
+from itertools import filterfalse, islice
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO
 
 import ijson
 import numpy as np
@@ -72,6 +74,7 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # same run, same bytes: no export time insi
 STREAM_ABOVE_BYTES = 8 * 1024**2  # smaller JSON members are read whole (json.loads is fastest)
 MAX_JSON_VALUES = 10_000_000  # values in all the JSON members of one bundle (see above)
 _NOT_VALUES = frozenset({"map_key", "end_map", "end_array"})  # ijson events that end or name
+_READ_ERRORS = (ijson.JSONError, zipfile.BadZipFile, OSError, EOFError, ValueError, StopIteration)
 _SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
 _NPY_HEADERS = {  # what np.save writes (3.0 only for non-ASCII field names, never here)
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -322,7 +325,7 @@ class BundleReader:
                             problem = f"the manifest entry of {name!r} is malformed"
                     elif name and prefix in (f"members.{name}.sha256", f"members.{name}.size"):
                         entry[prefix.rsplit(".", 1)[1]] = value
-        except (ijson.JSONError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except _READ_ERRORS as exc:
             raise self._damaged(f"member {MANIFEST!r} is not valid JSON: {_short(exc)}") from None
         if not listed:
             problem = problem or "the manifest lists no members"
@@ -371,30 +374,26 @@ class BundleReader:
         if name not in self.manifest.members:
             raise self._damaged(f"member {name!r} is missing")
         info = self._infos[name]
-        # A value is at most three events (its key, its start, its end): past 3x the values
-        # left, the budget is spent whatever the events are.
-        limit = 3 * max(self._values_left, 0) + 3
-        with self._zip.open(info) as raw:
-            fh = _Hashing(raw)
-            events = Counter(map(itemgetter(0), islice(self._events(name, fh), limit + 1)))
-        if events.total() > limit:
-            self._spend(name, self._values_left + 1)
+        left = max(self._values_left, 0)
+        try:
+            with self._zip.open(info) as raw:
+                fh = _Hashing(raw)
+                kinds = map(itemgetter(0), ijson.basic_parse(fh, use_float=True))
+                # Counted in C (no Python call per event); stops one past the budget.
+                values = Counter(islice(filterfalse(_NOT_VALUES.__contains__, kinds), left + 1))
+        except _READ_ERRORS as exc:
+            raise self._damaged(f"member {name!r} is not valid JSON: {_short(exc)}") from None
+        if values.total() > left:
+            self._spend(name, values.total())
         if fh.size != info.file_size:
             raise self._damaged(f"member {name!r} has the wrong size")
         if fh.sha256.hexdigest() != self.manifest.members[name][0]:
             raise self._damaged(f"member {name!r} does not match its checksum")
-        self._spend(name, events.total() - sum(events[e] for e in _NOT_VALUES))
-        with self._zip.open(info) as raw:
-            return next(self._events(name, raw, build=True))
-
-    def _events(self, name: str, fh: _Readable, *, build: bool = False) -> Iterator[Any]:
-        """ijson's events of the member (or with `build`, its document), errors as refusals."""
+        self._spend(name, values.total())
         try:
-            if build:
-                yield from ijson.items(fh, "", use_float=True)
-            else:
-                yield from ijson.basic_parse(fh, use_float=True)
-        except (ijson.JSONError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            with self._zip.open(info) as raw:
+                return next(ijson.items(raw, "", use_float=True))
+        except _READ_ERRORS as exc:
             raise self._damaged(f"member {name!r} is not valid JSON: {_short(exc)}") from None
 
     def read_npy(self, name: str, element_type: str, ndim: int) -> np.ndarray:
@@ -438,10 +437,6 @@ def _count_values(doc: Any) -> int:
 def _short(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:200]
-
-
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class _Hashing:
