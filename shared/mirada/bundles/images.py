@@ -89,7 +89,7 @@ def add_images(reader: BundleReader, images: Iterable[tuple[str, str]]) -> int:
             ):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(content)
-        with store._store_lock(exclusive=False):  # the store's rule: place files under it
+        with store.placing_files():
             known = _with_rows([sha for sha, _ in images])
             for sha, ext in images:
                 if sha not in known:

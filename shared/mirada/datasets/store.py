@@ -22,7 +22,7 @@ import errno
 import fcntl
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,6 +287,13 @@ def _remove_unused(images: Sequence[tuple[str, str]], *, quiet: bool = False) ->
     except (OSError, SQLAlchemyError):
         if not quiet:
             raise
+
+
+def placing_files() -> AbstractContextManager[None]:
+    """The lock an import holds while it places files of images whose rows are committed
+    (mirada.bundles.images fills in a dataset's missing files): `_remove_unused` then never
+    runs between its check that the rows exist and the files landing."""
+    return _store_lock(exclusive=False)
 
 
 @contextmanager
