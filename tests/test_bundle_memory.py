@@ -106,13 +106,13 @@ def test_a_manifest_entry_that_is_not_an_object_is_malformed(bundle: Path, tmp_p
 
 def _spy_streams(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     streamed: list[str] = []
-    real = BundleReader._stream_json
+    real = BundleReader._verify_stream
 
     def spy(self: BundleReader, name: str) -> Any:
         streamed.append(name)
         return real(self, name)
 
-    monkeypatch.setattr(BundleReader, "_stream_json", spy)
+    monkeypatch.setattr(BundleReader, "_verify_stream", spy)
     return streamed
 
 

@@ -27,6 +27,7 @@ Storage contract (the dashboard and `mirada show` read these names):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,8 +79,8 @@ class EmbeddingSet:
 @dataclass
 class RunResults:
     metrics: list[MetricValue] = field(default_factory=list)
-    items: list[ItemOutcome] = field(default_factory=list)
-    captions: list[CaptionOutcome] = field(default_factory=list)
+    items: Sequence[ItemOutcome] = field(default_factory=list)  # sliced in chunks when written
+    captions: Sequence[CaptionOutcome] = field(default_factory=list)
     timings: list[TimingValue] = field(default_factory=list)
     embeddings: list[EmbeddingSet] = field(default_factory=list)
     artifacts: dict[str, tuple[str, bytes]] = field(default_factory=dict)

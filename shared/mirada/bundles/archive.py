@@ -25,6 +25,9 @@ member of tiny values, which json.loads turns into gigabytes of objects):
   200,000 items with two captions each holds about 7.6 million values; a built value costs
   up to about 60 bytes, so the documents themselves stay under about 600 MB (what the
   schema builds from them comes on top: benchmarks/bench_bundle_memory measures the import);
+- dataset.json's and results.json's per-item arrays are never built whole: `read_json_entries`
+  gives the document less those arrays, and each array as a stream of its entries, so import
+  validates them one at a time and keeps only compact records (mirada.bundles.schema_checks);
 - an NPY member is read once and its array viewed in place (no second copy).
 
 Layout: manifest.json, run.json, dataset.json, results.json, embeddings/<kind>.npy and
@@ -42,7 +45,7 @@ import re
 import stat
 import zipfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import filterfalse, islice
 from operator import itemgetter
@@ -75,6 +78,7 @@ STREAM_ABOVE_BYTES = 8 * 1024**2  # smaller JSON members are read whole (json.lo
 MAX_JSON_VALUES = 10_000_000  # values in all the JSON members of one bundle (see above)
 _NOT_VALUES = frozenset({"map_key", "end_map", "end_array"})  # ijson events that end or name
 _READ_ERRORS = (ijson.JSONError, zipfile.BadZipFile, OSError, EOFError, ValueError, StopIteration)
+_STARTS, _ENDS = frozenset({"start_map", "start_array"}), frozenset({"end_map", "end_array"})
 _SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
 _NPY_HEADERS = {  # what np.save writes (3.0 only for non-ASCII field names, never here)
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -367,10 +371,82 @@ class BundleReader:
                 "holds in memory; nothing was imported"
             )
 
+    def read_json_entries(
+        self, name: str, arrays: frozenset[str]
+    ) -> tuple[Any, Callable[[str], Iterator[Any]]]:
+        """A JSON member's document with each top-level array named in `arrays` left empty, and
+        a function giving such an array's entries one at a time (read from the member again
+        when it is large, so the whole array never exists in memory); checksum and value
+        budget as `read_json`."""
+        if name not in self._infos or self._infos[name].file_size <= STREAM_ABOVE_BYTES:
+            doc = self.read_json(name)
+            lists: dict[str, list[Any]] = {}
+            if isinstance(doc, dict):
+                for key in arrays & doc.keys():
+                    if isinstance(doc[key], list):
+                        lists[key], doc[key] = doc[key], []
+            return doc, lambda key: iter(lists.pop(key, []))
+        self._verify_stream(name)
+        return self._head(name, arrays), lambda key: self._entries(name, key)
+
+    def _head(self, name: str, arrays: frozenset[str]) -> Any:
+        """A verified member's top-level values, its `arrays` skipped (left empty); a
+        top-level key given twice is refused, since the streams would read both arrays."""
+        info = self._infos[name]
+        try:
+            with self._zip.open(info) as raw:
+                events = ijson.parse(raw, use_float=True)
+                if next(events)[1] != "start_map":  # not an object: the schema says so
+                    with self._zip.open(info) as again:
+                        return next(ijson.items(again, "", use_float=True))
+                head: dict[str, Any] = {}
+                depth, key, builder, skipping = 1, "", None, False
+                for _, event, value in events:
+                    if depth == 1 and event == "map_key":
+                        if value in head:
+                            raise self._damaged(f"member {name!r} gives {value!r} twice")
+                        key = value
+                        continue
+                    if depth == 1 and event == "end_map":
+                        break
+                    if builder is None and not skipping:  # the first event of key's value
+                        skipping = key in arrays and event == "start_array"
+                        if skipping:
+                            head[key] = []
+                        else:
+                            builder = ijson.ObjectBuilder()
+                    depth += 1 if event in _STARTS else -1 if event in _ENDS else 0
+                    if builder is not None:
+                        builder.event(event, value)
+                    if depth == 1:  # key's value is complete
+                        if builder is not None:
+                            head[key] = builder.value
+                        builder, skipping = None, False
+                return head
+        except _READ_ERRORS as exc:
+            raise self._damaged(f"member {name!r} is not valid JSON: {_short(exc)}") from None
+
+    def _entries(self, name: str, key: str) -> Iterator[Any]:
+        try:
+            with self._zip.open(self._infos[name]) as raw:
+                yield from ijson.items(raw, f"{key}.item", use_float=True)
+        except _READ_ERRORS as exc:
+            raise self._damaged(f"member {name!r} is not valid JSON: {_short(exc)}") from None
+
     def _stream_json(self, name: str) -> Any:
         """Two passes over the member, both in ijson's C backend: count its values (stopping
         as soon as they exceed what the budget has left) while checking its size and SHA-256,
         then build the document."""
+        self._verify_stream(name)
+        try:
+            with self._zip.open(self._infos[name]) as raw:
+                return next(ijson.items(raw, "", use_float=True))
+        except _READ_ERRORS as exc:
+            raise self._damaged(f"member {name!r} is not valid JSON: {_short(exc)}") from None
+
+    def _verify_stream(self, name: str) -> None:
+        """A large member's values counted against the budget, its size and SHA-256 checked,
+        in one pass that builds nothing."""
         if name not in self.manifest.members:
             raise self._damaged(f"member {name!r} is missing")
         info = self._infos[name]
@@ -390,11 +466,6 @@ class BundleReader:
         if fh.sha256.hexdigest() != self.manifest.members[name][0]:
             raise self._damaged(f"member {name!r} does not match its checksum")
         self._spend(name, values.total())
-        try:
-            with self._zip.open(info) as raw:
-                return next(ijson.items(raw, "", use_float=True))
-        except _READ_ERRORS as exc:
-            raise self._damaged(f"member {name!r} is not valid JSON: {_short(exc)}") from None
 
     def read_npy(self, name: str, element_type: str, ndim: int) -> np.ndarray:
         """A verified NPY member as a read-only array over the member's bytes (no copy)."""

@@ -19,13 +19,14 @@ The content id is unique among runs: importing the same bundle twice finds the f
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 from sqlalchemy import func, select
@@ -95,7 +96,7 @@ class _LocalDataset:
 
 
 def _match_local(
-    items: Sequence[schema.ItemDoc], fingerprint: str
+    items: Sequence[store.NewItem], fingerprint: str
 ) -> tuple[_LocalDataset | None, str]:
     """A local dataset holding exactly these items, or None and why not ("" for no candidate)."""
     why = ""
@@ -169,9 +170,9 @@ def _stage_images(reader: BundleReader, images: Sequence[store.NewImage], stagin
 
 
 def _create_dataset(
-    reader: BundleReader, name: str, host: str, items: Sequence[schema.ItemDoc]
+    reader: BundleReader, name: str, host: str, dataset: schema_checks.DatasetRecords
 ) -> tuple[_LocalDataset, bool]:
-    images = list({it.image.sha256: _new_image(it.image) for it in items}.values())
+    images, items = list(dataset.images.values()), dataset.items
     members = set(reader.names())
     with_files = bool(images) and all(
         f"{IMAGES_PREFIX}{im.sha256}.{im.ext}" in members for im in images
@@ -186,10 +187,7 @@ def _create_dataset(
             source_format=BUNDLE_SOURCE_FORMAT,
             source_path=f"{reader.path.name} (from {host})",
             images=images,
-            items=[
-                store.NewItem(it.filename, it.image.sha256, it.category, list(it.captions))
-                for it in items
-            ],
+            items=items,
             staging=staging,
             with_files=with_files,
         )
@@ -213,17 +211,6 @@ def _create_dataset(
     return _LocalDataset(dataset_id, stored_name, item_ids, caption_ids), with_files
 
 
-def _new_image(img: schema.ImageDoc) -> store.NewImage:
-    return store.NewImage(
-        sha256=img.sha256,
-        ext=img.ext,
-        width=img.width,
-        height=img.height,
-        original_format=img.original_format,
-        size_bytes=img.size_bytes,
-    )
-
-
 def _details(raw: dict[str, Any] | None, caption_ids: Sequence[int]) -> dict[str, Any] | None:
     """A match result's details with its caption references (bundle indices, checked in range)
     turned into this home's caption ids."""
@@ -236,29 +223,52 @@ def _details(raw: dict[str, Any] | None, caption_ids: Sequence[int]) -> dict[str
     return out
 
 
+T = TypeVar("T")
+
+
+class _Rows(Sequence[T]):
+    """Checked per-item rows kept as JSON and built only as write_results reads them, a chunk
+    at a time: 200,000 results with their details never exist as objects at once."""
+
+    def __init__(self, rows: list[bytes], build: Callable[[list[Any]], T]) -> None:
+        self._rows, self._build = rows, build
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self._build(json.loads(row)) for row in self._rows[index]]
+        return self._build(json.loads(self._rows[index]))
+
+
 def _results(checked: schema_checks.Checked, local: _LocalDataset) -> RunResults:
     """The checked results with the bundle's item and caption indices as local ids."""
     r = checked.results
     items, captions = np.asarray(local.item_ids, np.int64), np.asarray(local.caption_ids, np.int64)
+
+    def outcome(row: list[Any]) -> ItemOutcome:
+        item, correct, rank, score, details = row
+        return ItemOutcome(
+            local.item_ids[item], correct, rank, score, _details(details, local.caption_ids)
+        )
+
+    def caption(row: list[Any]) -> CaptionOutcome:
+        item, text, scores, flags = row
+        return CaptionOutcome(local.item_ids[item], text, scores, flags)
+
     return RunResults(
         metrics=[
             MetricValue(m.name, m.value, m.category, m.ci_low, m.ci_high, m.details)
             for m in r.metrics
         ],
         timings=[TimingValue(t.name, t.value, t.unit, t.batch_size) for t in r.timings],
-        items=[
-            ItemOutcome(
-                local.item_ids[o.item],
-                o.correct,
-                o.rank,
-                o.score,
-                _details(o.details, local.caption_ids),
-            )
-            for o in r.items
-        ],
-        captions=[
-            CaptionOutcome(local.item_ids[c.item], c.text, c.scores, c.flags) for c in r.captions
-        ],
+        items=_Rows(checked.items, outcome),
+        captions=_Rows(checked.captions, caption),
         embeddings=[
             EmbeddingSet(e.kind, (items if e.kind == "image" else captions)[e.rows], e.vectors)
             for e in checked.embeddings
@@ -300,22 +310,33 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
                 ds_name or "?", False, True,
                 images_added=fill_dataset_images(reader, done.dataset_id),
             )  # fmt: skip
-        dataset = schema.parse(schema.DatasetDoc, reader.read_json(DATASET), DATASET)
-        if run.dataset_fingerprint != dataset.fingerprint:
-            raise BundleError(f"bundle {RUN} and {DATASET} name different datasets")
-        results = schema.parse(schema.ResultsDoc, reader.read_json(RESULTS), RESULTS)
         # Every member is checked before anything is written: a refused bundle leaves the
-        # database as it was.
-        checked = schema_checks.check_bundle(dataset, results, reader.read, reader.read_npy)
+        # database as it was. The per-item arrays are checked as they stream (schema_checks).
+        head, entries = reader.read_json_entries(DATASET, frozenset({"items"}))
+        dataset = schema_checks.read_dataset(head, entries("items"))
+        if run.dataset_fingerprint != dataset.head.fingerprint:
+            raise BundleError(f"bundle {RUN} and {DATASET} name different datasets")
+        head, entries = reader.read_json_entries(RESULTS, frozenset({"items", "captions"}))
+        checked = schema_checks.check_bundle(
+            len(dataset.items),
+            dataset.n_captions,
+            schema.parse(schema.ResultsHead, head, RESULTS),
+            entries("items"),
+            entries("captions"),
+            reader.read,
+            reader.read_npy,
+        )
+        del head
         items = dataset.items
         notes: list[str] = []
         added = 0  # image files filled in for a dataset already here
-        local, why = _match_local(items, dataset.fingerprint)
+        local, why = _match_local(items, dataset.head.fingerprint)
         created = local is None
         if local is None:
-            local, present = _create_dataset(reader, dataset.name, host, items)
+            local, present = _create_dataset(reader, dataset.head.name, host, dataset)
             note = (
-                f"dataset {dataset.name!r} (fingerprint {dataset.fingerprint[:12]}) matches no "
+                f"dataset {dataset.head.name!r} (fingerprint {dataset.head.fingerprint[:12]}) "
+                "matches no "
                 "dataset here"
             )
             if why:
@@ -329,7 +350,7 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
             notes.append(note)
         else:
             added = fill_dataset_images(reader, local.id)
-            present = all(image_path(it.image.sha256, it.image.ext).exists() for it in items)
+            present = all(image_path(im.sha256, im.ext).exists() for im in dataset.images.values())
             if not present:
                 notes.append(f"dataset {local.name!r} is here, but not all of its image files are")
         try:

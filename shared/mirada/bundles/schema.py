@@ -77,8 +77,12 @@ def dataset_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
     same names, whatever the database ids."""
     h = hashlib.sha256()
     for filename, sha in pairs:
-        h.update(json.dumps([filename, sha], ensure_ascii=False).encode() + b"\n")
+        h.update(_fingerprint_line(filename, sha))
     return h.hexdigest()
+
+
+def _fingerprint_line(filename: str, sha: str) -> bytes:
+    return json.dumps([filename, sha], ensure_ascii=False).encode() + b"\n"
 
 
 # ---- value types --------------------------------------------------------------------------
@@ -302,31 +306,50 @@ class ItemDoc(Doc):
     image: ImageDoc
 
 
-class DatasetDoc(Doc):
+class DatasetHead(Doc):
+    """dataset.json as import reads it: its items arrive one at a time (DatasetItems)."""
+
     name: DatasetName
     source_format: Text | None = None
     fingerprint: Sha256
     items: list[ItemDoc]
 
+
+class DatasetItems:
+    """The checks across dataset.json's items, one item at a time, keeping only what they
+    need (each filename once, each image's description once, the running fingerprint):
+    DatasetDoc runs them over its list, import over the member's stream."""
+
+    def __init__(self) -> None:
+        self.filenames: dict[str, int] = {}
+        self.images: dict[str, tuple[Any, ...]] = {}  # sha256 -> ImageDoc's values in order
+        self._fingerprint = hashlib.sha256()
+
+    def add(self, n: int, it: ItemDoc) -> None:
+        if (first := self.filenames.setdefault(it.filename, n)) != n:
+            raise ValueError(
+                f"items {first} and {n} have the same filename {it.filename!r}; "
+                "a dataset names each image once"
+            )
+        image = tuple(getattr(it.image, f) for f in ImageDoc.model_fields)
+        if self.images.setdefault(it.image.sha256, image) != image:
+            raise ValueError(
+                f"items[{n}].image: image {it.image.sha256[:12]} is described twice, differently"
+            )
+        self._fingerprint.update(_fingerprint_line(it.filename, it.image.sha256))
+
+    def check_fingerprint(self, fingerprint: str) -> None:
+        if self._fingerprint.hexdigest() != fingerprint:
+            raise ValueError("fingerprint does not match the items")
+
+
+class DatasetDoc(DatasetHead):
     @model_validator(mode="after")
     def _consistent(self) -> DatasetDoc:
-        seen: dict[str, int] = {}
-        images: dict[str, ImageDoc] = {}
+        checks = DatasetItems()
         for n, it in enumerate(self.items):
-            if (first := seen.setdefault(it.filename, n)) != n:
-                raise ValueError(
-                    f"items {first} and {n} have the same filename {it.filename!r}; "
-                    "a dataset names each image once"
-                )
-            if images.setdefault(it.image.sha256, it.image) != it.image:
-                raise ValueError(
-                    f"items[{n}].image: image {it.image.sha256[:12]} is described twice, "
-                    "differently"
-                )
-        if dataset_fingerprint((it.filename, it.image.sha256) for it in self.items) != (
-            self.fingerprint
-        ):
-            raise ValueError("fingerprint does not match the items")
+            checks.add(n, it)
+        checks.check_fingerprint(self.fingerprint)
         return self
 
     @property
@@ -467,7 +490,10 @@ def unique(values: list[Any], what: str) -> None:
         seen.add(v)
 
 
-class ResultsDoc(Doc):
+class ResultsHead(Doc):
+    """results.json as import reads it: its per-item `items` and `captions` arrive one at a
+    time (mirada.bundles.schema_checks checks them as they come)."""
+
     metrics: list[MetricDoc]
     timings: list[TimingDoc]
     items: list[ItemResultDoc]
@@ -476,7 +502,7 @@ class ResultsDoc(Doc):
     artifacts: list[ArtifactRef]
 
     @model_validator(mode="after")
-    def _unique_rows(self) -> ResultsDoc:
+    def _unique_rows(self) -> ResultsHead:
         unique([(m.name, m.category) for m in self.metrics], "metrics: (name, category)")
         unique([(t.name, t.batch_size) for t in self.timings], "timings: (name, batch_size)")
         unique([r.item for r in self.items], "items: a result for item")
@@ -485,6 +511,10 @@ class ResultsDoc(Doc):
         unique([a.name for a in self.artifacts], "artifacts: name")
         unique([a.member for a in self.artifacts], "artifacts: member")
         return self
+
+
+class ResultsDoc(ResultsHead):
+    """results.json whole, as export writes it."""
 
 
 def embedding_member(kind: str, rows: bool = False) -> str:
@@ -506,20 +536,21 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def problem(exc: ValidationError) -> str:
-    """The first error of `exc` as one line: where, what, and the value given."""
+def problem(exc: ValidationError, at: tuple[int | str, ...] = ()) -> str:
+    """The first error of `exc` as one line: where (below `at`), what, and the value given."""
     err = exc.errors(include_url=False)[0]
     msg = str(err["msg"]).removeprefix("Value error, ")
-    where = _where(tuple(p for p in err["loc"] if not str(p).startswith("function-")))
+    where = _where(at + tuple(p for p in err["loc"] if not str(p).startswith("function-")))
     given = ""
     if err["type"] not in ("value_error", "missing") and not isinstance(err["input"], dict):
         given = f" (got {_shown(err['input'])})"
     return f"{where}: {msg}{given}" if where else f"{msg}{given}"
 
 
-def parse(model: type[M], doc: Any, member: str) -> M:
-    """`doc` (a member's parsed JSON) as `model`, or a BundleError naming member and field."""
+def parse(model: type[M], doc: Any, member: str, at: tuple[int | str, ...] = ()) -> M:
+    """`doc` (a member's parsed JSON, or its part at `at`) as `model`, or a BundleError naming
+    member and field."""
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
-        raise BundleError(f"bundle {member}: {problem(exc)}") from None
+        raise BundleError(f"bundle {member}: {problem(exc, at)}") from None

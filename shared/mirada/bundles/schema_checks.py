@@ -2,6 +2,12 @@
 indices in range, embeddings that cover every item or caption once with one dimension, finite
 and nonzero, artifacts that parse as their name says; and export's side, which runs the same
 models and checks before it writes, so export never writes what import would refuse.
+
+Memory (issue 22 §3): dataset.json's items and results.json's per-item results and generated
+captions are validated one entry at a time as they stream from the bundle (`read_dataset`,
+`check_bundle`), through the same models as the whole documents, and only compact records are
+kept: a dataset item as the store's NewItem, a per-item result as its validated JSON (decoded
+again a chunk at a time when written). A 200,000-item match run imports in well under 1 GB.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,15 +27,22 @@ from mirada.bundles.archive import DATASET, RESULTS, RUN, BundleError, json_byte
 from mirada.bundles.schema import (
     Count,
     DatasetDoc,
+    DatasetHead,
+    DatasetItems,
     Doc,
+    GeneratedCaptionDoc,
+    ItemDoc,
+    ItemResultDoc,
     Name,
     ResultsDoc,
+    ResultsHead,
     RunDoc,
     embedding_member,
     json_value,
     parse,
     unique,
 )
+from mirada.datasets.store import NewImage, NewItem
 from mirada.errors import MiradaError
 from mirada.results import MEASUREMENT_ARTIFACT, VARIANTS_ARTIFACT
 
@@ -130,34 +143,87 @@ def check_artifact(name: str, content_type: str, data: bytes, member: str) -> No
 
 
 @dataclass(frozen=True)
+class DatasetRecords:
+    """dataset.json after every check, its items as compact records in order."""
+
+    head: DatasetHead  # its `items` empty
+    items: list[NewItem]
+    images: dict[str, NewImage]  # by SHA-256
+    n_captions: int
+
+
+def read_dataset(head: Any, entries: Iterable[Any]) -> DatasetRecords:
+    """dataset.json from its document less its items (`head`) and its items one at a time."""
+    doc = parse(DatasetHead, head, DATASET)
+    checks, items, n_captions = DatasetItems(), [], 0
+    for n, raw in enumerate(entries):
+        it = parse(ItemDoc, raw, DATASET, ("items", n))
+        try:
+            checks.add(n, it)
+        except ValueError as exc:
+            raise BundleError(f"bundle {DATASET}: {exc}") from None
+        items.append(NewItem(it.filename, it.image.sha256, it.category, list(it.captions)))
+        n_captions += len(it.captions)
+    try:
+        checks.check_fingerprint(doc.fingerprint)
+    except ValueError as exc:
+        raise BundleError(f"bundle {DATASET}: {exc}") from None
+    images = {sha: NewImage(*values) for sha, values in checks.images.items()}
+    return DatasetRecords(doc, items, images, n_captions)
+
+
+@dataclass(frozen=True)
 class Checked:
     """A bundle's results after every check, indices still the bundle's own."""
 
-    results: ResultsDoc
+    results: ResultsHead  # its `items` and `captions` are below, one JSON row each
+    items: list[bytes]  # [item, correct, rank, score, details]
+    captions: list[bytes]  # [item, text, scores, flags]
     embeddings: list[Embedding]
     artifacts: dict[str, tuple[str, bytes]]
 
 
+def _row(values: list[Any]) -> bytes:
+    return json.dumps(values, allow_nan=False, separators=(",", ":")).encode()
+
+
 def check_bundle(
-    dataset: DatasetDoc,
-    results: ResultsDoc,
+    n_items: int,
+    n_captions: int,
+    results: ResultsHead,
+    items: Iterable[Any],
+    captions: Iterable[Any],
     read: Callable[[str], bytes],
     read_npy: Callable[[str, str, int], np.ndarray],
 ) -> Checked:
-    """Check `results` against `dataset` and read and check the members it names."""
-    n_items, n_captions = len(dataset.items), dataset.n_captions
+    """Check `results` (and its per-item `items` and `captions`, validated one at a time)
+    against a dataset of `n_items` items and `n_captions` captions, and read and check the
+    members it names."""
 
     def index(value: int, limit: int, where: str) -> None:
         if value >= limit:
             raise BundleError(f"bundle {RESULTS}: {where} {value} is out of range (0..{limit - 1})")
 
-    for n, r in enumerate(results.items):
+    def once(seen: np.ndarray, value: int, what: str, n: int) -> None:
+        if seen[value]:
+            raise BundleError(f"bundle {RESULTS}: {what} {value!r} appears twice (again at {n})")
+        seen[value] = True
+
+    item_rows, seen = [], np.zeros(n_items, bool)
+    for n, raw in enumerate(items):
+        r = parse(ItemResultDoc, raw, RESULTS, ("items", n))
         index(r.item, n_items, f"items[{n}].item")
+        once(seen, r.item, "items: a result for item", n)
         for key in ("top", "reranked"):
             for pair in (r.details or {}).get(key) or ():
                 index(pair[0], n_captions, f"items[{n}].details.{key}: caption")
-    for n, c in enumerate(results.captions):
+        item_rows.append(_row([r.item, r.correct, r.rank, r.score, r.details]))
+    caption_rows, seen = [], np.zeros(n_items, bool)
+    for n, raw in enumerate(captions):
+        c = parse(GeneratedCaptionDoc, raw, RESULTS, ("captions", n))
         index(c.item, n_items, f"captions[{n}].item")
+        once(seen, c.item, "captions: a generated caption for item", n)
+        caption_rows.append(_row([c.item, c.text, c.scores, c.flags]))
 
     embeddings = []
     dims: dict[str, int] = {}
@@ -178,7 +244,7 @@ def check_bundle(
         data = read(a.member)
         check_artifact(a.name, a.content_type, data, a.member)
         artifacts[a.name] = (a.content_type, data)
-    return Checked(results, embeddings, artifacts)
+    return Checked(results, item_rows, caption_rows, embeddings, artifacts)
 
 
 def export_members(
@@ -195,8 +261,11 @@ def export_members(
         dataset_doc = parse(DatasetDoc, dataset, DATASET)
         results_doc = parse(ResultsDoc, results, RESULTS)
         check_bundle(
-            dataset_doc,
+            len(dataset_doc.items),
+            dataset_doc.n_captions,
             results_doc,
+            results_doc.items,
+            results_doc.captions,
             members.__getitem__,
             lambda name, _dtype, _ndim: np.load(io.BytesIO(members[name]), allow_pickle=False),
         )
