@@ -211,3 +211,101 @@ def test_an_npy_header_that_lies_about_its_data_is_refused(
         pytest.raises(BundleError, match=r"not a valid \.npy array"),
     ):
         reader.read_npy("embeddings/image.npy", "float32", 2)
+
+
+def test_per_item_arrays_are_validated_as_they_stream_never_built_whole(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive, "STREAM_ABOVE_BYTES", 0)  # every JSON member is "large"
+    built: list[str] = []
+    real_build = BundleReader._stream_json
+
+    def build(self: BundleReader, name: str) -> Any:
+        built.append(name)
+        return real_build(self, name)
+
+    prefixes: list[str] = []
+    real_items = archive.ijson.items
+
+    def items(source: Any, prefix: str, **kwargs: Any) -> Any:
+        prefixes.append(prefix)
+        return real_items(source, prefix, **kwargs)
+
+    monkeypatch.setattr(BundleReader, "_stream_json", build)
+    monkeypatch.setattr(archive.ijson, "items", items)
+    assert import_bundle(bundle).run_id
+    assert built == ["run.json"]  # dataset.json and results.json never as whole documents
+    assert {"items.item", "captions.item"} <= set(prefixes) and "" not in prefixes[1:]
+
+
+def _edit_json(member: str, edit: Callable[[dict[str, Any]], None]) -> Any:
+    def apply(members: dict[str, bytes], manifest: dict[str, Any]) -> None:
+        doc = json.loads(members[member])
+        edit(doc)
+        members[member] = json.dumps(doc).encode()
+
+    return apply
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "whole"])
+@pytest.mark.parametrize(
+    ("member", "edit", "message"),
+    [
+        (
+            "dataset.json",
+            lambda d: d["items"][1]["captions"].__setitem__(0, "a\x00cat"),
+            r"bundle dataset\.json: items\[1\]\.captions\[0\]: contains a NUL",
+        ),
+        (
+            "dataset.json",
+            lambda d: d.update(fingerprint="0" * 64),
+            r"bundle dataset\.json: fingerprint does not match the items",
+        ),
+        (
+            RESULTS,
+            lambda d: d["items"].append(d["items"][0]),
+            r"bundle results\.json: items: a result for item 0 appears twice",
+        ),
+        (
+            RESULTS,
+            lambda d: d["items"][1].update(rank=-1),
+            r"bundle results\.json: items\[1\]\.rank: Input should be greater than or equal to 1",
+        ),
+        (
+            RESULTS,
+            lambda d: d.update(items={"0": d["items"][0]}),
+            r"bundle results\.json: items: Input should be a valid list",
+        ),
+        (RESULTS, lambda d: d.pop("items"), r"bundle results\.json: items: Field required"),
+    ],
+    ids=["nul-caption", "fingerprint", "twice", "rank", "not-a-list", "missing"],
+)
+def test_an_entry_is_refused_where_it_is_whether_streamed_or_read_whole(
+    bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    member: str,
+    edit: Callable[[dict[str, Any]], None],
+    message: str,
+    streamed: bool,
+) -> None:
+    forged = _rewrite(bundle, tmp_path / "forged.zip", _edit_json(member, edit))
+    if streamed:
+        monkeypatch.setattr(archive, "STREAM_ABOVE_BYTES", 0)
+    with pytest.raises(BundleError, match=message):
+        import_bundle(forged)
+    _nothing_imported()
+
+
+def test_a_streamed_member_giving_a_key_twice_is_refused(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stream of "items" would read both arrays, where json.loads keeps the last one.
+    def twice(members: dict[str, bytes], manifest: dict[str, Any]) -> None:
+        members[RESULTS] = b'{"items": [], ' + members[RESULTS].lstrip()[1:]
+
+    forged = _rewrite(bundle, tmp_path / "twice.zip", twice)
+    monkeypatch.setattr(archive, "STREAM_ABOVE_BYTES", 0)
+    with pytest.raises(BundleError, match=r"member 'results\.json' gives 'items' twice"):
+        import_bundle(forged)
+    _nothing_imported()

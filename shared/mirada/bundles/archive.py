@@ -244,14 +244,22 @@ class BundleReader:
     def _member_limit(self, name: str) -> int:
         return self._json_limit if name.endswith(".json") else self._limit
 
-    def _raw(self, name: str) -> bytes:
+    def _raw(self, name: str) -> bytearray:
+        """A member's bytes, read into one buffer of its size a MiB at a time (zipfile's
+        read(n) of a large member peaks at about three times its size)."""
         info = self._infos[name]
+        data = bytearray(info.file_size)
+        view, got = memoryview(data), 0
         try:
             with self._zip.open(info) as fh:
-                data = fh.read(info.file_size + 1)
+                while got < len(data) and (n := fh.readinto(view[got : got + 2**20])):
+                    got += n
+                longer = fh.read(1)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise self._damaged(f"member {name!r} cannot be read: {exc}") from None
-        if len(data) != info.file_size:
+        finally:
+            view.release()
+        if got != info.file_size or longer:
             raise self._damaged(f"member {name!r} has the wrong size")
         return data
 
@@ -346,6 +354,9 @@ class BundleReader:
 
     def read(self, name: str) -> bytes:
         """A member's bytes, verified against the manifest's SHA-256."""
+        return bytes(self._verified(name))
+
+    def _verified(self, name: str) -> bytearray:
         if name not in self.manifest.members:
             raise self._damaged(f"member {name!r} is missing")
         data = self._raw(name)
@@ -469,9 +480,11 @@ class BundleReader:
 
     def read_npy(self, name: str, element_type: str, ndim: int) -> np.ndarray:
         """A verified NPY member as a read-only array over the member's bytes (no copy)."""
-        data = self.read(name)
+        data = self._verified(name)
         try:
-            fh = io.BytesIO(data)
+            # Only the header is copied (BytesIO copies a bytearray); one over 1 MiB, which no
+            # writer produces, is refused as a short read.
+            fh = io.BytesIO(bytes(data[: 2**20]))
             header = _NPY_HEADERS.get(np.lib.format.read_magic(fh))
             if header is None:
                 raise ValueError("its format version is not 1.0 or 2.0")
@@ -481,6 +494,7 @@ class BundleReader:
                 raise ValueError("its header does not describe its data")
             array = np.frombuffer(data, dtype, count, fh.tell())
             array = array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+            array.flags.writeable = False
         except (ValueError, OSError) as exc:
             raise self._damaged(f"member {name!r} is not a valid .npy array: {exc}") from None
         if array.dtype != np.dtype(element_type) or array.ndim != ndim:

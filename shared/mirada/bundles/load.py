@@ -336,8 +336,7 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
             local, present = _create_dataset(reader, dataset.head.name, host, dataset)
             note = (
                 f"dataset {dataset.head.name!r} (fingerprint {dataset.head.fingerprint[:12]}) "
-                "matches no "
-                "dataset here"
+                "matches no dataset here"
             )
             if why:
                 note += f" ({why})"
@@ -353,8 +352,10 @@ def import_bundle(path: str | os.PathLike[str]) -> ImportedBundle:
             present = all(image_path(im.sha256, im.ext).exists() for im in dataset.images.values())
             if not present:
                 notes.append(f"dataset {local.name!r} is here, but not all of its image files are")
+        results = _results(checked, local)
+        del checked, dataset, items  # only the compact rows and the vectors go on (memory)
         try:
-            run_id = _insert_run(run, _results(checked, local), local, cid)
+            run_id = _insert_run(run, results, local, cid)
         except BaseException as exc:
             # Nothing half-written: a dataset created for this run goes when the run cannot land.
             if created:
@@ -413,4 +414,7 @@ def _insert_run(run: schema.RunDoc, results: RunResults, local: _LocalDataset, c
         s.add(row)
         s.flush()
         write_results(s, row.id, results)
+        # The rows hold their own copies of the vectors now: the bundle's go before the commit,
+        # where SQLite copies each blob again (issue 22 §3).
+        results.embeddings.clear()
         return row.id
