@@ -36,10 +36,10 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 from test_bundle_validation import Members, counts, forge, valid
 
-from mirada.bundles.archive import DATASET, MANIFEST, RESULTS, RUN, npy_bytes
+from mirada.bundles.archive import DATASET, IMAGES_PREFIX, MANIFEST, RESULTS, RUN, npy_bytes
 from mirada.db import dispose_engines, read_session
 from mirada.db.models import Item, Run
-from mirada.domain import Task
+from mirada.domain import Device, Task
 
 __all__ = ["valid"]  # the module-scoped fixture, shared with test_bundle_validation
 
@@ -55,6 +55,7 @@ EXAMPLES = {"match": 25, "caption": 12, "benchmark": 12}
 if HUNT:
     EXAMPLES = dict.fromkeys(EXAMPLES, int(os.environ["MIRADA_BUNDLE_EXAMPLES"]))
 JSON_MEMBERS = (RUN, DATASET, RESULTS)
+CPU, CUDA = Device.cpu, Device.cuda
 
 # Values a forger might write in place of any field.
 ODD = st.sampled_from(
@@ -102,9 +103,13 @@ def _json_members(members: Members) -> list[str]:
 def mutations(draw: st.DrawFn, valid: Members) -> tuple[str, Members]:
     members = dict(valid)
     npys = sorted(n for n in members if n.endswith(".npy"))
-    kind = draw(
-        st.sampled_from(["value", "delete", "duplicate", "drop member"] + (["npy"] if npys else []))
-    )
+    images = sorted(n for n in members if n.startswith(IMAGES_PREFIX))
+    kinds = ["value", "delete", "duplicate", "drop member"]
+    kind = draw(st.sampled_from(kinds + ["npy"] * bool(npys) + ["image"] * bool(images)))
+    if kind == "image":  # bytes that are not the image its name (a SHA-256) promises
+        data = draw(st.sampled_from([b"", b"not an image", members[images[-1]]]))
+        members[images[0]] = data
+        return f"{images[0]} := {data[:12]!r}", members
     if kind == "npy":
         name = draw(st.sampled_from(npys))
         rows = name.endswith(".rows.npy")
@@ -116,7 +121,9 @@ def mutations(draw: st.DrawFn, valid: Members) -> tuple[str, Members]:
         members[name] = npy_bytes(np.full(shape, fill if not rows else 1, dtype))
         return f"{name} := {dtype.__name__}{shape} of {fill}", members
     if kind == "drop member":
-        name = draw(st.sampled_from(sorted(n for n in members if n not in JSON_MEMBERS)))
+        # one image stands for all: dropping any of them is the same case
+        others = [n for n in members if n not in JSON_MEMBERS and n not in images[1:]]
+        name = draw(st.sampled_from(sorted(others)))
         del members[name]
         return f"drop {name}", members
     member = draw(st.sampled_from(_json_members(members)))
@@ -184,10 +191,8 @@ def _seed_runs(home: Path) -> dict[str, int]:
     dataset_id = import_dataset(write_demo_dataset(home / "source", n=6), name="shapes").id
     cpu_box = {**HARDWARE, "hostname": "cpu-box", "gpu_name": None, "gpu_memory_bytes": None}
     hosts = {
-        "cuda": register_worker("gpu-1", "gpu-box", 1, [], ["cpu", "cuda"], HARDWARE),
-        "cpu": register_worker(
-            "cpu-1", "cpu-box", 2, [], ["cpu"], cpu_box | {"cuda_version": None}
-        ),
+        CUDA: register_worker("gpu-1", "gpu-box", 1, [], [CPU, CUDA], HARDWARE),
+        CPU: register_worker("cpu-1", "cpu-box", 2, [], [CPU], cpu_box | {"cuda_version": None}),
     }
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(
@@ -196,14 +201,14 @@ def _seed_runs(home: Path) -> dict[str, int]:
             functools.partial(captioning.score_captions, meteor=False),
         )
         plan = {
-            "caption": ("cpu", caption_results(dataset_id, seed=3)),
-            "caption partner": ("cpu", caption_results(dataset_id, seed=4)),
+            "caption": (CPU, caption_results(dataset_id, seed=3)),
+            "caption partner": (CPU, caption_results(dataset_id, seed=4)),
             "benchmark": (
-                "cuda",
+                CUDA,
                 rounds_results(GPU_VARIANTS, seconds_per_item=4e-4, batch_sizes=(1, 8), seed=23),
             ),
             "benchmark partner": (
-                "cpu",
+                CPU,
                 rounds_results(CPU_VARIANTS, seconds_per_item=4e-3, batch_sizes=(1, 8), seed=21),
             ),
         }
@@ -215,7 +220,7 @@ def _seed_runs(home: Path) -> dict[str, int]:
         )
         runs[name] = enqueue(dataset_id, model, task, device=device, batch_size=8)
         worker, profile = hosts[device]
-        claimed = claim_next(worker, ["cpu", device], [])
+        claimed = claim_next(worker, [CPU, device], [])
         assert claimed is not None and claimed.id == runs[name]
         assert finish_run(
             runs[name], worker, results, hardware_profile_id=profile, model_fingerprint=None,
@@ -329,17 +334,23 @@ def test_the_valid_bundles_are_shown_everywhere(kind: str, bundles: dict[str, Va
     assert compared == ([run_id] if kind == "match" else [run_id, partner])
 
 
+def _files(home: Path) -> set[Path]:
+    """The files of the home but its database: image files and thumbnails a refused import
+    must not leave behind."""
+    return {p for p in home.rglob("*") if p.is_file() and not p.name.startswith("mirada.db")}
+
+
 def _check(kind: str, data: st.DataObject, bundles: dict[str, Valid]) -> None:
     what, members = data.draw(mutations(bundles[kind].members), label="mutation")
     with _home(bundles[kind].template) as home:
         path = forge(members, home)
-        before = counts()
+        before = counts(), _files(home)
         out = run_cli("import-results", str(path))
         event(f"{kind}: {'refused' if out.returncode else 'accepted'}")
         if out.returncode != 0:
             line = out.stderr.strip()
             assert "\n" not in line and "Traceback" not in line, (what, line)
-            assert counts() == before, what
+            assert (counts(), _files(home)) == before, what
         else:
             _everything_works(home, what)
 
