@@ -252,8 +252,9 @@ class BundleReader:
         view, got = memoryview(data), 0
         try:
             with self._zip.open(info) as fh:
-                while got < len(data) and (n := fh.readinto(view[got : got + 2**20])):
-                    got += n
+                while got < len(data) and (chunk := fh.read(min(2**20, len(data) - got))):
+                    view[got : got + len(chunk)] = chunk
+                    got += len(chunk)
                 longer = fh.read(1)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise self._damaged(f"member {name!r} cannot be read: {exc}") from None
