@@ -22,13 +22,13 @@ member of tiny values, which json.loads turns into gigabytes of objects):
   stream of ijson events (in C, stopping one value past the budget) while its size and
   SHA-256 are checked, and built only when it fits: a member of tiny values is refused in
   seconds, before its document exists, whatever its size. A legitimate match run over
-  200,000 items with two captions each holds about 7.6 million values; a built value costs
-  up to about 60 bytes, so the documents themselves stay under about 600 MB (what the
-  schema builds from them comes on top: benchmarks/bench_bundle_memory measures the import);
+  200,000 items with two captions each holds about 7.6 million values;
 - dataset.json's and results.json's per-item arrays are never built whole: `read_json_entries`
   gives the document less those arrays, and each array as a stream of its entries, so import
-  validates them one at a time and keeps only compact records (mirada.bundles.schema_checks);
-- an NPY member is read once and its array viewed in place (no second copy).
+  validates them one at a time and keeps only compact records (mirada.bundles.schema_checks):
+  that match run imports at about 730 MB peak RSS (benchmarks/bench_bundle_memory);
+- a member is read into one buffer of its size (zipfile's read(n) peaks at three times it),
+  and an NPY member's array is viewed in place (no second copy).
 
 Layout: manifest.json, run.json, dataset.json, results.json, embeddings/<kind>.npy and
 embeddings/<kind>.rows.npy, artifacts/<n>.bin, and with --with-images images/<sha256>.<ext>.
