@@ -6,6 +6,7 @@ pytest's `pythonpath` setting in pyproject.toml."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 import uuid
@@ -37,6 +38,19 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["MIRADA_HOME"] = str(root / "home")
     os.environ["XDG_DATA_HOME"] = str(root / "xdg-data")
     os.environ.pop("MIRADA_DATABASE_URL", None)
+    # the bundle property test's seed (tests/test_bundle_properties.py): fixed, or random for a
+    # hunt (MIRADA_BUNDLE_EXAMPLES=N); set here so every xdist process draws the same examples
+    if "MIRADA_BUNDLE_SEED" not in os.environ:
+        hunt = "MIRADA_BUNDLE_EXAMPLES" in os.environ
+        os.environ["MIRADA_BUNDLE_SEED"] = str(random.randrange(2**32) if hunt else BUNDLE_SEED)
+
+
+BUNDLE_SEED = 20261207
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    seed = os.environ["MIRADA_BUNDLE_SEED"]
+    return f"bundle property test: hypothesis seed {seed} (MIRADA_BUNDLE_SEED={seed} repeats it)"
 
 
 # Modules that take over a minute on their own, mostly waiting (a local Ray, Streamlit and

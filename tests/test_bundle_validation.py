@@ -142,6 +142,11 @@ CASES: dict[str, tuple[list[Edit], str]] = {
         r"metrics\[1\]: value -3\.5 of mrr \(mean\) is outside 0",
     ),
     "recall 42": ([metric(0, value=42.0, ci_high=43.0)], r"value 42\.0 of i2t_recall@1"),
+    # a score above its scale's ceiling (names.SCORE_CEILINGS): MRR is a mean of 1/rank
+    "MRR 1.5": (
+        [metric(1, value=1.5, ci_low=None, ci_high=None)],
+        r"metrics\[1\]: value 1\.5 of mrr \(mean\) is outside 0 \.\. 1",
+    ),
     "CI [7, -2]": ([metric(0, ci_low=7.0, ci_high=-2.0)], r"the CI \[7\.0, -2\.0\] does not hold"),
     "all-NaN embeddings": (
         [npy(IMAGE, np.full((3, 4), np.nan, np.float32))],

@@ -162,3 +162,12 @@ def test_task_metrics_and_timing_keys() -> None:
     )
     with pytest.raises(ValueError):
         names.timing_key("image_embed", names.PER_S)
+
+
+def test_score_ceilings_are_the_scales_the_metrics_are_computed_on() -> None:
+    from mirada.metrics import clipscore
+
+    assert names.SCORE_CEILINGS[names.CLIPSCORE] == clipscore.W
+    assert names.SCORE_CEILINGS[names.REFCLIPSCORE] == clipscore.W
+    assert set(names.CAPTION_METRICS) <= set(names.SCORE_CEILINGS)
+    assert all(names.kind_of(k) is not names.MetricKind.proportion for k in names.SCORE_CEILINGS)

@@ -52,7 +52,7 @@ from mirada.datasets.entries import MAX_CATEGORY_CHARS, text_problem
 from mirada.db.models import Base, Dataset, HardwareProfile, Metric, Run, RunArtifact, Timing
 from mirada.domain import Device, Dtype, Task, choices
 from mirada.errors import MiradaError
-from mirada.metrics.names import MetricKind, kind_of
+from mirada.metrics.names import SCORE_CEILINGS, MetricKind, kind_of
 from mirada.queue import MAX_ATTEMPTS, MAX_BATCH_SIZE
 from mirada.run_options import BenchmarkRunOptions, check_dtype
 from mirada.tasks import parse_options
@@ -411,7 +411,7 @@ class MetricDoc(Doc):
         floor, ceiling = {
             MetricKind.proportion: (0.0, 1.0),
             MetricKind.rank: (1.0, math.inf),
-        }.get(kind, (0.0, math.inf))
+        }.get(kind, (0.0, SCORE_CEILINGS.get(self.name, math.inf)))
         for field, x in (("value", value), ("ci_low", low), ("ci_high", high)):
             if x is not None and not floor <= x <= ceiling:
                 upper = "" if math.isinf(ceiling) else f" .. {ceiling:g}"

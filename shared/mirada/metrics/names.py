@@ -123,6 +123,21 @@ DEGENERATION_METRICS: tuple[str, ...] = (
     distinct(1),
     distinct(2),
 )
+# The largest value a score can take on the scale Mirada stores (proportions are 0..1 by kind):
+# BLEU, METEOR, ROUGE-L and distinct-n are fractions, MRR a mean of reciprocal ranks, CIDEr-D
+# is pycocoevalcap's x10 scale, CLIPScore and RefCLIPScore are at most w = 2.5
+# (mirada.metrics.clipscore.W). A bundle claiming more was forged (mirada.bundles.schema).
+SCORE_CEILINGS: dict[str, float] = {
+    **{bleu(n): 1.0 for n in (1, 2, 3, 4)},
+    METEOR: 1.0,
+    ROUGE_L: 1.0,
+    CIDER: 10.0,
+    CLIPSCORE: 2.5,
+    REFCLIPSCORE: 2.5,
+    distinct(1): 1.0,
+    distinct(2): 1.0,
+    MRR: 1.0,
+}
 
 NUM_PARAMS = "num_params"
 WARMUP_BATCHES = "warmup_batches"
