@@ -16,14 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from run_helpers import POSTGRES_URL
 from sqlalchemy import Engine, create_engine, text
 
 from mirada.db import dispose_engines, get_engine
-
-POSTGRES_URL = os.environ.get(
-    "MIRADA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
 
 _SESSION_DATA: list[Path] = []
 

@@ -8,6 +8,7 @@ worker stale by moving its heartbeat into the past with an UPDATE, never by slee
 
 from __future__ import annotations
 
+import os
 import time
 
 from sqlalchemy import select, update
@@ -16,6 +17,13 @@ from mirada.db import read_session, write_session
 from mirada.db.models import Dataset, Run, Worker, db_now
 from mirada.domain import Device
 from mirada.worker.main import WorkerLoop
+
+# The PostgreSQL the two-backend tests use (conftest's `db_url` fixture, and tests that open
+# their own connections). Here rather than in conftest.py: `from conftest import` would find
+# tests/dashboard/conftest.py first in a whole-suite run.
+POSTGRES_URL = os.environ.get(
+    "MIRADA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def work() -> int:

@@ -5,7 +5,6 @@ embedding and artifact, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from cli_runner import run_cli
 from PIL import Image as PILImage
+from run_helpers import POSTGRES_URL
 from sqlalchemy import create_engine, select, text
 
 from mirada.datasets import import_dataset
@@ -64,11 +64,6 @@ DATA = {
     "cat2.png": ("cat", ["a cat sleeping"]),
     "dog1.png": ("dog", ["a dog running", "a brown dog"]),
 }
-
-# as in tests/conftest.py ("from conftest import" is ambiguous: tests/dashboard has one too)
-POSTGRES_URL = os.environ.get(
-    "MIRADA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 def _folder(folder: Path) -> Path:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cli_runner import CliResult, run_cli
-from conftest import POSTGRES_URL
+from run_helpers import POSTGRES_URL
 from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
