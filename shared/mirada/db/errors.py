@@ -21,6 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Engine
 from sqlalchemy.exc import DatabaseError, DataError, DBAPIError, IntegrityError, OperationalError
 
+from mirada.db.read_only import database_where
 from mirada.errors import MiradaError
 from mirada.text_safety import printable
 
@@ -84,17 +85,6 @@ class DatabaseFileReplaced(DatabaseFailure):
         self.path = path
 
 
-def database_where(engine: Engine | None) -> str:
-    """The database as messages name it: its file, or its URL without the password."""
-    if engine is None:
-        return "the database"
-    if engine.url.get_backend_name() == "sqlite":
-        from urllib.parse import unquote
-
-        return f"the database file {unquote((engine.url.database or '').removeprefix('file:'))}"
-    return f"the database {engine.url.render_as_string(hide_password=True)}"
-
-
 def map_database_error(
     exc: BaseException,
     engine: Engine | None = None,
@@ -114,7 +104,7 @@ def map_database_error(
         return None
     if getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR":
         return None  # SQLite's "no such table", "syntax error": a query Mirada got wrong
-    where = database_where(engine)
+    where = database_where(engine) if engine is not None else "the database"
     rolled_back = "; nothing of it was stored" if writing else ""
     if isinstance(exc, IntegrityError):
         return ConstraintViolated(

@@ -17,19 +17,19 @@ class DatabaseReadOnly(MiradaError):
 
 
 def read_only_message(engine: Engine, reason: str) -> str:
-    where = _where(engine)
     return (
-        f"the database {where} is read-only ({reason}); this command needs to write to it. "
+        f"{database_where(engine)} is read-only ({reason}); this command needs to write to it. "
         "Run it where the database (its file and folder, for SQLite) is writable, or point "
         "MIRADA_HOME or MIRADA_DATABASE_URL at a writable copy. Commands that only read "
         "(runs, show, datasets, export, the dashboard) work as it is."
     )
 
 
-def _where(engine: Engine) -> str:
+def database_where(engine: Engine) -> str:
+    """The database as messages name it: its file, or its URL without the password."""
     if engine.url.get_backend_name() == "sqlite":
-        return f"file {unquote((engine.url.database or '').removeprefix('file:'))}"
-    return engine.url.render_as_string(hide_password=True)
+        return f"the database file {unquote((engine.url.database or '').removeprefix('file:'))}"
+    return f"the database {engine.url.render_as_string(hide_password=True)}"
 
 
 def is_read_only_error(exc: DBAPIError) -> bool:
