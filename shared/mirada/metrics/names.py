@@ -94,6 +94,17 @@ T2I_MEAN_RANK = "t2i_mean_rank"
 CATEGORY_ACCURACY = "category_accuracy"
 ZEROSHOT_ACCURACY = "zeroshot_accuracy"
 ZEROSHOT_BALANCED_ACCURACY = "zeroshot_balanced_accuracy"
+# Linear probe and kNN on the image embeddings, cross-validated over the dataset's categories
+# (mirada.metrics.probe). Per item, ItemResult.details holds the out-of-fold prediction and
+# whether it was right: "probe_pred"/"probe_correct", "knn<k>_pred"/"knn<k>_correct".
+PROBE_ACCURACY = "probe_accuracy"
+KNN_KS = (1, 5)
+
+
+def knn_accuracy(k: int) -> str:
+    return f"knn{k}_accuracy"
+
+
 # What mirada.metrics.retrieval.metrics_from_ranks returns, in this order.
 RETRIEVAL_METRICS: tuple[str, ...] = (
     *(i2t_recall(k) for k in RECALL_KS),
@@ -196,6 +207,23 @@ _ROWS: list[MetricName] = [
         "Zero-shot accuracy averaged over classes (mean per-class recall).",
         P,
     ),
+    _match(
+        PROBE_ACCURACY,
+        "Linear-probe accuracy",
+        "Share of categorised images whose category a logistic regression on the other folds' "
+        "image embeddings predicts (stratified k-fold, C chosen on a validation split).",
+        P,
+    ),
+    *(
+        _match(
+            knn_accuracy(k),
+            f"kNN accuracy (k={k})",
+            f"Share of categorised images whose category a cosine {k}-nearest-neighbour vote "
+            "over the other folds' image embeddings predicts.",
+            P,
+        )
+        for k in KNN_KS
+    ),
     *(
         _match(
             reranked(k),
@@ -277,6 +305,8 @@ HEADLINE: tuple[str, ...] = (
     CATEGORY_ACCURACY,
     ZEROSHOT_ACCURACY,
     ZEROSHOT_BALANCED_ACCURACY,
+    PROBE_ACCURACY,
+    *(knn_accuracy(k) for k in KNN_KS),
     *(reranked(k) for k in RERANK_KS),
 )
 
