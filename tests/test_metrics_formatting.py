@@ -7,7 +7,14 @@ import math
 import pytest
 
 from mirada.metrics import names
-from mirada.metrics.formatting import MISSING, format_interval, format_metric, format_value
+from mirada.metrics.formatting import (
+    MISSING,
+    format_difference,
+    format_interval,
+    format_metric,
+    format_value,
+    no_interval_reason,
+)
 
 
 def test_proportion_in_percent_with_interval_in_points() -> None:
@@ -57,3 +64,34 @@ def test_an_interval_needs_both_ends() -> None:
     assert format_metric(r1, 0.5, None, 0.7) == "50.0%"
     assert format_metric(r1, 0.5, math.nan, 0.7) == "50.0%"
     assert format_interval(r1, 0.1, None) == ""
+
+
+def test_differences_are_signed_in_points_for_proportions() -> None:
+    r1 = names.i2t_recall(1)
+    assert format_difference(r1, 0.0333, -0.012, 0.079) == "+3.3 points [-1.2, 7.9]"
+    assert format_difference(r1, -0.0333, unit=False) == "-3.3"
+    assert format_difference(r1, -0.0001) == "+0.0 points"  # no "-0.0"
+    assert format_difference(names.MRR, -0.05, -0.11, 0.01) == "-0.050 [-0.110, 0.010]"
+    assert format_difference(names.I2T_MEDIAN_RANK, 2.0) == "+2"
+    assert format_difference(names.LOAD_S, 0.25) == "+0.25 s"
+    assert format_difference(r1, None, 0.1, 0.2) == MISSING
+    assert format_difference(r1, 0.1, None, 0.2) == "+10.0 points"
+
+
+def test_a_missing_interval_says_why() -> None:
+    bleu = no_interval_reason(names.BLEU_4)
+    assert bleu.startswith("corpus-level") and "bootstrap" in bleu
+    stored = {"per_image_mean": 0.2, "per_image_mean_ci": [0.1, 0.3]}
+    assert no_interval_reason(names.METEOR, stored).endswith(
+        "per-image mean 0.200 [0.100, 0.300] (95% bootstrap)"
+    )
+    distinct = no_interval_reason(names.distinct(1))
+    assert distinct.startswith("corpus-level") and "bootstrap" not in distinct
+    assert no_interval_reason(names.NUM_PARAMS) == "a count: exact, no interval"
+    assert "rank" in no_interval_reason(names.I2T_MEDIAN_RANK)
+    assert no_interval_reason(names.METEOR, {"unavailable": "Java is not installed"}) == (
+        "not computed: Java is not installed"
+    )
+    for key in (names.i2t_recall(1), names.LOAD_S, names.CIDER, "a_future_metric"):
+        reason = no_interval_reason(key)
+        assert reason and "None" not in reason
