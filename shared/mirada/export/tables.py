@@ -1,0 +1,213 @@
+"""The CSV export: one table per file (`mirada export RUN --format csv --table T`).
+
+Each table is (columns, rows) from the export dict; `to_csv` writes it with every cell through
+`csv_value`, the one cell writer shared with the dashboard's downloads (`frame_csv`): booleans
+`true`/`false`, missing values empty, lists joined, dicts as JSON, and every text cell through
+`mirada.text_safety.csv_cell`, so no cell starts a formula. Numbers stay raw (fractions, not
+percent): scripts and spreadsheets compute with them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from mirada.errors import MiradaError
+from mirada.metrics.formatting import MISSING
+from mirada.metrics.names import metric_name
+from mirada.text_safety import csv_cell
+
+CSV_TABLES = ("items", "metrics", "timings", "setup")
+
+ITEM_COLUMNS = (
+    "item_id",
+    "position",
+    "filename",
+    "category",
+    "correct",
+    "rank",
+    "score",
+    "top_caption",
+    "top_caption_score",
+    "reranked_top_caption",
+    "reranked_top_score",
+    "category_correct",
+    "category_top1",
+    "zeroshot_pred",
+    "n_references",
+    "references",
+    "generated_caption",
+)
+# Run-level columns repeated on every per-item CSV row, so rows from several exported runs
+# can be pasted into one sheet and still be told apart.
+RUN_COLUMNS = ("run_id", "model", "dataset", "task")
+REFERENCE_SEPARATOR = " || "
+
+
+def csv_value(column: str, value: Any) -> Any:
+    """Lists and dicts flattened to text; every text cell through `csv_cell`."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        value = (REFERENCE_SEPARATOR if column == "references" else "; ").join(map(str, value))
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return csv_cell(value)
+
+
+def ordered_keys(dicts: Iterable[Mapping[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for d in dicts:
+        for key in d:
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def item_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Per-image rows (run columns first, then ITEM_COLUMNS, caption_* and flag_*)."""
+    items = export.get("items", [])
+    score_keys = ordered_keys(it.get("caption_scores", {}) for it in items)
+    flag_keys = ordered_keys(it.get("flags", {}) for it in items)
+    columns = [
+        *RUN_COLUMNS,
+        *ITEM_COLUMNS,
+        *(f"caption_{k}" for k in score_keys),
+        *(f"flag_{k}" for k in flag_keys),
+    ]
+    run = export["run"]
+    base = {
+        "run_id": run["id"],
+        "model": run["model"],
+        "dataset": export["dataset"]["name"],
+        "task": run["task"],
+    }
+    rows = []
+    for it in items:
+        row = {**base, **{c: it.get(c) for c in ITEM_COLUMNS}}
+        row.update({f"caption_{k}": it.get("caption_scores", {}).get(k) for k in score_keys})
+        row.update({f"flag_{k}": it.get("flags", {}).get(k) for k in flag_keys})
+        rows.append(row)
+    return columns, rows
+
+
+def metric_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Long format: overall rows (category empty) first, then per-category rows; `label` (the
+    metric's human name, `mirada.metrics.names`) is the last column."""
+    columns = ["run_id", "category", "n_images", "metric", "value", "ci_low", "ci_high"]
+    columns += ["interval_method", "unavailable", "chance", "chance_basis", "trivial", "label"]
+    run_id = export["run"]["id"]
+    rows = [
+        {
+            "run_id": run_id,
+            "category": None,
+            "n_images": export["dataset"]["n_images"],
+            "metric": name,
+            **m,
+            "label": metric_name(name).label,
+        }
+        for name, m in export.get("metrics", {}).items()
+    ]
+    for category, cat in export.get("per_category", {}).items():
+        rows += [
+            {
+                "run_id": run_id,
+                "category": category,
+                "n_images": cat.get("n_images"),
+                "metric": name,
+                **m,
+                "label": metric_name(name).label,
+            }
+            for name, m in cat.get("metrics", {}).items()
+        ]
+    return columns, rows
+
+
+def _text(value: Any) -> str:
+    """A setup value as text; a missing one as MISSING, never "None"."""
+    return MISSING if value is None else str(value)
+
+
+def setup_rows(export: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs describing what ran where; shared by the Markdown and CSV setup."""
+    run = export["run"]
+    fp = export.get("model_fingerprint") or {}
+    hw = export.get("hardware") or {}
+    ds = export["dataset"]
+    device = run.get("resolved_device") or run.get("device")
+    if run.get("resolved_device") and run.get("device") not in (None, run["resolved_device"]):
+        device = f"{run['resolved_device']} (requested {run['device']})"
+    rows = [
+        ("Run", str(run["id"])),
+        ("Task", _text(run.get("task"))),
+        ("Model", _text(run.get("model"))),
+        ("Model family", str(fp.get("family") or MISSING)),
+        ("Model revision", str(fp.get("revision") or MISSING)),
+        ("Model fingerprint", str(export.get("fingerprint_sha256") or MISSING)),
+        ("Dataset", f"{ds['name']} (id {ds['id']})"),
+        ("Images / captions", f"{ds['n_images']} / {ds['n_captions']}"),
+        ("Device", _text(device)),
+        ("dtype", _text(run.get("dtype"))),
+        ("Batch size", _text(run.get("batch_size"))),
+    ]
+    if run.get("options"):
+        rows.append(("Options", json.dumps(run["options"], sort_keys=True)))
+    if hw:
+        cpu = (
+            f"{_text(hw.get('cpu_model'))} ({_text(hw.get('cpu_cores'))} cores), "
+            f"{_text(hw.get('ram_gb'))} GB RAM"
+        )
+        rows.append(("CPU", cpu))
+        gpu = hw.get("gpu_name")
+        if gpu:
+            mem = f", {hw['gpu_memory_gb']} GB" if hw.get("gpu_memory_gb") else ""
+            rows.append(("GPU", f"{gpu}{mem}"))
+        rows.append(("OS", _text(hw.get("os"))))
+        software = ", ".join(
+            f"{name} {hw[key]}"
+            for name, key in (
+                ("Python", "python"),
+                ("torch", "torch"),
+                ("CUDA", "cuda"),
+                ("transformers", "transformers"),
+                ("open_clip", "open_clip"),
+            )
+            if hw.get(key)
+        )
+        rows.append(("Software", software or MISSING))
+    rows += [
+        ("Worker", str(run.get("worker") or MISSING)),
+        ("Finished", str(run.get("finished_at") or MISSING)),
+        ("Mirada", _text(export.get("mirada_version"))),
+    ]
+    return rows
+
+
+def write_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([csv_cell(c) for c in columns])
+    for row in rows:
+        writer.writerow([csv_value(c, row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def to_csv(export: Mapping[str, Any], table: str = "items") -> str:
+    """One table as CSV: items (default), metrics (long), timings or setup (key,value)."""
+    if table == "items":
+        columns, rows = item_table(export)
+    elif table == "metrics":
+        columns, rows = metric_table(export)
+    elif table == "timings":
+        columns = ["run_id", "name", "value", "unit", "batch_size"]
+        rows = [{"run_id": export["run"]["id"], **t} for t in export.get("timings", [])]
+    elif table == "setup":
+        columns = ["key", "value"]
+        rows = [{"key": k, "value": v} for k, v in setup_rows(export)]
+    else:
+        raise MiradaError(f"unknown CSV table {table!r}; choose one of: {', '.join(CSV_TABLES)}")
+    return write_csv(columns, rows)
