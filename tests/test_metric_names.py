@@ -11,6 +11,7 @@ import pytest
 
 from mirada.domain import Task
 from mirada.metrics import degeneration, names
+from mirada.metrics.probe import with_probe
 from mirada.metrics.report import build_match_report, rerank_inputs
 
 
@@ -39,6 +40,7 @@ def test_every_match_metric_has_a_label() -> None:
         rerank_scores=rng.uniform(size=cand.shape),
         n_resamples=20,
     )
+    report = with_probe(report, img, categories)  # the match task adds the probe's metrics
     produced = {m.name for m in report.metrics}
     assert "i2t_recall@10_reranked" in produced and "zeroshot_balanced_accuracy" in produced
     assert produced <= set(names.METRICS)

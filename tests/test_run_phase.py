@@ -81,6 +81,7 @@ def test_a_match_run_reports_its_phases(
         Phase.embedding_captions,
         Phase.embedding_prompts,
         Phase.computing_metrics,
+        Phase.probing,
         Phase.writing_results,
     ]
     assert "progress_phase" not in (detail["model_fingerprint"] or {})

@@ -90,6 +90,7 @@ class Phase(StrEnum):
     generating_captions = "generating captions"
     scoring_captions = "scoring captions"
     computing_metrics = "computing metrics"
+    probing = "linear probe and kNN"  # cross-validated on the image embeddings (match runs)
     benchmarking = "benchmarking"
     writing_results = "writing results"
 

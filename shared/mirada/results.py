@@ -11,7 +11,16 @@ Storage contract (the dashboard and `mirada show` read these names):
 - ItemResult.details for match runs: {"top": [[caption_id, score], ...] (top-5),
   "reranked": [[caption_id, itm_prob], ...] (BLIP ITM only), "category_correct": bool,
   "zeroshot_pred": str | None, "category_top1": str | None, "zeroshot_scores":
-  [[class, cosine], ...] best first (at most report.ZEROSHOT_TOP_CLASSES; when zero-shot ran)}.
+  [[class, cosine], ...] best first (at most report.ZEROSHOT_TOP_CLASSES; when zero-shot ran),
+  "probe_pred": str, "probe_correct": bool, "knn<k>_pred": str, "knn<k>_correct": bool (k in
+  names.KNN_KS): the out-of-fold prediction of the linear probe / kNN and whether it was right,
+  present only for categorised images the probe kept (mirada.metrics.probe)}.
+- Probe metrics (match runs on datasets with categories, mirada.metrics.probe):
+  probe_accuracy and knn<k>_accuracy overall rows with a Wilson CI and details n, folds,
+  per_fold (accuracies), chosen_c (the probe's C per fold), seed, categories, skipped
+  (messages), chance (majority share), uniform_chance (1/K); per-category rows hold each
+  category's recall. With fewer than 2 categories of 2+ images: value None and
+  details {"unavailable": why}.
 - GeneratedCaption.scores: per-image BLEU-1..4, METEOR, ROUGE-L, CIDEr, and CLIPScore /
   RefCLIPScore (None without references) for runs queued with --clipscore-model;
   flags: {"repeated_ngram_rate": float, "verbatim_repeat": bool, "degenerate": bool,
@@ -19,7 +28,11 @@ Storage contract (the dashboard and `mirada show` read these names):
 - Timings: name, value, unit, batch_size (benchmark runs sweep batch sizes).
 - RunEmbedding kinds "image" (row ids = item ids) and "text" (row ids = caption ids).
 - RunArtifact names: "zeroshot_confusion" (JSON {"labels": [...], "matrix": [[...]]}),
-  "caption_corpus" (JSON), "projection:<method>:<kind>" (npy float32 [N,2]),
+  "caption_corpus" (JSON), "probe" (match runs with categories, JSON: seed, max_folds, folds,
+  c_grid, validation_fraction, chosen_c per fold, labels, sizes {category: images}, methods
+  {metric key: {n, correct, per_fold, matrix (rows true, columns predicted, in labels order),
+  recall {category: share}, messages}}, skipped (messages), reason (why there is no figure, or
+  null); mirada.metrics.probe.PROBE_ARTIFACT), "projection:<method>:<kind>" (npy float32 [N,2]),
   VARIANTS_ARTIFACT (benchmark runs: JSON list, one object per measured configuration, see
   mirada.benchmark_records.VariantRecord), MEASUREMENT_ARTIFACT (benchmark runs: JSON object,
   the conditions of the measurement, mirada.benchmark_records.Measurement).

@@ -34,18 +34,23 @@ Choices (the figures move by points with each, so they are fixed and written dow
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 
 from mirada.errors import MiradaError
+from mirada.metrics import names
+from mirada.metrics.report import MatchReport
 from mirada.metrics.stats import wilson_interval
+from mirada.metrics.types import IntervalMethod, MetricValue
+
+# scikit-learn (about 1.5 s to import) is imported where it is used, so readers of the keys
+# and the artifact below (queries, bundles, pages) do not pay for it.
 
 C_GRID: tuple[float, ...] = tuple(float(c) for c in np.logspace(-6, 6, 13))
 VALIDATION_FRACTION = 0.2
@@ -138,6 +143,8 @@ def make_folds(labels: Sequence[str], *, seed: int = 0, max_folds: int = 5) -> F
     code = {name: i for i, name in enumerate(kept)}
     indices = np.array([i for i, name in enumerate(names) if name in code], dtype=np.int64)
     y = np.array([code[names[i]] for i in indices], dtype=np.int64)
+    from sklearn.model_selection import StratifiedKFold
+
     k = int(min(max_folds, np.bincount(y).min()))
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     splits = tuple(
@@ -165,6 +172,9 @@ def fit_predict(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, c: float
 ) -> tuple[np.ndarray, bool]:
     """LogisticRegression(C=c) fitted on the training part: (predictions, converged)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=c, solver="lbfgs", max_iter=MAX_ITER)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -339,3 +349,193 @@ def knn_accuracy(
             reason=None,
         )
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# What a match run stores (mirada.results lists it): metric rows, per-item keys, one artifact.
+
+PROBE_ARTIFACT = "probe"
+PROBE_PRED = "probe_pred"  # ItemResult.details: the out-of-fold prediction of a kept image
+PROBE_CORRECT = "probe_correct"
+
+
+def knn_pred(k: int) -> str:
+    """ItemResult.details key of the out-of-fold kNN prediction (k neighbours)."""
+    return f"knn{k}_pred"
+
+
+def knn_correct(k: int) -> str:
+    return f"knn{k}_correct"
+
+
+@dataclass(frozen=True)
+class _Method:
+    """One classifier's out-of-fold outcome, as the report stores it."""
+
+    key: str  # metric key
+    pred_key: str
+    correct_key: str
+    accuracy: float | None
+    ci: tuple[float, float] | None
+    n: int
+    correct: int
+    per_fold: tuple[float, ...]
+    predictions: tuple[str, ...]
+    messages: tuple[str, ...]  # beyond the skipped categories
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """Metric rows, per-item detail keys (by position in the caller's arrays) and the
+    PROBE_ARTIFACT document of one run's probe and kNN."""
+
+    metrics: list[MetricValue]
+    item_details: dict[int, dict[str, Any]]
+    artifact: dict[str, Any]
+
+
+def build_probe_report(
+    features: np.ndarray,
+    categories: Sequence[str | None],
+    *,
+    seed: int = 0,
+    ks: Sequence[int] = names.KNN_KS,
+    c_grid: Sequence[float] = C_GRID,
+    max_folds: int = 5,
+) -> ProbeReport | None:
+    """Linear probe and kNN of `features` [N, D] for `categories` [N] (None: uncategorised,
+    left out), or None when no image has a category (nothing to classify).
+
+    With fewer than 2 categories of at least 2 images the metrics are stored without a value,
+    details {"unavailable": why}. Chance ("chance" in the details) is the majority share: what
+    a classifier that learnt only the category frequencies scores; "uniform_chance" is 1/K.
+    Per-category rows hold each category's recall (its images predicted right)."""
+    kept = [i for i, c in enumerate(categories) if c is not None]
+    if not kept:
+        return None
+    x = np.asarray(features)[kept]
+    labels = [str(categories[i]) for i in kept]
+    lin = probe_accuracy(x, labels, seed=seed, c_grid=c_grid, max_folds=max_folds)
+    knn = knn_accuracy(x, labels, ks=ks, seed=seed, max_folds=max_folds)
+    folds = make_folds(labels, seed=seed, max_folds=max_folds)
+    skipped = set(folds.messages)
+    methods = [
+        _Method(
+            names.PROBE_ACCURACY, PROBE_PRED, PROBE_CORRECT, lin.accuracy, lin.ci, lin.n,
+            lin.correct, lin.per_fold, lin.predictions,
+            tuple(m for m in lin.messages if m not in skipped),
+        ),
+        *(
+            _Method(
+                names.knn_accuracy(k), knn_pred(k), knn_correct(k), r.accuracy, r.ci, r.n,
+                r.correct, r.per_fold, r.predictions,
+                tuple(m for m in r.messages if m not in skipped),
+            )
+            for k, r in knn.items()
+        ),
+    ]  # fmt: skip
+    where = np.asarray(kept, dtype=np.int64)[folds.indices]  # kept image -> caller's position
+    truth = [folds.categories[i] for i in folds.y]
+    counts = Counter(labels)
+    sizes = {name: counts[name] for name in folds.categories}
+    n_cat = len(folds.categories)
+    majority = max(sizes.values()) / len(truth) if folds.reason is None else None
+    base: dict[str, Any] = {
+        "folds": len(folds.splits) or None,
+        "seed": seed,
+        "categories": n_cat,
+        "skipped": list(folds.messages),
+    }
+    if majority is not None:
+        base |= {
+            "chance": majority,
+            "chance_basis": f"always the largest of {n_cat} categories",
+            "uniform_chance": 1.0 / n_cat,
+        }
+
+    metrics: list[MetricValue] = []
+    items: dict[int, dict[str, Any]] = {}
+    doc_methods: dict[str, Any] = {}
+    for m in methods:
+        if m.accuracy is None or m.ci is None:
+            reason = lin.reason or "no figure"
+            metrics.append(
+                MetricValue(m.key, None, details={"unavailable": reason, "n": 0, **base})
+            )
+            continue
+        info = {
+            "n": m.n,
+            "interval_method": IntervalMethod.wilson.value,
+            **base,
+            "per_fold": list(m.per_fold),
+            **({"chosen_c": list(lin.chosen_c)} if m.key == names.PROBE_ACCURACY else {}),
+            **({"notes": list(m.messages)} if m.messages else {}),
+        }
+        metrics.append(MetricValue(m.key, m.accuracy, None, m.ci[0], m.ci[1], info))
+        confusion = np.zeros((n_cat, n_cat), dtype=np.int64)
+        code = {name: i for i, name in enumerate(folds.categories)}
+        np.add.at(confusion, (folds.y, [code[p] for p in m.predictions]), 1)
+        recall: dict[str, float] = {}
+        for i, name in enumerate(folds.categories):
+            hits, total = int(confusion[i, i]), int(confusion[i].sum())
+            recall[name] = hits / total
+            lo, hi = wilson_interval(hits, total)
+            per_cat = {
+                "n": total,
+                "interval_method": IntervalMethod.wilson.value,
+                "chance": 1.0 / n_cat,
+                "chance_basis": f"for {n_cat} categories",
+            }
+            metrics.append(MetricValue(m.key, hits / total, name, lo, hi, per_cat))
+        for pos, true, pred in zip(where, truth, m.predictions, strict=True):
+            slot = items.setdefault(int(pos), {})
+            slot[m.pred_key] = pred
+            slot[m.correct_key] = pred == true
+        doc_methods[m.key] = {
+            "n": m.n,
+            "correct": m.correct,
+            "per_fold": list(m.per_fold),
+            "matrix": confusion.tolist(),
+            "recall": recall,
+            "messages": list(m.messages),
+        }
+    artifact = {
+        "seed": seed,
+        "max_folds": max_folds,
+        "folds": len(folds.splits) or None,
+        "c_grid": [float(c) for c in c_grid],
+        "validation_fraction": VALIDATION_FRACTION,
+        "chosen_c": list(lin.chosen_c),
+        "labels": list(folds.categories),
+        "sizes": sizes,
+        "methods": doc_methods,
+        "skipped": list(folds.messages),
+        "reason": lin.reason,
+    }
+    return ProbeReport(metrics, items, artifact)
+
+
+def with_probe(
+    report: MatchReport,
+    features: np.ndarray,
+    categories: Sequence[str | None],
+    *,
+    seed: int = 0,
+) -> MatchReport:
+    """`report` (of the same images, in the same order) with the probe's metric rows, its
+    per-item keys merged into each ItemOutcome's details and the PROBE_ARTIFACT added."""
+    found = build_probe_report(features, categories, seed=seed)
+    if found is None:
+        return report
+    items = [
+        replace(it, details={**(it.details or {}), **found.item_details[i]})
+        if i in found.item_details
+        else it
+        for i, it in enumerate(report.items)
+    ]
+    artifact = ("application/json", json.dumps(found.artifact).encode())
+    return MatchReport(
+        metrics=[*report.metrics, *found.metrics],
+        items=items,
+        artifacts={**report.artifacts, PROBE_ARTIFACT: artifact},
+    )

@@ -1,4 +1,5 @@
-"""The `match` task: embed every image and caption, then retrieval metrics with CIs."""
+"""The `match` task: embed every image and caption, then retrieval metrics with CIs, and a
+linear probe and kNN on the image embeddings when the dataset has categories."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 from mirada.datasets import ItemRecord
 from mirada.domain import Engine, Phase
 from mirada.metrics import names
+from mirada.metrics.probe import with_probe
 from mirada.metrics.report import build_match_report
 from mirada.metrics.retrieval import class_prompts, topk_candidates
 from mirada.results import EmbeddingSet, RunResults
@@ -97,6 +99,9 @@ def execute(ctx: RunContext, model: LazyModel, opts: MatchRunOptions) -> TaskOut
         n_resamples=opts.n_resamples,
         seed=opts.seed,
     )
+    if known:  # linear probe and kNN on the same image embeddings: no model calls
+        ctx.set_phase(Phase.probing)
+        report = with_probe(report, image_emb, categories, seed=opts.seed)
     results = RunResults(
         metrics=list(report.metrics),
         items=list(report.items),
