@@ -214,3 +214,50 @@ def test_attempts_exhausted_marks_failed(db_url: str, monkeypatch: pytest.Monkey
         run = s.get(Run, run_id)
         assert run is not None and run.status == "failed"
         assert "its worker was lost 1 time while running it" in (run.error or "")
+
+
+def test_queue_says_start_a_worker_only_when_none_is_alive(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mirada queue` names the live worker that will take the runs, and says how to start one
+    only when none heartbeated within the stale limit (the database's clock decides)."""
+    from mirada.cli import main
+
+    dataset_row("alive")
+    command = ["queue", "--dataset", "alive", "--model", MODEL, "--task", "match"]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "no worker is running: start one with `mirada worker`" in out
+    wid, _ = queue.register_worker("busy-bee", "host", 1, [], ["cpu"], None)
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "a worker is running (busy-bee)" in out and "start one" not in out
+    # a worker that must run the run (--requires) has to carry the label
+    assert main([*command, "--requires", "gpu"]) == 0
+    out = capsys.readouterr().out
+    assert "no worker with the label 'gpu' is running" in out
+    assert "`mirada worker --label gpu`" in out
+    backdate_heartbeat(wid, 3600)  # silent for an hour: not alive, though never stopped
+    assert main(command) == 0
+    assert "no worker is running: start one" in capsys.readouterr().out
+
+
+def test_cli_import_says_what_to_do_next(
+    mirada_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After `mirada import`, the next command it prints is one that runs as printed."""
+    import shlex
+
+    from mirada.cli import main
+    from mirada.demo.synthetic import write_demo_dataset
+
+    src = write_demo_dataset(tmp_path / "shapes", split="demo", n=4)
+    assert main(["import", str(src), "--name", "my shapes"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("next: ")]
+    suggested = line.split("`")[1]
+    assert suggested.startswith("mirada queue --dataset 'my shapes' --model ID --task match")
+    args = shlex.split(suggested)[1:]
+    args[args.index("ID")] = MODEL
+    assert main(args) == 0
+    assert "queued run " in capsys.readouterr().out

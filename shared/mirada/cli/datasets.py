@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from mirada.cli import arg, command, print_json
@@ -64,6 +65,12 @@ def import_command(args: argparse.Namespace) -> int:
             f"Imported dataset {report.name!r} (id {report.id}, {report.format}): "
             f"{report.images} images, {report.captions} captions, "
             f"{report.categories} categories"
+        )
+        dataset = printable(shlex.quote(report.name))
+        print(  # what to do next: the journey goes on in `mirada queue`
+            f"next: queue runs on it, e.g. `mirada queue --dataset {dataset} --model ID "
+            "--task match` (`mirada models` lists the models), then start a worker with "
+            "`mirada worker`"
         )
     if report.skipped:
         # On stderr so --json output stays parseable.

@@ -157,7 +157,10 @@ def queue_cmd(args: argparse.Namespace) -> int:
     else:
         for run_id, (model_id, task) in zip(ids, pairs, strict=True):
             print(f"queued run {run_id}: {task} {model_id} on {dataset.name}")
-        print("start a worker with `mirada worker` (or `mirada worker --burst` to drain and exit)")
+        from mirada.queries.runs import queue_hint
+        from mirada.text_safety import printable
+
+        print(printable(queue_hint(args.requires)))  # worker names are the user's text
     return 0
 
 

@@ -3,7 +3,7 @@ dashboard's Runs page read)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,8 +22,8 @@ from mirada.db.models import (
     Worker,
     db_now,
 )
-from mirada.domain import RunStatus, WorkerStatus
-from mirada.errors import NotFoundError
+from mirada.domain import Capability, RunStatus, Task, WorkerStatus
+from mirada.errors import MiradaError, NotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,12 +74,21 @@ def _elapsed(run: Run, now: datetime) -> float | None:
     return max(0.0, (now - run.started_at).total_seconds())
 
 
+def _duration(run: Run) -> float | None:
+    """Start to finish of a finished run (its last attempt); None for runs not finished, or
+    cancelled before they started."""
+    if run.status == RunStatus.running or run.started_at is None or run.finished_at is None:
+        return None
+    return max(0.0, (run.finished_at - run.started_at).total_seconds())
+
+
 def list_runs(
     *, dataset_id: int | None = None, statuses: Sequence[str] | None = None, limit: int = 1000
 ) -> list[dict[str, Any]]:
     """Newest first: id, dataset, model, task, status, attempts, device, worker, error, ...;
     running runs also have phase (what they do now), elapsed_s (since they started, on the
-    database's clock) and eta_s (estimated seconds left); None for the others."""
+    database's clock) and eta_s (estimated seconds left); None for the others. Finished runs
+    have duration_s (start to finish); None for the others."""
     stmt = (
         select(Run, Dataset.name, Worker.name, db_now())
         .join(Dataset, Dataset.id == Run.dataset_id)
@@ -118,6 +127,7 @@ def list_runs(
                 "phase": live_phase(run),
                 "elapsed_s": elapsed,
                 "eta_s": eta_seconds(run.progress_done, run.progress_total, elapsed),
+                "duration_s": _duration(run),
             }
         )
     return out
@@ -346,6 +356,7 @@ RUNS_FRAME_COLUMNS = [
     "phase",
     "elapsed",
     "time_left",
+    "duration",
     "attempts",
     "device",
 ]
@@ -367,8 +378,9 @@ def duration_text(seconds: float | None) -> str | None:
 
 def runs_frame(dataset_id: int | None = None, limit: int = 500) -> pd.DataFrame:
     """list_runs() as a DataFrame (its keys as columns) plus `progress`, a fraction 0..1
-    (1 for succeeded runs), and for running runs `elapsed` and `time_left` as text (the
-    estimate: "~3 min 05 s"). Empty: the columns RUNS_FRAME_COLUMNS."""
+    (1 for succeeded runs), for running runs `elapsed` and `time_left` as text (the
+    estimate: "~3 min 05 s"), and `duration` as text: a finished run's start to finish, a
+    running run's time so far. Empty: the columns RUNS_FRAME_COLUMNS."""
     import numpy as np  # here, not at the top: the CLI reads this module and needs no pandas
     import pandas as pd
 
@@ -383,7 +395,36 @@ def runs_frame(dataset_id: int | None = None, limit: int = 500) -> pd.DataFrame:
     df["time_left"] = [
         None if t is None else f"~{t}" for t in (duration_text(x) for x in df["eta_s"])
     ]
+    df["duration"] = [
+        duration_text(done if pd.notna(done) else so_far)
+        for done, so_far in zip(df["duration_s"], df["elapsed_s"], strict=True)
+    ]
     return df
+
+
+def queue_hint(requires: str | None = None) -> str:
+    """What `mirada queue` says after queueing: which live worker will take the runs (its
+    heartbeat within the stale limit, on the database's clock; with `requires`, one started
+    with that label), or how to start one when none is alive."""
+    import shlex
+
+    from mirada.config import get_settings
+
+    alive = recent_workers(get_settings().stale_after_seconds)
+    if requires is not None:
+        alive = [w for w in alive if requires in (w["labels"] or [])]
+    label = "" if requires is None else f" --label {shlex.quote(requires)}"
+    if not alive:
+        which = "" if requires is None else f" with the label {requires!r}"
+        return (
+            f"no worker{which} is running: start one with `mirada worker{label}` "
+            f"(or `mirada worker{label} --burst` to drain the queue and exit)"
+        )
+    names = ", ".join(str(w["name"]) for w in alive[:3]) + (" …" if len(alive) > 3 else "")
+    return (
+        f"a worker is running ({names}): it takes these runs in turn; "
+        "follow them with `mirada runs`"
+    )
 
 
 def worker_notice(within_seconds: int = 60) -> str | None:
@@ -394,3 +435,76 @@ def worker_notice(within_seconds: int = 60) -> str | None:
         f"No worker is running (no heartbeat in the last {within_seconds} s): queued runs will "
         "wait. Start one with `mirada worker`."
     )
+
+
+# What a family can do and what a task asks for, in the words the queue form uses. Keyed by
+# the vocabularies, so a new family (the family table) or task needs no edit here to be
+# offered; a new capability or task reads its own name until it gets words.
+CAPABILITY_WORDS: dict[Capability, str] = {
+    Capability.embed: "embed images and captions",
+    Capability.score_pairs: "score image-caption pairs",
+    Capability.caption: "write captions",
+}
+TASK_WORDS: dict[Task, str] = {
+    Task.match: "match images with captions",
+    Task.caption: "caption images",
+    Task.benchmark: "be benchmarked",
+}
+
+
+def _words(caps: Iterable[Capability]) -> str:
+    said = [CAPABILITY_WORDS.get(c, str(c)) for c in sorted(caps)]
+    return " and ".join(said) if said else "nothing Mirada measures"
+
+
+def task_refusal(model_id: str, task: Task) -> str | None:
+    """Why `model_id` cannot run `task`, in plain words (what the task needs, what the model
+    can do, which tasks it can run instead); None when it can. The rules are the queue's own:
+    the Task table's `needs` against the family's capabilities, and the registry's
+    latency-only rule. A malformed id gets the id parser's message."""
+    from mirada.tasks import TASKS
+    from mirada.vlm.registry import capabilities_for, latency_only_refusal
+
+    try:
+        caps = capabilities_for(model_id)
+    except MiradaError as exc:
+        return str(exc)
+    missing = TASKS[task].needs - caps
+    if missing:
+        able = [
+            str(t)
+            for t, spec in TASKS.items()
+            if spec.needs <= caps and latency_only_refusal(model_id, t) is None
+        ]
+        return (
+            f"{model_id} cannot {TASK_WORDS.get(task, f'run {task}')}: that takes a model that "
+            f"can {_words(TASKS[task].needs)}, and this one can only {_words(caps)}. "
+            f"It can run: {', '.join(able)}."
+        )
+    if latency_only_refusal(model_id, task) is not None:
+        return (
+            f"{model_id} has random weights at a real model's size: its outputs mean nothing, "
+            f"so it is for benchmark runs (speed and memory) only, not {task}."
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class QueueChoice:
+    """A catalogue model as the queue form offers it for one task."""
+
+    id: str
+    title: str
+
+
+def models_for_task(task: Task) -> tuple[list[QueueChoice], list[QueueChoice]]:
+    """The catalogue split for `task`: (the models that can run it, those that cannot), each
+    in catalogue order."""
+    from mirada.vlm.catalogue import list_catalogue
+
+    able: list[QueueChoice] = []
+    unable: list[QueueChoice] = []
+    for entry in list_catalogue():
+        target = unable if task_refusal(entry.id, task) else able
+        target.append(QueueChoice(entry.id, entry.title))
+    return able, unable
