@@ -76,6 +76,16 @@ def test_demo_summary_shows_trained_model_above_chance(demo: Demo) -> None:
     assert trained >= 90 and chance <= 20
 
 
+def test_demo_log_is_free_of_library_noise(demo: Demo) -> None:
+    """transformers' "Loading weights" bars interleaved with the worker's own bar; the PTB
+    tokenizer's Java chatter is checked at the file-descriptor level in
+    test_metrics_captioning (it bypasses Python's sys.stderr)."""
+    log = demo.first.stdout + demo.first.stderr
+    assert "[mirada demo] running" in log  # the log was captured at all
+    assert "Loading weights" not in log
+    assert "PTBTokenizer" not in log
+
+
 def test_demo_runs_show_and_export(demo_env: Demo) -> None:
     assert {r["status"] for r in demo_env.runs} == {"succeeded"}, demo_env.runs
     assert set(demo_env.runs[0]) == {

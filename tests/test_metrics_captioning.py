@@ -309,3 +309,24 @@ def test_compare_helpers() -> None:
     assert sc["test"] == "paired_bootstrap" and sc["difference"] == pytest.approx(0.2 / 3)
     with pytest.raises(MiradaError):
         report.compare_match_runs({1: True}, {2: True})
+
+
+def test_ptb_tokenize_equals_pycocoevalcap_and_keeps_stderr_quiet(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Mirada's quiet copy of PTBTokenizer.tokenize gives the library's tokens exactly, and the
+    Java process's "PTBTokenizer tokenized N tokens" line no longer reaches the terminal."""
+    needs_java()
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    texts: dict[Any, list[str]] = {
+        **{k: list(v) for k, v in REFS.items()},
+        "odd": ["Don't stop -- it's 3.5 km (2 mi) away!", "É à l'école, naïve café?"],
+        7: ["a  b\tc", "=SUM(A1) <b>bold</b> `tick` |pipe|"],
+    }
+    capfd.readouterr()
+    ours = captioning.ptb_tokenize(texts)
+    assert "tokenized" not in capfd.readouterr().err
+    theirs = PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in texts.items()})
+    assert "tokenized" in capfd.readouterr().err  # the library's chatter, for contrast
+    assert ours == theirs

@@ -104,6 +104,44 @@ def validate(
     return refs, preds
 
 
+def ptb_tokenize(captions: Mapping[Any, Sequence[str]]) -> dict[Any, list[str]]:
+    """pycocoevalcap's `PTBTokenizer().tokenize` (the same CoreNLP jar, flags and punctuation
+    filter), with two differences that change no token: the Java process's stderr is captured
+    (the library lets "PTBTokenizer tokenized N tokens at ..." reach the user's terminal on
+    every call), and the temporary file goes to the system temp directory (the library writes
+    it into its own package directory, which fails on a read-only install and races between
+    concurrent processes). tests/test_metrics_captioning.py checks equality with the library.
+
+    `captions`: key -> captions, each already on one line (`validate` collapses whitespace)."""
+    import os
+    import subprocess
+    import tempfile
+
+    from pycocoevalcap.tokenizer import ptbtokenizer as ptb
+
+    jar = os.path.join(
+        os.path.dirname(os.path.abspath(ptb.__file__)), ptb.STANFORD_CORENLP_3_4_1_JAR
+    )
+    order = [k for k, caps in captions.items() for _ in caps]
+    text = "\n".join(c.replace("\n", " ") for caps in captions.values() for c in caps)
+    with tempfile.TemporaryDirectory(prefix="mirada-ptb-") as tmp:
+        path = os.path.join(tmp, "captions.txt")
+        with open(path, "wb") as fh:
+            fh.write(text.encode())
+        cmd = ["java", "-cp", jar, "edu.stanford.nlp.process.PTBTokenizer"]
+        done = subprocess.run(
+            [*cmd, "-preserveLines", "-lowerCase", path], capture_output=True, check=False
+        )
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip()[-300:]
+        raise RuntimeError(f"the PTB tokenizer exited with {done.returncode}: {tail}")
+    out: dict[Any, list[str]] = {}
+    for key, line in zip(order, done.stdout.decode().split("\n"), strict=False):
+        words = [w for w in line.rstrip().split(" ") if w not in ptb.PUNCTUATIONS]
+        out.setdefault(key, []).append(" ".join(words))
+    return out
+
+
 def _unavailable_all(keys: Sequence[Any], reason: str) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(METRIC_NAMES)
     out["per_item"] = {k: dict.fromkeys(METRIC_NAMES) for k in keys}
@@ -242,12 +280,10 @@ def score_captions(
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     try:
-        tokenizer = PTBTokenizer()
-        gts = tokenizer.tokenize({k: [{"caption": c} for c in refs[k]] for k in keys})
-        res = tokenizer.tokenize({k: [{"caption": preds[k]}] for k in keys})
+        gts = ptb_tokenize({k: list(refs[k]) for k in keys})
+        res = ptb_tokenize({k: [preds[k]] for k in keys})
         if set(gts) != set(keys) or set(res) != set(keys):
             raise RuntimeError("tokenizer output does not line up with the captions")
     except Exception as exc:  # Java present but CoreNLP failed: refuse, do not guess

@@ -39,7 +39,20 @@ class ModelRequest:
         """The model as requested (in this process, or in a Ray model actor)."""
         from mirada.vlm.registry import load_adapter
 
+        _quiet_library_progress()
         return load_adapter(self.model_id, device=self.device, dtype=self.dtype, seed=self.seed)
+
+
+def _quiet_library_progress() -> None:
+    """Silence transformers' own "Loading weights" bars: the worker shows one progress bar per
+    run (or none with --no-progress), and a second bar interleaved with it garbles the line.
+    Loading time is still measured and stored (`load_seconds`)."""
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is not None:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 class LazyModel:
