@@ -20,18 +20,32 @@ PORT ?=
 TEST_WORKERS ?= auto
 PYTEST := $(VENV)/bin/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
-.PHONY: setup demo test test-fast test-deps bench lint typecheck clean
+.PHONY: setup setup-demo demo test test-fast test-deps bench lint typecheck clean
+
+# Two install levels: the demo needs Mirada alone (SQLite, CPU); the tests also need the
+# PostgreSQL driver, Ray and the test tools. A full install satisfies the demo too.
+DEMO_STAMP := $(VENV)/.mirada-demo-installed
+TORCH_INSTALL = @if [ -n "$(TORCH_PIN)$(TORCH_INDEX_URL)" ]; then \
+	   $(PY) -m pip install -q $(or $(TORCH_PIN),torch torchvision) \
+	     $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)); fi
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	@if [ -n "$(TORCH_PIN)$(TORCH_INDEX_URL)" ]; then \
-	   $(PY) -m pip install -q $(or $(TORCH_PIN),torch torchvision) \
-	     $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)); fi
+	$(TORCH_INSTALL)
 	$(PY) -m pip install -q -e '.[postgres,test,ray]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(DEMO_STAMP)
+
+setup-demo: $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(TORCH_INSTALL)
+	$(PY) -m pip install -q -e .
+	@touch $(DEMO_STAMP)
 
 # System tools some tests use: Debian's chromium (browser test), docker-compose (compose
 # validation). Installed only when missing and when we can (root + apt); tests skip otherwise.
@@ -55,7 +69,7 @@ test: setup test-deps
 test-fast: setup
 	$(PYTEST) -m "not slow and not browser"
 
-demo: setup
+demo: setup-demo
 	$(VENV)/bin/mirada demo$(if $(PORT), --port $(PORT))
 
 bench: setup

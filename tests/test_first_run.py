@@ -200,6 +200,26 @@ def test_make_demo_passes_port() -> None:
     assert demo_line().endswith("mirada demo")
 
 
+def test_make_demo_installs_only_what_the_demo_needs(tmp_path: Path) -> None:
+    """A fresh `make demo` installs Mirada without the test, PostgreSQL and Ray extras;
+    `make test` still installs them all."""
+
+    def installs(target: str) -> list[str]:
+        out = subprocess.run(
+            ["make", "-n", target, f"VENV={tmp_path / 'venv'}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        return [x for x in out.stdout.splitlines() if "pip install" in x and " -e " in x]
+
+    (demo,) = installs("demo")
+    assert demo.rstrip().endswith("-e .")
+    (full,) = installs("test")
+    assert "[postgres,test,ray]" in full
+
+
 # --- nothing leaves the machine --------------------------------------------------------------
 
 
