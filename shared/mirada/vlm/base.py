@@ -164,6 +164,22 @@ class Captioner(Protocol):
 PROTOCOLS: dict[Capability, type] = {EMBED: Embedder, SCORE_PAIRS: PairScorer, CAPTION: Captioner}
 
 
+@runtime_checkable
+class SigmoidCalibrated(Protocol):
+    """An Embedder trained with a sigmoid loss (SigLIP): the model's own probability that an
+    image and a text match is sigmoid(scale · cos + bias), with its learned scale and bias.
+    Not a capability: it only adds a calibration to Capability.embed."""
+
+    def sigmoid_calibration(self) -> tuple[float, float]:
+        """(scale, bias): scale = exp(logit_scale), bias = logit_bias."""
+        ...
+
+
+def sigmoid_calibration(model: LoadedModel) -> tuple[float, float] | None:
+    """`model`'s (scale, bias) when it is SigmoidCalibrated, else None."""
+    return model.sigmoid_calibration() if isinstance(model, SigmoidCalibrated) else None
+
+
 # --- the PIL-image halves, built from image_transform + the pixel method ------------------
 
 

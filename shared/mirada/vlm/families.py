@@ -39,6 +39,9 @@ class Family:
     # (import name, distribution) of a package whose bundled model configs shape the model
     # (preprocessing); its version joins the embedding-cache identity of weights named by tag
     config_package: tuple[str, str] | None = None
+    # trained with a pairwise sigmoid loss (SigLIP): scores are sigmoid(scale·cos + bias), not a
+    # softmax over candidates, and CLIPScore's w = 2.5 scale does not apply to its cosines
+    sigmoid_loss: bool = False
 
     def default(self, option: str) -> str:
         return self.options[option][0]
@@ -113,6 +116,39 @@ FAMILIES: dict[str, Family] = {
             # projected: the contrastive [CLS] of each tower (correct); mean: an old Mirada bug,
             # kept to reproduce earlier numbers
             options={"pooling": ("projected", "mean")},
+        ),
+        Family(
+            "siglip",
+            "siglip",
+            _EMBED,
+            Layout.transformers,
+            ((_HF_DIR, "e.g. siglip:google/siglip-base-patch16-224"), _random("siglip")),
+            sigmoid_loss=True,
+        ),
+        Family(
+            "siglip2",
+            "siglip",
+            _EMBED,
+            Layout.transformers,
+            (
+                (_HF_DIR, "fixed-res or NaFlex, e.g. siglip2:google/siglip2-base-patch16-224"),
+                _random("siglip2"),
+            ),
+            sigmoid_loss=True,
+        ),
+        Family(
+            "hf-vlm",
+            "hf_vlm",
+            frozenset({Capability.caption}),
+            Layout.transformers,
+            (
+                (
+                    _HF_DIR,
+                    "any AutoModelForImageTextToText captioner (GIT, BLIP-2, LLaVA, SmolVLM, "
+                    "Qwen2-VL, ...), e.g. hf-vlm:HuggingFaceTB/SmolVLM-256M-Instruct",
+                ),
+                _random("hf-vlm"),
+            ),
         ),
     )
 }

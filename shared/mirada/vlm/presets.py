@@ -111,6 +111,29 @@ PRESETS: dict[tuple[str, str], Preset] = {
             _BERT_TOKENIZER,
             tokenizer_dir="demo-blip",
         ),
+        Preset(
+            "siglip",
+            "siglip-base-patch16-224",
+            "SigLIP base/16 at 224 px size, random weights",
+            "transformers SiglipConfig defaults, which are google/siglip-base-patch16-224's "
+            "published config (ViT-B/16 at 224 px, 12-layer 768-wide text tower, 32000-token "
+            "vocabulary, 64 text positions)",
+            "a SentencePiece tokenizer trained on the demo words (52 pieces, the real one's "
+            "lower-casing and punctuation removal; the embedding table keeps 32000 rows)",
+            tokenizer_dir="siglip-tokenizer",
+        ),
+        Preset(
+            "siglip2",
+            "siglip2-base-patch16-224",
+            "SigLIP 2 base/16 at 224 px (fixed resolution) size, random weights",
+            "transformers SiglipConfig defaults (SigLIP 2's fixed-resolution checkpoints use "
+            "SiglipModel) with the Gemma tokenizer's 256000-token vocabulary, as "
+            "google/siglip2-base-patch16-224",
+            "a Gemma-style byte-fallback BPE built from the demo words (373 tokens; the "
+            "embedding table keeps 256000 rows)",
+            {"text_config": {"vocab_size": 256_000}},
+            "siglip2-tokenizer",
+        ),
     )
 }
 
@@ -162,4 +185,6 @@ _HF_CLASSES: dict[str, tuple[str, str]] = {
     "blip-itm": ("BlipConfig", "BlipImageProcessor"),
     "blip-caption": ("BlipConfig", "BlipImageProcessor"),
     "flava": ("FlavaConfig", "FlavaImageProcessor"),
+    "siglip": ("SiglipConfig", "SiglipImageProcessor"),
+    "siglip2": ("SiglipConfig", "SiglipImageProcessor"),
 }
