@@ -438,6 +438,13 @@ class ItemDetails(Doc):
     zeroshot_pred: Text | None = None
     category_top1: Text | None = None
     zeroshot_scores: list[ClassScore] | None = None
+    # out-of-fold predictions of the linear probe and kNN (mirada.metrics.probe; k in KNN_KS)
+    probe_pred: Category | None = None
+    probe_correct: bool | None = None
+    knn1_pred: Category | None = None
+    knn1_correct: bool | None = None
+    knn5_pred: Category | None = None
+    knn5_correct: bool | None = None
 
 
 class ItemResultDoc(Doc):

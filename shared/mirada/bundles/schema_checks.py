@@ -17,10 +17,10 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from mirada.benchmark_records import load_measurement, load_records
 from mirada.bundles.archive import DATASET, RESULTS, RUN, BundleError, json_bytes
@@ -34,9 +34,11 @@ from mirada.bundles.schema import (
     ItemDoc,
     ItemResultDoc,
     Name,
+    Positive,
     ResultsDoc,
     ResultsHead,
     RunDoc,
+    Text,
     embedding_member,
     json_value,
     parse,
@@ -44,7 +46,11 @@ from mirada.bundles.schema import (
 )
 from mirada.datasets.store import NewImage, NewItem
 from mirada.errors import MiradaError
+from mirada.metrics import names
+from mirada.metrics.probe import PROBE_ARTIFACT
 from mirada.results import MEASUREMENT_ARTIFACT, VARIANTS_ARTIFACT
+
+PROBE_KEYS = frozenset((names.PROBE_ACCURACY, *(names.knn_accuracy(k) for k in names.KNN_KS)))
 
 ZEROSHOT_CONFUSION = "zeroshot_confusion"
 CAPTION_CORPUS = "caption_corpus"
@@ -108,6 +114,58 @@ class Confusion(Doc):
         return self
 
 
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class ProbeMethod(Doc):
+    """One classifier of the PROBE_ARTIFACT (mirada.metrics.probe.build_probe_report)."""
+
+    n: Count
+    correct: Count
+    per_fold: list[Share]
+    matrix: list[list[Count]]
+    recall: dict[Name, Share]
+    messages: list[Text]
+
+
+class ProbeDoc(Doc):
+    """The PROBE_ARTIFACT: its confusion matrices square in the labels and summing to n."""
+
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    max_folds: Positive
+    folds: Positive | None
+    c_grid: list[PositiveNumber]
+    validation_fraction: Share
+    chosen_c: list[PositiveNumber]
+    labels: list[Name]
+    sizes: dict[Name, Count]
+    methods: dict[Name, ProbeMethod]
+    skipped: list[Text]
+    reason: Text | None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProbeDoc:
+        unique(self.labels, "labels: label")
+        k, folds = len(self.labels), self.folds or 0
+        if (self.reason is None) == (folds == 0):
+            raise ValueError("needs either folds or a reason why there are none")
+        if self.chosen_c and len(self.chosen_c) != folds:
+            raise ValueError(f"chosen_c has {len(self.chosen_c)} values for {folds} folds")
+        if set(self.sizes) != set(self.labels):
+            raise ValueError("sizes must name each label once")
+        for key, m in self.methods.items():
+            if key not in PROBE_KEYS:
+                raise ValueError(f"methods: unknown metric {key!r} (a newer Mirada's?)")
+            if len(m.matrix) != k or any(len(row) != k for row in m.matrix):
+                raise ValueError(f"methods.{key}.matrix must be {k}x{k} for its {k} labels")
+            if sum(map(sum, m.matrix)) != m.n or sum(m.matrix[i][i] for i in range(k)) != m.correct:
+                raise ValueError(f"methods.{key}: matrix disagrees with n or correct")
+            if len(m.per_fold) != folds or set(m.recall) != set(self.labels):
+                raise ValueError(f"methods.{key}: per_fold or recall disagrees with folds/labels")
+        return self
+
+
 def check_artifact(name: str, content_type: str, data: bytes, member: str) -> None:
     """An artifact parses as its name says (mirada.results lists the names)."""
     where = f"bundle {member} (artifact {name!r})"
@@ -135,6 +193,8 @@ def check_artifact(name: str, content_type: str, data: bytes, member: str) -> No
     doc = _json_artifact(data, where)
     if name == ZEROSHOT_CONFUSION:
         parse(Confusion, doc, f"{member} (artifact {name!r})")
+    elif name == PROBE_ARTIFACT:
+        parse(ProbeDoc, doc, f"{member} (artifact {name!r})")
     elif name == CAPTION_CORPUS:
         if not isinstance(doc, dict):
             raise BundleError(f"{where}: must be a JSON object")
