@@ -438,6 +438,8 @@ class ItemDetails(Doc):
     zeroshot_pred: Text | None = None
     category_top1: Text | None = None
     zeroshot_scores: list[ClassScore] | None = None
+    # SigLIP-family runs: the model's sigmoid probability for its zero-shot class
+    zeroshot_prob: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
     # out-of-fold predictions of the linear probe and kNN (mirada.metrics.probe; k in KNN_KS)
     probe_pred: Category | None = None
     probe_correct: bool | None = None

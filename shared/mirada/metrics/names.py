@@ -94,6 +94,9 @@ T2I_MEAN_RANK = "t2i_mean_rank"
 CATEGORY_ACCURACY = "category_accuracy"
 ZEROSHOT_ACCURACY = "zeroshot_accuracy"
 ZEROSHOT_BALANCED_ACCURACY = "zeroshot_balanced_accuracy"
+# Models trained with a sigmoid loss only (SigLIP; mirada.vlm.base.SigmoidCalibrated): the
+# model's own probability for its zero-shot class; per item, ItemResult.details["zeroshot_prob"].
+ZEROSHOT_SIGMOID_PROB = "zeroshot_sigmoid_prob"
 # Linear probe and kNN on the image embeddings, cross-validated over the dataset's categories
 # (mirada.metrics.probe). Per item, ItemResult.details holds the out-of-fold prediction and
 # whether it was right: "probe_pred"/"probe_correct", "knn<k>_pred"/"knn<k>_correct".
@@ -148,6 +151,7 @@ SCORE_CEILINGS: dict[str, float] = {
     distinct(1): 1.0,
     distinct(2): 1.0,
     MRR: 1.0,
+    ZEROSHOT_SIGMOID_PROB: 1.0,  # a mean of probabilities
 }
 
 NUM_PARAMS = "num_params"
@@ -206,6 +210,16 @@ _ROWS: list[MetricName] = [
         "Zero-shot balanced acc.",
         "Zero-shot accuracy averaged over classes (mean per-class recall).",
         P,
+    ),
+    _match(
+        ZEROSHOT_SIGMOID_PROB,
+        "Zero-shot sigmoid prob.",
+        "SigLIP-family models only: mean over categorised images of the model's own calibrated "
+        "probability for its predicted class, sigmoid(exp(logit_scale) × cos + logit_bias), "
+        "where cos is taken against the class embedding averaged over the prompt templates "
+        "(renormalised), as the prediction is; compare it with zero-shot accuracy to see how "
+        "well calibrated the model is on this data.",
+        M,
     ),
     _match(
         PROBE_ACCURACY,

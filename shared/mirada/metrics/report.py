@@ -178,6 +178,7 @@ def build_match_report(
     class_names: Sequence[str] | None = None,
     rerank_candidates: np.ndarray | None = None,
     rerank_scores: np.ndarray | None = None,
+    sigmoid_calibration: tuple[float, float] | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> MatchReport:
@@ -191,6 +192,9 @@ def build_match_report(
     in the same order (see retrieval.class_prompts / ZEROSHOT_TEMPLATES).
     rerank_candidates [N, k] caption positions (from rerank_inputs) with rerank_scores [N, k]
     ITM probabilities add `i2t_recall@{1,5,10}_reranked` (k permitting).
+    sigmoid_calibration (scale, bias) of a sigmoid-loss model (SigLIP) adds
+    `zeroshot_sigmoid_prob` and per item `zeroshot_prob`: sigmoid(scale · cos + bias) of the
+    predicted class, cos against the template-averaged class embedding the prediction used.
     """
     img, txt, ci = retrieval.validate_inputs(image_emb, text_emb, caption_image)
     n, m = img.shape[0], txt.shape[0]
@@ -274,6 +278,7 @@ def build_match_report(
 
     zs: retrieval.ZeroShotResult | None = None
     zs_scores: list[list[list[Any]]] | None = None
+    zs_prob: np.ndarray | None = None
     if class_emb is not None and class_names is not None and cat_res.mask.any():
         zs = retrieval.zeroshot_classify(img, class_emb, class_names, cats)
         zs_scores = _zeroshot_scores(img, class_emb, zs.labels)
@@ -283,6 +288,15 @@ def build_match_report(
             ratios.add(
                 names.ZEROSHOT_ACCURACY, zs.correct * zmask, zmask, wilson=True, chance=zchance
             )
+            if sigmoid_calibration is not None:
+                zs_prob = _zeroshot_sigmoid_probs(img, class_emb, sigmoid_calibration)
+                scale, bias = sigmoid_calibration
+                ratios.add(
+                    names.ZEROSHOT_SIGMOID_PROB,
+                    zs_prob * zmask,
+                    zmask,
+                    details={"logit_scale_exp": scale, "logit_bias": bias},
+                )
             for name, sel in sels.items():
                 zsel = sel * zmask
                 if zsel.any():
@@ -341,6 +355,8 @@ def build_match_report(
         }
         if zs is not None and zs_scores is not None:
             details["zeroshot_scores"] = zs_scores[i]
+        if zs_prob is not None:
+            details["zeroshot_prob"] = round(float(zs_prob[i]), 5)
         if rr is not None:
             details["reranked"] = [
                 [caption_ids[int(j)], float(s)]
@@ -368,6 +384,19 @@ def _zeroshot_scores(img: np.ndarray, class_emb: np.ndarray, labels: list[str]) 
         [[labels[int(j)], round(float(row[j]), 5)] for j in idx]
         for row, idx in zip(sims, order, strict=True)
     ]
+
+
+def _zeroshot_sigmoid_probs(
+    img: np.ndarray, class_emb: np.ndarray, calibration: tuple[float, float]
+) -> np.ndarray:
+    """Per image: sigmoid(scale · cos + bias) of its predicted class (the largest cosine with
+    the template-averaged, renormalised class embeddings, as zeroshot_classify predicts)."""
+    scale, bias = (float(v) for v in calibration)
+    if not (np.isfinite(scale) and np.isfinite(bias)):
+        raise MiradaError(f"sigmoid calibration must be finite, got scale={scale}, bias={bias}")
+    sims = np.asarray(img, dtype=np.float64) @ retrieval.class_embeddings(class_emb).T
+    logits = scale * sims.max(axis=1) + bias
+    return 0.5 * (1.0 + np.tanh(0.5 * logits))  # the logistic function, without overflow
 
 
 def _balanced_metric(zs: retrieval.ZeroShotResult, w: np.ndarray) -> MetricValue:
@@ -500,6 +529,7 @@ def _clip_metrics(
             "n": int(ok.sum()),
             "interval_method": IntervalMethod.bootstrap.value,
             "ci": "bootstrap over images of the mean per-image score",
+            **clipscore.definition(),  # prefix and w, beside the value in show --json/exports
         }
         if not ok.any():
             info["unavailable"] = "no image has reference captions"

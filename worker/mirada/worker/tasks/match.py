@@ -13,7 +13,8 @@ from mirada.metrics.report import build_match_report
 from mirada.metrics.retrieval import class_prompts, topk_candidates
 from mirada.results import EmbeddingSet, RunResults
 from mirada.run_options import MatchRunOptions
-from mirada.vlm.base import SCORE_PAIRS, as_pair_scorer
+from mirada.vlm.base import SCORE_PAIRS, as_pair_scorer, sigmoid_calibration
+from mirada.vlm.ids import parse_model_id
 from mirada.worker.context import RunContext
 from mirada.worker.data import image_batches
 from mirada.worker.model import LazyModel
@@ -84,6 +85,12 @@ def execute(ctx: RunContext, model: LazyModel, opts: MatchRunOptions) -> TaskOut
         candidates = topk_candidates(image_emb, text_emb, k)
         scores = _itm_scores(ctx, model, items, texts, candidates, progress)
 
+    # A sigmoid-loss model's (SigLIP) own zero-shot probability needs its logit scale and bias:
+    # two numbers, for which a fully cached run loads the model.
+    calibration = None
+    if class_emb is not None and parse_model_id(ctx.run.model_id).family_entry.sigmoid_loss:
+        calibration = sigmoid_calibration(model.get())
+
     ctx.set_phase(Phase.computing_metrics)
     report = build_match_report(
         image_emb,
@@ -96,6 +103,7 @@ def execute(ctx: RunContext, model: LazyModel, opts: MatchRunOptions) -> TaskOut
         class_names=known if class_emb is not None else None,
         rerank_candidates=candidates,
         rerank_scores=scores,
+        sigmoid_calibration=calibration,
         n_resamples=opts.n_resamples,
         seed=opts.seed,
     )
