@@ -311,13 +311,13 @@ def test_csv_other_tables(seeded: Seeded) -> None:
 
 def test_markdown_report(seeded: Seeded) -> None:
     md = to_markdown(build_export(seeded.match_run))
-    from mirada.text_safety import markdown_text
-
-    # user text (the model id) is Markdown-escaped: "hf\-clip\:…" renders as typed
-    assert md.startswith(f"# Mirada run {seeded.match_run}: {markdown_text(MODEL)} on pets (match)")
-    assert "| Metric | Key | Value [95% CI] |" in md
-    assert "| Image→text R@1 | i2t_recall@1 | 75.0% [25.0, 100.0] |" in md
-    assert "| MRR | mrr | 0.875 |" in md
+    # the model id needs no escape: plain text stays plain (no "hf\-clip\:…")
+    assert md.startswith(f"# Mirada run {seeded.match_run}: {MODEL} on pets (match)")
+    assert f"| Dataset | pets (id {seeded.dataset_id}) |" in md
+    assert "| Metric | Key | Value [95% CI] | Interval |" in md
+    # (stored without a method: rows from before it was recorded were all bootstrap)
+    assert "| Image→text R@1 | i2t_recall@1 | 75.0% [25.0, 100.0] | 95% bootstrap |" in md
+    assert "| MRR | mrr | 0.875 | no interval stored for this run |" in md
     assert "| Image→text median rank | i2t_median_rank | 1 |" in md
     assert "| Category | N | Image→text R@1 |" in md
     assert "| dog | 2 | 50.0% [0.0, 100.0] |" in md
@@ -333,7 +333,8 @@ def test_markdown_report(seeded: Seeded) -> None:
 
 def test_markdown_unavailable_metric(seeded: Seeded) -> None:
     md = to_markdown(build_export(seeded.caption_run))
-    assert "| METEOR | METEOR | n/a |" in md
+    assert "| METEOR | METEOR | n/a | not computed: Java is not installed |" in md
+    assert "| BLEU-4 | BLEU-4 | 0.251 | corpus-level score (pooled over all captions)" in md
     assert "METEOR is unavailable: Java is not installed" in md
     assert "not with published COCO numbers" in md
 

@@ -18,7 +18,8 @@ from mirada.db import read_session
 from mirada.db.models import Caption, GeneratedCaption, Item, ItemResult, Metric, Run
 from mirada.domain import RunStatus, Task
 from mirada.errors import MiradaError
-from mirada.metrics.names import chance_note, metric_name
+from mirada.metrics import clipscore
+from mirada.metrics.names import CLIPSCORE_METRICS, chance_note, metric_name
 from mirada.queries.runs import run_detail
 from mirada.version import __version__
 
@@ -57,7 +58,7 @@ def ci_note(n_resamples: int) -> str:
 def _metric_entry(m: Metric) -> dict[str, Any]:
     details = m.details or {}
     has_ci = m.ci_low is not None or m.ci_high is not None
-    return {
+    entry: dict[str, Any] = {
         "value": m.value,
         "ci_low": m.ci_low,
         "ci_high": m.ci_high,
@@ -68,6 +69,12 @@ def _metric_entry(m: Metric) -> dict[str, Any]:
         "chance_basis": details.get("chance_basis"),
         "trivial": details.get("trivial"),
     }
+    if details.get("per_image_mean") is not None:  # BLEU-n, METEOR: the corpus value has no CI
+        entry["per_image_mean"] = details["per_image_mean"]
+        entry["per_image_mean_ci"] = details.get("per_image_mean_ci")
+    if m.name in CLIPSCORE_METRICS:
+        entry.update(clipscore.definition(details))
+    return entry
 
 
 def _not_exportable(run_id: int, status: str, error: str | None) -> MiradaError:

@@ -5,13 +5,14 @@ Values go through `mirada.metrics.formatting` (as on the dashboard and in `mirad
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mirada.export.tables import ordered_keys, setup_rows
-from mirada.metrics.formatting import MISSING, format_metric
-from mirada.metrics.names import metric_name, timing_name
-from mirada.text_safety import markdown_text, printable
+from mirada.metrics.formatting import MISSING, format_metric, no_interval_reason
+from mirada.metrics.names import interval_label, metric_name, timing_name
+from mirada.text_safety import printable
 
 
 def format_with_ci(m: Mapping[str, Any], name: str) -> str:
@@ -22,20 +23,55 @@ def format_with_ci(m: Mapping[str, Any], name: str) -> str:
     return format_metric(name, m.get("value"), m.get("ci_low"), m.get("ci_high"))
 
 
+# Characters that start Markdown syntax wherever they stand: code spans, emphasis, links and
+# images, raw HTML and autolinks, table cells, GFM strikethrough, math on GitHub, and `\\`.
+_ALWAYS = re.compile(r"([\\`*\[\]<|~$])")
+# `_` opens or closes emphasis only at a word boundary: snake_case and model ids stay as typed.
+_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")  # `&amp;` would render as `&`
+# What makes a line a block (heading, quote, list item, thematic break) where the text starts
+# one, e.g. a list item's text: `# x`, `> x`, `- x`, `+ x`, `--`, `1. x`, `1) x`.
+_LEADING = re.compile(r"^(?:#{1,6}(?=\s|$)|>|[-+](?=[\s+-]|$))")
+_ORDERED = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
+
+
+def markdown_literal(text: object) -> str:
+    """`text` as CommonMark/GFM that renders as exactly this text, on one line.
+
+    Only what Markdown would misread is backslash-escaped (see the patterns above), so
+    `hf-clip:mirada/demo-clip (id 2)` stays as typed while `*`, `[`, `<`, `|`, `` ` `` and a
+    leading `# ` do not become markup. Control and bidi characters become visible escapes
+    (`mirada.text_safety.printable`) and whitespace runs one space. For the exported report,
+    which GitHub or a Markdown library renders; the dashboard's Streamlit Markdown has more
+    syntax (`:red[...]`, `:material/...:`) and uses `mirada.text_safety.markdown_text`.
+    """
+    flat = printable(" ".join(str(text).split()))
+    out = _ALWAYS.sub(r"\\\1", flat)
+    out = _UNDERSCORE.sub(r"\\_", out)
+    out = _ENTITY.sub(r"\\&", out)
+    out = _ORDERED.sub(r"\1\\\2", out)
+    return _LEADING.sub(lambda m: "\\" + m.group(), out)
+
+
 class _Markdown(str):
-    """Text already escaped for Markdown (user text through `markdown_text`)."""
-
-
-def _user(value: Any) -> _Markdown:
-    """User text (names, categories, model ids, options) for the report: rendered as typed."""
-    return _Markdown(markdown_text(MISSING if value is None else value))
+    """Markdown written here (formatted numbers, headers): put in the report as it is."""
 
 
 def _md_cell(value: Any) -> str:
+    """One table cell or line: our own Markdown as is, any other text (model ids, names,
+    categories, stored reasons) through `markdown_literal`."""
     if isinstance(value, _Markdown):
         return str(value)
-    text = MISSING if value is None else printable(str(value), keep_newlines=False)
-    return " ".join(text.split()).replace("|", "\\|")
+    return markdown_literal(MISSING if value is None else value)
+
+
+def _interval(name: str, m: Mapping[str, Any]) -> str:
+    """'95% Wilson' / '95% bootstrap', or why the metric has none."""
+    if m.get("ci_low") is not None and m.get("ci_high") is not None:
+        return interval_label(m)
+    if m.get("value") is None and not m.get("unavailable"):
+        return MISSING
+    return no_interval_reason(name, m)
 
 
 def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> list[str]:
@@ -46,36 +82,35 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str =
     return lines
 
 
-# Setup rows whose value is user text (the rest is numbers, versions and machine facts).
-_USER_SETUP = frozenset({"Model", "Dataset", "Options", "Worker"})
-
-
 def to_markdown(export: Mapping[str, Any]) -> str:
     """A report for a paper appendix or an issue: setup, metrics with CIs, categories, timings."""
     run = export["run"]
     ds = export["dataset"]
-    setup = [(k, _user(v) if k in _USER_SETUP else v) for k, v in setup_rows(export)]
+    model, dataset = markdown_literal(run["model"]), markdown_literal(ds["name"])
     out = [
-        f"# Mirada run {run['id']}: {_user(run['model'])} on {_user(ds['name'])} ({run['task']})",
+        f"# Mirada run {run['id']}: {model} on {dataset} ({run['task']})",
         "",
         "## Setup",
         "",
-        *_md_table(["", "Value"], setup, align="ll"),
+        *_md_table(["", "Value"], setup_rows(export), align="ll"),
         "",
     ]
     metrics = export.get("metrics", {})
     if metrics:
         has_ci = any(m.get("ci_low") is not None for m in metrics.values())
-        label = "Value [95% CI]" if has_ci else "Value"
+        label = _Markdown("Value [95% CI]" if has_ci else "Value")
         out += [
             "## Metrics",
             "",
             f"N = {ds['n_images']} images, {ds['n_captions']} captions.",
             "",
             *_md_table(
-                ["Metric", "Key", label],
-                [(metric_name(n).label, n, format_with_ci(m, n)) for n, m in metrics.items()],
-                align="llr",
+                ["Metric", "Key", label, "Interval"],
+                [
+                    (metric_name(n).label, n, _Markdown(format_with_ci(m, n)), _interval(n, m))
+                    for n, m in metrics.items()
+                ],
+                align="llrl",
             ),
             "",
         ]
@@ -84,10 +119,10 @@ def to_markdown(export: Mapping[str, Any]) -> str:
         names = ordered_keys(cat.get("metrics", {}) for cat in per_category.values())
         rows = [
             [
-                _user(category),
+                category,
                 cat.get("n_images"),
                 *(
-                    format_with_ci(cat["metrics"][n], n) if n in cat["metrics"] else MISSING
+                    _Markdown(format_with_ci(cat["metrics"][n], n)) if n in cat["metrics"] else None
                     for n in names
                 ),
             ]
@@ -101,7 +136,7 @@ def to_markdown(export: Mapping[str, Any]) -> str:
             (
                 timing_name(t["name"]).label,
                 t["name"],
-                format_metric(t["name"], t["value"], unit=False),  # the Unit column has it
+                _Markdown(format_metric(t["name"], t["value"], unit=False)),  # Unit has it
                 t.get("unit"),
                 t.get("batch_size"),
             )

@@ -95,36 +95,58 @@ def item_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any
     return columns, rows
 
 
+METRIC_COLUMNS = (
+    "run_id",
+    "category",
+    "n_images",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "interval_method",
+    "unavailable",
+    "chance",
+    "chance_basis",
+    "trivial",
+    "per_image_mean",
+    "per_image_mean_ci_low",
+    "per_image_mean_ci_high",
+    "prefix",
+    "w",
+    "label",
+)
+
+
+def _metric_row(
+    run_id: Any, category: str | None, n_images: Any, name: str, m: Mapping[str, Any]
+) -> dict[str, Any]:
+    ci = m.get("per_image_mean_ci")
+    lo, hi = ci if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None)
+    return {
+        **{k: v for k, v in m.items() if k != "per_image_mean_ci"},
+        "run_id": run_id,
+        "category": category,
+        "n_images": n_images,
+        "metric": name,
+        "per_image_mean_ci_low": lo,
+        "per_image_mean_ci_high": hi,
+        "label": metric_name(name).label,
+    }
+
+
 def metric_table(export: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Long format: overall rows (category empty) first, then per-category rows; `label` (the
-    metric's human name, `mirada.metrics.names`) is the last column."""
-    columns = ["run_id", "category", "n_images", "metric", "value", "ci_low", "ci_high"]
-    columns += ["interval_method", "unavailable", "chance", "chance_basis", "trivial", "label"]
+    """Long format (METRIC_COLUMNS): overall rows (category empty) first, then per-category
+    rows. per_image_mean* only for BLEU-n and METEOR (their corpus value has no CI), prefix and
+    w only for CLIPScore and RefCLIPScore; `label` (the metric's human name) is last."""
     run_id = export["run"]["id"]
-    rows = [
-        {
-            "run_id": run_id,
-            "category": None,
-            "n_images": export["dataset"]["n_images"],
-            "metric": name,
-            **m,
-            "label": metric_name(name).label,
-        }
-        for name, m in export.get("metrics", {}).items()
-    ]
+    n = export["dataset"]["n_images"]
+    rows = [_metric_row(run_id, None, n, k, m) for k, m in export.get("metrics", {}).items()]
     for category, cat in export.get("per_category", {}).items():
         rows += [
-            {
-                "run_id": run_id,
-                "category": category,
-                "n_images": cat.get("n_images"),
-                "metric": name,
-                **m,
-                "label": metric_name(name).label,
-            }
-            for name, m in cat.get("metrics", {}).items()
+            _metric_row(run_id, category, cat.get("n_images"), k, m)
+            for k, m in cat.get("metrics", {}).items()
         ]
-    return columns, rows
+    return list(METRIC_COLUMNS), rows
 
 
 def _text(value: Any) -> str:

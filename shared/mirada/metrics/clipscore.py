@@ -7,12 +7,19 @@ cos(c, r), 0)): the harmonic mean of CLIP-S and the best reference similarity (0
 are 0). As in the paper's code, every text (candidate and references) is embedded with the
 prefix "A photo depicts " before it (`PREFIX`; the caller adds it). The corpus score is the
 mean of the per-image values.
+
+Negative cosines are clipped per image, before the mean. torchmetrics' `CLIPScore` differs: it
+reports 100 * cos (no w) with no prefix, and clips the mean rather than each image, so its
+numbers are not comparable with these. The prefix matters: on the demo's captions the corpus
+CLIPScore is 0.676 with it and 2.10 without. Each stored value carries the `prefix` and `w`
+it was computed with (`definition`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +29,13 @@ from mirada.metrics.names import CLIPSCORE_METRICS
 W = 2.5
 PREFIX = "A photo depicts "
 METRIC_NAMES = CLIPSCORE_METRICS  # the keys this module's scores are stored under
+
+
+def definition(details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """{"prefix", "w"}: what a stored CLIPScore or RefCLIPScore was computed with, as its
+    details record them; runs stored before they were recorded used these same constants."""
+    info = details or {}
+    return {"prefix": info.get("prefix", PREFIX), "w": info.get("w", W)}
 
 
 @dataclass(frozen=True)
