@@ -337,16 +337,63 @@ def _model_files() -> Any:
     return _option(None, "a files fingerprint (set when the run is queued)", _text_or_none)
 
 
+MAX_PROMPT_CHARS = 2000
+
+
+def _prompt_text(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_PROMPT_CHARS):
+        raise _Refused
+    return value
+
+
+# The generation settings of models that caption. Captions (and so every caption metric)
+# depend on them, so they are stored with the run and shown beside its captions.
 def _prompt() -> Any:
-    return _option(None, "a text the captions continue, or null", _text_or_none)
+    return _option(
+        None,
+        f"a text of at most {MAX_PROMPT_CHARS} characters, or null (the model's default)",
+        _prompt_text,
+        Flag(
+            "--prompt",
+            "caption/benchmark: what to ask the captioner: hf-vlm puts it in the chat "
+            "template's user turn (or gives it as is to models without one); blip-caption "
+            "continues it. Default: the model card's captioning prompt (see the README); "
+            '"" for none',
+            metavar="TEXT",
+        ),
+    )
 
 
 def _num_beams() -> Any:
-    return _option(3, "an integer from 1 to 16 (beam search width)", _int_between(1, 16))
+    return _option(
+        3,
+        "an integer from 1 to 16 (beam search width; 1 is greedy)",
+        _int_between(1, 16),
+        Flag(
+            "--num-beams",
+            "caption/benchmark: beam search width, 1 for greedy decoding (default 3); never "
+            "sampled",
+            metavar="N",
+            parse=int,
+        ),
+    )
 
 
 def _max_length() -> Any:
-    return _option(20, "an integer from 1 to 512 (generated tokens)", _int_between(1, 512))
+    # Named max_length since BLIP captioning, where it already counted generated tokens only
+    # (transformers' max_new_tokens, LAVIS's max_len): one field for both families.
+    return _option(
+        20,
+        "an integer from 1 to 512 (new tokens generated at most; the prompt is not counted)",
+        _int_between(1, 512),
+        Flag(
+            "--max-new-tokens",
+            "caption/benchmark: generate at most N new tokens per caption, the prompt not "
+            "counted (default 20)",
+            metavar="N",
+            parse=int,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -598,6 +645,17 @@ def _pinned_clipscore(options: CaptionRunOptions) -> CaptionRunOptions:
         raise MiradaError(
             f"--clipscore-model {model_id} cannot embed images and texts; pick a model that can "
             "run --task match (a CLIP-like model)"
+        )
+    family = parse_model_id(model_id).family_entry
+    if family.sigmoid_loss:
+        # Hessel et al.'s w = 2.5 and clipping at 0 are fitted to CLIP's softmax-trained cosine
+        # scale; a SigLIP cosine on that scale is not CLIPScore, and no published rescaling exists
+        raise MiradaError(
+            f"--clipscore-model {model_id}: CLIPScore is defined for CLIP's cosine scale "
+            f"(w = 2.5 and clipping at 0, Hessel et al. 2021); {family.prefix} is trained with a "
+            "sigmoid loss, whose cosines sit on another scale, so its 'CLIPScore' would not be "
+            "comparable with published ones. Pick a CLIP model (e.g. "
+            "hf-clip:openai/clip-vit-base-patch32 or open-clip:ViT-B-32/laion2b_s34b_b79k)."
         )
     pin = pin_model(model_id)
     typed_id = parse_model_id(model_id).model_id

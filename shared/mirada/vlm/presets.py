@@ -42,6 +42,10 @@ class Preset:
     # config kwargs on top of the library defaults (transformers families only)
     overrides: Mapping[str, Any] = field(default_factory=dict)
     tokenizer_dir: str | None = None  # demo model whose tokenizer is reused (transformers)
+    # the transformers config class, for families whose presets differ in architecture (hf-vlm)
+    config_class: str | None = None
+    # too large for a CPU benchmark: refused on CPU with a message naming --device cuda
+    gpu_only: bool = False
 
     @property
     def model_id(self) -> str:
@@ -59,6 +63,10 @@ _BLIP_384 = {
     # published configs' text side and every other tower use 0.02.
     "vision_config": {"image_size": 384, "initializer_range": 0.02},
 }
+_VLM_TOKENIZER = (
+    "a word-level tokenizer over the demo words with the model's special tokens (image, "
+    "chat markers), built in code (mirada.vlm.hf_vlm); the embedding table keeps the real size"
+)
 _BLIP_SOURCE = (
     "transformers BlipConfig defaults (BLIP base); image_size=384 from "
     "Salesforce/blip-image-captioning-base's published config; vision initializer_range=0.02"
@@ -133,6 +141,67 @@ PRESETS: dict[tuple[str, str], Preset] = {
             "embedding table keeps 256000 rows)",
             {"text_config": {"vocab_size": 256_000}},
             "siglip2-tokenizer",
+        ),
+        Preset(
+            "hf-vlm",
+            "blip2-opt-2.7b",
+            "BLIP-2 OPT-2.7b size, random weights (GPU only)",
+            "Salesforce/blip2-opt-2.7b's published config: transformers Blip2Config defaults "
+            "for the ViT-g/14 vision tower (224 px) and the Q-Former (32 queries), OPT-2.7b "
+            "text (2560 wide, 32 layers, 32 heads, ffn 10240, vocabulary 50304)",
+            _VLM_TOKENIZER,
+            {
+                "text_config": {
+                    "model_type": "opt",
+                    "hidden_size": 2560,
+                    "word_embed_proj_dim": 2560,
+                    "ffn_dim": 10240,
+                    "num_hidden_layers": 32,
+                    "num_attention_heads": 32,
+                    "vocab_size": 50304,
+                },
+                "num_query_tokens": 32,
+            },
+            config_class="Blip2Config",
+            gpu_only=True,  # 3.9B parameters: 15 GB in fp32
+        ),
+        Preset(
+            "hf-vlm",
+            "smolvlm-256m",
+            "SmolVLM-256M-Instruct size, random weights",
+            "HuggingFaceTB/SmolVLM-256M-Instruct's published config (Idefics3 architecture): "
+            "SigLIP base/16 at 512 px, pixel shuffle 4 (64 tokens per 512 px tile), "
+            "SmolLM2-135M text (576 wide, 30 layers, 9 heads, 3 KV heads, vocabulary 49280, "
+            "untied head); images split into 512 px tiles up to a 2048 px longest edge, "
+            "plus the global view",
+            _VLM_TOKENIZER + "; SmolVLM's chat template",
+            {
+                "vision_config": {
+                    "hidden_size": 768,
+                    "intermediate_size": 3072,
+                    "num_hidden_layers": 12,
+                    "num_attention_heads": 12,
+                    "image_size": 512,
+                    "patch_size": 16,
+                },
+                "text_config": {
+                    "model_type": "llama",
+                    "hidden_size": 576,
+                    "intermediate_size": 1536,
+                    "num_hidden_layers": 30,
+                    "num_attention_heads": 9,
+                    "num_key_value_heads": 3,
+                    "head_dim": 64,
+                    "vocab_size": 49280,
+                    "max_position_embeddings": 8192,
+                    "rope_theta": 100000.0,
+                    "rms_norm_eps": 1e-5,
+                    "tie_word_embeddings": False,
+                },
+                "scale_factor": 4,
+                "tie_word_embeddings": False,
+            },
+            config_class="Idefics3Config",
         ),
     )
 }
