@@ -73,6 +73,18 @@ CATALOGUE: list[CatalogueEntry] = [
         "reproduce old numbers. Expect much worse retrieval than the projected variant.",
     ),
     CatalogueEntry(
+        "siglip:google/siglip-base-patch16-224",
+        "SigLIP base/16 224 px (Google, transformers)",
+        "SigLIP ViT-B/16 trained on WebLI with a sigmoid loss; texts padded to 64 tokens as "
+        "trained. Zero-shot also reports the model's own sigmoid probability.",
+    ),
+    CatalogueEntry(
+        "siglip2:google/siglip2-base-patch16-224",
+        "SigLIP 2 base/16 224 px (Google, transformers)",
+        "SigLIP 2 ViT-B/16 at fixed resolution, multilingual Gemma tokenizer; texts lower-cased "
+        "and padded to 64 tokens as trained.",
+    ),
+    CatalogueEntry(
         "hf-clip:mirada/demo-clip",
         "Demo CLIP (tiny, shapes)",
         "A tiny CLIP trained on the bundled synthetic shapes dataset; ships with Mirada.",

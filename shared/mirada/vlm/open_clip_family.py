@@ -52,6 +52,27 @@ def hf_text_repo(arch: str) -> str | None:
     return text.get("hf_tokenizer_name") or text.get("hf_model_name")
 
 
+def missing_text_repo(arch: str) -> str | None:
+    """Why `arch`'s text side cannot load offline (its HF repo is not cached), or None.
+
+    A text tower from transformers (hf_model_name, e.g. xlm-roberta-base) needs the repo's
+    config.json; a tokenizer alone (hf_tokenizer_name: the SigLIP configs' timm/ViT-*-SigLIP*
+    repos, which have no config.json) needs its tokenizer_config.json."""
+    text = (open_clip.get_model_config(arch) or {}).get("text_cfg", {})
+    repo = hf_text_repo(arch)
+    if not repo:
+        return None
+    needs = "config.json" if text.get("hf_model_name") else "tokenizer_config.json"
+    if cached_snapshot(repo, (needs,)) is not None:
+        return None
+    if text.get("hf_model_name"):
+        return f"its text tower needs the {repo} config/tokenizer"
+    return (
+        f"its tokenizer comes from the Hugging Face repo {repo}, which open_clip does not bundle: "
+        f"that repo's tokenizer files must be in the cache too (no {needs} found)"
+    )
+
+
 def _resolve_pretrained(spec: ModelSpec) -> tuple[str | None, dict[str, Any], str | None]:
     """(checkpoint path or None, create_model overrides, revision) without any download."""
     arch, pretrained = spec.source, spec.pretrained
@@ -60,13 +81,9 @@ def _resolve_pretrained(spec: ModelSpec) -> tuple[str | None, dict[str, Any], st
             f"invalid model id {spec.model_id!r}: unknown open_clip architecture {arch!r} "
             f"(see open_clip.list_models(), or use open-clip:local-dir:<dir>)"
         )
-    text_repo = hf_text_repo(arch)
-    if text_repo and cached_snapshot(text_repo) is None:
-        raise unavailable(
-            spec,
-            f"the Hugging Face cache {hf_cache_dir()}",
-            f"its text tower needs the {text_repo} config/tokenizer",
-        )
+    text_missing = missing_text_repo(arch)
+    if text_missing:
+        raise unavailable(spec, f"the Hugging Face cache {hf_cache_dir()}", text_missing)
     if pretrained is None:
         return None, {"pretrained_text": False}, None
     if get_pretrained_cfg(arch, pretrained):
