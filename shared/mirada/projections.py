@@ -7,6 +7,10 @@ rows, then text rows). t-SNE on more than MAX_TSNE_POINTS rows uses a determinis
 (`subsample_index(total, MAX_TSNE_POINTS)`, seed 0, sorted); the artifact's content type records
 the total and the number of rows it holds, so a stale or differently sampled artifact is
 recomputed rather than misread.
+
+PCA facts carry the share of the total variance each of the two components explains
+(`explained_variance`): the variance of a PCA coordinate over the summed variance of the
+embedding's dimensions, both over the projected rows.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class Projection:
     row_ids: np.ndarray  # int64 [total]: item ids (image rows) or caption ids (text rows)
     total: int
     cached: bool  # read from a stored artifact
+    # PCA: the share of the variance of the projected rows each component explains
+    explained: tuple[float, float] | None = None
 
     @property
     def subsampled(self) -> bool:
@@ -52,6 +58,7 @@ class ProjectionFacts:
     shown: int  # rows projected (fewer when t-SNE subsampled)
     subsampled: bool
     cached: bool  # read from a stored artifact
+    explained: tuple[float, float] | None = None  # PCA: variance share of PC1, PC2
 
 
 def artifact_name(method: str, kind: str) -> str:
@@ -108,6 +115,34 @@ def _read(run_id: int, name: str) -> tuple[str, np.ndarray] | None:
     return row[0], np.load(io.BytesIO(row[1]), allow_pickle=False)
 
 
+def total_variance(vectors: np.ndarray, chunk: int = 8192) -> float:
+    """The summed variance of the columns of [n, D] `vectors` (population variance), in float64
+    a chunk of rows at a time so a large float16/32 set is never copied whole."""
+    n = vectors.shape[0]
+    if n < 2:
+        return 0.0
+    mean = np.zeros(vectors.shape[1], dtype=np.float64)
+    for start in range(0, n, chunk):
+        mean += vectors[start : start + chunk].sum(axis=0, dtype=np.float64)
+    mean /= n
+    squares = 0.0
+    for start in range(0, n, chunk):
+        part = vectors[start : start + chunk].astype(np.float64) - mean
+        squares += float(np.einsum("ij,ij->", part, part))
+    return squares / n
+
+
+def explained_variance(xy: np.ndarray, vectors: np.ndarray) -> tuple[float, float] | None:
+    """(PC1, PC2) shares of the variance of `vectors` that PCA coordinates `xy` explain: each
+    coordinate is the centred data on a unit eigenvector, so its variance is that component's
+    eigenvalue over n. None when the vectors do not vary."""
+    total = total_variance(vectors)
+    if total <= 0:
+        return None
+    var = np.asarray(xy, dtype=np.float64).var(axis=0)
+    return float(var[0] / total), float(var[1] / total)
+
+
 def get_projection(
     run_id: int, method: str = "pca", kind: str = "image", *, max_points: int | None = None
 ) -> Projection:
@@ -122,17 +157,21 @@ def get_projection(
     index = subsample_index(total, limit)
     name = artifact_name(method, kind)
     expected = _content_type(total, len(index))
+    rows = vectors if len(index) == total else vectors[index]  # no copy of a whole set
     stored = _read(run_id, name)
-    if stored is not None and stored[0] == expected and stored[1].shape == (len(index), 2):
-        return Projection(stored[1].astype(np.float32), index, row_kinds, row_ids, total, True)
-    from mirada.metrics.projection import project
+    cached = stored is not None and stored[0] == expected and stored[1].shape == (len(index), 2)
+    if stored is not None and cached:
+        xy = stored[1].astype(np.float32)
+    else:
+        from mirada.metrics.projection import project
 
-    xy = project(vectors[index], method, seed=SUBSAMPLE_SEED)  # type: ignore[arg-type]
-    try:
-        store_projection(run_id, name, expected, xy)
-    except DatabaseReadOnly:
-        pass  # only a cache: a read-only database computes it again next time
-    return Projection(xy, index, row_kinds, row_ids, total, False)
+        xy = project(rows, method, seed=SUBSAMPLE_SEED)  # type: ignore[arg-type]
+        try:
+            store_projection(run_id, name, expected, xy)
+        except DatabaseReadOnly:
+            pass  # only a cache: a read-only database computes it again next time
+    explained = explained_variance(xy, rows) if method == "pca" else None
+    return Projection(xy, index, row_kinds, row_ids, total, cached, explained)
 
 
 def projection_frame(
@@ -172,7 +211,10 @@ def projection_frame(
             "item_id": item_of,  # the image (or the caption's image); -1 when unknown
         }
     )
-    return df, ProjectionFacts(proj.total, len(proj.index), proj.subsampled, proj.cached)
+    facts = ProjectionFacts(
+        proj.total, len(proj.index), proj.subsampled, proj.cached, proj.explained
+    )
+    return df, facts
 
 
 AUTO_COMPUTE_MAX_ROWS = 1000

@@ -3,10 +3,12 @@ Results query columns that feed them (interval method, chance, N)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 import pandas as pd
+import pytest
 from dashboard_seed import Seeded
 
 from mirada.dashboard import charts
@@ -86,7 +88,10 @@ def test_category_bars_varying_chance_draws_ticks_per_category() -> None:
         )
     )
     assert not [d for d in spec["datasets"].values() if set(d[0]) == {"chance", "text"}]
-    assert len(_layers(spec)) == 5  # bars, 0% tick, whiskers, labels, chance ticks
+    # bars, 0% tick, whiskers, label halo, labels, chance ticks (named in the legend)
+    assert len(_layers(spec)) == 6
+    ticks = _layers(spec)[-1]
+    assert ticks["encoding"]["strokeDash"]["legend"]["orient"] == "top"
 
 
 def test_table_text_shows_no_none() -> None:
@@ -109,3 +114,108 @@ def test_results_queries_carry_interval_chance_and_n(seeded_env: Seeded) -> None
     assert head.loc["i2t_recall@1", "interval"] == "95% Wilson"
     assert head.loc["mrr", "interval"] == "95% bootstrap"
     assert head.loc["mrr", "chance"] is None or pd.isna(head.loc["mrr", "chance"])
+
+
+def _marks(spec: dict[str, Any]) -> list[str]:
+    return [
+        layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+        for layer in _layers(spec)
+    ]
+
+
+def test_value_labels_sit_on_the_bar_not_the_whisker() -> None:
+    """A 0% category with an interval up to 10% prints "0.0%" at 0, not at the whisker's top."""
+    spec = _spec(charts.category_bars(_per_category([0.25] * 4), metric_label="Z", metric_key="z"))
+    texts = [layer for layer in _layers(spec) if _marks({"layer": [layer]}) == ["text"]]
+    assert len(texts) == 2  # the white halo under the label, then the label
+    for layer in texts:
+        assert layer["encoding"]["y"]["field"] == "value"  # the bar's top, not ci_high
+        assert layer["encoding"]["text"]["field"] == "shown"
+        assert layer["mark"]["baseline"] == "bottom" and layer["mark"]["dy"] < 0
+    halo, label = texts
+    assert halo["mark"]["stroke"] == "white" and "stroke" not in label["mark"]
+    # a missing value's "–" sits at 0 (the calculate), never at an undefined height
+    calc = [t for layer in texts for t in layer.get("transform", []) if "calculate" in t]
+    assert calc and all(t["as"] == "value" for t in calc)
+
+
+def test_chance_is_named_in_a_legend_not_over_the_last_bar() -> None:
+    spec = _spec(charts.category_bars(_per_category([0.25] * 4), metric_label="Z", metric_key="z"))
+    for layer in _layers(spec):  # no text pinned to the plot's right edge
+        x = layer.get("encoding", {}).get("x", {})
+        assert x.get("value") != "width"
+    (rule,) = [layer for layer in _layers(spec) if "strokeDash" in layer.get("encoding", {})]
+    legend = rule["encoding"]["strokeDash"]["legend"]
+    assert legend["orient"] == "top" and legend["symbolStrokeColor"] == charts.WARNING_COLOR
+    assert rule["encoding"]["strokeDash"]["field"] == "text"  # "chance 25%"
+
+
+def _hue(colour: str) -> float:
+    import colorsys
+
+    r, g, b = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return colorsys.rgb_to_hls(r, g, b)[0] * 360
+
+
+@pytest.mark.parametrize("n", [2, 4, 7, 10, 16])
+def test_category_palette_has_distinct_hues(n: int) -> None:
+    palette = charts.category_palette(n)
+    assert len(palette) == len(set(palette)) == n
+    hues = sorted(_hue(c) for c in palette)
+    gaps = [b - a for a, b in itertools.pairwise(hues)] + [360 - hues[-1] + hues[0]]
+    assert min(gaps) >= 360 / n - 2  # evenly spread: no two colours of one hue (no pairs)
+
+
+def _points() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "x": [-3.0, 0.0, 5.0, 1.0],
+            "y": [10.0, 12.0, 11.0, 20.0],
+            "kind": "image",
+            "category": ["a", "b", "c", "d"],
+            "filename": "f.png",
+            "text": "t",
+        }
+    )
+
+
+def test_pca_axes_carry_explained_variance_and_no_point_is_clipped() -> None:
+    spec = _spec(
+        charts.projection_scatter(_points(), title="PCA", method="pca", explained=(0.231, 0.1))
+    )
+    enc = spec["encoding"]
+    assert enc["x"]["title"] == "PC1 (23.1% of variance)"
+    assert enc["y"]["title"] == "PC2 (10.0% of variance)"
+    for axis, values in (("x", _points()["x"]), ("y", _points()["y"])):
+        lo, hi = enc[axis]["scale"]["domain"]
+        assert lo < values.min() and hi > values.max()  # padded: edge points drawn whole
+        assert enc[axis]["scale"]["nice"] is False and enc[axis]["scale"]["zero"] is False
+    colours = enc["color"]["scale"]
+    assert colours["domain"] == ["a", "b", "c", "d"]
+    assert colours["range"] == charts.category_palette(4)
+
+
+def test_tsne_says_once_that_its_axes_mean_nothing() -> None:
+    spec = _spec(charts.projection_scatter(_points(), title="t-SNE", method="tsne"))
+    assert spec["title"]["subtitle"] == charts.TSNE_AXES
+    assert "title" not in spec["encoding"]["x"] or spec["encoding"]["x"]["title"] is None
+
+
+def test_degenerate_bars_are_coloured_to_be_seen() -> None:
+    df = pd.DataFrame({"CIDEr": [0.1, 0.5, 0.9, 1.2], "degenerate": [True, False, False, True]})
+    spec = _spec(charts.score_histogram(df, value="CIDEr", color="degenerate", title="t"))
+    scale = spec["encoding"]["color"]["scale"]
+    assert dict(zip(scale["domain"], scale["range"], strict=True)) == {
+        "not degenerate": charts.BAR_COLOR,
+        "degenerate": charts.WARNING_COLOR,
+    }
+    (data,) = spec["datasets"].values()
+    assert [d["degenerate"] for d in data] == [
+        "degenerate", "not degenerate", "not degenerate", "degenerate"
+    ]  # fmt: skip
+
+
+def test_verdicts_read_as_ticks_and_crosses() -> None:
+    assert [charts.verdict(v) for v in (True, False, None, float("nan"))] == [
+        "✓", "✗", charts.MISSING, charts.MISSING
+    ]  # fmt: skip

@@ -8,6 +8,7 @@ tooltip; proportions are drawn in percent on a fixed 0-100 axis.
 
 from __future__ import annotations
 
+import colorsys
 import math
 from collections.abc import Sequence
 from typing import Any, Final
@@ -58,6 +59,31 @@ def run_scale(runs: Sequence[tuple[int, str]]) -> alt.Scale:
     return alt.Scale(domain=[lbl for _, lbl in runs], range=[run_color(i) for i, _ in runs])
 
 
+def category_palette(n: int) -> list[str]:
+    """`n` colours of evenly spaced hue (blue first), one per category: no two share a hue, so
+    no pair suggests a group that does not exist (Streamlit's default palette comes in
+    light/dark pairs of one hue). Hand-made because no categorical scheme of Vega has distinct
+    hues beyond a handful; lightness alternates past ten, where hues grow close."""
+    out = []
+    for i in range(max(n, 0)):
+        hue = (210 + 360 * i / n) % 360 / 360
+        lightness = 0.45 if n <= 10 or i % 2 == 0 else 0.6
+        r, g, b = colorsys.hls_to_rgb(hue, lightness, 0.7)
+        out.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}")
+    return out
+
+
+def padded_domain(values: pd.Series, share: float = 0.05) -> list[float]:
+    """[min, max] widened by `share` of the span each side, so no point sits on the edge of the
+    plot, half clipped (a flat or empty series gets ±1)."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return [-1.0, 1.0]
+    lo, hi = float(v.min()), float(v.max())
+    pad = (hi - lo) * share if hi > lo else 1.0
+    return [lo - pad, hi + pad]
+
+
 def table_text(df: pd.DataFrame, missing: str = MISSING) -> pd.DataFrame:
     """A copy for display: missing values in text (object) columns read `missing`, not None or
     nan; numeric columns keep their type (the table shows their gaps as empty cells)."""
@@ -66,6 +92,13 @@ def table_text(df: pd.DataFrame, missing: str = MISSING) -> pd.DataFrame:
         if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
             out[column] = out[column].map(lambda v: missing if _is_missing(v) else v)
     return out
+
+
+def verdict(value: Any) -> str:
+    """A per-image right/wrong as a table shows it: ✓, ✗, or `MISSING` (not counted)."""
+    if _is_missing(value):
+        return MISSING
+    return "✓" if bool(value) else "✗"
 
 
 def _is_missing(value: Any) -> bool:
@@ -182,7 +215,6 @@ def category_bars(
     ]
     # the bar's label reads as the Results card does ("96.7%", "–" when missing)
     data["shown"] = [format_value(MetricKind.proportion, v) for v in raw["value"]]
-    data["top"] = data["ci_high"].where(data["ci_high"].notna(), data["value"])
     data["key"] = metric_key
     data[["interval", "note"]] = table_text(data[["interval", "note"]].astype(object))
     base = alt.Chart(data)
@@ -214,26 +246,53 @@ def category_bars(
         .mark_rule(color="black", strokeWidth=1.5)
         .encode(x=x_enc, y=alt.Y("ci_low:Q", scale=y_scale), y2="ci_high:Q")
     )
-    labels = base.mark_text(dy=-8, fontSize=11).encode(
-        x=x_enc, y=alt.Y("top:Q", scale=y_scale), text="shown:N"
-    )
-    layers: list[Any] = [bars, floor, whiskers, labels]
+    # The value sits on its bar (just above the bar's top, whatever the interval), over a white
+    # halo that hides the whisker behind it; a missing value prints "–" on the axis.
+    on_bar = alt.Y("value:Q", scale=y_scale)
+    text = {"baseline": "bottom", "dy": -3, "fontSize": 11}
+    at_value = base.transform_calculate(value="isValid(datum.value) ? datum.value : 0")
+    halo = at_value.mark_text(stroke="white", strokeWidth=4, strokeJoin="round", **text)
+    labels = at_value.mark_text(color="black", **text)
+    layers: list[Any] = [
+        bars,
+        floor,
+        whiskers,
+        halo.encode(x=x_enc, y=on_bar, text="shown:N"),
+        labels.encode(x=x_enc, y=on_bar, text="shown:N"),
+    ]
     chance = pd.to_numeric(data["chance"], errors="coerce").dropna()
+    # The chance level is named in a legend above the plot, never printed inside it, where
+    # it would cover a bar.
+    dash = {"strokeDash": [6, 4]}
+    legend = alt.Legend(
+        title=None,
+        orient="top",
+        symbolType="stroke",
+        symbolStrokeColor=WARNING_COLOR,
+        symbolStrokeWidth=2,
+        labelLimit=0,
+    )
     if not chance.empty and chance.max() - chance.min() < 0.05:  # one level (in points)
         level = pd.DataFrame({"chance": [float(chance.mean())]})
         level["text"] = f"chance {level['chance'][0]:.3g}%"
-        rule = alt.Chart(level).mark_rule(color=WARNING_COLOR, strokeDash=[6, 4], strokeWidth=2)
-        layers.append(rule.encode(y=alt.Y("chance:Q", scale=y_scale)))
+        rule = alt.Chart(level).mark_rule(color=WARNING_COLOR, strokeWidth=2, **dash)
         layers.append(
-            alt.Chart(level)
-            .mark_text(align="right", dx=-2, dy=-6, color=WARNING_COLOR, fontSize=11)
-            .encode(y=alt.Y("chance:Q", scale=y_scale), x=alt.value("width"), text="text:N")
+            rule.encode(
+                y=alt.Y("chance:Q", scale=y_scale),
+                strokeDash=alt.StrokeDash("text:N", scale=alt.Scale(range=[[6, 4]]), legend=legend),
+            )
         )
     elif not chance.empty:
         layers.append(
             base.transform_filter("isValid(datum.chance)")
-            .mark_tick(color=WARNING_COLOR, thickness=2, strokeDash=[4, 3])
-            .encode(x=x_enc, y=alt.Y("chance:Q", scale=y_scale), tooltip=tooltip)
+            .transform_calculate(what="'chance (per category)'")
+            .mark_tick(color=WARNING_COLOR, thickness=2)
+            .encode(
+                x=x_enc,
+                y=alt.Y("chance:Q", scale=y_scale),
+                strokeDash=alt.StrokeDash("what:N", scale=alt.Scale(range=[[4, 3]]), legend=legend),
+                tooltip=tooltip,
+            )
         )
     return alt.LayerChart(layer=layers).properties(title=title, height=340)
 
@@ -339,16 +398,60 @@ def heatmap_slice(cells: pd.DataFrame, *, title: str, href: str | None = None) -
     return _linked(chart, href)
 
 
-def projection_scatter(points: pd.DataFrame, *, title: str, href: str | None = None) -> alt.Chart:
-    """2-D embedding scatter coloured by category, shaped by kind, captions on hover; `href`
-    links each point."""
+TSNE_AXES: Final = (
+    "t-SNE axes have no units and no meaning: only which points lie near each other does "
+    "(distances between clusters and cluster sizes are not comparable)."
+)
+
+
+def projection_scatter(
+    points: pd.DataFrame,
+    *,
+    title: str,
+    method: str = "pca",
+    explained: Sequence[float] | None = None,
+    href: str | None = None,
+) -> alt.Chart:
+    """2-D embedding scatter coloured by category (`category_palette`: one hue each), shaped
+    by kind, captions on hover; `href` links each point.
+
+    PCA axes are titled with the share of variance each component explains (`explained`, two
+    fractions); t-SNE axes carry no title and the subtitle says once that they mean nothing.
+    Both axes are padded around the data, so no point is clipped at the edge."""
+    cats = sorted(points["category"].astype(str).unique()) if not points.empty else []
+    if method == "pca":
+        shares = list(explained) if explained is not None else [None, None]
+        pcs = [
+            f"PC{i + 1}"
+            + ("" if v is None else f" ({format_value(MetricKind.proportion, v)} of variance)")
+            for i, v in enumerate(shares)
+        ]
+        x_title: str | None = pcs[0]
+        y_title: str | None = pcs[1]
+        heading = alt.TitleParams(title)
+    else:
+        x_title = y_title = None
+        heading = alt.TitleParams(title, subtitle=TSNE_AXES)
+
+    def axis(column: str, name: str | None) -> dict[str, Any]:
+        return {
+            "title": name,
+            "scale": alt.Scale(domain=padded_domain(points[column]), nice=False, zero=False),
+            "axis": alt.Axis(labels=False, ticks=False, grid=method == "pca", titleLimit=0),
+        }
+
     chart = (
         alt.Chart(points)
         .mark_point(filled=True, size=40, opacity=0.75, cursor="pointer" if href else "default")
         .encode(
-            x=alt.X("x:Q", title=None, axis=alt.Axis(labels=False, ticks=False)),
-            y=alt.Y("y:Q", title=None, axis=alt.Axis(labels=False, ticks=False)),
-            color=alt.Color("category:N", title="category"),
+            x=alt.X("x:Q", **axis("x", x_title)),
+            y=alt.Y("y:Q", **axis("y", y_title)),
+            color=alt.Color(
+                "category:N",
+                title="category",
+                scale=alt.Scale(domain=cats, range=category_palette(len(cats))),
+                legend=alt.Legend(labelLimit=0),
+            ),
             shape=alt.Shape("kind:N", title="embedding"),
             tooltip=[
                 alt.Tooltip("kind:N"),
@@ -357,7 +460,7 @@ def projection_scatter(points: pd.DataFrame, *, title: str, href: str | None = N
                 alt.Tooltip("text:N", title="caption"),
             ],
         )
-        .properties(title=title, height=460)
+        .properties(title=heading, height=460)
         .interactive()
     )
     return _linked(chart, href)
@@ -366,12 +469,18 @@ def projection_scatter(points: pd.DataFrame, *, title: str, href: str | None = N
 def confusion_matrix(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
     """Zero-shot confusion: rows true class, columns predicted, colour = share of the row."""
     base = alt.Chart(df).encode(
-        x=alt.X("predicted:N", title="predicted"),
-        y=alt.Y("true:N", title="true"),
+        x=alt.X("predicted:N", title="predicted", axis=alt.Axis(labelLimit=0, labelAngle=-45)),
+        y=alt.Y("true:N", title="true", axis=alt.Axis(labelLimit=0)),
     )
     rect = base.mark_rect().encode(
-        color=alt.Color("share:Q", title="share of row", scale=alt.Scale(scheme="blues")),
-        tooltip=["true:N", "predicted:N", "count:Q", alt.Tooltip("share:Q", format=".0%")],
+        color=alt.Color(
+            "share:Q",
+            title="share of row",
+            scale=alt.Scale(scheme="blues", domain=[0, 1]),
+            legend=alt.Legend(format=".0%"),
+        ),
+        # percent with one decimal, as every proportion reads (mirada.metrics.formatting)
+        tooltip=["true:N", "predicted:N", "count:Q", alt.Tooltip("share:Q", format=".1%")],
     )
     text = base.mark_text().encode(
         text="count:Q",
@@ -429,14 +538,26 @@ def count_bars(df: pd.DataFrame, *, x: str, y: str, title: str, y_title: str) ->
 
 
 def score_histogram(df: pd.DataFrame, *, value: str, color: str, title: str) -> alt.Chart:
-    """Histogram of a per-image score, stacked by a boolean flag (e.g. degenerate)."""
+    """Histogram of a per-image score, stacked by a boolean flag (e.g. degenerate): flagged
+    images in the warning colour at the foot of each bar, the others in the bar colour, named
+    in words ("degenerate" / "not degenerate") rather than true/false."""
+    flagged, other = color, f"not {color}"
+    data = df.dropna(subset=[value]).assign(
+        **{color: lambda d: [flagged if bool(f) else other for f in d[color]]}
+    )
     return (
-        alt.Chart(df.dropna(subset=[value]))
+        alt.Chart(data)
         .mark_bar()
         .encode(
             x=alt.X(f"{value}:Q", bin=alt.Bin(maxbins=30), title=f"per-image {label(value)}"),
             y=alt.Y("count():Q", title="images"),
-            color=alt.Color(f"{color}:N", title=color, legend=alt.Legend(labelLimit=0)),
+            color=alt.Color(
+                f"{color}:N",
+                title=None,
+                scale=alt.Scale(domain=[other, flagged], range=[BAR_COLOR, WARNING_COLOR]),
+                legend=alt.Legend(labelLimit=0, orient="top"),
+            ),
+            order=alt.Order(f"{color}:N", sort="ascending"),
             tooltip=[
                 alt.Tooltip("count():Q", title="images"),
                 f"{color}:N",
