@@ -9,9 +9,10 @@ import pandas as pd
 from sqlalchemy import select
 
 from mirada.db import read_session
-from mirada.db.models import GeneratedCaption, Run
+from mirada.db.models import GeneratedCaption, Metric, Run
 from mirada.metrics import clipscore
 from mirada.metrics.captioning import CIDER_NOTE, IMPLEMENTATIONS, TOKENIZATION
+from mirada.metrics.formatting import no_interval_reason
 from mirada.metrics.names import (
     BLEU_4,
     CAPTION_METRICS,
@@ -51,6 +52,7 @@ CORPUS_COLUMNS = [
     "implementation",
     "unavailable",
     "interval",
+    "no_interval",
 ]
 DEGENERATION_IMPLEMENTATION = "degeneration indicators (mirada.metrics.degeneration)"
 
@@ -110,9 +112,19 @@ def caption_corpus(run_id: int) -> pd.DataFrame:
     run's other overall metrics (degeneration indicators).
 
     Columns: metric (key), label, help, value, ci_low, ci_high, implementation, unavailable,
-    interval ("95% bootstrap" / "95% Wilson", None without a CI).
+    interval ("95% bootstrap" / "95% Wilson", None without a CI), no_interval (why there is
+    no CI, `formatting.no_interval_reason`: corpus-level BLEU and METEOR quote their per-image
+    mean's bootstrap CI; None when there is one).
     """
     overall = run_metrics(run_id)
+    with read_session() as s:
+        details = dict(
+            s.execute(
+                select(Metric.name, Metric.details).where(
+                    Metric.run_id == run_id, Metric.category.is_(None)
+                )
+            ).all()
+        )
     overall = overall[overall["category"].isna()].drop_duplicates("name").set_index("name")
     first = (*CAPTION_METRICS, *CLIPSCORE_METRICS)
     order = [k for k in first if k in overall.index]
@@ -141,6 +153,9 @@ def caption_corpus(run_id: int) -> pd.DataFrame:
                 "implementation": implementation,
                 "unavailable": r["unavailable"],
                 "interval": r["interval"],
+                "no_interval": None
+                if isinstance(r["interval"], str)
+                else no_interval_reason(key, details.get(key)),
             }
         )
     return pd.DataFrame(rows, columns=CORPUS_COLUMNS)

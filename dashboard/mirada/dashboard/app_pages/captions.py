@@ -4,13 +4,15 @@ view of one image (`?run=R&item=I`) that every table row links to."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from mirada.dashboard import charts, data, item_view, links
 from mirada.domain import Task
-from mirada.metrics.formatting import format_interval, format_metric
-from mirada.metrics.names import CIDER, CLIPSCORE_METRICS, label, metric_name
+from mirada.metrics.formatting import MISSING, format_interval, format_metric
+from mirada.metrics.names import CIDER, CLIPSCORE_METRICS, METRICS, label, metric_name
 from mirada.queries.captions import TABLE_METRICS
 from mirada.text_safety import markdown_text
 
@@ -43,34 +45,62 @@ main = corpus[corpus["metric"].isin(TABLE_METRICS)]
 cols = st.columns(max(1, len(main)))
 for col, r in zip(cols, main.to_dict("records"), strict=False):
     with col.container(border=True):
+        # the name as wrapping text: st.metric's own label is cut off in a narrow card
+        st.markdown(f"**{r['label']}**", help=f"{r['implementation']}. {r['help']}")
         if pd.isna(r["value"]):
-            st.metric(r["label"], "unavailable", help=r["help"])
+            st.metric(r["label"], "unavailable", label_visibility="collapsed")
             st.caption(f":material/warning: {markdown_text(r['unavailable'] or 'not computed')}")
         else:
             ci = format_interval(r["metric"], r["ci_low"], r["ci_high"])
-            how = r["interval"] if isinstance(r["interval"], str) else "95% CI"  # "95% bootstrap"
             value = format_metric(r["metric"], r["value"])
-            st.metric(r["label"], value, help=f"{r['implementation']}. {r['help']}")
-            st.caption(f"{how} {ci}" if ci else "corpus score")
+            st.metric(r["label"], value, label_visibility="collapsed")
+            # "95% bootstrap [..]", or why a corpus-level score has none
+            st.caption(f"{r['interval']} {ci}" if ci else "corpus-level: no interval")
+
+
+def _interval(r: dict[str, Any]) -> str:
+    """The corpus table's interval cell: the CI in the metric's units, or why there is none."""
+    ci = format_interval(r["metric"], r["ci_low"], r["ci_high"])
+    if ci:
+        return f"{ci} ({r['interval']})" if isinstance(r["interval"], str) else ci
+    return r["no_interval"] if isinstance(r["no_interval"], str) else MISSING
+
+
+# Every cell is text formatted here (format_metric), so none reads None or nan; the raw
+# numbers are in the downloads.
+shown_corpus = pd.DataFrame(
+    {
+        "label": corpus["label"],
+        "metric": corpus["metric"],
+        "value": [
+            format_metric(k, v) if not pd.isna(v) else "unavailable"
+            for k, v in zip(corpus["metric"], corpus["value"], strict=True)
+        ],
+        "interval": [_interval(r) for r in corpus.to_dict("records")],
+        "implementation": corpus["implementation"],
+    }
+)
 st.dataframe(
-    charts.table_text(corpus.drop(columns=["help"])),
+    charts.table_text(shown_corpus),
     hide_index=True,
     key="captions_corpus",
-    column_order=[
-        "label",
-        "metric",
-        "value",
-        "ci_low",
-        "ci_high",
-        "interval",
-        "implementation",
-        "unavailable",
-    ],
+    row_height=56,  # two lines: the longer reasons and implementations wrap, not cut off
     column_config={
-        "label": st.column_config.TextColumn("metric"),
-        "metric": st.column_config.TextColumn("key", help="The metric's key in JSON and CSV"),
+        "label": st.column_config.TextColumn("metric", width="small"),
+        "metric": st.column_config.TextColumn(
+            "key", width="small", help="The metric's key in JSON and CSV"
+        ),
+        "value": st.column_config.TextColumn("value", width="small"),
+        "interval": st.column_config.TextColumn(
+            "95% interval",
+            width="large",
+            help="Percentile bootstrap over images, or Wilson for shares of captions; "
+            "corpus-level scores say why they have none",
+        ),
+        "implementation": st.column_config.TextColumn("implementation", width="large"),
     },
 )
+data.downloads(corpus.drop(columns=["help"]), f"run{run_id}_corpus", "captions_corpus_dl")
 unavailable = corpus[corpus["unavailable"].notna()]
 for r in unavailable.to_dict("records"):
     st.warning(f"**{r['label']} unavailable:** {markdown_text(r['unavailable'])}")
@@ -85,8 +115,11 @@ with st.expander(
 ):
     st.markdown(notes.meteor)  # our own text (no user input): plain sentences
     st.markdown(notes.intervals)
-if corpus["metric"].isin(CLIPSCORE_METRICS).any():
-    st.info(f"**About CLIPScore:** {markdown_text(notes.clipscore)}", icon=":material/info:")
+if corpus["metric"].isin(CLIPSCORE_METRICS).any():  # the metric table's own words
+    about = " ".join(
+        f"**{key}:** {markdown_text(METRICS[key].description)}" for key in CLIPSCORE_METRICS
+    )
+    st.info(about, icon=":material/info:")
 
 st.subheader("Generated vs reference captions")
 table = data.caption_table(run_id)

@@ -26,6 +26,7 @@ BAR_METRICS = (
     names.reranked(1),
 )
 CAPTION_BAR_METRICS = (names.BLEU_4, names.METEOR, names.ROUGE_L, names.CIDER)
+DISAGREE_PAGE = 20  # disagreeing images per page of the table
 
 st.title("Compare")
 data.ensure_database()
@@ -62,6 +63,21 @@ if first is not None and first["task"] in tasks:
 task = c2.segmented_control("Task", tasks, default=default_task, key="compare_task") or default_task
 candidates = runs[(runs["dataset_id"] == dataset_id) & (runs["task"] == task)]
 labels = dict(zip(candidates["id"].astype(int), candidates["label"], strict=True))
+if len(labels) < 2:  # nothing to pick: say what is missing, not "pick two"
+    (only,) = labels
+    st.info(
+        f"**Only one finished {task} run on {markdown_text(ds_names[dataset_id])}** "
+        f"({markdown_text(labels[only])}): there is nothing to compare it with yet. Queue "
+        "another model on this dataset on the Runs page, e.g. "
+        f"`mirada queue --dataset NAME --model ID --task {task}`."
+    )
+    st.page_link(
+        links.PAGE_FILES[links.page_for_task(Task(task))],
+        label=f"Open {labels[only].split(' · ')[0]}",
+        icon=":material/open_in_new:",
+        query_params={"run": str(int(only))},
+    )
+    st.stop()
 preselected = [r for r in wanted if r in labels] or list(labels)[:2]
 chosen = st.multiselect(
     "Runs (two or more; the first is the reference)",
@@ -148,7 +164,7 @@ if is_match:
             charts.difference_bars(
                 others,
                 title=f"{label(names.i2t_recall(1))} minus {labels[run_ids[0]].split(' · ')[0]}",
-                runs=run_pairs,
+                runs=run_pairs[1:],  # the reference has no bars: not in the legend
             ),
             width="stretch",
         )
@@ -163,13 +179,19 @@ else:
         "paired-bootstrap 95% CI of the difference in points. Per-image caption scores: paired "
         "bootstrap for both."
     )
+    untested: dict[str, list[str]] = {}  # why not tested -> metric labels
     for r in sig.to_dict("records"):
         if isinstance(r["problem"], str):  # the aligner refused: say so, never drop it
             a, b, problem = (markdown_text(r[k]) for k in ("a", "b", "problem"))
             st.warning(f"**{r['label']}** ({a} vs {b}) not compared: {problem}")
-            continue
-        icon = ":material/check_circle:" if r["significant"] else ":material/remove:"
-        st.markdown(f"{icon} **{r['label']}** — {markdown_text(r['sentence'])}")
+        elif isinstance(r["untested"], str):
+            pair = f"{r['a']} vs {r['b']}: " if len(run_ids) > 2 else ""
+            untested.setdefault(pair + r["untested"], []).append(r["label"])
+        else:
+            icon = ":material/check_circle:" if r["significant"] else ":material/remove:"
+            st.markdown(f"{icon} **{r['label']}** — {markdown_text(r['sentence'])}")
+    for why, metrics in untested.items():  # one line per reason, not one per metric
+        st.caption(f"**{markdown_text(', '.join(metrics))}**: {markdown_text(why)}")
     data.downloads(sig, "compare_significance", "compare_sig_dl")
 
 if is_match:
@@ -182,11 +204,26 @@ if is_match:
             f"{len(dis)} image(s) where at least one run is right and another wrong. Each links "
             f"to its item view in the reference run ({labels[run_ids[0]].split(' · ')[0]})."
         )
-        shown = item_view.linked_frame(dis, links.RESULTS, run_ids[0], limit=len(dis))
+        pages = -(-len(dis) // DISAGREE_PAGE)
+        page = 1
+        if pages > 1:
+            page = int(
+                st.number_input(
+                    f"Page (of {pages}, {DISAGREE_PAGE} images each)",
+                    min_value=1,
+                    max_value=pages,
+                    value=1,
+                    key="compare_disagree_page",
+                )
+            )
+        part = dis.iloc[(page - 1) * DISAGREE_PAGE : page * DISAGREE_PAGE]
+        shown = item_view.linked_frame(part, links.RESULTS, run_ids[0], limit=DISAGREE_PAGE)
         st.dataframe(
             shown,
             hide_index=True,
             key="compare_disagree",
+            # every row of the page in view (header + rows), no scrolling inside a sliver
+            height=(len(shown) + 1) * item_view.TABLE_ROW_HEIGHT + 3,
             row_height=item_view.TABLE_ROW_HEIGHT,
             column_order=[c for c in shown.columns if c != "item_id"],
             column_config=item_view.link_columns(),

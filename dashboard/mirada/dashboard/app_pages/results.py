@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mirada.dashboard import charts, data, item_view, links
+from mirada.dashboard import charts, data, item_view, links, probe_tab
 from mirada.domain import Task
 from mirada.metrics import names
 from mirada.metrics.formatting import format_interval, format_metric
@@ -25,6 +25,7 @@ TABS = (
     "Similarity heatmap",
     "Embeddings",
     "Zero-shot",
+    "Probe",
     "Drill-down",
     "Hardest images",
 )
@@ -69,7 +70,11 @@ def _cards() -> None:
                 ci = format_interval(r["name"], r["ci_low"], r["ci_high"])
                 # "95% Wilson [..]" / "95% bootstrap [..]"
                 how = r["interval"] if isinstance(r["interval"], str) else "95% CI"
-                st.metric(r["label"], format_metric(r["name"], r["value"]), help=r["help"])
+                # the name as wrapping text: st.metric's own label is cut off ("Zero-shot
+                # balanced …") in a card a fifth of the page wide
+                st.markdown(f"**{r['label']}**", help=r["help"])
+                value = format_metric(r["name"], r["value"])
+                st.metric(r["label"], value, label_visibility="collapsed")
                 st.caption(f"{how} {ci}" if ci else "no CI")
                 if isinstance(r["note"], str):  # within chance, or a trivial R@k
                     st.caption(f":orange[:material/warning: {markdown_text(r['note'])}]")
@@ -210,6 +215,8 @@ def _projection() -> None:
         charts.projection_scatter(
             points,
             title=f"{'t-SNE' if method == 'tsne' else 'PCA'} of {kind} embeddings",
+            method=method,
+            explained=facts.explained,
             href=href,
         ),
         width="stretch",
@@ -235,13 +242,15 @@ def _drilldown() -> None:
         st.info("This run stored no per-image results.")
         return
     wrong = int((items["correct"] == False).sum())  # noqa: E712 - pandas element-wise
+    # verdicts as ✓/✗ text: a greyed checkbox beside the row-select one read as a control
+    verdicts = {c: items[c].map(charts.verdict) for c in ("correct", "category_correct")}
     st.caption(
         f"Sorted worst first: {wrong} of {len(items)} images have a wrong top-1 caption. "
         f"Showing the first {min(len(items), DRILL_TABLE_ROWS)}; click a row (or its link) to "
         "open the image."
     )
     item_view.linked_table(
-        items,
+        items.assign(**verdicts),  # the downloads below keep True/False
         links.RESULTS,
         run_id,
         "results_items",
@@ -259,27 +268,46 @@ def _drilldown() -> None:
             "category_correct",
         ],
         config={
-            "rank": st.column_config.NumberColumn(
-                "rank", help="Rank of the image's best own caption among all captions"
+            "correct": st.column_config.TextColumn(
+                "top-1", width="small", help="✓ when the top-1 caption is one of the image's own"
             ),
-            "score": st.column_config.NumberColumn("score", format="%.3f"),
-            "top1_caption": st.column_config.TextColumn("model's top-1 caption", width="large"),
-            "true_caption": st.column_config.TextColumn("a reference caption", width="large"),
-            "zeroshot_pred": st.column_config.TextColumn("zero-shot class"),
+            "rank": st.column_config.NumberColumn(
+                "rank",
+                width="small",
+                help="Rank of the image's best own caption among all captions",
+            ),
+            "score": st.column_config.NumberColumn("score", format="%.3f", width="small"),
+            # medium and wrapping (rows are tall): two large columns pushed the last ones
+            # out of view
+            "top1_caption": st.column_config.TextColumn("model's top-1 caption", width="medium"),
+            "true_caption": st.column_config.TextColumn("a reference caption", width="medium"),
+            "zeroshot_pred": st.column_config.TextColumn("zero-shot class", width="small"),
+            "category_correct": st.column_config.TextColumn(
+                "same category",
+                width="small",
+                help="✓ when the top-1 caption belongs to an image of the same category",
+            ),
         },
     )
-    data.downloads(items, f"run{run_id}_items", "results_items_dl")
+    # the file is `mirada export RUN --format csv` (one schema), not the table shown above
+    data.downloads(data.export_table(run_id, "items"), f"run{run_id}_items", "results_items_dl")
 
 
 def _hardest() -> None:
     cats = data.dataset_categories(info.dataset_id)
     category = st.selectbox("Category", ["All", *cats], key="results_hardest_cat")
-    tiles = data.hardest_items(
-        run_id, category=None if category == "All" else category, limit=GALLERY_SIZE
-    )
+    chosen = None if category == "All" else category
+    wrong = data.hardest_items(run_id, category=chosen, limit=None)  # all: to count them
+    where = "" if chosen is None else f" in {markdown_text(chosen)}"
+    if wrong.empty:
+        st.info(f"No wrong images{where}: every image's top-1 caption is one of its own.")
+        return
+    tiles = wrong.head(GALLERY_SIZE)
     st.caption(
-        "The images whose own caption the model ranked worst (highest rank first). Under each: "
-        "the rank of its first correct caption and the caption the model ranked first."
+        f"**{len(wrong)} image(s){where} have a wrong top-1 caption**"
+        + (f"; the {len(tiles)} hardest are shown" if len(tiles) < len(wrong) else ", shown")
+        + " hardest first (their own caption ranked lowest). Under each: the rank of its "
+        "first correct caption and the caption the model ranked first."
     )
     tiles = tiles.assign(
         where=[f"{f} · rank {r}" for f, r in zip(tiles["filename"], tiles["rank"], strict=True)],
@@ -294,11 +322,19 @@ if wanted_item is not None:
 
 st.subheader("Headline metrics")
 _cards()
-metrics = data.run_metrics(run_id)
-data.downloads(metrics, f"run{run_id}_metrics", "results_metrics_dl")
+# every metric row, overall and per category: `mirada export RUN --format csv --table metrics`
+data.downloads(data.export_table(run_id, "metrics"), f"run{run_id}_metrics", "results_metrics_dl")
 
 tabs = st.tabs(list(TABS), key="tab", bind="query-params")  # the URL keeps the tab
-renders = (_categories, _heatmap, _projection, _confusion, _drilldown, _hardest)
+renders = (
+    _categories,
+    _heatmap,
+    _projection,
+    _confusion,
+    lambda: probe_tab.render(run_id),
+    _drilldown,
+    _hardest,
+)
 for tab, render in zip(tabs, renders, strict=True):
     if tab.open:
         with tab:
