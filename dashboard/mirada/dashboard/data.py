@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from mirada import projections
+from mirada import export, projections
 from mirada.config import get_settings
 from mirada.dashboard import links
 from mirada.db import get_engine
@@ -30,12 +30,13 @@ from mirada.queries import (
     datasets,
     hardware,
     images,
+    probe,
     results,
     runs,
     similarity,
 )
 from mirada.queries.common import RunInfo
-from mirada.text_safety import csv_cell, json_safe, markdown_text
+from mirada.text_safety import json_safe, markdown_text
 
 RESULTS_TTL = 300  # finished runs do not change
 LIVE_TTL = 2  # run status and progress
@@ -120,6 +121,8 @@ headline_metrics = results_cache(results.headline_metrics)
 category_metrics = results_cache(results.category_metrics)
 run_items = results_cache(results.run_items)
 zeroshot_confusion = results_cache(results.zeroshot_confusion)
+probe_view = results_cache(probe.probe_view)
+probe_mistakes = results_cache(probe.probe_mistakes)
 item_drilldown = results_cache(results.item_drilldown)
 hardest_items = results_cache(results.hardest_items)
 similarity_view = results_cache(similarity.similarity_view)
@@ -177,12 +180,21 @@ def invalidate() -> None:
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
-    """The table as CSV, every text cell (and header) through `csv_cell`: no formulas."""
-    safe = df.rename(columns=lambda c: csv_cell(str(c)))
-    for column in safe.columns:
-        if pd.api.types.is_object_dtype(safe[column]) or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(csv_cell)
-    return safe.to_csv(index=False).encode("utf-8")
+    """The table as CSV by the CLI export's cell rules (`mirada.export.write_csv`): booleans
+    true/false, missing values empty, every text cell and header safe from formulas."""
+    rows = df.astype(object).where(df.notna(), None).to_dict("records")
+    return export.write_csv([str(c) for c in df.columns], rows).encode("utf-8")
+
+
+def _export_table(run_id: int, table: str) -> pd.DataFrame:
+    """Table `table` (`mirada.export.CSV_TABLES`) of a run exactly as `mirada export RUN
+    --format csv --table TABLE` writes it: the downloads of a run's per-image results and
+    metrics use it, so the dashboard and the CLI share one schema (README, "CSV export")."""
+    columns, rows = export.run_table(run_id, table)
+    return pd.DataFrame(rows, columns=columns, dtype=object)  # ints stay ints, None stays None
+
+
+export_table = results_cache(_export_table)
 
 
 def json_bytes(df: pd.DataFrame) -> bytes:

@@ -12,15 +12,17 @@ Export dict (JSON is exactly this):
 - "hardware": the worker machine (see mirada.queries.runs.hardware_dict).
 - "metrics": {name: {value, ci_low, ci_high, interval_method, unavailable, chance, chance_basis,
   trivial}} for the whole dataset (interval_method "wilson" or "bootstrap" where there is a CI;
-  chance what a random model scores, where defined; see mirada.metrics.report).
+  chance what a random model scores, where defined; see mirada.metrics.report). BLEU-n and
+  METEOR add per_image_mean and per_image_mean_ci (their corpus value has no CI); CLIPScore
+  and RefCLIPScore add prefix and w (mirada.metrics.clipscore.definition).
 - "per_category": {category: {n_images, metrics: {name: {...}}}}.
 - "timings": [{name, value, unit, batch_size}].
 - "items": one dict per image with a result (see ITEM_COLUMNS), in dataset order.
 - "notes": how the metrics were computed, as sentences.
 
 JSON and CSV keep raw numbers (fractions, not percent; empty cells for missing values), since
-scripts and spreadsheets compute with them; CSV text cells still go through `csv_cell`, so no
-cell starts a formula. The Markdown report is for people: its values go through
+scripts and spreadsheets compute with them; CSV is one table per file (`mirada.export.tables`:
+CSV_COLUMNS), written by the same `write_csv` as the dashboard's downloads. The Markdown report is for people: its values go through
 `mirada.metrics.formatting.format_metric`, as on the dashboard and in `mirada show`.
 """
 
@@ -37,18 +39,23 @@ from mirada.errors import MiradaError
 from mirada.export.build import build_export, ci_note, fingerprint_sha256, metric_notes
 from mirada.export.markdown import format_with_ci, to_markdown
 from mirada.export.tables import (
+    CSV_COLUMNS,
     CSV_TABLES,
     ITEM_COLUMNS,
     REFERENCE_SEPARATOR,
     RUN_COLUMNS,
+    csv_table,
     item_table,
     metric_table,
+    run_table,
     setup_rows,
     to_csv,
+    write_csv,
 )
 from mirada.text_safety import json_safe
 
 __all__ = [
+    "CSV_COLUMNS",
     "CSV_TABLES",
     "FORMATS",
     "ITEM_COLUMNS",
@@ -56,6 +63,7 @@ __all__ = [
     "RUN_COLUMNS",
     "build_export",
     "ci_note",
+    "csv_table",
     "fingerprint_sha256",
     "format_for_path",
     "format_with_ci",
@@ -63,11 +71,13 @@ __all__ = [
     "metric_notes",
     "metric_table",
     "render",
+    "run_table",
     "setup_rows",
     "to_csv",
     "to_json",
     "to_markdown",
     "write_atomic",
+    "write_csv",
 ]
 
 FORMATS = ("csv", "json", "markdown")

@@ -1,7 +1,7 @@
 """The CSV export: one table per file (`mirada export RUN --format csv --table T`).
 
 Each table is (columns, rows) from the export dict; `to_csv` writes it with every cell through
-`csv_value`, the one cell writer shared with the dashboard's downloads (`frame_csv`): booleans
+`csv_value`, the one cell writer shared with the dashboard's downloads: booleans
 `true`/`false`, missing values empty, lists joined, dicts as JSON, and every text cell through
 `mirada.text_safety.csv_cell`, so no cell starts a formula. Numbers stay raw (fractions, not
 percent): scripts and spreadsheets compute with them.
@@ -12,15 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mirada.errors import MiradaError
+from mirada.export.build import build_export
 from mirada.metrics.formatting import MISSING
 from mirada.metrics.names import metric_name
 from mirada.text_safety import csv_cell
-
-CSV_TABLES = ("items", "metrics", "timings", "setup")
 
 ITEM_COLUMNS = (
     "item_id",
@@ -48,8 +48,10 @@ REFERENCE_SEPARATOR = " || "
 
 
 def csv_value(column: str, value: Any) -> Any:
-    """Lists and dicts flattened to text; every text cell through `csv_cell`."""
-    if value is None:
+    """One cell of any CSV Mirada writes (exports and the dashboard's downloads): missing
+    (None, NaN) empty, booleans `true`/`false`, lists joined (`references` by " || ", others by
+    "; "), dicts as JSON, every text cell through `csv_cell`; numbers stay raw."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -209,7 +211,21 @@ def setup_rows(export: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+TIMING_COLUMNS = ("run_id", "name", "value", "unit", "batch_size")
+SETUP_COLUMNS = ("key", "value")
+# The fixed columns of each table, in order: the README's "CSV export" table lists the same (a
+# test reads it). The items table adds caption_<score> and flag_<name> after these.
+CSV_COLUMNS: dict[str, tuple[str, ...]] = {
+    "items": (*RUN_COLUMNS, *ITEM_COLUMNS),
+    "metrics": METRIC_COLUMNS,
+    "timings": TIMING_COLUMNS,
+    "setup": SETUP_COLUMNS,
+}
+CSV_TABLES = tuple(CSV_COLUMNS)
+
+
 def write_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    """The CSV text of a table: header, then one line per row, every cell by `csv_value`."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([csv_cell(c) for c in columns])
@@ -218,18 +234,27 @@ def write_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def to_csv(export: Mapping[str, Any], table: str = "items") -> str:
-    """One table as CSV: items (default), metrics (long), timings or setup (key,value)."""
+def csv_table(export: Mapping[str, Any], table: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """One of CSV_TABLES as (columns, rows): items, metrics (long), timings or setup."""
     if table == "items":
-        columns, rows = item_table(export)
-    elif table == "metrics":
-        columns, rows = metric_table(export)
-    elif table == "timings":
-        columns = ["run_id", "name", "value", "unit", "batch_size"]
+        return item_table(export)
+    if table == "metrics":
+        return metric_table(export)
+    if table == "timings":
         rows = [{"run_id": export["run"]["id"], **t} for t in export.get("timings", [])]
-    elif table == "setup":
-        columns = ["key", "value"]
-        rows = [{"key": k, "value": v} for k, v in setup_rows(export)]
-    else:
-        raise MiradaError(f"unknown CSV table {table!r}; choose one of: {', '.join(CSV_TABLES)}")
-    return write_csv(columns, rows)
+        return list(TIMING_COLUMNS), rows
+    if table == "setup":
+        return list(SETUP_COLUMNS), [{"key": k, "value": v} for k, v in setup_rows(export)]
+    raise MiradaError(f"unknown CSV table {table!r}; choose one of: {', '.join(CSV_TABLES)}")
+
+
+def to_csv(export: Mapping[str, Any], table: str = "items") -> str:
+    """One table as CSV (`mirada export --format csv --table TABLE`)."""
+    return write_csv(*csv_table(export, table))
+
+
+def run_table(run_id: int, table: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Table `table` of a succeeded run, as `mirada export RUN --format csv --table TABLE`
+    writes it: the dashboard's downloads of a run's per-image results and metrics use this, so
+    both have one schema (`write_csv` gives the same bytes)."""
+    return csv_table(build_export(run_id), table)
