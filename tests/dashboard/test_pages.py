@@ -191,10 +191,11 @@ def test_results_page(seeded_copy: Seeded) -> None:
     at = open_page("results")  # stores the PCA projection it draws: a private copy
     labels = [m.label for m in at.metric]
     assert "Image→text R@1" in labels and "MRR" in labels
-    assert len(at.tabs) == 6
+    assert len(at.tabs) == 7
     # the tab is in the URL; only the open tab is drawn
     for tab, n in [("Per category", 1), ("Similarity heatmap", 1), ("Embeddings", 1),
-                   ("Zero-shot", 1), ("Drill-down", 0), ("Hardest images", 0)]:  # fmt: skip
+                   ("Zero-shot", 1), ("Probe", 0), ("Drill-down", 0),
+                   ("Hardest images", 0)]:  # fmt: skip
         at = open_page("results", tab=tab)
         assert charts(at) == n, tab
     assert at.query_params["tab"] == "Hardest images"

@@ -368,6 +368,13 @@ def knn_correct(k: int) -> str:
     return f"knn{k}_correct"
 
 
+# metric key -> its (prediction, correctness) keys in ItemResult.details
+ITEM_KEYS: dict[str, tuple[str, str]] = {
+    names.PROBE_ACCURACY: (PROBE_PRED, PROBE_CORRECT),
+    **{names.knn_accuracy(k): (knn_pred(k), knn_correct(k)) for k in names.KNN_KS},
+}
+
+
 @dataclass(frozen=True)
 class _Method:
     """One classifier's out-of-fold outcome, as the report stores it."""
