@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 open_clip = pytest.importorskip("open_clip")
 import tiny_models as tm  # noqa: E402
+import tiny_siglip  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from mirada.domain import Device, Dtype  # noqa: E402
@@ -85,6 +86,15 @@ def flava_dir(models_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def open_clip_dir(models_dir: Path) -> Path:
     return tm.make_open_clip_dir(models_dir / "open-clip")
+
+
+@pytest.fixture(scope="module")
+def siglip_dirs(models_dir: Path) -> tuple[Path, Path]:
+    """Tiny SigLIP and SigLIP 2 NaFlex (their fidelity is in tests/test_vlm_siglip.py)."""
+    return (
+        tiny_siglip.make_siglip(models_dir / "siglip"),
+        tiny_siglip.make_siglip2_naflex(models_dir / "siglip2"),
+    )
 
 
 def _norm(x: torch.Tensor) -> np.ndarray:
@@ -303,7 +313,12 @@ def test_flava_projected_and_mean(flava_dir: Path, images: list[Image.Image]) ->
 
 
 def test_each_family_implements_exactly_the_protocols_its_capabilities_name(
-    clip_dir: Path, open_clip_dir: Path, blip_itm_dir: Path, blip_cap_dir: Path, flava_dir: Path
+    clip_dir: Path,
+    open_clip_dir: Path,
+    blip_itm_dir: Path,
+    blip_cap_dir: Path,
+    flava_dir: Path,
+    siglip_dirs: tuple[Path, Path],
 ) -> None:
     model_ids = {
         "hf-clip": f"hf-clip:{clip_dir}",
@@ -311,6 +326,8 @@ def test_each_family_implements_exactly_the_protocols_its_capabilities_name(
         "blip-itm": f"blip-itm:{blip_itm_dir}",
         "blip-caption": f"blip-caption:{blip_cap_dir}",
         "flava": f"flava:{flava_dir}",
+        "siglip": f"siglip:{siglip_dirs[0]}",
+        "siglip2": f"siglip2:{siglip_dirs[1]}",
     }
     assert set(model_ids) == set(FAMILIES), "a new family needs a tiny model in this test"
     for prefix, model_id in model_ids.items():

@@ -26,6 +26,8 @@ OPEN_CLIP = "open-clip:random:ViT-B-32"
 BLIP_ITM = "blip-itm:random:blip-base-384"
 BLIP_CAPTION = "blip-caption:random:blip-base-384"
 FLAVA = "flava:random:flava-full"
+SIGLIP = "siglip:random:siglip-base-patch16-224"
+SIGLIP2 = "siglip2:random:siglip2-base-patch16-224"
 
 
 def test_ids_parse_and_are_latency_only() -> None:
@@ -35,6 +37,8 @@ def test_ids_parse_and_are_latency_only() -> None:
         BLIP_ITM,
         BLIP_CAPTION,
         FLAVA,
+        SIGLIP,
+        SIGLIP2,
     }
     for preset in PRESETS.values():
         spec = parse_model_id(preset.model_id)
@@ -86,7 +90,7 @@ def _bench_one_batch(dataset: int, model: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", [CLIP, OPEN_CLIP, BLIP_ITM, BLIP_CAPTION])
+@pytest.mark.parametrize("model", [CLIP, OPEN_CLIP, BLIP_ITM, BLIP_CAPTION, SIGLIP, SIGLIP2])
 def test_preset_runs_one_benchmark_batch(dataset: int, model: str) -> None:
     timings = _bench_one_batch(dataset, model)
     op = "caption" if model == BLIP_CAPTION else "image_encode"
@@ -107,6 +111,10 @@ REAL_SIZES = {
     BLIP_ITM: ("BlipForImageTextRetrieval", 223_744_258),
     BLIP_CAPTION: ("BlipForConditionalGeneration", 223_971_644),
     FLAVA: ("FlavaModel", 241_356_289),
+    # the Hub pages list 203M (google/siglip-base-patch16-224) and 375M (google/siglip2-base-
+    # patch16-224: the Gemma vocabulary's 256000 x 768 embedding table is 197M of it)
+    SIGLIP: ("SiglipModel", 203_155_970),
+    SIGLIP2: ("SiglipModel", 375_187_970),
 }
 
 
