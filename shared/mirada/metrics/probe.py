@@ -57,6 +57,7 @@ VALIDATION_FRACTION = 0.2
 FALLBACK_C = 1.0
 MAX_ITER = 1000
 MIN_PER_CATEGORY = 2
+BLAS_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -174,13 +175,17 @@ def fit_predict(
     """LogisticRegression(C=c) fitted on the training part: (predictions, converged)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
     model = LogisticRegression(C=c, solver="lbfgs", max_iter=MAX_ITER)
-    with warnings.catch_warnings(record=True) as caught:
+    # One BLAS thread: these matrices are small (images x embedding size), and threads that
+    # wait on each other made a 120-image probe 20x slower on a busy 2-core worker.
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(BLAS_THREADS):
         warnings.simplefilter("always", ConvergenceWarning)
         model.fit(train_x, train_y)
+        predictions = model.predict(test_x)
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    return model.predict(test_x), converged
+    return predictions, converged
 
 
 def _choose_c(
