@@ -75,7 +75,7 @@ def test_parse_pooling_option() -> None:
 @pytest.mark.parametrize(
     ("model_id", "needle"),
     [
-        ("siglip:google/siglip-base", "unknown family 'siglip'"),
+        ("align:kakaobrain/align-base", "unknown family 'align'"),
         ("openai/clip-vit-base-patch32", "missing '<family>:' prefix"),
         ("hf-clip:", "nothing after the family prefix"),
         ("", "empty"),
@@ -112,7 +112,7 @@ def test_capabilities_for_without_loading() -> None:
 
 def test_catalogue_is_consistent() -> None:
     ids = [e.id for e in CATALOGUE]
-    assert len(ids) == len(set(ids)) == 10 + len(PRESETS)  # + the latency-only presets
+    assert len(ids) == len(set(ids)) == 12 + len(PRESETS)  # + the latency-only presets
     assert list_catalogue() == CATALOGUE and list_catalogue() is not CATALOGUE
     for entry in CATALOGUE:
         spec = parse_model_id(entry.id)
