@@ -144,3 +144,64 @@ def test_show_prints_integers_as_integers_and_percentages_as_the_dashboard(
     assert any(x.split()[:4] == [p50, "3.40", "ms", "8"] for x in lines)
     assert any(x.split()[:3] == [names.LOAD_S, "1.25", "s"] for x in lines)
     assert "None" not in res.stdout and "nan" not in res.stdout
+
+
+def test_missing_intervals_say_why_and_clipscore_carries_its_definition(
+    mirada_home: Path, tmp_path: Path
+) -> None:
+    """BLEU-4 (corpus-level, per-image mean CI stored), a count without an interval, and a
+    CLIPScore stored before its details recorded prefix and w: `show` says why there is no
+    interval and shows the prefix and w; `show --json` and the exports carry them."""
+    from mirada.metrics import clipscore
+
+    bleu = MetricValue(
+        names.BLEU_4,
+        0.2512,
+        details={"per_image_mean": 0.2, "per_image_mean_ci": [0.1, 0.3], "n": 12},
+    )
+    clip = MetricValue(names.CLIPSCORE, 0.676, None, 0.584, 0.767, {"interval_method": "bootstrap"})
+    extra = [bleu, clip, MetricValue(names.NUM_PARAMS, 315201.0)]
+    run_id = _perfect_run(tmp_path, extra)
+    text = run_cli("show", str(run_id))
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+
+    def line(key: str) -> str:
+        return next(x for x in lines if x.strip().startswith(f"{key} "))
+
+    assert line(names.BLEU_4).endswith(
+        "0.251  (corpus-level score (pooled over all captions), so no interval; "
+        "per-image mean 0.200 [0.100, 0.300] (95% bootstrap))"
+    )
+    assert line(names.NUM_PARAMS).endswith(" 315201")  # a count: exact, no reason needed
+    assert line(names.CLIPSCORE).endswith(
+        '0.676  95% CI [0.584, 0.767] (bootstrap); prefix "A photo depicts ", w = 2.5'
+    )
+    assert "None" not in text.stdout and "nan" not in text.stdout
+    assert "_prefix" not in text.stdout and "_per_image_mean" not in text.stdout
+
+    metrics = json.loads(run_cli("show", str(run_id), "--json").stdout)["metrics"]
+    assert metrics[f"{names.CLIPSCORE}_prefix"] == clipscore.PREFIX == "A photo depicts "
+    assert metrics[f"{names.CLIPSCORE}_w"] == clipscore.W == 2.5
+    assert metrics[f"{names.BLEU_4}_per_image_mean_ci_low"] == 0.1
+    assert f"{names.MRR}_prefix" not in metrics
+
+    export = build_export(run_id)
+    entry = export["metrics"][names.CLIPSCORE]
+    assert (entry["prefix"], entry["w"]) == (clipscore.PREFIX, clipscore.W)
+    assert "prefix" not in export["metrics"][names.MRR]
+    assert export["metrics"][names.BLEU_4]["per_image_mean_ci"] == [0.1, 0.3]
+    assert any("Hessel et al. 2021" in n and "'A photo depicts '" in n for n in export["notes"])
+    row = next(r for r in metric_table(export)[1] if r["metric"] == names.CLIPSCORE)
+    assert {c: row[c] for c in ("prefix", "w")} == {"prefix": clipscore.PREFIX, "w": 2.5}
+    md = to_markdown(export)
+    assert "| CLIPScore | CLIPScore | 0.676 [0.584, 0.767] | 95% bootstrap |" in md
+
+
+def test_clipscore_descriptions_state_the_definition_in_use() -> None:
+    from mirada.metrics import clipscore
+
+    for key in names.CLIPSCORE_METRICS:
+        description = names.METRICS[key].description
+        assert f'"{clipscore.PREFIX}"' in description and f"w = {clipscore.W}" in description
+        assert "Hessel et al. 2021" in description

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -198,13 +199,21 @@ def runs_cmd(args: argparse.Namespace) -> int:
 
 def _interval_text(metrics: dict[str, object], name: str) -> str:
     """'  95% CI [89.6, 100.0] (Wilson)' (as format_metric shows the metric), then what chance
-    says about it ('within chance (25% for 4 classes)' or why R@k is trivial); '' without one."""
-    from mirada.metrics.formatting import format_interval
-    from mirada.metrics.names import chance_note, interval_name
+    says about it ('within chance (25% for 4 classes)' or why R@k is trivial); without an
+    interval, why there is none ('  (corpus-level score ...)', `no_interval_reason`)."""
+    from mirada.metrics.formatting import format_interval, no_interval_reason
+    from mirada.metrics.names import MetricKind, chance_note, interval_name, kind_of
 
     low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
     if not isinstance(low, float) or not isinstance(high, float):
-        return ""
+        if kind_of(name) is MetricKind.number:
+            return ""  # a count (parameters, batches) is exact: nobody looks for an interval
+        mean = metrics.get(f"{name}_per_image_mean")
+        ci = [
+            metrics.get(f"{name}_per_image_mean_ci_low"),
+            metrics.get(f"{name}_per_image_mean_ci_high"),
+        ]
+        return f"  ({no_interval_reason(name, {'per_image_mean': mean, 'per_image_mean_ci': ci})})"
     details = {
         "interval_method": metrics.get(f"{name}_interval_method"),
         "chance": metrics.get(f"{name}_chance"),
@@ -214,6 +223,14 @@ def _interval_text(metrics: dict[str, object], name: str) -> str:
     note = chance_note(low, high, details)
     note = f"; {note}" if note else ""
     return f"  95% CI {format_interval(name, low, high)} ({interval_name(details)}){note}"
+
+
+def _definition_text(metrics: dict[str, object], name: str) -> str:
+    """'; prefix "A photo depicts ", w = 2.5' for CLIPScore and RefCLIPScore, else ''."""
+    prefix, w = metrics.get(f"{name}_prefix"), metrics.get(f"{name}_w")
+    if prefix is None or w is None:
+        return ""
+    return f"; prefix {json.dumps(prefix)}, w = {w}"
 
 
 def run_id(text: str) -> int:
@@ -281,12 +298,13 @@ def show_cmd(args: argparse.Namespace) -> int:
             if value is None:
                 print(f"  {head} unavailable: {metrics.get(name + '_unavailable', '')}")
                 continue
-            print(f"  {head} {format_metric(name, value)}{_interval_text(metrics, name)}")
+            shown = format_metric(name, value) + _interval_text(metrics, name)
+            print(f"  {head} {shown}{_definition_text(metrics, name)}")
     if detail["per_category"]:
         print("\nper category:")
         for cat, vals in detail["per_category"].items():
             shown = ", ".join(
-                f"{k} {format_metric(k, v)}"
+                f"{k} {format_metric(k, v, vals.get(f'{k}_ci_low'), vals.get(f'{k}_ci_high'))}"
                 for k, v in vals.items()
                 if not k.endswith(METRIC_SUFFIXES) and isinstance(v, float)
             )

@@ -270,6 +270,16 @@ def metric_notes(export: Mapping[str, Any]) -> Iterable[str]:
                 f"{flagged} of {with_captions} generated captions are flagged degenerate "
                 "(repeated n-grams or a verbatim repeat of another caption)."
             )
+    clip = [export["metrics"][k] for k in CLIPSCORE_METRICS if k in export.get("metrics", {})]
+    if clip:
+        model = (export["run"].get("options") or {}).get("clipscore_model") or "its CLIP model"
+        yield (
+            f"CLIPScore and RefCLIPScore follow Hessel et al. 2021 under {model}: each caption "
+            f"and reference is prefixed with {clip[0].get('prefix')!r}, CLIPScore is "
+            f"w × max(cos, 0) with w = {clip[0].get('w')}, clipped per image before the mean, "
+            "and RefCLIPScore the harmonic mean of it and the best reference cosine. "
+            "torchmetrics' CLIPScore (100 × cos, no prefix, mean clipped) is not comparable."
+        )
     if task == Task.benchmark:
         yield from NOTES_BENCHMARK
     for name, m in export.get("metrics", {}).items():

@@ -272,15 +272,18 @@ _ROWS: list[MetricName] = [
     _caption(
         CLIPSCORE,
         CLIPSCORE,
-        "Mean of 2.5 × max(cosine(image, generated caption), 0) under the run's "
-        "--clipscore-model (Hessel et al. 2021); reference-free.",
+        "Hessel et al. 2021, reference-free: mean over images of w × max(cos(image, "
+        '"A photo depicts " + generated caption), 0), w = 2.5, negative cosines clipped per '
+        "image; under the run's --clipscore-model. The prefix matters (demo: 0.676 with it, "
+        "2.10 without); torchmetrics' CLIPScore (100 × cos, no prefix, mean clipped) differs.",
         S,
     ),
     _caption(
         REFCLIPSCORE,
         REFCLIPSCORE,
-        "Mean of the harmonic mean of CLIPScore and the best cosine(generated caption, "
-        "reference) clipped at 0 (Hessel et al. 2021).",
+        "Hessel et al. 2021: mean over images of the harmonic mean of CLIPScore and the best "
+        "cosine between the generated caption and a reference, clipped at 0; both texts "
+        'prefixed with "A photo depicts ", w = 2.5.',
         S,
     ),
     _caption(

@@ -24,6 +24,8 @@ from mirada.db.models import (
 )
 from mirada.domain import Capability, RunStatus, Task, WorkerStatus
 from mirada.errors import MiradaError, NotFoundError
+from mirada.metrics import clipscore
+from mirada.metrics.names import CLIPSCORE_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -142,6 +144,9 @@ METRIC_SUFFIXES = (
     "_chance_basis",
     "_trivial",
     "_unavailable",
+    "_per_image_mean",  # BLEU-n, METEOR: their corpus value has no CI; the per-image mean has
+    "_prefix",  # CLIPScore, RefCLIPScore: what they were computed with (Hessel et al. 2021)
+    "_w",
 )
 
 
@@ -151,7 +156,9 @@ def flat_metrics(rows: Sequence[Metric]) -> tuple[dict[str, Any], dict[str, dict
     With an interval, name_interval_method says how it was computed ("wilson" or "bootstrap";
     rows stored before it was recorded: "bootstrap"); name_chance is what a random model
     scores (name_chance_basis: "for 4 classes") and name_trivial why any model scores 100%,
-    where the metric defines them.
+    where the metric defines them. BLEU-n and METEOR add name_per_image_mean with its
+    _ci_low/_ci_high (their corpus value has no CI); CLIPScore and RefCLIPScore name_prefix and
+    name_w (`mirada.metrics.clipscore.definition`).
     """
     overall: dict[str, Any] = {}
     per_category: dict[str, dict[str, Any]] = {}
@@ -170,6 +177,13 @@ def flat_metrics(rows: Sequence[Metric]) -> tuple[dict[str, Any], dict[str, dict
             target[f"{m.name}_trivial"] = details["trivial"]
         if details.get("unavailable"):
             target[f"{m.name}_unavailable"] = details["unavailable"]
+        ci = details.get("per_image_mean_ci")
+        if details.get("per_image_mean") is not None and isinstance(ci, list) and len(ci) == 2:
+            target[f"{m.name}_per_image_mean"] = details["per_image_mean"]
+            target[f"{m.name}_per_image_mean_ci_low"] = ci[0]
+            target[f"{m.name}_per_image_mean_ci_high"] = ci[1]
+        if m.name in CLIPSCORE_METRICS:
+            target.update({f"{m.name}_{k}": v for k, v in clipscore.definition(details).items()})
     return overall, per_category
 
 
