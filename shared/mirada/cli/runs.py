@@ -251,6 +251,7 @@ def run_id(text: str) -> int:
     arg("--json", action="store_true"),
 )
 def show_cmd(args: argparse.Namespace) -> int:
+    from mirada.metrics.formatting import MISSING
     from mirada.queries.runs import METRIC_SUFFIXES, run_detail
 
     detail = run_detail(args.run_id)
@@ -273,7 +274,7 @@ def show_cmd(args: argparse.Namespace) -> int:
     )
     print(
         f"device: {detail['resolved_device'] or detail['device']}, dtype {detail['dtype']}, "
-        f"batch size {detail['batch_size']}, worker {detail['worker'] or '-'}"
+        f"batch size {detail['batch_size']}, worker {detail['worker'] or MISSING}"
     )
     if detail["origin"]:
         origin = detail["origin"]
@@ -327,10 +328,10 @@ def show_cmd(args: argparse.Namespace) -> int:
         for c in detail["captions"][:5]:
             print(f"  {c['filename']}: {c['text']}")
     if detail["hardware"]:
-        hw = detail["hardware"]
+        hw = {k: MISSING if v is None else v for k, v in detail["hardware"].items()}
         print(
             f"\nhardware: {hw['hostname']} {hw['cpu_model']} ({hw['cpu_cores']} cores, "
-            f"{hw['ram_gb']} GB), gpu {hw['gpu_name'] or '-'}, torch {hw['torch']}"
+            f"{hw['ram_gb']} GB), gpu {hw['gpu_name']}, torch {hw['torch']}"
         )
     return 0
 
