@@ -236,13 +236,15 @@ Export one succeeded run as a Markdown report, JSON or CSV, or as a result bundl
 
 Formats (--format; without it, taken from the -o suffix .md/.json/.csv, else markdown):
   markdown  a report for a paper appendix or an issue: setup (model, fingerprint and
-            revision, dataset size, device, dtype, batch size, hardware), metrics with 95%
-            CIs as "0.850 [0.650, 0.950]", a per-category table, timings, and notes on how
-            each metric is computed.
+            revision, dataset size, device, dtype, batch size, hardware), metrics as the
+            dashboard shows them ("96.7% [91.7, 98.7]" for proportions, "0.850 [0.650,
+            0.950]" for scores) with the interval's method or why there is none, a
+            per-category table, timings, and notes on how each metric is computed.
   json      one object: run, dataset, model_fingerprint, hardware, metrics
-            {name: {value, ci_low, ci_high, unavailable}}, per_category, timings, items
-            (one per image: filename, category, correct, rank, score, top caption,
-            references, generated caption, caption_scores, flags), notes.
+            {name: {value, ci_low, ci_high, interval_method, unavailable, ...}} as raw
+            fractions, per_category, timings, items (one per image: filename, category,
+            correct, rank, score, top caption, references, generated caption,
+            caption_scores, flags), notes.
   csv       one table per file, chosen with --table:
               items    (default) one row per image; the columns run_id, model, dataset,
                        task repeat on every row so several runs paste into one sheet;
@@ -250,10 +252,12 @@ Formats (--format; without it, taken from the -o suffix .md/.json/.csv, else mar
                        top_caption_score, ..., references (joined by " || "),
                        generated_caption, caption_<BLEU-4, CIDEr, ...>, flag_<...>.
               metrics  long format: run_id, category (empty = whole dataset), n_images,
-                       metric, value, ci_low, ci_high, unavailable.
+                       metric, value, ci_low, ci_high, interval_method, unavailable,
+                       chance, ..., label (the README lists every column).
               timings  run_id, name, value, unit, batch_size.
-              setup    key, value (the Markdown setup table).
-            Booleans are true/false, missing values are empty; text cells (every table)
+              setup    key, value (the Markdown setup table, hardware included).
+            Numbers are raw (fractions, not percent), booleans true/false, missing
+            values empty (the dashboard's CSV downloads use the same rules); text cells
             that start with = + - @, tab or CR get a leading ' so spreadsheets do not run
             them as formulas (numbers such as -0.5 stay numbers).
   bundle    (needs -o) a zip for another Mirada home (`mirada import-results FILE`):
@@ -269,7 +273,7 @@ in the same folder, then renamed), replacing FILE if it exists.
 
 @command(
     "export",
-    "Export a succeeded run as a Markdown report, JSON or CSV (per-image table)",
+    "Export a succeeded run as a Markdown report, JSON, CSV tables or a bundle",
     arg("run_id", type=run_id, help="run id (see `mirada runs`)"),
     arg(
         "--format",
