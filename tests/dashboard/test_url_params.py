@@ -54,6 +54,8 @@ READERS = [
     ("captions", "item", "caption"),
     ("compare", "runs", None),
     ("hardware", "run", None),
+    ("runs", "run", None),  # the run the inspector shows
+    ("runs", "dataset", None),  # the dataset the queue form starts on
 ]
 
 
@@ -104,10 +106,13 @@ def test_a_bad_id_shows_the_default_view_and_one_notice(
     assert not at.exception and not _notices(at)
 
 
-@pytest.mark.parametrize("page", ["datasets", "runs"])
-def test_pages_without_id_parameters_ignore_them(seeded_env: Seeded, page: str) -> None:
+@pytest.mark.parametrize(("page", "reads"), [("datasets", ()), ("runs", ("run", "dataset"))])
+def test_pages_ignore_the_id_parameters_they_do_not_read(
+    seeded_env: Seeded, page: str, reads: tuple[str, ...]
+) -> None:
     assert page in PAGES
-    at = open_page(page, run="²", item="1" * 23, runs="1,²")
+    bad = {"run": "²", "item": "1" * 23, "runs": "1,²", "dataset": "-1"}
+    at = open_page(page, **{k: v for k, v in bad.items() if k not in reads})
     assert not _notices(at)
 
 

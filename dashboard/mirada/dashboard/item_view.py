@@ -2,7 +2,8 @@
 thumbnails and links, the item view (`?run=R&item=I`) and the hardest-cases gallery.
 
 The URL carries the selection: the item view is open while `item` is in the query string, so
-a view can be shared; closing it removes the parameter.
+a view can be shared; closing it removes the parameter. Opened from a button or a table row
+further down the page, the view scrolls into sight (it is drawn at the top of the page).
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ from mirada.queries.results import ItemDrilldown
 from mirada.text_safety import markdown_text
 
 ITEM_PARAM = "item"
+TAB_PARAM = "tab"  # the open tab of a page with tabs (st.tabs bound to the URL)
+SCROLL_KEY = "item_view_scroll"  # set when a click opens the view; the next run scrolls to it
+VIEW_KEY = "item_view"  # the view's container: Streamlit gives it the class st-key-item_view
+# Fixed text, no user text: scrolls the page to the view's container once it is drawn.
+SCROLL_SCRIPT = (
+    "<script>requestAnimationFrame(() => document.querySelector('.st-key-"
+    + VIEW_KEY
+    + "')?.scrollIntoView({behavior: 'smooth', block: 'start'}));</script>"
+)
 THUMB_COLUMN = "thumbnail"
 LINK_COLUMN = "view"
 TABLE_ROW_HEIGHT = 76  # room for a 72 px thumbnail; long text wraps over the extra lines
@@ -34,8 +44,10 @@ def selected_item() -> int | None:
 
 
 def open_item(item_id: int) -> None:
-    """Put `item_id` in the URL and rerun, so the item view opens (and can be shared)."""
+    """Put `item_id` in the URL and rerun, so the item view opens (and can be shared) and
+    scrolls into sight."""
     st.query_params[ITEM_PARAM] = str(int(item_id))
+    st.session_state[SCROLL_KEY] = True
     st.rerun()
 
 
@@ -48,6 +60,7 @@ def on_row_select(key: str, table: pd.DataFrame) -> Callable[[], None]:
         rows = st.session_state[key].selection.rows
         if rows:
             st.query_params[ITEM_PARAM] = str(item_ids[rows[0]])
+            st.session_state[SCROLL_KEY] = True
 
     return picked
 
@@ -190,7 +203,9 @@ def item_view(page: str, run_id: int, item_id: int) -> None:
         return
     from mirada.datasets import image_path
 
-    with st.container(border=True, key="item_view"):
+    with st.container(border=True, key=VIEW_KEY):
+        if st.session_state.pop(SCROLL_KEY, False):
+            st.html(SCROLL_SCRIPT, unsafe_allow_javascript=True, width="content")
         head, close = st.columns([5, 1])
         head.subheader(f"Image: {markdown_text(d.filename)}")
         with close:
@@ -231,7 +246,7 @@ def item_view(page: str, run_id: int, item_id: int) -> None:
             _generated(d)
         st.caption(
             "Share this view: the address bar holds it "
-            f"(`{links.item_href(page, run_id, item_id)}`)."
+            f"(`{links.item_href(page, run_id, item_id, tab=st.query_params.get(TAB_PARAM))}`)."
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from mirada.domain import MAX_ID, Task, parse_id
 from mirada.tasks import TASKS
@@ -37,13 +37,14 @@ def page_for_task(task: Task) -> str:
 
 
 def href(page: str, **params: int | str | Iterable[int] | None) -> str:
-    """'page?k=v&…' with list values comma-joined; parameters that are None are left out."""
+    """'page?k=v&…' with list values comma-joined; parameters that are None are left out.
+    Text is percent-encoded ("Hardest images" -> "Hardest%20images": no "+" to misread)."""
     pairs = {
         k: ",".join(str(int(x)) for x in v) if not isinstance(v, int | str) else str(v)
         for k, v in params.items()
         if v is not None
     }
-    return f"{page}?{urlencode(pairs, safe=',')}" if pairs else page
+    return f"{page}?{urlencode(pairs, safe=',', quote_via=quote)}" if pairs else page
 
 
 def run_href(task: Task, run_id: int) -> str:
@@ -51,9 +52,10 @@ def run_href(task: Task, run_id: int) -> str:
     return href(page_for_task(task), run=int(run_id))
 
 
-def item_href(page: str, run_id: int, item_id: int) -> str:
-    """The item view of one image of a run on `page` (results or captions)."""
-    return href(page, run=int(run_id), item=int(item_id))
+def item_href(page: str, run_id: int, item_id: int, *, tab: str | None = None) -> str:
+    """The item view of one image of a run on `page` (results or captions), above the tab
+    `tab` of that page when given (a page with tabs keeps the open one in `?tab=`)."""
+    return href(page, run=int(run_id), item=int(item_id), tab=tab)
 
 
 def compare_href(run_ids: Iterable[int]) -> str:

@@ -167,15 +167,21 @@ def run_items(run_id: int) -> pd.DataFrame:
     return df[ITEM_COLUMNS].reset_index(drop=True)
 
 
-def hardest_items(run_id: int, *, category: str | None = None, limit: int = 24) -> pd.DataFrame:
-    """The images whose own caption the model ranked worst (highest rank first, ties in
-    dataset order), of one category when given. Columns: ITEM_COLUMNS."""
+def hardest_items(
+    run_id: int, *, category: str | None = None, limit: int | None = 24
+) -> pd.DataFrame:
+    """The images the model got wrong (image→text top-1 not one of their own captions),
+    hardest first: the rank of their first own caption highest first, ties in dataset order;
+    of one category when given, the first `limit` (None: all of them, so its length is how
+    many are wrong). Columns: ITEM_COLUMNS."""
     items = run_items(run_id)
     if category is not None:
         items = items[items["category"] == category]
-    ranked = items.assign(_rank=pd.to_numeric(items["rank"], errors="coerce"))
+    wrong = items[items["correct"].eq(False)]  # None (no verdict stored) is not "wrong"
+    ranked = wrong.assign(_rank=pd.to_numeric(wrong["rank"], errors="coerce"))
     ranked = ranked.sort_values("_rank", ascending=False, kind="stable", na_position="last")
-    return ranked.drop(columns="_rank").head(limit).reset_index(drop=True)
+    ranked = ranked.drop(columns="_rank")
+    return (ranked if limit is None else ranked.head(limit)).reset_index(drop=True)
 
 
 def zeroshot_confusion(run_id: int) -> pd.DataFrame | None:

@@ -1,4 +1,8 @@
-"""Datasets: upload (zip, or images + CSV), the validation report, list, gallery, delete."""
+"""Datasets: upload (zip, or images + CSV), the validation report, list, gallery, delete.
+
+After an import the uploader is emptied (a fresh widget key), the preview shows the new
+dataset and the page says what to do next: queue runs on it (a link to the Runs page's form,
+`runs?dataset=D`), then start a worker."""
 
 from __future__ import annotations
 
@@ -10,12 +14,15 @@ import pandas as pd
 import streamlit as st
 
 from mirada.config import get_settings
-from mirada.dashboard import charts, data
+from mirada.dashboard import charts, data, links
 from mirada.text_safety import markdown_text
 
 IMPORT_TYPES = ["zip", "csv", "json", "jsonl", "txt", "png", "jpg", "jpeg", "webp", "gif", "bmp"]
 GALLERY_COLUMNS = 6
 PAGE_SIZE = 24
+SELECTED_KEY = "datasets_selected"
+UPLOAD_ROUND_KEY = "datasets_upload_round"  # bumped after an import: a new, empty uploader
+IMPORTED_KEY = "datasets_imported"  # the last import's report, shown until the next one
 
 st.title("Datasets")
 data.ensure_database()
@@ -50,7 +57,10 @@ def _import_panel() -> None:
         )
         with st.form("datasets_import_form", clear_on_submit=False):
             files = st.file_uploader(
-                "Files", type=IMPORT_TYPES, accept_multiple_files=True, key="datasets_upload"
+                "Files",
+                type=IMPORT_TYPES,
+                accept_multiple_files=True,
+                key=f"datasets_upload_{st.session_state.get(UPLOAD_ROUND_KEY, 0)}",
             )
             c1, c2 = st.columns([2, 1])
             name = c1.text_input("Dataset name (optional)", key="datasets_name")
@@ -92,10 +102,29 @@ def _run_import(files: list, name: str | None, lenient: bool) -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     data.invalidate()
+    st.session_state[IMPORTED_KEY] = report
+    st.session_state[UPLOAD_ROUND_KEY] = st.session_state.get(UPLOAD_ROUND_KEY, 0) + 1
+    st.session_state[SELECTED_KEY] = report.id  # the preview below shows the new dataset
+    st.rerun()
+
+
+def _imported(ids: set[int]) -> None:
+    """What the last import brought in, what it skipped, and what to do next (until the next
+    import, or until that dataset is deleted; `ids` are the datasets there are)."""
+    report = st.session_state.get(IMPORTED_KEY)
+    if report is None or report.id not in ids:
+        st.session_state.pop(IMPORTED_KEY, None)
+        return
     st.success(
         f"Imported **{markdown_text(report.name)}** (id {report.id}): {report.images} images, "
-        f"{report.captions} captions, {report.categories} categories."
+        f"{report.captions} captions, {report.categories} categories. **Next:** queue runs "
+        "on it (*Queue runs on this dataset* under Preview, or `mirada queue --dataset "
+        f"{report.id} --model ID --task match`), then start a worker (`mirada worker`) to "
+        "compute them.",
+        icon=":material/check:",
     )
+    for warning in report.warnings:
+        st.warning(markdown_text(warning))
     if report.skipped:
         st.warning(f"Skipped {len(report.skipped)} row(s)/image(s):")
         st.dataframe(_problems_frame(report.skipped), hide_index=True, key="datasets_skipped")
@@ -165,6 +194,7 @@ def _delete(dataset_id: int, name: str, runs: int) -> None:
 _import_panel()
 
 summaries = data.dataset_summaries()
+_imported({int(i) for i in summaries["id"]})
 if summaries.empty:
     st.info(
         "**No datasets yet.** Import one with `mirada import PATH` (a folder, a .zip, or a "
@@ -183,10 +213,16 @@ selected = st.selectbox(
     "Dataset",
     list(names),
     format_func=lambda i: f"{names[i]} (id {i})",
-    key="datasets_selected",
+    key=SELECTED_KEY,
 )
 if selected is not None:
     row = summaries[summaries["id"] == selected].iloc[0]
+    st.page_link(
+        links.PAGE_FILES[links.RUNS],
+        label="Queue runs on this dataset",
+        icon=":material/play_circle:",
+        query_params={"dataset": str(int(selected))},
+    )
     m1, m2, m3 = st.columns(3)
     m1.metric("Images", int(row["images"]))
     m2.metric("Captions", int(row["captions"]))

@@ -1,6 +1,10 @@
-"""Runs: the live queue first (failed runs stand out, each finished run links to the page that
-shows it), cancel / retry / inspect, and the queue form (which models have their weights here)
-in an expander below."""
+"""Runs: the live queue first (failed runs stand out, each run links to the page that shows
+it), cancel / retry / inspect, and the queue form (one task at a time, offering the models
+that can run it, and which have their weights here) in an expander below.
+
+The URL carries the selection: `?run=R` is the run the inspector shows (the queue's
+confirmation links there), `?dataset=D` the dataset the queue form starts on (the Datasets
+page's "Queue runs on this dataset" links there)."""
 
 from __future__ import annotations
 
@@ -9,25 +13,45 @@ import streamlit as st
 from pandas.io.formats.style import Styler
 
 from mirada.dashboard import data, links
-from mirada.domain import CANCELLABLE, RETRYABLE, Device, Dtype, RunStatus, Task, choices
+from mirada.domain import CANCELLABLE, RETRYABLE, Device, Dtype, Phase, RunStatus, Task, choices
 from mirada.errors import MiradaError
 from mirada.metrics import names
-from mirada.metrics.formatting import format_value
-from mirada.queries.runs import RUNS_FRAME_COLUMNS, StageSplit
+from mirada.metrics.formatting import MISSING, format_value
+from mirada.queries.runs import TASK_WORDS, StageSplit, models_for_task, task_refusal
 from mirada.queue import cancel_run, enqueue, retry_run
 from mirada.text_safety import markdown_text
 
 REFRESH_SECONDS = 3
+RUN_PARAM = "run"  # the run the inspector shows
+DATASET_PARAM = "dataset"  # the dataset the queue form starts on
+ACTION_KEY = "runs_action_run"
+QUEUED_KEY = "runs_just_queued"  # [(run id, model id, task)] queued by the form, shown once
+# The link and what identifies a run and its state first: in view without scrolling; the
+# rest after. runs_frame's `elapsed` is not shown: `duration` is the same for running runs.
 TABLE_COLUMNS = [
-    *RUNS_FRAME_COLUMNS,  # runs_frame's own columns first, in its order
+    "open",
+    "id",
+    "status",
+    "progress",
+    "model",
+    "task",
+    "dataset",
+    "phase",
+    "duration",
+    "time_left",
+    "attempts",
+    "device",
     "dtype",
     "batch_size",
     "worker",
     "created",
     "finished_at",
     "error",
-    "open",
 ]
+NUMBER_COLUMNS = {"id", "progress", "attempts", "batch_size"}  # the rest is text: "–" if unset
+# Wide enough for the longest phase (a grid column cuts its text at its width): ~7 px a
+# character of the grid's font, plus the cell's padding.
+PHASE_WIDTH = 7 * max(len(p.value) for p in Phase) + 16
 SPLIT_LABELS = {names.IMAGE_ENCODE: "Images", names.CAPTION: "Images, captioning"}
 STATUS_COLOURS = {  # background of the status cell: failures stand out
     RunStatus.failed: "background-color: rgba(255, 75, 75, 0.25)",
@@ -39,81 +63,152 @@ st.title("Runs")
 data.ensure_database()
 
 
-def _catalogue() -> list[tuple[str, str, list[str]]]:
-    from mirada.vlm.catalogue import list_catalogue
-
-    return [(e.id, e.title, sorted(e.capabilities)) for e in list_catalogue()]
-
-
-def _model_label(model_id: str, title: str, here: bool) -> str:
+def _model_label(title: str, model_id: str, here: bool) -> str:
     where = "weights on this machine" if here else "weights not here: mirada models pull"
     return f"{title} — {model_id} ({where})"
 
 
-def _queue_form(datasets: pd.DataFrame) -> None:
-    cat = _catalogue()
-    here = data.weights_here(tuple(mid for mid, _, _ in cat))
-    titles = {mid: _model_label(mid, title, here.get(mid, False)) for mid, title, _ in cat}
-    names = dict(zip(datasets["id"].astype(int), datasets["name"], strict=True))
+def _task_picker() -> Task:
+    """The task to queue, outside the form so that the model list follows it."""
+    picked = st.segmented_control(
+        "Task",
+        choices(Task),
+        default=Task.match.value,
+        key="runs_task",
+        format_func=lambda t: f"{t}: {TASK_WORDS.get(Task(t), t)}",
+        help="The models offered below are those that can run this task.",
+    )
+    return Task(picked or Task.match.value)  # a widget value: the vocabulary's own string
+
+
+def _queue_form(datasets: pd.DataFrame, wanted: int | None) -> None:
+    """The form for one task; `wanted` is the dataset it starts on (from the URL)."""
+    task = _task_picker()
+    able, unable = models_for_task(task)
+    here = data.weights_here(tuple(m.id for m in able))
+    titles = {m.id: _model_label(m.title, m.id, here.get(m.id, False)) for m in able}
+    ds_names = dict(zip(datasets["id"].astype(int), datasets["name"], strict=True))
+    ds_ids = list(ds_names)
     missing = sum(not v for v in here.values())
     with st.form("runs_queue_form"):
         st.caption(
-            f"{len(here) - missing} of {len(here)} catalogue models have their weights on this "
-            "machine; a run of one that has not fails until they are pulled "
-            "(`mirada models pull ID`, needs internet)."
+            f"{len(able)} catalogue models can {TASK_WORDS.get(task, f'run {task}')}"
+            + (f" ({len(unable)} others cannot, so they are not listed)" if unable else "")
+            + f"; {len(able) - missing} of them have their weights on this machine. A run of "
+            "one that has not fails until they are pulled (`mirada models pull ID`, needs "
+            "internet)."
         )
         dataset_id = st.selectbox(
-            "Dataset", list(names), format_func=lambda i: names[i], key="runs_dataset"
+            "Dataset",
+            ds_ids,
+            index=ds_ids.index(wanted) if wanted in ds_ids else 0,
+            format_func=lambda i: ds_names[i],
+            key="runs_dataset",
         )
         models = st.multiselect(
-            "Catalogue models", list(titles), format_func=lambda m: titles[m], key="runs_models"
+            "Catalogue models",
+            list(titles),
+            format_func=lambda m: titles[m],
+            key=f"runs_models_{task}",  # the options differ per task
         )
         typed = st.text_input(
             "…or model ids, comma-separated (e.g. `open-clip:ViT-B-16/laion2b_s34b_b88k`)",
             key="runs_typed_models",
         )
-        tasks = st.multiselect("Tasks", choices(Task), default=[Task.match.value], key="runs_tasks")
         c1, c2, c3 = st.columns(3)
         device = c1.selectbox("Device", choices(Device), key="runs_device")
         dtype = c2.selectbox("dtype", choices(Dtype), key="runs_dtype")
         batch = c3.number_input("Batch size", 1, 4096, 32, key="runs_batch")
-        submitted = st.form_submit_button("Queue", type="primary")
-    if not submitted:
+        submitted = st.form_submit_button(f"Queue {task} runs", type="primary")
+    if submitted:
+        model_ids = list(models) + [m.strip() for m in typed.split(",") if m.strip()]
+        _queue(int(dataset_id), list(dict.fromkeys(model_ids)), task, device, dtype, int(batch))
+    _confirmation()
+
+
+def _queue(
+    dataset_id: int, model_ids: list[str], task: Task, device: str, dtype: str, batch: int
+) -> None:
+    """Queue `task` for each model, and say in plain words why a model cannot run it. When
+    some were queued: keep the outcome for the confirmation, point the inspector at the first
+    new run and rerun (the table and the inspector are drawn above the form)."""
+    if not model_ids:
+        st.warning("Pick at least one model.")
         return
-    model_ids = list(models) + [m.strip() for m in typed.split(",") if m.strip()]
-    if not model_ids or not tasks:
-        st.warning("Pick at least one model and one task.")
-        return
-    queued, refused = [], []
+    queued: list[tuple[int, str, str]] = []
+    refused: list[str] = []
     for model_id in model_ids:
-        for task in tasks:
+        why = task_refusal(model_id, task)
+        if why is None:
             try:
                 run_id = enqueue(
-                    int(dataset_id),
+                    dataset_id,
                     model_id,
-                    Task(task),  # widget values: the vocabularies' own strings
-                    device=Device(device),
+                    task,
+                    device=Device(device),  # widget values: the vocabularies' own strings
                     dtype=Dtype(dtype),
-                    batch_size=int(batch),
+                    batch_size=batch,
                 )
-                queued.append(f"#{run_id} {markdown_text(model_id)} · {task}")
-            except MiradaError as exc:
-                refused.append(f"- **{markdown_text(model_id)} · {task}**: {markdown_text(exc)}")
-    data.invalidate()
+            except MiradaError as exc:  # a dataset deleted meanwhile, a dtype the task refuses
+                why = str(exc)
+            else:
+                queued.append((run_id, model_id, str(task)))
+                continue
+        refused.append(why)
+    st.session_state[QUEUED_KEY] = (queued, refused)
     if queued:
-        st.success("Queued: " + ", ".join(queued))
-    if refused:  # one message for every impossible pair, not one box each
-        st.error(f"Not queued ({len(refused)}):\n\n" + "\n".join(refused))
+        data.invalidate()
+        st.query_params[RUN_PARAM] = str(queued[0][0])
+        st.rerun()
+
+
+def _confirmation() -> None:
+    """What the form just did (shown once): each queued run a link to it in the inspector,
+    then one message for every model that could not run the task."""
+    queued, refused = st.session_state.pop(QUEUED_KEY, ([], []))
+    if queued:
+        st.success(f"Queued {len(queued)} run(s); open one to follow it:", icon=":material/check:")
+        for run_id, model_id, task in queued:
+            st.page_link(
+                links.PAGE_FILES[links.RUNS],
+                label=f"#{run_id} {model_id} · {task}",
+                icon=":material/arrow_upward:",
+                query_params={RUN_PARAM: str(run_id)},
+            )
+    if refused:
+        # a malformed id's message goes on with the list of valid forms: shown once, as is
+        lines = "\n".join(f"- {markdown_text(why.splitlines()[0])}" for why in refused)
+        st.warning(f"Not queued ({len(refused)}):\n\n{lines}")
+        details = dict.fromkeys("\n".join(why.splitlines()[1:]) for why in refused)
+        for detail in details:
+            if detail:
+                st.code(detail, language=None)
+
+
+def open_links(runs: pd.DataFrame) -> list[str]:
+    """Where each run's "open" goes: a succeeded run's results page, any other run this
+    page's inspector (its error, cancel, retry)."""
+    return [
+        links.run_href(Task(t), int(i))
+        if s == RunStatus.succeeded
+        else links.href(links.RUNS, **{RUN_PARAM: int(i)})
+        for i, t, s in zip(runs["id"], runs["task"], runs["status"], strict=True)
+    ]
+
+
+def table_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """The Runs table: TABLE_COLUMNS in order, every unset text cell "–" (a grid draws a
+    missing value as "None")."""
+    shown = runs.assign(open=open_links(runs))
+    shown = shown[[c for c in TABLE_COLUMNS if c in shown.columns]].copy()
+    for column in shown.columns.difference(sorted(NUMBER_COLUMNS)):
+        shown[column] = shown[column].astype(object).where(shown[column].notna(), MISSING)
+    return shown
 
 
 def _styled(runs: pd.DataFrame) -> Styler:
-    """The table with a link to each finished run's page and the status cell coloured."""
-    shown = runs[[c for c in TABLE_COLUMNS if c in runs.columns and c != "open"]].copy()
-    shown["open"] = [
-        links.run_href(t, int(i)) if s == RunStatus.succeeded else None
-        for i, t, s in zip(runs["id"], runs["task"], runs["status"], strict=True)
-    ]
-    return shown.style.map(lambda s: STATUS_COLOURS.get(s, ""), subset=["status"])
+    """The table with the status cell coloured."""
+    return table_frame(runs).style.map(lambda s: STATUS_COLOURS.get(s, ""), subset=["status"])
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -137,8 +232,8 @@ def _live_table() -> None:
         parts = [
             f"{r['progress']:.0%}",
             r.get("phase") or "starting",
-            f"{r['elapsed']} elapsed" if r.get("elapsed") else None,
-            f"{r['time_left']} left" if r.get("time_left") else None,
+            f"{r['elapsed']} elapsed" if isinstance(r.get("elapsed"), str) else None,
+            f"{r['time_left']} left" if isinstance(r.get("time_left"), str) else None,
         ]
         st.info(
             f"**Run #{int(r['id'])}** {markdown_text(r['model'])} · {r['task']}: "
@@ -160,18 +255,34 @@ def _live_table() -> None:
         key="runs_table",
         column_config={
             "open": st.column_config.LinkColumn(
-                "open", display_text="open ↗", help="The page that shows this run"
+                "open",
+                display_text="open ↗",
+                pinned=True,
+                help="A succeeded run: the page that shows its results. Any other run: its "
+                "error, cancel and retry, below.",
             ),
+            "id": st.column_config.NumberColumn("id", pinned=True, format="%d"),
+            # one colour for every row: the theme's primary colour (the default) is red, and
+            # a succeeded run's full bar must not read as a failure
             "progress": st.column_config.ProgressColumn(
-                "progress", min_value=0.0, max_value=1.0, format="percent"
+                "progress", min_value=0.0, max_value=1.0, format="percent", color="blue"
             ),
-            "error": st.column_config.TextColumn("error", width="medium"),
-            "phase": st.column_config.TextColumn("phase", help="What a running run does now"),
+            "phase": st.column_config.TextColumn(
+                "phase", width=PHASE_WIDTH, help="What a running run does now"
+            ),
+            "duration": st.column_config.TextColumn(
+                "duration",
+                help="A finished run: start to finish (its last attempt). A running run: "
+                "so far. Measured on the database's clock.",
+            ),
             "time_left": st.column_config.TextColumn(
                 "time left",
                 help="Estimate for a running run: elapsed time × work left / work done "
                 "(model loading counts into the pace, so early estimates run high)",
             ),
+            "batch_size": st.column_config.NumberColumn("batch", format="%d"),
+            "finished_at": st.column_config.TextColumn("finished"),
+            "error": st.column_config.TextColumn("error", width="medium"),
         },
     )
 
@@ -187,14 +298,32 @@ def split_text(split: StageSplit) -> str:
     )
 
 
-def _actions(runs: pd.DataFrame) -> None:
-    st.subheader("Cancel, retry, inspect")
+def _pick_run(runs: pd.DataFrame) -> int | None:
+    """The inspector's run: the one in the URL (`?run=R`, set by the queue's confirmation
+    links and by picking here), else the newest."""
     ids = runs["id"].astype(int).tolist()
     labels = {
         int(r["id"]): f"#{r['id']} {r['model']} · {r['task']} · {r['status']}"
         for r in runs.to_dict("records")
     }
-    run_id = st.selectbox("Run", ids, format_func=lambda i: labels[i], key="runs_action_run")
+    wanted = data.query_id(RUN_PARAM)
+    if wanted in ids:
+        st.session_state[ACTION_KEY] = wanted
+    elif wanted is not None:
+        st.info(f"Run {wanted} is not in the queue (deleted?); showing the newest.")
+        st.query_params.pop(RUN_PARAM, None)
+
+    def remember() -> None:  # before the rerun, so the URL above agrees with the pick
+        st.query_params[RUN_PARAM] = str(st.session_state[ACTION_KEY])
+
+    return st.selectbox(
+        "Run", ids, format_func=lambda i: labels[i], key=ACTION_KEY, on_change=remember
+    )
+
+
+def _actions(runs: pd.DataFrame) -> None:
+    st.subheader("Cancel, retry, inspect")
+    run_id = _pick_run(runs)
     if run_id is None:
         return
     row = runs[runs["id"] == run_id].iloc[0]
@@ -259,5 +388,7 @@ if datasets.empty:
         "`mirada import PATH`."
     )
 else:
-    with st.expander("Queue runs", expanded=all_runs.empty, icon=":material/add:"):
-        _queue_form(datasets)
+    wanted = data.query_id(DATASET_PARAM)
+    unfold = all_runs.empty or wanted is not None or QUEUED_KEY in st.session_state
+    with st.expander("Queue runs", expanded=unfold, icon=":material/add:"):
+        _queue_form(datasets, wanted)
