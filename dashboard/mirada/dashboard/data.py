@@ -138,6 +138,7 @@ disagreements = results_cache(compare.disagreements)
 
 # Captions page
 caption_corpus = results_cache(captions.caption_corpus)
+generation_options = results_cache(captions.generation_options)
 caption_table = results_cache(captions.caption_table)
 hardest_captions = results_cache(captions.hardest_captions)
 caption_notes = captions.caption_notes  # constants: nothing to cache
@@ -182,8 +183,9 @@ def invalidate() -> None:
 def csv_bytes(df: pd.DataFrame) -> bytes:
     """The table as CSV by the CLI export's cell rules (`mirada.export.write_csv`): booleans
     true/false, missing values empty, every text cell and header safe from formulas."""
-    rows = df.astype(object).where(df.notna(), None).to_dict("records")
-    return export.write_csv([str(c) for c in df.columns], rows).encode("utf-8")
+    frame = df.astype(object).where(df.notna(), None)
+    rows = [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+    return export.write_csv([str(c) for c in frame.columns], rows).encode("utf-8")
 
 
 def _export_table(run_id: int, table: str) -> pd.DataFrame:
