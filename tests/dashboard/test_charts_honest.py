@@ -219,3 +219,15 @@ def test_verdicts_read_as_ticks_and_crosses() -> None:
     assert [charts.verdict(v) for v in (True, False, None, float("nan"))] == [
         "✓", "✗", charts.MISSING, charts.MISSING
     ]  # fmt: skip
+
+
+def test_no_axis_label_is_dropped_for_overlapping() -> None:
+    """Eleven metric names side by side: slanted, and every one drawn (Vega hides overlaps)."""
+    df = pd.DataFrame({"label": [f"metric number {i}" for i in range(11)], "value": 0.5})
+    df["ci_low"], df["ci_high"] = 0.4, 0.6
+    axis = _spec(charts.bars_with_ci(df, x="label"))["layer"][0]["encoding"]["x"]["axis"]
+    assert axis["labelOverlap"] is False and axis["labelAngle"] == -30
+    few = _spec(charts.category_bars(_per_category([0.25] * 4), metric_label="Z", metric_key="z"))
+    axis = few["layer"][0]["encoding"]["x"]["axis"]
+    assert axis["labelOverlap"] is False and axis["labelAngle"] == 0
+    assert charts.table_height(3) == 35 + 3 * 35 + 3

@@ -72,14 +72,14 @@ def test_disagreements_are_paged(seeded_env: Seeded) -> None:
 
 def test_captions_corpus_table_has_no_none_and_says_why_no_interval(seeded_env: Seeded) -> None:
     at = open_page("captions")
-    table = at.dataframe[0].value.set_index("metric")
+    table = at.table[0].value.set_index("key")
     cells = _cells(table.reset_index())
     assert not [c for c in cells if c in ("None", "nan", "NaN", "")], cells
     for key in (names.BLEU_4, names.METEOR):
         if table.loc[key, "value"] != "unavailable":
-            assert table.loc[key, "interval"].startswith("corpus-level score"), key
-    assert "per-image mean" in table.loc[names.BLEU_4, "interval"]
-    assert table.loc[names.CIDER, "interval"].startswith("[")  # the bootstrap CI itself
+            assert table.loc[key, "95% interval"].startswith("corpus-level score"), key
+    assert "per-image mean" in table.loc[names.BLEU_4, "95% interval"]
+    assert table.loc[names.CIDER, "95% interval"].startswith("[")  # the bootstrap CI itself
     assert table.loc[names.DEGENERATE_SHARE, "value"].endswith("%")  # a share, in percent
     (hist,) = _specs(at)
     assert charts.WARNING_COLOR in hist["encoding"]["color"]["scale"]["range"]
@@ -92,3 +92,14 @@ def test_card_names_wrap_and_drilldown_verdicts_read_as_ticks(seeded_copy: Seede
     table = at.dataframe[0].value
     assert set(table["correct"]) <= {"✓", "✗"} and set(table["correct"]) == {"✓", "✗"}
     assert set(table["category_correct"]) <= {"✓", "✗", charts.MISSING}
+
+
+def test_captions_show_how_they_were_generated(seeded_env: Seeded) -> None:
+    from mirada.queries.captions import generation_options
+
+    options = generation_options(seeded_env.runs["caption"])
+    assert options  # decoding and max new tokens at least
+    at = open_page("captions")
+    (line,) = [c.value for c in at.caption if c.value.startswith("Generated with ")]
+    for key, value in options.items():
+        assert f"{markdown_text(key)}: **{markdown_text(value)}**" in line

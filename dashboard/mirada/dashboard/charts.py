@@ -94,6 +94,14 @@ def table_text(df: pd.DataFrame, missing: str = MISSING) -> pd.DataFrame:
     return out
 
 
+TABLE_HEADER_PX: Final = 35  # Streamlit's dataframe header and default row height
+
+
+def table_height(rows: int, row_height: int = TABLE_HEADER_PX) -> int:
+    """Pixels that show a Streamlit dataframe's header and all its `rows` without a scrollbar."""
+    return TABLE_HEADER_PX + rows * row_height + 3
+
+
 def verdict(value: Any) -> str:
     """A per-image right/wrong as a table shows it: ✓, ✗, or `MISSING` (not counted)."""
     if _is_missing(value):
@@ -146,11 +154,18 @@ def bars_with_ci(
     """
     data = _pct(df, [value, low, high]) if percent else df.copy()
     base = alt.Chart(data)
+    # more than a few names side by side overlap, and Vega then hides every other one: slant
+    slant = data[x].nunique() > 4
     x_enc = alt.X(
         f"{x}:N",
         title=x_title if x_title is not None else x,
         sort=None,
-        axis=alt.Axis(labelAngle=0, labelLimit=0),
+        axis=alt.Axis(
+            labelAngle=-30 if slant else 0,
+            labelAlign="right" if slant else "center",
+            labelLimit=0,
+            labelOverlap=False,
+        ),
     )
     offset = {"xOffset": alt.XOffset(f"{color}:N", sort=None)} if color else {}
     fmt = ".1f" if percent else ".3f"
@@ -218,8 +233,17 @@ def category_bars(
     data["key"] = metric_key
     data[["interval", "note"]] = table_text(data[["interval", "note"]].astype(object))
     base = alt.Chart(data)
+    slant = len(data) > 6  # side by side, names would overlap and Vega would drop some
     x_enc = alt.X(
-        "label:N", title="category (N images)", sort=None, axis=alt.Axis(labelAngle=0, labelLimit=0)
+        "label:N",
+        title="category (N images)",
+        sort=None,
+        axis=alt.Axis(
+            labelAngle=-30 if slant else 0,
+            labelAlign="right" if slant else "center",
+            labelLimit=0,
+            labelOverlap=False,
+        ),
     )
     y_scale = alt.Scale(domain=[0, 100], clamp=True)
     tooltip = [
@@ -249,10 +273,11 @@ def category_bars(
     # The value sits on its bar (just above the bar's top, whatever the interval), over a white
     # halo that hides the whisker behind it; a missing value prints "–" on the axis.
     on_bar = alt.Y("value:Q", scale=y_scale)
-    text = {"baseline": "bottom", "dy": -3, "fontSize": 11}
     at_value = base.transform_calculate(value="isValid(datum.value) ? datum.value : 0")
-    halo = at_value.mark_text(stroke="white", strokeWidth=4, strokeJoin="round", **text)
-    labels = at_value.mark_text(color="black", **text)
+    halo = at_value.mark_text(
+        baseline="bottom", dy=-3, fontSize=11, stroke="white", strokeWidth=4, strokeJoin="round"
+    )
+    labels = at_value.mark_text(baseline="bottom", dy=-3, fontSize=11, color="black")
     layers: list[Any] = [
         bars,
         floor,
@@ -263,7 +288,6 @@ def category_bars(
     chance = pd.to_numeric(data["chance"], errors="coerce").dropna()
     # The chance level is named in a legend above the plot, never printed inside it, where
     # it would cover a bar.
-    dash = {"strokeDash": [6, 4]}
     legend = alt.Legend(
         title=None,
         orient="top",
@@ -275,7 +299,7 @@ def category_bars(
     if not chance.empty and chance.max() - chance.min() < 0.05:  # one level (in points)
         level = pd.DataFrame({"chance": [float(chance.mean())]})
         level["text"] = f"chance {level['chance'][0]:.3g}%"
-        rule = alt.Chart(level).mark_rule(color=WARNING_COLOR, strokeWidth=2, **dash)
+        rule = alt.Chart(level).mark_rule(color=WARNING_COLOR, strokeWidth=2, strokeDash=[6, 4])
         layers.append(
             rule.encode(
                 y=alt.Y("chance:Q", scale=y_scale),

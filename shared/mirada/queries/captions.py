@@ -118,7 +118,7 @@ def caption_corpus(run_id: int) -> pd.DataFrame:
     """
     overall = run_metrics(run_id)
     with read_session() as s:
-        details = dict(
+        details: dict[str, Any] = dict(
             s.execute(
                 select(Metric.name, Metric.details).where(
                     Metric.run_id == run_id, Metric.category.is_(None)
@@ -167,6 +167,55 @@ def clipscore_model(run_id: int) -> str | None:
         options = s.scalar(select(Run.options).where(Run.id == run_id))
     model = (options or {}).get("clipscore_model")
     return str(model) if model else None
+
+
+def generation_options(run_id: int) -> dict[str, str]:
+    """How a caption run's captions were generated, label -> text, for showing beside them:
+    prompt, chat template, decoding, max new tokens, and (hf-vlm) the text sent with each image
+    and the checkpoint's own decoding settings. {} for a run that does not exist or does not
+    caption. Every caption metric depends on these settings.
+
+    From what the model recorded when it captioned (hf-vlm: the fingerprint's "generation"),
+    else from the run's options (blip-caption, or a run that has not finished)."""
+    from mirada.domain import RunStatus, Task
+    from mirada.run_options import CaptionRunOptions
+    from mirada.vlm.ids import parse_model_id
+
+    with read_session() as s:
+        row = s.execute(
+            select(Run.task, Run.model_id, Run.options, Run.model_fingerprint, Run.status).where(
+                Run.id == run_id
+            )
+        ).first()
+    if row is None or row.task != Task.caption:
+        return {}
+    stored = row.options or {}
+    defaults = CaptionRunOptions()
+    beams = int(stored.get("num_beams", defaults.num_beams))
+    max_new = int(stored.get("max_length", defaults.max_length))
+    fingerprint = row.model_fingerprint if row.status == RunStatus.succeeded else None
+    recorded = ((fingerprint or {}).get("options") or {}).get("generation") or {}
+    out: dict[str, str] = {}
+    if recorded:
+        prompt = recorded.get("prompt")
+        source = "the model's default" if recorded.get("prompt_source") == "model default" else ""
+        out["prompt"] = (prompt or "none") + (f" ({source})" if source else "")
+        out["chat template"] = "applied" if recorded.get("chat_template") else "none"
+        out["text sent with each image"] = str(recorded.get("text", ""))
+        beams = int(recorded.get("num_beams", beams))
+        max_new = int(recorded.get("max_new_tokens", max_new))
+    else:
+        prompt = stored.get("prompt")
+        hf_vlm = parse_model_id(row.model_id).family == "hf-vlm"
+        out["prompt"] = (
+            prompt if prompt else "the model's default" if hf_vlm and prompt is None else "none"
+        )
+    out["decoding"] = "greedy" if beams == 1 else f"beam search, {beams} beams"
+    out["max new tokens"] = str(max_new)
+    settings = recorded.get("checkpoint_settings") or {}
+    if settings:
+        out["checkpoint decoding settings"] = ", ".join(f"{k}={v}" for k, v in settings.items())
+    return out
 
 
 METEOR_NOTE = (

@@ -195,10 +195,10 @@ def item_rows(run_id: int) -> dict[int, ItemRow]:
         return {}
     items = item_frame(info.dataset_id).set_index("item_id")["category"]
     caps = caption_frame(info.dataset_id)
-    own = {
-        int(i): frozenset(int(c) for c in ids)
-        for i, ids in caps.groupby("item_id")["caption_id"].apply(list).items()
-    }
+    owned: dict[int, set[int]] = {}
+    for caption_id, owner in zip(caps["caption_id"], caps["item_id"], strict=True):
+        owned.setdefault(int(owner), set()).add(int(caption_id))
+    own = {i: frozenset(ids) for i, ids in owned.items()}
     out = {}
     for item_id, rank, details in results:
         category = items.get(item_id)
@@ -267,10 +267,12 @@ def _pair_row(a: _RunValues, b: _RunValues, metric: str) -> dict[str, Any]:
         "problem": None,
         "untested": None,
     }
-    kw = {"metric": metric, "a_label": a.info.label, "b_label": b.info.label}
+    a_label, b_label = a.info.label, b.info.label
     if metric in SCORE_METRICS:
         try:
-            res = compare_caption_runs(a.scores[metric], b.scores[metric], **kw)
+            res = compare_caption_runs(
+                a.scores[metric], b.scores[metric], metric=metric, a_label=a_label, b_label=b_label
+            )
         except MiradaError as exc:
             row["problem"] = str(exc)
             return row
@@ -291,10 +293,14 @@ def _pair_row(a: _RunValues, b: _RunValues, metric: str) -> dict[str, Any]:
     try:  # the aligner pairs items by id and reports the ones only one run counts
         if paired.binary:
             res = compare_match_runs(
-                {k: bool(v) for k, v in av.items()}, {k: bool(v) for k, v in bv.items()}, **kw
+                {k: bool(v) for k, v in av.items()},
+                {k: bool(v) for k, v in bv.items()},
+                metric=metric,
+                a_label=a_label,
+                b_label=b_label,
             )
         else:  # MRR: the paired bootstrap of the mean per-image value, as for caption scores
-            res = compare_caption_runs(av, bv, **kw)
+            res = compare_caption_runs(av, bv, metric=metric, a_label=a_label, b_label=b_label)
     except MiradaError as exc:
         row["problem"] = str(exc)
         return row

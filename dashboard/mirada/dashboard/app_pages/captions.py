@@ -4,6 +4,7 @@ view of one image (`?run=R&item=I`) that every table row links to."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -58,7 +59,7 @@ for col, r in zip(cols, main.to_dict("records"), strict=False):
             st.caption(f"{r['interval']} {ci}" if ci else "corpus-level: no interval")
 
 
-def _interval(r: dict[str, Any]) -> str:
+def _interval(r: Mapping[Hashable, Any]) -> str:
     """The corpus table's interval cell: the CI in the metric's units, or why there is none."""
     ci = format_interval(r["metric"], r["ci_low"], r["ci_high"])
     if ci:
@@ -70,36 +71,19 @@ def _interval(r: dict[str, Any]) -> str:
 # numbers are in the downloads.
 shown_corpus = pd.DataFrame(
     {
-        "label": corpus["label"],
-        "metric": corpus["metric"],
+        "metric": corpus["label"],
+        "key": corpus["metric"],
         "value": [
             format_metric(k, v) if not pd.isna(v) else "unavailable"
             for k, v in zip(corpus["metric"], corpus["value"], strict=True)
         ],
-        "interval": [_interval(r) for r in corpus.to_dict("records")],
+        "95% interval": [_interval(r) for r in corpus.to_dict("records")],
         "implementation": corpus["implementation"],
     }
 )
-st.dataframe(
-    charts.table_text(shown_corpus),
-    hide_index=True,
-    key="captions_corpus",
-    row_height=56,  # two lines: the longer reasons and implementations wrap, not cut off
-    column_config={
-        "label": st.column_config.TextColumn("metric", width="small"),
-        "metric": st.column_config.TextColumn(
-            "key", width="small", help="The metric's key in JSON and CSV"
-        ),
-        "value": st.column_config.TextColumn("value", width="small"),
-        "interval": st.column_config.TextColumn(
-            "95% interval",
-            width="large",
-            help="Percentile bootstrap over images, or Wilson for shares of captions; "
-            "corpus-level scores say why they have none",
-        ),
-        "implementation": st.column_config.TextColumn("implementation", width="large"),
-    },
-)
+# A static table: it wraps the longer reasons and implementations and shows every row, where
+# a grid cut them off at its column edge and scrolled inside a box.
+st.table(charts.table_text(shown_corpus), hide_index=True)
 data.downloads(corpus.drop(columns=["help"]), f"run{run_id}_corpus", "captions_corpus_dl")
 unavailable = corpus[corpus["unavailable"].notna()]
 for r in unavailable.to_dict("records"):
@@ -122,6 +106,12 @@ if corpus["metric"].isin(CLIPSCORE_METRICS).any():  # the metric table's own wor
     st.info(about, icon=":material/info:")
 
 st.subheader("Generated vs reference captions")
+generation = data.generation_options(run_id)
+if generation:  # every caption metric depends on how the captions were generated
+    st.caption(
+        "Generated with "
+        + " · ".join(f"{markdown_text(k)}: **{markdown_text(v)}**" for k, v in generation.items())
+    )
 table = data.caption_table(run_id)
 # the CLIPScore columns only for runs that computed them (--clipscore-model)
 shown_metrics = [k for k in TABLE_METRICS if k not in CLIPSCORE_METRICS or table[k].notna().any()]

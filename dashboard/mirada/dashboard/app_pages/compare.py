@@ -121,6 +121,7 @@ st.dataframe(
     charts.table_text(wide.reset_index().rename(columns={"metric": "key"})),
     hide_index=True,
     key="compare_table",
+    height=charts.table_height(len(wide)),  # every metric in view, no scrolling inside
     column_config={
         "label": st.column_config.TextColumn("metric"),
         "key": st.column_config.TextColumn("key", help="The metric's key in JSON and CSV"),
@@ -222,8 +223,8 @@ if is_match:
             shown,
             hide_index=True,
             key="compare_disagree",
-            # every row of the page in view (header + rows), no scrolling inside a sliver
-            height=(len(shown) + 1) * item_view.TABLE_ROW_HEIGHT + 3,
+            # every row of the page in view, no scrolling inside a sliver
+            height=charts.table_height(len(shown), item_view.TABLE_ROW_HEIGHT),
             row_height=item_view.TABLE_ROW_HEIGHT,
             column_order=[c for c in shown.columns if c != "item_id"],
             column_config=item_view.link_columns(),
