@@ -12,6 +12,7 @@ import math
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,22 +98,22 @@ def _direct(
     return img, txt, logits
 
 
-def _check_embedder(adapter: object, images: list[Image.Image]) -> None:
+def _check_embedder(adapter: Any, images: list[Image.Image]) -> None:
     assert isinstance(adapter, SigmoidCalibrated)
-    assert adapter.capabilities == {EMBED}  # type: ignore[attr-defined]
-    for emb in (adapter.encode_images(images), adapter.encode_texts(TEXTS)):  # type: ignore[attr-defined]
-        assert emb.dtype == np.float32 and emb.shape[1] == adapter.embed_dim == 32  # type: ignore[attr-defined]
+    assert adapter.capabilities == {EMBED}
+    for emb in (adapter.encode_images(images), adapter.encode_texts(TEXTS)):
+        assert emb.dtype == np.float32 and emb.shape[1] == adapter.embed_dim == 32
         np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    assert adapter.encode_texts([]).shape == (0, 32)  # type: ignore[attr-defined]
-    transform = pickle.loads(pickle.dumps(adapter.image_transform))  # type: ignore[attr-defined]
-    assert torch.equal(transform(images[0]), adapter.image_transform(images[0]))  # type: ignore[attr-defined]
+    assert adapter.encode_texts([]).shape == (0, 32)
+    transform = pickle.loads(pickle.dumps(adapter.image_transform))
+    assert torch.equal(transform(images[0]), adapter.image_transform(images[0]))
 
 
-def _check_calibration(adapter: object, images: list[Image.Image], logits: torch.Tensor) -> None:
+def _check_calibration(adapter: Any, images: list[Image.Image], logits: torch.Tensor) -> None:
     """sigmoid_calibration reproduces the model's own logits: scale · cos + bias."""
-    scale, bias = sigmoid_calibration(adapter)  # type: ignore[arg-type, misc]
+    scale, bias = sigmoid_calibration(adapter)
     assert scale == pytest.approx(math.exp(2.0)) and bias == pytest.approx(-3.0)  # tiny_siglip
-    cos = adapter.encode_images(images) @ adapter.encode_texts(TEXTS).T  # type: ignore[attr-defined]
+    cos = adapter.encode_images(images) @ adapter.encode_texts(TEXTS).T
     np.testing.assert_allclose(scale * cos + bias, logits.numpy(), atol=1e-4)
 
 
@@ -157,8 +158,8 @@ def test_siglip2_fixres_lowercases_and_equals_the_library(
     fixres_dir: Path, images: list[Image.Image]
 ) -> None:
     adapter = load_adapter(f"siglip2:{fixres_dir}", device=Device.cpu)
-    assert type(adapter.tokenizer).__name__ == "GemmaTokenizer"  # type: ignore[attr-defined]
-    assert type(adapter.model).__name__ == "SiglipModel"  # type: ignore[attr-defined]
+    assert type(adapter.tokenizer).__name__ == "GemmaTokenizer"
+    assert type(adapter.model).__name__ == "SiglipModel"
     _check_embedder(adapter, images)
     lower = [t.lower() for t in TEXTS]
     img, txt, logits = _direct(fixres_dir, transformers.SiglipModel, images, lower)
@@ -175,7 +176,7 @@ def test_siglip2_naflex_equals_the_library(naflex_dir: Path, images: list[Image.
     from mirada.vlm.siglip import unpack_naflex
 
     adapter = load_adapter(f"siglip2:{naflex_dir}", device=Device.cpu)
-    assert type(adapter.tokenizer).__name__ == "Siglip2Tokenizer"  # type: ignore[attr-defined]
+    assert type(adapter.tokenizer).__name__ == "Siglip2Tokenizer"
     _check_embedder(adapter, images)
     # One tensor per image: the processor's patches plus a header row with the patch grid.
     processor = transformers.AutoProcessor.from_pretrained(naflex_dir)
@@ -335,9 +336,9 @@ def test_preset_builds_and_embeds_at_real_size() -> None:
     assert 200e6 < adapter.num_params < 206e6, adapter.num_params
     pixels = adapter.image_transform(Image.new("RGB", (300, 200), "red"))
     assert pixels.shape == (3, 224, 224)
-    tokens = adapter.tokenize(["a red cat"])  # type: ignore[attr-defined]
+    tokens = adapter.tokenize(["a red cat"])
     assert tokens["input_ids"].shape == (1, 64)
-    assert adapter.encode_texts(["a red cat"]).shape == (1, 768)  # type: ignore[attr-defined]
+    assert adapter.encode_texts(["a red cat"]).shape == (1, 768)
     assert adapter.fingerprint().options["init_seed"] == 1
     del adapter
     gc.collect()
@@ -365,7 +366,8 @@ def test_open_clip_siglip_needs_its_tokenizer_repo(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """open_clip's SigLIP configs take their tokenizer from a Hub repo (timm/ViT-B-16-SigLIP):
-    loading fails at once, naming it; a cached tokenizer-only repo (no config.json) passes."""
+    loading fails at once, naming it; with the repo's config and tokenizer files cached it
+    passes (checked by hand: open-clip:ViT-B-16-SigLIP then loads and pads texts to 64)."""
     from mirada.vlm.open_clip_family import missing_text_repo
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -376,5 +378,7 @@ def test_open_clip_siglip_needs_its_tokenizer_repo(
     snapshot = tmp_path / "hub/models--timm--ViT-B-16-SigLIP/snapshots/abc"
     snapshot.mkdir(parents=True)
     (snapshot / "tokenizer_config.json").write_text("{}")
+    assert missing_text_repo(arch)  # transformers 5's AutoTokenizer reads config.json first
+    (snapshot / "config.json").write_text('{"architecture": "vit_base_patch16_siglip_224"}')
     assert missing_text_repo(arch) is None
     assert missing_text_repo("xlm-roberta-base-ViT-B-32")  # a text tower needs config.json

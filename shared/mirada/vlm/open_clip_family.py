@@ -57,19 +57,21 @@ def missing_text_repo(arch: str) -> str | None:
 
     A text tower from transformers (hf_model_name, e.g. xlm-roberta-base) needs the repo's
     config.json; a tokenizer alone (hf_tokenizer_name: the SigLIP configs' timm/ViT-*-SigLIP*
-    repos, which have no config.json) needs its tokenizer_config.json."""
+    repos) needs its tokenizer_config.json, and config.json too: transformers 5's AutoTokenizer
+    reads the repo's config before its tokenizer files."""
     text = (open_clip.get_model_config(arch) or {}).get("text_cfg", {})
     repo = hf_text_repo(arch)
     if not repo:
         return None
-    needs = "config.json" if text.get("hf_model_name") else "tokenizer_config.json"
-    if cached_snapshot(repo, (needs,)) is not None:
+    tower = bool(text.get("hf_model_name"))
+    needs = ("config.json",) if tower else ("config.json", "tokenizer_config.json")
+    if cached_snapshot(repo, needs) is not None:
         return None
-    if text.get("hf_model_name"):
+    if tower:
         return f"its text tower needs the {repo} config/tokenizer"
     return (
         f"its tokenizer comes from the Hugging Face repo {repo}, which open_clip does not bundle: "
-        f"that repo's tokenizer files must be in the cache too (no {needs} found)"
+        f"that repo's {' and '.join(needs)} and tokenizer files must be in the cache too"
     )
 
 

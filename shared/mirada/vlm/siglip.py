@@ -143,13 +143,12 @@ class SiglipAdapter(ImageEmbedding, HFAdapter):
         _check_tokenizer(spec, self.tokenizer)
         self.model: SiglipModel | Siglip2Model = self.module
         self.naflex = model_class is Siglip2Model
-        if self.naflex:
-            self._transform = NaFlexTransform(self.processor)
+        self._naflex_transform = NaFlexTransform(self.processor) if self.naflex else None
         self.lowercase = spec.family == SIGLIP2
 
     @property
     def image_transform(self) -> Callable[[Any], torch.Tensor]:
-        return self._transform
+        return self._naflex_transform or self._transform
 
     @property
     def embed_dim(self) -> int:
