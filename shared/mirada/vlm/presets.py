@@ -14,7 +14,10 @@ the demo models' tokenizers (shared/vlm/demo_models): their vocabularies are tin
 the real tokenizer (text latency shifts accordingly) and generated captions decode to mostly
 empty strings. The embedding tables keep the real vocabulary size (49408 for CLIP, 30524 for
 BLIP, 30522 for FLAVA), so parameter count and memory are the real models'; only token ids
-below the tiny vocabulary's size are ever looked up.
+below the tiny vocabulary's size are ever looked up. The SigLIP presets ship their own tiny
+tokenizers (demo_models/siglip-tokenizer: SentencePiece, 52 pieces; siglip2-tokenizer: Gemma-
+style BPE, 373 tokens; built by tests/tiny_siglip.py); SigLIP pads every text to the model's
+64 positions, so their text latency is the real one.
 """
 
 from __future__ import annotations
