@@ -40,10 +40,11 @@ QWEN_TEMPLATE = (
 
 
 def word_tokenizer(
-    specials: list[str], *, bos: str, eos: str, pad: str, add_bos: bool, **named: str
+    specials: list[str], *, bos: str, eos: str, pad: str, sep: str | None = None, **named: str
 ) -> Any:
-    """A fast word-level tokenizer: WORDS plus `specials` (never split), `bos` prepended when
-    `add_bos`. `named` sets further special-token attributes (e.g. image_token='<image>')."""
+    """A fast word-level tokenizer: WORDS plus `specials` (never split), `bos` prepended and,
+    like BERT's [SEP], `sep` appended to every text. `named` sets further special-token
+    attributes (e.g. image_token='<image>')."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -53,10 +54,10 @@ def word_tokenizer(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
     )
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    if add_bos:
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", special_tokens=[(bos, vocab[bos])]
-        )
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A" + (f" {sep}" if sep else ""),
+        special_tokens=[(t, vocab[t]) for t in (bos, sep) if t],
+    )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=bos,
@@ -102,11 +103,12 @@ def _save(directory: Path, model: Any, processor: Any) -> Path:
 
 
 def make_git(directory: Path, seed: int = 0) -> Path:
-    """GIT (GitForCausalLM): a CLIP image encoder prefixed to a BERT-style decoder."""
+    """GIT (GitForCausalLM): a CLIP image encoder prefixed to a BERT-style decoder; its tokenizer
+    wraps texts in [CLS] ... [SEP] as GIT's BERT tokenizer does."""
     from transformers import CLIPImageProcessor, GitConfig, GitForCausalLM, GitProcessor
 
     tokenizer = word_tokenizer(
-        ["[PAD]", "[CLS]", "[SEP]"], bos="[CLS]", eos="[SEP]", pad="[PAD]", add_bos=True
+        ["[PAD]", "[CLS]", "[SEP]"], bos="[CLS]", eos="[SEP]", pad="[PAD]", sep="[SEP]"
     )
     config = GitConfig(vision_config=_VISION, **_text(tokenizer))
     torch.manual_seed(seed)
@@ -118,7 +120,8 @@ def make_git(directory: Path, seed: int = 0) -> Path:
 
 
 def make_blip2(directory: Path, seed: int = 0) -> Path:
-    """BLIP-2 with an OPT decoder (Blip2ForConditionalGeneration), 4 query tokens."""
+    """BLIP-2 with an OPT decoder (Blip2ForConditionalGeneration), 4 query tokens; it ends a
+    caption at a newline, as blip2-opt-2.7b does (eos_token_id 50118)."""
     from transformers import (
         Blip2Config,
         Blip2ForConditionalGeneration,
@@ -127,7 +130,7 @@ def make_blip2(directory: Path, seed: int = 0) -> Path:
     )
 
     tokenizer = word_tokenizer(
-        ["<pad>", "</s>", "<image>"], bos="</s>", eos="</s>", pad="<pad>", add_bos=True
+        ["<pad>", "</s>", "<image>", "\n"], bos="</s>", eos="\n", pad="<pad>"
     )
     config = Blip2Config(
         vision_config={**_VISION, "initializer_range": 0.02},
@@ -151,8 +154,10 @@ def make_blip2(directory: Path, seed: int = 0) -> Path:
     return _save(directory, model, processor)
 
 
-def make_llava(directory: Path, seed: int = 0) -> Path:
-    """LLaVA (a CLIP vision tower, a projector and a Llama decoder) with a chat template."""
+def make_llava(directory: Path, seed: int = 0, *, words_only: bool = False) -> Path:
+    """LLaVA (a CLIP vision tower, a projector and a Llama decoder) with a chat template.
+    `words_only`: the checkpoint's generation config suppresses the special tokens and asks
+    for at least 3 new tokens, so even random weights caption in words."""
     from transformers import (
         CLIPImageProcessor,
         LlavaConfig,
@@ -165,7 +170,6 @@ def make_llava(directory: Path, seed: int = 0) -> Path:
         bos="<s>",
         eos="</s>",
         pad="<pad>",
-        add_bos=True,
         image_token="<image>",
     )
     config = LlavaConfig(
@@ -178,6 +182,10 @@ def make_llava(directory: Path, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
+    if words_only:
+        specials = ["<pad>", "<s>", "</s>", "<image>", "<unk>"]
+        model.generation_config.suppress_tokens = tokenizer.convert_tokens_to_ids(specials)
+        model.generation_config.min_new_tokens = 3
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": IMAGE}, crop_size={"height": IMAGE, "width": IMAGE}
     )

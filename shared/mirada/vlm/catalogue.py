@@ -85,6 +85,24 @@ CATALOGUE: list[CatalogueEntry] = [
         "and padded to 64 tokens as trained.",
     ),
     CatalogueEntry(
+        "hf-vlm:microsoft/git-base-coco",
+        "GIT base (COCO captions)",
+        "GIT base fine-tuned on COCO captions; captions unprompted, as its model card does.",
+    ),
+    CatalogueEntry(
+        "hf-vlm:Salesforce/blip2-opt-2.7b",
+        "BLIP-2 OPT-2.7b",
+        "BLIP-2 with a frozen OPT-2.7b decoder (3.7B parameters; 15 GB in fp32, so a GPU in "
+        "fp16/bf16 suits it); captions unprompted by default.",
+    ),
+    CatalogueEntry(
+        "hf-vlm:HuggingFaceTB/SmolVLM-256M-Instruct",
+        "SmolVLM-256M-Instruct (chat)",
+        "The smallest SmolVLM chat model, asked through its chat template (by default "
+        "'Describe this image in one sentence.'). Captions follow the prompt: compare runs "
+        "made with the same one.",
+    ),
+    CatalogueEntry(
         "hf-clip:mirada/demo-clip",
         "Demo CLIP (tiny, shapes)",
         "A tiny CLIP trained on the bundled synthetic shapes dataset; ships with Mirada.",

@@ -216,12 +216,6 @@ class HFVLMAdapter(Captioning, TorchAdapter):
         self.suffix = [] if self.encoder_decoder else _appended_suffix(self.tokenizer)
         self.square = _geometry(spec, self.processor.image_processor)
         self._transform = VLMImageTransform(self.processor.image_processor, self.square)
-        gen = model.generation_config
-        self.checkpoint_settings = {
-            k: _jsonable(getattr(gen, k))
-            for k in DECODING_SETTINGS
-            if getattr(gen, k, None) not in (None, False, 1.0, 0, [])
-        }
         self._generation: dict[str, Any] = {}
         super().__init__(spec, model, device, dtype, parts.revision)
         self.model: Any = self.module
@@ -229,6 +223,27 @@ class HFVLMAdapter(Captioning, TorchAdapter):
     @property
     def image_transform(self) -> Callable[[Any], torch.Tensor]:
         return self._transform
+
+    @property
+    def generation_config(self) -> Any:
+        """The generation config `generate` decodes with. BLIP-2-style wrappers hand generation
+        to their language model, whose own config then applies, not the wrapper's."""
+        from transformers import GenerationMixin
+
+        own_generate = type(self.model).generate is not GenerationMixin.generate
+        inner = getattr(self.model, "language_model", None)
+        if own_generate and isinstance(inner, GenerationMixin):
+            return inner.generation_config
+        return self.model.generation_config
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """The generation config's settings that change greedy or beam output, where set."""
+        gen = self.generation_config
+        return {
+            k: _jsonable(getattr(gen, k))
+            for k in DECODING_SETTINGS
+            if getattr(gen, k, None) not in (None, False, 1.0, 0, [])
+        }
 
     def fingerprint(self) -> Fingerprint:
         preprocessing = hf_preprocessing(self.processor.image_processor)
@@ -332,8 +347,9 @@ class HFVLMAdapter(Captioning, TorchAdapter):
             "num_beams": options.num_beams,
             "max_new_tokens": options.max_length,
         }
-        if self.checkpoint_settings:
-            record["checkpoint_settings"] = self.checkpoint_settings
+        settings = self.checkpoint_settings()
+        if settings:
+            record["checkpoint_settings"] = settings
         return record
 
 
