@@ -11,7 +11,9 @@ markup. Every writer passes them through one function per sink:
   (OWASP "CSV injection"); numbers stay numbers.
 - `markdown_text`: `printable`, newlines folded, and every character Markdown (or
   Streamlit's `:color[...]` / `:material/...:` directives, `$` math) gives meaning to is
-  backslash-escaped, so it renders exactly as typed.
+  backslash-escaped, so it renders exactly as typed in the dashboard. The Markdown export,
+  read on GitHub or by a Markdown library, escapes only what CommonMark/GFM would misread
+  (`mirada.export.markdown.markdown_literal`), so model ids keep their `-` and `:`.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def markdown_text(text: object) -> str:
     """`text` as Markdown that renders exactly as typed, on one line.
 
     For user text that has to sit inside a Markdown sentence (st.markdown, st.caption,
-    st.error, ... in the dashboard; Markdown exports). Never put the result in a code span:
+    st.error, ... in the dashboard). Never put the result in a code span:
     backslashes are literal there.
     """
     flat = printable(" ".join(str(text).split()))
