@@ -175,7 +175,7 @@ def fit_predict(
     """LogisticRegression(C=c) fitted on the training part: (predictions, converged)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # with sklearn
 
     model = LogisticRegression(C=c, solver="lbfgs", max_iter=MAX_ITER)
     # One BLAS thread: these matrices are small (images x embedding size), and threads that
@@ -486,7 +486,8 @@ def build_probe_report(
         metrics.append(MetricValue(m.key, m.accuracy, None, m.ci[0], m.ci[1], info))
         confusion = np.zeros((n_cat, n_cat), dtype=np.int64)
         code = {name: i for i, name in enumerate(folds.categories)}
-        np.add.at(confusion, (folds.y, [code[p] for p in m.predictions]), 1)
+        predicted = np.array([code[p] for p in m.predictions], dtype=np.int64)
+        np.add.at(confusion, (folds.y, predicted), 1)
         recall: dict[str, float] = {}
         for i, name in enumerate(folds.categories):
             hits, total = int(confusion[i, i]), int(confusion[i].sum())
