@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hostile_text import DATASET_NAME, MARKDOWN_PAYLOADS, ROWS, import_hostile
 from markdown_it import MarkdownIt
+from test_export import Seeded, seeded  # noqa: F401 - the fixture
 
 from mirada.export import build_export, to_markdown
 from mirada.export.markdown import markdown_literal
@@ -162,3 +163,13 @@ def test_hostile_report_renders_names_as_typed(
     for category in categories:
         assert _expected(category) in cells
     assert html.unescape(out).count("<img") == 0  # the payloads' <img src=x> is text
+
+
+def test_our_own_words_carry_no_escapes(seeded: Seeded) -> None:  # noqa: F811
+    """Formatted values and reasons (`96.7% [91.7, 98.7]`, "per-image mean 0.200 [0.100,
+    0.300]") are written as they are: no backslash anywhere in a plain report."""
+    ex = build_export(seeded.caption_run)
+    ex["metrics"]["BLEU-4"] |= {"per_image_mean": 0.2, "per_image_mean_ci": [0.1, 0.3]}
+    md = to_markdown(ex)
+    assert "per-image mean 0.200 [0.100, 0.300] (95% bootstrap) |" in md
+    assert "\\" not in md

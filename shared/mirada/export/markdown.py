@@ -66,12 +66,15 @@ def _md_cell(value: Any) -> str:
 
 
 def _interval(name: str, m: Mapping[str, Any]) -> str:
-    """'95% Wilson' / '95% bootstrap', or why the metric has none."""
+    """'95% Wilson' / '95% bootstrap', or why the metric has none (our words, as they are;
+    a stored `unavailable` reason is text from the run, escaped like any other)."""
     if m.get("ci_low") is not None and m.get("ci_high") is not None:
         return interval_label(m)
-    if m.get("value") is None and not m.get("unavailable"):
+    if m.get("unavailable"):
+        return no_interval_reason(name, m)
+    if m.get("value") is None:
         return MISSING
-    return no_interval_reason(name, m)
+    return _Markdown(no_interval_reason(name, m))
 
 
 def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> list[str]:
