@@ -31,8 +31,8 @@ def _card(fig: ProbeFigure, folds: pd.DataFrame) -> None:
         st.caption("per fold: " + ", ".join(format_metric(fig.key, a) for a in accs))
     if fig.note:
         st.caption(f":orange[:material/warning: {markdown_text(fig.note)}]")
-    for message in fig.messages:
-        st.caption(markdown_text(message))
+    if fig.messages:  # k capped, C fallbacks, lbfgs not converging at some C
+        st.caption(markdown_text("; ".join(fig.messages)))
 
 
 def _setup(view: ProbeView) -> None:

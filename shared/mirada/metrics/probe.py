@@ -461,7 +461,7 @@ def build_probe_report(
     if majority is not None:
         base |= {
             "chance": majority,
-            "chance_basis": f"always the largest of {n_cat} categories",
+            "chance_basis": f"by always predicting the largest of {n_cat} categories",
             "uniform_chance": 1.0 / n_cat,
         }
 

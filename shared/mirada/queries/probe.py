@@ -54,7 +54,7 @@ class ProbeFigure:
 @dataclass(frozen=True)
 class ProbeView:
     """Everything the Probe tab shows. Chance: `majority_share` is what a classifier that
-    learnt only the category frequencies scores (always the largest category, stored as the
+    learnt only the category frequencies scores (always predicting the largest one, stored as the
     metrics' chance); `uniform_chance` is 1/K, a uniform guess."""
 
     figures: tuple[ProbeFigure, ...]  # the probe first, then kNN by k
