@@ -51,6 +51,8 @@ def test_an_import_previews_the_new_dataset_and_says_what_next(
     (done,) = [s.value for s in at.success if "Imported" in s.value]
     assert "**Next:** queue runs on it" in done and "mirada worker" in done
     assert f"mirada queue --dataset {new_id} --model ID --task match" in done
+    for table in at.dataframe:  # no cell a grid would draw as "None"
+        assert not table.value.isna().any().any()
     # the preview shows the new dataset, with the way on to the Runs page's form
     assert at.selectbox(key="datasets_selected").value == new_id
     assert at.metric[0].value == "6"

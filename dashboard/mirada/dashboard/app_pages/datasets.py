@@ -15,6 +15,7 @@ import streamlit as st
 
 from mirada.config import get_settings
 from mirada.dashboard import charts, data, links
+from mirada.metrics.formatting import MISSING
 from mirada.text_safety import markdown_text
 
 IMPORT_TYPES = ["zip", "csv", "json", "jsonl", "txt", "png", "jpg", "jpeg", "webp", "gif", "bmp"]
@@ -204,7 +205,13 @@ if summaries.empty:
     st.stop()
 
 st.subheader("All datasets")
-st.dataframe(summaries, hide_index=True, key="datasets_table")
+# a grid draws an unset cell as "None"
+text = [c for c in summaries.columns if not pd.api.types.is_numeric_dtype(summaries[c])]
+st.dataframe(
+    summaries.assign(**{c: summaries[c].where(summaries[c].notna(), MISSING) for c in text}),
+    hide_index=True,
+    key="datasets_table",
+)
 data.downloads(summaries, "datasets", "datasets_dl")
 
 st.subheader("Preview")
