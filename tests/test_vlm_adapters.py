@@ -97,6 +97,14 @@ def siglip_dirs(models_dir: Path) -> tuple[Path, Path]:
     )
 
 
+@pytest.fixture(scope="module")
+def hf_vlm_dir(models_dir: Path) -> Path:
+    """A tiny LLaVA (its fidelity and the other hf-vlm architectures: test_vlm_hf_vlm.py)."""
+    import tiny_vlms
+
+    return tiny_vlms.make_llava(models_dir / "hf-vlm")
+
+
 def _norm(x: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.normalize(x.float(), dim=-1).numpy()
 
@@ -319,6 +327,7 @@ def test_each_family_implements_exactly_the_protocols_its_capabilities_name(
     blip_cap_dir: Path,
     flava_dir: Path,
     siglip_dirs: tuple[Path, Path],
+    hf_vlm_dir: Path,
 ) -> None:
     model_ids = {
         "hf-clip": f"hf-clip:{clip_dir}",
@@ -328,6 +337,7 @@ def test_each_family_implements_exactly_the_protocols_its_capabilities_name(
         "flava": f"flava:{flava_dir}",
         "siglip": f"siglip:{siglip_dirs[0]}",
         "siglip2": f"siglip2:{siglip_dirs[1]}",
+        "hf-vlm": f"hf-vlm:{hf_vlm_dir}",
     }
     assert set(model_ids) == set(FAMILIES), "a new family needs a tiny model in this test"
     for prefix, model_id in model_ids.items():

@@ -112,7 +112,7 @@ def test_capabilities_for_without_loading() -> None:
 
 def test_catalogue_is_consistent() -> None:
     ids = [e.id for e in CATALOGUE]
-    assert len(ids) == len(set(ids)) == 12 + len(PRESETS)  # + the latency-only presets
+    assert len(ids) == len(set(ids)) == 15 + len(PRESETS)  # + the latency-only presets
     assert list_catalogue() == CATALOGUE and list_catalogue() is not CATALOGUE
     for entry in CATALOGUE:
         spec = parse_model_id(entry.id)

@@ -28,6 +28,8 @@ BLIP_CAPTION = "blip-caption:random:blip-base-384"
 FLAVA = "flava:random:flava-full"
 SIGLIP = "siglip:random:siglip-base-patch16-224"
 SIGLIP2 = "siglip2:random:siglip2-base-patch16-224"
+# hf-vlm presets: built and counted in test_vlm_hf_vlm.py (BLIP-2 OPT-2.7b is GPU only)
+HF_VLM = ("hf-vlm:random:blip2-opt-2.7b", "hf-vlm:random:smolvlm-256m")
 
 
 def test_ids_parse_and_are_latency_only() -> None:
@@ -39,6 +41,7 @@ def test_ids_parse_and_are_latency_only() -> None:
         FLAVA,
         SIGLIP,
         SIGLIP2,
+        *HF_VLM,
     }
     for preset in PRESETS.values():
         spec = parse_model_id(preset.model_id)
