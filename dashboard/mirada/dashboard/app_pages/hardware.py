@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from mirada.dashboard import charts, data, links
+from mirada.dashboard import charts, data, hardware_charts, links
 from mirada.domain import Task
 from mirada.metrics.names import LATENCY_P50_MS, LOAD_S, OPERATIONS
 from mirada.queries.common import short_model
@@ -181,11 +181,11 @@ else:
             "configuration show side by side rather than merged."
         )
         st.altair_chart(
-            charts.latency_log(part, title=f"{OPERATIONS[op]}: latency per item"),
+            hardware_charts.latency_log(part, title=f"{OPERATIONS[op]}: latency per item"),
             width="stretch",
         )
         st.altair_chart(
-            charts.throughput_ci(
+            hardware_charts.throughput_ci(
                 part, title=f"{OPERATIONS[op]}: throughput against batch size", unit=OP_UNITS[op]
             ),
             width="stretch",
@@ -205,7 +205,7 @@ else:
     by_cosine = mine.dropna(subset=["speedup", "min_cosine_to_fp32"])
     if not costed.empty:
         st.altair_chart(
-            charts.speed_vs_accuracy(
+            hardware_charts.speed_vs_accuracy(
                 costed,
                 title="Speed-up against accuracy cost (lowest task metric)",
                 x="accuracy_delta",
@@ -218,7 +218,7 @@ else:
         )
     elif not by_cosine.empty:
         st.altair_chart(
-            charts.speed_vs_accuracy(
+            hardware_charts.speed_vs_accuracy(
                 by_cosine,
                 title="Speed-up against agreement (no task metrics measured)",
                 x="min_cosine_to_fp32",
