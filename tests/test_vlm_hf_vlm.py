@@ -1,4 +1,5 @@
-"""The hf-vlm family (issue 24 §2) on tiny random GIT, BLIP-2 (OPT) and LLaVA (chat template):
+"""The hf-vlm family (issue 24 §2) on tiny random GIT, BLIP-2 (OPT), and LLaVA and Qwen2-VL (chat
+templates; Qwen2-VL's processor sizes its output by the image):
 captions equal `model.generate` called directly on the same processor output, cut by token
 position; options recorded and shown; queue-time checks; a caption run through the worker;
 the real-size presets by parameter count (meta device: nothing allocated)."""
@@ -32,12 +33,12 @@ from mirada.queries.runs import run_detail  # noqa: E402
 from mirada.run_options import CaptionRunOptions  # noqa: E402
 from mirada.vlm.base import CaptionOptions  # noqa: E402
 from mirada.vlm.errors import DeviceUnavailableError  # noqa: E402
-from mirada.vlm.hf_vlm import GENERIC_PROMPT, HFVLMAdapter  # noqa: E402
+from mirada.vlm.hf_vlm import GENERIC_PROMPT, SQUARE_SIZE, HFVLMAdapter  # noqa: E402
 from mirada.vlm.ids import parse_model_id  # noqa: E402
 from mirada.vlm.registry import capabilities_for, load_adapter  # noqa: E402
 
 DATASET_IMAGES = 4  # for conftest's `dataset`
-ARCHS = ("git", "blip2", "llava")
+ARCHS = ("git", "blip2", "llava", "qwen2_vl")
 SETTINGS = {  # greedy and beam search, never sampled
     "greedy": CaptionOptions(prompt=None, num_beams=1, max_length=6),
     "beam": CaptionOptions(prompt="a photo of", num_beams=3, max_length=6),
@@ -132,8 +133,15 @@ def test_captions_equal_generate_called_directly(
 def test_image_transform_feeds_the_processor_unchanged(
     tiny: dict[str, Path], adapters: dict[str, HFVLMAdapter], images: list[Image.Image], arch: str
 ) -> None:
-    """The worker's uint8 images give the processor the pixel values the original image does."""
+    """The worker's uint8 images give the processor the pixel values the original image does;
+    a processor whose output size follows the image gets a fixed square instead."""
     adapter = adapters[arch]
+    if arch == "qwen2_vl":
+        assert adapter.square == SQUARE_SIZE
+        assert adapter.fingerprint().preprocessing["input"] == f"square {SQUARE_SIZE} px"
+        for im in images:
+            assert adapter.image_transform(im).shape == (3, SQUARE_SIZE, SQUARE_SIZE)
+        return
     assert adapter.square is None  # these processors resize to one fixed size
     processor = adapter.processor.image_processor
     for im in images:

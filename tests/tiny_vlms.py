@@ -199,3 +199,59 @@ def make_llava(directory: Path, seed: int = 0, *, words_only: bool = False) -> P
         num_additional_image_tokens=1,  # the CLS token, dropped by the "default" strategy
     )
     return _save(directory, model, processor)
+
+
+def make_qwen2_vl(directory: Path, seed: int = 0) -> Path:
+    """Qwen2-VL (dynamic resolution: the processor's patch count follows the image size) with
+    a chat template; images of 16x16 to 64x64 pixels, 8 px patches merged 2x2."""
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>"]
+    specials += ["<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tokenizer = word_tokenizer(
+        specials,
+        bos="<|im_start|>",
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        image_token="<|image_pad|>",
+        video_token="<|video_pad|>",
+    )
+    ids = tokenizer.convert_tokens_to_ids
+    patches = {"patch_size": 8, "temporal_patch_size": 2}
+    config = Qwen2VLConfig(
+        vision_config={
+            **patches,
+            "depth": 2,
+            "embed_dim": 32,
+            "hidden_size": 32,
+            "num_heads": 2,
+            "mlp_ratio": 2,
+            "spatial_merge_size": 2,
+        },
+        text_config={
+            **_text(tokenizer),
+            "num_key_value_heads": 2,
+            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+        },
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(
+            **patches, merge_size=2, min_pixels=16 * 16, max_pixels=64 * 64
+        ),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(**patches, merge_size=2),
+        chat_template=QWEN_TEMPLATE,
+    )
+    return _save(directory, model, processor)

@@ -151,8 +151,8 @@ def _load_parts(spec: ModelSpec, device: Device) -> _Parts:
     if preset is not None:
         if preset.gpu_only and device is Device.cpu:
             raise DeviceUnavailableError(gpu_only_refusal(preset))
-        model, processor, revision = build_vlm_preset(preset)
-        return _Parts(model, processor, revision, len(model.state_dict()))
+        model, processor, name = build_vlm_preset(preset)
+        return _Parts(model, processor, name, len(model.state_dict()))
     path = resolve_hf_dir(spec)
     model, info = hf_from_pretrained(
         spec, AutoModelForImageTextToText.from_pretrained, path, output_loading_info=True
@@ -206,7 +206,7 @@ class HFVLMAdapter(Captioning, TorchAdapter):
         self.random_tensors = parts.random_tensors
         self.processor = parts.processor
         self.tokenizer = parts.processor.tokenizer
-        model = parts.model
+        model: Any = parts.model
         self.model_type = str(model.config.model_type)
         self.encoder_decoder = _is_encoder_decoder(model.config)
         if not self.encoder_decoder:
