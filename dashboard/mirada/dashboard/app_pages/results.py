@@ -256,27 +256,29 @@ def _drilldown() -> None:
         "results_items",
         limit=DRILL_TABLE_ROWS,
         height=600,
+        # short verdicts first, the two wrapping captions last: on a narrow screen only the
+        # end of a caption column can fall past the edge, never a verdict
         columns=[
             "filename",
             "category",
             "correct",
             "rank",
             "score",
+            "category_correct",
+            "zeroshot_pred",
             "top1_caption",
             "true_caption",
-            "zeroshot_pred",
-            "category_correct",
         ],
         config={
             "correct": st.column_config.TextColumn(
-                "top-1", width="small", help="✓ when the top-1 caption is one of the image's own"
+                "top-1", width=56, help="✓ when the top-1 caption is one of the image's own"
             ),
             "rank": st.column_config.NumberColumn(
                 "rank",
-                width="small",
+                width=56,
                 help="Rank of the image's best own caption among all captions",
             ),
-            "score": st.column_config.NumberColumn("score", format="%.3f", width="small"),
+            "score": st.column_config.NumberColumn("score", format="%.3f", width=64),
             # medium and wrapping (rows are tall): two large columns pushed the last ones
             # out of view
             "top1_caption": st.column_config.TextColumn("model's top-1 caption", width="medium"),
@@ -284,7 +286,7 @@ def _drilldown() -> None:
             "zeroshot_pred": st.column_config.TextColumn("zero-shot class", width="small"),
             "category_correct": st.column_config.TextColumn(
                 "same category",
-                width="small",
+                width=64,
                 help="✓ when the top-1 caption belongs to an image of the same category",
             ),
         },
