@@ -23,6 +23,8 @@ BAR_METRICS = (
     names.t2i_recall(1),
     names.CATEGORY_ACCURACY,
     names.ZEROSHOT_ACCURACY,
+    names.PROBE_ACCURACY,
+    names.knn_accuracy(1),
     names.reranked(1),
 )
 CAPTION_BAR_METRICS = (names.BLEU_4, names.METEOR, names.ROUGE_L, names.CIDER)
