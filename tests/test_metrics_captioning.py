@@ -111,10 +111,21 @@ def test_validation_names_ids() -> None:
         captioning.score_captions({1: ["a"], 2: ["b"]}, {1: "a"})
     with pytest.raises(MiradaError, match="predictions without references: 9"):
         captioning.score_captions({1: ["a"]}, {1: "a", 9: "b"})
-    with pytest.raises(MiradaError, match="empty predictions for ids 1"):
-        captioning.score_captions({1: ["a"]}, {1: "  \n"})
     with pytest.raises(MiradaError, match="no non-empty reference captions for ids 1"):
         captioning.score_captions({1: ["", " "]}, {1: "a"})
+
+
+def test_an_empty_prediction_scores_zero_as_pycocoevalcap_does() -> None:
+    """A model that generated nothing for one image: that image scores 0 (the run is not
+    refused), and the corpus scores are pycocoevalcap's own on the empty line."""
+    needs_java()
+    preds = {**PREDS, 3: "  \n"}
+    out = captioning.score_captions(REFS, preds)
+    assert all(out["per_item"][3][m] == 0.0 for m in captioning.METRIC_NAMES)
+    assert out["CIDEr"] < captioning.score_captions(REFS, PREDS)["CIDEr"]
+    flags, _ = degeneration.degeneration({1: "a dog", 2: ""})
+    assert flags[2]["degenerate"] and "empty" in flags[2]["reasons"][0]
+    assert not flags[1]["degenerate"]
 
 
 def test_java_missing_refuses(monkeypatch: pytest.MonkeyPatch) -> None:

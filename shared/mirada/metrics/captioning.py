@@ -69,7 +69,11 @@ def _fmt_ids(ids: Sequence[Any]) -> str:
 def validate(
     references: Mapping[Any, Sequence[str]], predictions: Mapping[Any, str]
 ) -> tuple[dict[Any, list[str]], dict[Any, str]]:
-    """Cleaned (references, predictions) in references' id order, or MiradaError naming ids."""
+    """Cleaned (references, predictions) in references' id order, or MiradaError naming ids.
+
+    An empty prediction is kept: a model that generated nothing scored 0 on every metric
+    (pycocoevalcap scores an empty line so), and refusing it would fail a whole caption run
+    over one image. `mirada score-captions` refuses empty entries in a user's file itself."""
     if not references:
         raise MiradaError("no references given")
     if not predictions:
@@ -85,7 +89,7 @@ def validate(
         raise MiradaError("references and predictions must have the same ids; " + "; ".join(parts))
     refs: dict[Any, list[str]] = {}
     preds: dict[Any, str] = {}
-    empty_pred, empty_ref = [], []
+    empty_ref = []
     for key, value in references.items():
         if isinstance(value, str):
             value = [value]
@@ -95,10 +99,6 @@ def validate(
         refs[key] = cleaned
         pred = predictions[key]
         preds[key] = _clean(pred) if isinstance(pred, str) else ""
-        if not preds[key]:
-            empty_pred.append(key)
-    if empty_pred:
-        raise MiradaError(f"empty predictions for ids {_fmt_ids(empty_pred)}")
     if empty_ref:
         raise MiradaError(f"no non-empty reference captions for ids {_fmt_ids(empty_ref)}")
     return refs, preds
@@ -268,7 +268,7 @@ def score_captions(
     Returns {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr": corpus score
     or None, "per_item": {id: {same keys}}} plus "unavailable": {metric: reason} when any
     metric could not be computed; `meteor=False` skips METEOR (its JVM takes 10-20 s to start),
-    which is then unavailable as "not requested". Mismatched ids, empty predictions or empty
+    which is then unavailable as "not requested". Mismatched ids or empty
     references raise MiradaError naming the ids.
     """
     refs, preds = validate(references, predictions)

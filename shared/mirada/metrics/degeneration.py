@@ -98,6 +98,8 @@ def degeneration(
         rate, reasons = caption_repetition(text)
         copies = shared[norm[key]] if norm[key] else 0
         verbatim = copies >= 2
+        if not toks:
+            reasons.append("empty: the model generated no words")
         if copies >= generic_min_images:
             reasons.append(f"generic: the same caption was generated for {copies} images")
         flags[key] = {
