@@ -277,6 +277,19 @@ def test_gpu_only_preset_is_refused_on_cpu() -> None:
         load_adapter("hf-vlm:random:blip2-opt-2.7b", device=Device.cpu)
 
 
+def test_gpu_only_preset_is_refused_on_cpu_at_queue_time() -> None:
+    """--device cpu is refused when queued; auto is left to the worker that claims it."""
+    from mirada.domain import Dtype, Task
+    from mirada.errors import MiradaError
+    from mirada.queue import validate_run_request
+
+    model = "hf-vlm:random:blip2-opt-2.7b"
+    with pytest.raises(MiradaError, match=r"GPU only.*--device cuda"):
+        validate_run_request(model, Task.benchmark, Device.cpu, Dtype.fp32, 1)
+    validate_run_request(model, Task.benchmark, Device.auto, Dtype.fp32, 1)
+    validate_run_request("hf-vlm:random:smolvlm-256m", Task.benchmark, Device.cpu, Dtype.fp32, 1)
+
+
 # Parameter counts of the real architectures, counted on torch's meta device (nothing is
 # allocated): BLIP-2 OPT-2.7b is published as 3.74B, SmolVLM-256M as 256M.
 REAL_SIZES = {"blip2-opt-2.7b": 3_744_761_856, "smolvlm-256m": 256_484_928}

@@ -86,7 +86,7 @@ def validate_run_request(
 
     Takes values already parsed at the edge (CLI, dashboard, bundle); returns the run's
     options as they are stored (`options` or the task's defaults, local model paths pinned)."""
-    from mirada.vlm.registry import capabilities_for, latency_only_refusal
+    from mirada.vlm.registry import capabilities_for, device_refusal, latency_only_refusal
 
     spec = TASKS[task]
     _check_batch_size(batch_size, "--batch-size")
@@ -114,7 +114,7 @@ def validate_run_request(
             f"model {model_id} cannot run task {str(task)!r} (it lacks "
             f"{', '.join(sorted(missing))}); it can run: {', '.join(able)}"
         )
-    refusal = latency_only_refusal(model_id, task)
+    refusal = latency_only_refusal(model_id, task) or device_refusal(model_id, device)
     if refusal:
         raise MiradaError(refusal)
     # local model paths: absolute from here, their files fingerprinted (mirada.vlm.local_files)

@@ -45,7 +45,7 @@ from mirada.vlm.base import DEFAULT_CAPTION_OPTIONS, Captioning, CaptionOptions,
 from mirada.vlm.errors import DeviceUnavailableError, ModelUnavailableError
 from mirada.vlm.hub import resolve_hf_dir
 from mirada.vlm.ids import ModelSpec
-from mirada.vlm.presets import Preset
+from mirada.vlm.presets import Preset, gpu_only_refusal
 from mirada.vlm.torch_common import (
     TorchAdapter,
     hf_from_pretrained,
@@ -165,14 +165,6 @@ def _load_parts(spec: ModelSpec, device: Device) -> _Parts:
         )
     revision = hf_revision(path, model.config)
     return _Parts(model, processor, revision, len(info.get("missing_keys") or ()))
-
-
-def gpu_only_refusal(preset: Preset) -> str:
-    return (
-        f"{preset.model_id} is marked GPU only: at its real size it needs more memory and "
-        "time than a CPU benchmark is worth. Run it with --device cuda (or auto on a machine "
-        "with a GPU), or pick a smaller preset from `mirada models`."
-    )
 
 
 def _is_encoder_decoder(config: Any) -> bool:

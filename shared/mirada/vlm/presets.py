@@ -210,6 +210,15 @@ PRESETS: dict[tuple[str, str], Preset] = {
 }
 
 
+def gpu_only_refusal(preset: Preset) -> str:
+    """Why a GPU-only preset does not run on the CPU (at queue time and at load)."""
+    return (
+        f"{preset.model_id} is marked GPU only: at its real size it needs more memory and "
+        "time than a CPU benchmark is worth. Run it with --device cuda (or auto on a machine "
+        "with a GPU), or pick a smaller preset from `mirada models`."
+    )
+
+
 def get_preset(family: str, name: str) -> Preset | None:
     return PRESETS.get((family, name))
 

@@ -19,7 +19,7 @@ from mirada.vlm.errors import DeviceUnavailableError, ModelUnavailableError
 from mirada.vlm.families import Layout
 from mirada.vlm.hub import OPEN_CLIP_WEIGHT_FILES
 from mirada.vlm.ids import ModelSpec, parse_model_id
-from mirada.vlm.presets import LATENCY_ONLY
+from mirada.vlm.presets import LATENCY_ONLY, gpu_only_refusal
 
 if TYPE_CHECKING:
     from mirada.vlm.base import LoadedModel
@@ -31,6 +31,7 @@ __all__ = [
     "available_offline",
     "cached_weights",
     "capabilities_for",
+    "device_refusal",
     "latency_only_refusal",
     "list_catalogue",
     "load_adapter",
@@ -66,6 +67,16 @@ def latency_only_refusal(model_id: str, task: Task) -> str | None:
         f"its outputs mean nothing, so it runs --task benchmark only, not {str(task)!r}. "
         "Use the real weights (e.g. from `mirada models`) for match and caption runs."
     )
+
+
+def device_refusal(model_id: str, device: Device) -> str | None:
+    """Why `model_id` may not run on `device`: GPU-only presets are refused on the CPU when
+    the run asks for it (with auto, the worker that claims the run decides, and its load
+    refuses a CPU)."""
+    preset = parse_model_id(model_id).preset_entry
+    if preset is not None and preset.gpu_only and device is Device.cpu:
+        return gpu_only_refusal(preset)
+    return None
 
 
 def resolve_device(device: Device = Device.auto) -> Device:
