@@ -167,8 +167,8 @@ def test_the_runs_table_reads_whole(seeded_copy: Seeded) -> None:
     assert running is not None
     at = open_page("runs")
     table = at.dataframe[0].value
-    assert list(table.columns)[:8] == [
-        "open", "id", "status", "progress", "model", "task", "dataset", "phase"
+    assert list(table.columns)[:7] == [
+        "open", "id", "status", "progress", "task", "model", "duration"
     ]  # fmt: skip
     # no cell reads None or nan: unset text is "–", every run has a link
     for column in table.columns:

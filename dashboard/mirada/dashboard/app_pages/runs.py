@@ -26,18 +26,19 @@ RUN_PARAM = "run"  # the run the inspector shows
 DATASET_PARAM = "dataset"  # the dataset the queue form starts on
 ACTION_KEY = "runs_action_run"
 QUEUED_KEY = "runs_just_queued"  # [(run id, model id, task)] queued by the form, shown once
-# The link and what identifies a run and its state first: in view without scrolling; the
-# rest after. runs_frame's `elapsed` is not shown: `duration` is the same for running runs.
+# The link, what a run is and how far it got first: in view without scrolling beside a long
+# model id; the rest after. A running run's phase and time left are also in its banner above
+# the table. runs_frame's `elapsed` is not shown: `duration` is the same for running runs.
 TABLE_COLUMNS = [
     "open",
     "id",
     "status",
     "progress",
-    "model",
     "task",
+    "model",
+    "duration",
     "dataset",
     "phase",
-    "duration",
     "time_left",
     "attempts",
     "device",
