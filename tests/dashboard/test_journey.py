@@ -15,6 +15,7 @@ from test_pages import open_page, texts
 
 from mirada.domain import Task
 from mirada.metrics.formatting import MISSING
+from mirada.text_safety import markdown_text
 
 
 def _shapes_zip(tmp_path: Path) -> bytes:
@@ -136,8 +137,8 @@ def test_queueing_links_each_new_run_and_inspects_the_first(seeded_copy: Seeded)
     assert queued.startswith("Queued 2 run(s)")
     runs = [p for p in at.get("page_link") if p.proto.label.startswith("#")]
     ids = [int(p.proto.label.split()[0].lstrip("#")) for p in runs]
-    assert [p.proto.label for p in runs] == [
-        f"#{i} {m} · benchmark" for i, m in zip(ids, chosen, strict=True)
+    assert [p.proto.label for p in runs] == [  # the model id Markdown-escaped: shown as typed
+        f"#{i} {markdown_text(m)} · benchmark" for i, m in zip(ids, chosen, strict=True)
     ]
     assert [(p.proto.page, p.proto.query_string) for p in runs] == [
         ("runs", f"run={i}") for i in ids

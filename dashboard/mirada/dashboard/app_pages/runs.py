@@ -172,7 +172,7 @@ def _confirmation() -> None:
         for run_id, model_id, task in queued:
             st.page_link(
                 links.PAGE_FILES[links.RUNS],
-                label=f"#{run_id} {model_id} · {task}",
+                label=f"#{run_id} {markdown_text(model_id)} · {task}",  # labels are Markdown
                 icon=":material/arrow_upward:",
                 query_params={RUN_PARAM: str(run_id)},
             )
