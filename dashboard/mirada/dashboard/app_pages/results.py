@@ -314,7 +314,7 @@ def _hardest() -> None:
     tiles = tiles.assign(
         where=[f"{f} · rank {r}" for f, r in zip(tiles["filename"], tiles["rank"], strict=True)],
         # no line rather than "top-1: nan" when the run kept no top-k for an image
-        picked=[f"top-1: {t}" if isinstance(t, str) else None for t in tiles["top1_caption"]],
+        picked=[f"top-1: {t}" if isinstance(t, str) else "" for t in tiles["top1_caption"]],
     )
     item_view.gallery(tiles, "results_hardest", lines=["where", "picked"])
 
