@@ -22,7 +22,8 @@ Export dict (JSON is exactly this):
 
 JSON and CSV keep raw numbers (fractions, not percent; empty cells for missing values), since
 scripts and spreadsheets compute with them; CSV is one table per file (`mirada.export.tables`:
-CSV_COLUMNS), written by the same `write_csv` as the dashboard's downloads. The Markdown report is for people: its values go through
+CSV_COLUMNS), written by the same `write_csv` as the dashboard's downloads. The Markdown report
+is for people: its values go through
 `mirada.metrics.formatting.format_metric`, as on the dashboard and in `mirada show`.
 """
 
