@@ -68,8 +68,9 @@ def test_match_runs_are_tested_on_every_headline_proportion(seeded_env: Seeded) 
     assert sig["problem"].isna().all()
     tested = sig[sig["untested"].isna()]
     for key, row in tested.iterrows():
-        # the per-item values are the stored metric's: their means differ as the cards do
-        diff = (stored_a[key] - stored_b[key]) * (100 if PAIRED[key].binary else 1)
+        # the per-item values are the stored metric's: their means differ as the cards do,
+        # the later run minus the reference (the sign of the per-category difference chart)
+        diff = (stored_b[key] - stored_a[key]) * (100 if PAIRED[key].binary else 1)
         assert row["difference"] == pytest.approx(diff, abs=1e-9), key
         assert row["ci_low"] <= row["difference"] <= row["ci_high"]
         test = "mcnemar_exact" if PAIRED[key].binary else "paired_bootstrap"

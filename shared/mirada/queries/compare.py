@@ -331,9 +331,13 @@ def pairwise_significance(run_ids: Sequence[int]) -> pd.DataFrame:
         for info in _runs(run_ids)
     ]
     rows: list[dict[str, Any]] = []
-    for i, a in enumerate(values):
-        for b in values[i + 1 :]:
-            rows.extend(_pair_row(a, b, metric) for metric in _compared_metrics(a, b))
+    for i, earlier in enumerate(values):
+        for later in values[i + 1 :]:
+            # later minus earlier (the reference is first): the sign the per-category
+            # difference chart plots, "other run minus reference"
+            rows.extend(
+                _pair_row(later, earlier, metric) for metric in _compared_metrics(later, earlier)
+            )
     return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
 
 

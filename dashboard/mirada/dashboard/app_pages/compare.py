@@ -178,9 +178,10 @@ if sig.empty:
     st.info("No per-item results to pair up.")
 else:
     st.caption(
-        "Per-image outcomes aligned by item id. Correct/incorrect: exact McNemar test, with a "
-        "paired-bootstrap 95% CI of the difference in points. Per-image caption scores: paired "
-        "bootstrap for both."
+        "Per-image outcomes aligned by item id; each difference is the later run minus the "
+        "earlier (the reference first), as in the chart above. Correct/incorrect: exact McNemar "
+        "test, with a paired-bootstrap 95% CI of the difference in points. Per-image caption "
+        "scores: paired bootstrap for both."
     )
     untested: dict[str, list[str]] = {}  # why not tested -> metric labels
     for r in sig.to_dict("records"):
