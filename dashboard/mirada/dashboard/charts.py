@@ -39,6 +39,17 @@ WARNING_COLOR: Final = "#c2410c"  # chance lines and notes (Streamlit's Markdown
 MISSING: Final = "–"  # what a table shows for a missing value (never "None")
 
 
+def _names_axis(slant: bool) -> alt.Axis:
+    """An axis of names that shows every name: slanted when side by side they would overlap
+    (Vega drops overlapping labels), never cut short."""
+    return alt.Axis(
+        labelAngle=-30 if slant else 0,
+        labelAlign="right" if slant else "center",
+        labelLimit=0,
+        labelOverlap=False,
+    )
+
+
 def run_color(run_id: int) -> str:
     """The colour of a run on every page: fixed by its id, so run 7 looks the same on Results,
     Compare and Captions; ten consecutive run ids never share a colour."""
@@ -152,12 +163,7 @@ def bars_with_ci(
         f"{x}:N",
         title=x_title if x_title is not None else x,
         sort=None,
-        axis=alt.Axis(
-            labelAngle=-30 if slant else 0,
-            labelAlign="right" if slant else "center",
-            labelLimit=0,
-            labelOverlap=False,
-        ),
+        axis=_names_axis(slant),
     )
     offset = {"xOffset": alt.XOffset(f"{color}:N", sort=None)} if color else {}
     fmt = ".1f" if percent else ".3f"
@@ -230,12 +236,7 @@ def category_bars(
         "label:N",
         title="category (N images)",
         sort=None,
-        axis=alt.Axis(
-            labelAngle=-30 if slant else 0,
-            labelAlign="right" if slant else "center",
-            labelLimit=0,
-            labelOverlap=False,
-        ),
+        axis=_names_axis(slant),
     )
     y_scale = alt.Scale(domain=[0, 100], clamp=True)
     tooltip = [

@@ -52,23 +52,18 @@ from mirada.vlm.base import Fingerprint, ImageEmbedding
 from mirada.vlm.errors import ModelIdError, ModelUnavailableError
 from mirada.vlm.hub import resolve_hf_dir, unavailable
 from mirada.vlm.ids import ModelSpec
-from mirada.vlm.torch_common import HFAdapter, l2_numpy
+from mirada.vlm.torch_common import HFAdapter, HFImageTransform, l2_numpy
 
 SIGLIP2 = "siglip2"  # the family whose texts this adapter lower-cases
 _OTHER_FAMILY = {"siglip": "siglip2", "siglip2": "siglip"}
 
 
-class NaFlexTransform:
+class NaFlexTransform(HFImageTransform):
     """Picklable PIL -> [P + 1, 3·p·p] tensor for SigLIP 2 NaFlex: the processor's patches,
     then a header row (h, w, 0, ...) with the patch grid (see the module docstring)."""
 
-    def __init__(self, processor: Any) -> None:
-        self.processor = processor
-
     def __call__(self, image: Any) -> torch.Tensor:
-        if getattr(image, "mode", "RGB") != "RGB":
-            image = image.convert("RGB")
-        out = self.processor(images=image, return_tensors="pt")
+        out = self.processed(image)
         patches = out["pixel_values"][0]
         header = patches.new_zeros(1, patches.shape[1])
         header[0, :2] = out["spatial_shapes"][0].to(patches.dtype)

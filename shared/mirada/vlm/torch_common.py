@@ -70,11 +70,14 @@ class HFImageTransform:
     def __init__(self, processor: Any) -> None:
         self.processor = processor
 
-    def __call__(self, image: Any) -> torch.Tensor:
+    def processed(self, image: Any) -> Any:
+        """The processor's output for one image (RGB first)."""
         if getattr(image, "mode", "RGB") != "RGB":
             image = image.convert("RGB")
-        out = self.processor(images=image, return_tensors="pt")
-        return out["pixel_values"][0]
+        return self.processor(images=image, return_tensors="pt")
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        return self.processed(image)["pixel_values"][0]
 
 
 def _resample_name(resample: Any) -> str | None:
