@@ -21,7 +21,7 @@ from mirada.bundles.schema_checks import JSON_TYPE, check_artifact
 from mirada.datasets import import_dataset, load_items
 from mirada.db import read_session
 from mirada.db.models import ItemResult, RunArtifact
-from mirada.export import build_export
+from mirada.export import build_export, to_csv
 from mirada.metrics import names, probe
 from mirada.queries.results import run_metrics
 from mirada.queries.runs import run_detail
@@ -112,6 +112,14 @@ def test_a_match_run_stores_probe_knn_items_and_artifact(
         assert exported["metrics"][key]["value"] == pytest.approx(overall.loc[key, "value"])
         some = next(iter(exported["per_category"].values()))
         assert key in some["metrics"], key
+    # every exported image carries its out-of-fold predictions (JSON items and the CSV)
+    by_item = {it["item_id"]: it for it in exported["items"]}
+    for item_id, det in details.items():
+        for pred, correct in ITEM_KEYS:
+            assert by_item[item_id][pred] == det.get(pred)
+            assert by_item[item_id][correct] == det.get(correct)
+    header = to_csv(exported).splitlines()[0].split(",")
+    assert {k for pair in ITEM_KEYS for k in pair} <= set(header)
 
     # a bundle carries the per-item keys and the artifact through export's and import's checks
     bundle = tmp_path / "run.mirada.zip"

@@ -20,6 +20,7 @@ from mirada.domain import RunStatus, Task
 from mirada.errors import MiradaError
 from mirada.metrics import clipscore
 from mirada.metrics.names import CLIPSCORE_METRICS, chance_note, metric_name
+from mirada.metrics.probe import ITEM_KEYS
 from mirada.queries.runs import run_detail
 from mirada.version import __version__
 
@@ -192,6 +193,8 @@ def build_export(run_id: int) -> dict[str, Any]:
                 "category_correct": details.get("category_correct"),
                 "category_top1": details.get("category_top1"),
                 "zeroshot_pred": details.get("zeroshot_pred"),
+                "zeroshot_prob": details.get("zeroshot_prob"),
+                **{key: details.get(key) for pair in ITEM_KEYS.values() for key in pair},
                 "n_references": len(refs),
                 "references": refs,
                 "generated_caption": generated.text if generated is not None else None,

@@ -20,6 +20,7 @@ from mirada.errors import MiradaError
 from mirada.export.build import build_export
 from mirada.metrics.formatting import MISSING
 from mirada.metrics.names import metric_name
+from mirada.metrics.probe import ITEM_KEYS
 from mirada.text_safety import csv_cell
 
 ITEM_COLUMNS = (
@@ -37,6 +38,8 @@ ITEM_COLUMNS = (
     "category_correct",
     "category_top1",
     "zeroshot_pred",
+    "zeroshot_prob",
+    *(key for pair in ITEM_KEYS.values() for key in pair),
     "n_references",
     "references",
     "generated_caption",
