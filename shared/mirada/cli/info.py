@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 from mirada.cli import arg, command, print_json
 from mirada.domain import Device
+from mirada.metrics.formatting import MISSING
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,6 @@ def info_cmd(args: argparse.Namespace) -> int:
             value = "not found: METEOR unavailable (install a Java runtime)"
         if key == "device" and value is None:
             value = "unavailable (torch is not installed)"
-        print(f"{label:<{width}}  {'-' if value is None else value}")
+        print(f"{label:<{width}}  {MISSING if value is None else value}")
     # A legacy ./mirada-data notice, if any, was printed on stderr when the settings were read.
     return 0

@@ -84,7 +84,8 @@ shown_corpus = pd.DataFrame(
 # A static table: it wraps the longer reasons and implementations and shows every row, where
 # a grid cut them off at its column edge and scrolled inside a box.
 st.table(charts.table_text(shown_corpus), hide_index=True)
-data.downloads(corpus.drop(columns=["help"]), f"run{run_id}_corpus", "captions_corpus_dl")
+# the downloads are `mirada export --format csv`'s tables, byte for byte (one schema)
+data.downloads(data.export_table(run_id, "metrics"), f"run{run_id}_metrics", "captions_corpus_dl")
 unavailable = corpus[corpus["unavailable"].notna()]
 for r in unavailable.to_dict("records"):
     st.warning(f"**{r['label']} unavailable:** {markdown_text(r['unavailable'])}")
@@ -188,4 +189,4 @@ item_view.linked_table(
         },
     },
 )
-data.downloads(table, f"run{run_id}_captions", "captions_dl")
+data.downloads(data.export_table(run_id, "items"), f"run{run_id}_items", "captions_dl")
