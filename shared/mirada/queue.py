@@ -109,7 +109,11 @@ def validate_run_request(
     caps = capabilities_for(model_id)  # raises a MiradaError for malformed ids
     missing = spec.needs - caps
     if missing:
-        able = [t for t, other in TASKS.items() if other.needs <= caps]
+        able = [
+            t
+            for t, other in TASKS.items()
+            if other.needs <= caps and latency_only_refusal(model_id, t) is None
+        ]
         raise MiradaError(
             f"model {model_id} cannot run task {str(task)!r} (it lacks "
             f"{', '.join(sorted(missing))}); it can run: {', '.join(able)}"
