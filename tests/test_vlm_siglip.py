@@ -291,6 +291,10 @@ def test_match_run_stores_the_zeroshot_probability(dataset: int, siglip_dir: Pat
         assert details["zeroshot_prob"] == pytest.approx(want, abs=1e-4)
         probs.append(details["zeroshot_prob"])
     assert value == pytest.approx(float(np.mean(probs)), abs=1e-4)  # every demo image has one
+    from mirada.queries.results import item_drilldown  # the item view reads it per image
+
+    shown = item_drilldown(run_id, rows[0].item_id)
+    assert shown is not None and shown.zeroshot_prob == pytest.approx(probs[0])
 
 
 # --- presets, ids, queue --------------------------------------------------------------------

@@ -172,3 +172,21 @@ def test_probe_tab_says_why_there_is_no_figure(env: dict[str, int]) -> None:
 def test_a_run_without_the_artifact_has_no_view(env: dict[str, int]) -> None:
     assert probe_view(10**6) is None
     assert probe_mistakes(10**6, names.PROBE_ACCURACY).empty
+
+
+def test_the_item_view_shows_each_held_out_prediction(env: dict[str, int]) -> None:
+    """Every probe number leads to its images: an image's item view says what the probe and
+    each kNN predicted while it was held out, and whether that was right."""
+    from mirada.queries.results import item_drilldown
+
+    run = env["noisy"]
+    wrong = probe_mistakes(run, names.PROBE_ACCURACY)
+    item_id = int(wrong["item_id"].iloc[0])
+    d = item_drilldown(run, item_id)
+    assert d is not None and set(d.held_out) == set(ITEM_KEYS)
+    pred, ok = d.held_out[names.PROBE_ACCURACY]
+    assert not ok and pred != d.category
+    at = _open(run=run, item=item_id)
+    shown = _texts(at)
+    assert f"**Linear-probe prediction:** {markdown_text(pred)}" in shown
+    assert "kNN (k=5) prediction:" in shown

@@ -17,7 +17,8 @@ import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
 from mirada.dashboard import data, links
-from mirada.metrics.names import metric_name
+from mirada.metrics.formatting import format_value
+from mirada.metrics.names import MetricKind, metric_name
 from mirada.metrics.report import ZEROSHOT_TOP_CLASSES
 from mirada.queries.results import ItemDrilldown
 from mirada.text_safety import markdown_text
@@ -230,6 +231,20 @@ def item_view(page: str, run_id: int, item_id: int) -> None:
                 st.markdown(f"**Zero-shot class:** {markdown_text(d.zeroshot_pred)} ({mark})")
                 if not d.zeroshot_scores:
                     st.caption("This run stored the predicted class only, not each class's score.")
+            if d.zeroshot_prob is not None:
+                st.markdown(
+                    f"**Model's probability for that class:** "
+                    f"{format_value(MetricKind.proportion, d.zeroshot_prob)}",
+                    help="sigmoid(logit_scale · cosine + logit_bias) of the predicted class: "
+                    "the calibrated score of a sigmoid-loss model (SigLIP)",
+                )
+            for key, (pred, ok) in d.held_out.items():
+                mark = ":material/check: correct" if ok else ":material/close: wrong"
+                st.markdown(
+                    f"**{metric_name(key).label.replace(' accuracy', '')} prediction:** "
+                    f"{markdown_text(pred)} ({mark})",
+                    help="Predicted while this image was in the held-out fold (see the Probe tab)",
+                )
             if d.category_top1 is not None:
                 st.markdown(f"**Category of the top-1 caption:** {markdown_text(d.category_top1)}")
         with right:

@@ -7,7 +7,7 @@ Metric values are stored as fractions (0..1); the page formats them by their kin
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from mirada.db import read_session
 from mirada.db.models import Caption, GeneratedCaption, Image, Item, ItemResult, Metric, RunArtifact
-from mirada.metrics.names import HEADLINE, chance_note, interval_label, metric_name
+from mirada.metrics.names import HEADLINE, as_number, chance_note, interval_label, metric_name
+from mirada.metrics.probe import ITEM_KEYS as PROBE_ITEM_KEYS
 from mirada.queries.common import caption_frame, item_frame, run_info
 from mirada.queries.datasets import fetch_missing
 
@@ -238,6 +239,10 @@ class ItemDrilldown:
     generated: GeneratedCaptionView | None
     # (class, cosine) best first, as the match run stored them; None for runs stored before
     zeroshot_scores: list[tuple[str, float]] | None = None
+    # sigmoid-loss models (SigLIP): the model's own probability for the predicted class
+    zeroshot_prob: float | None = None
+    # probe/kNN metric key -> (out-of-fold predicted category, right?) for this image
+    held_out: dict[str, tuple[str, bool]] = field(default_factory=dict)
 
 
 def item_drilldown(run_id: int, item_id: int) -> ItemDrilldown | None:
@@ -315,4 +320,10 @@ def item_drilldown(run_id: int, item_id: int) -> ItemDrilldown | None:
             if generated
             else None
         ),
+        zeroshot_prob=as_number(details.get("zeroshot_prob")),
+        held_out={
+            key: (str(details[pred]), bool(details.get(ok)))
+            for key, (pred, ok) in PROBE_ITEM_KEYS.items()
+            if details.get(pred) is not None
+        },
     )
