@@ -379,10 +379,15 @@ def test_open_clip_siglip_needs_its_tokenizer_repo(
     with pytest.raises(ModelUnavailableError, match="timm/ViT-B-16-SigLIP") as refused:
         load_adapter(f"open-clip:{arch}/webli", device=Device.cpu)
     assert "tokenizer" in str(refused.value) and "does not bundle" in str(refused.value)
+    from mirada.vlm.registry import available_offline  # random init needs the tokenizer too
+
+    assert not available_offline(f"open-clip:{arch}")
+    assert available_offline("open-clip:ViT-B-32")  # open_clip bundles CLIP's BPE
     snapshot = tmp_path / "hub/models--timm--ViT-B-16-SigLIP/snapshots/abc"
     snapshot.mkdir(parents=True)
     (snapshot / "tokenizer_config.json").write_text("{}")
     assert missing_text_repo(arch)  # transformers 5's AutoTokenizer reads config.json first
     (snapshot / "config.json").write_text('{"architecture": "vit_base_patch16_siglip_224"}')
     assert missing_text_repo(arch) is None
+    assert available_offline(f"open-clip:{arch}")
     assert missing_text_repo("xlm-roberta-base-ViT-B-32")  # a text tower needs config.json

@@ -182,8 +182,11 @@ def available_offline(model_id: str) -> bool:
         return snap is not None and hub.has_weights(snap)
     if spec.local_dir is not None:
         return (spec.local_dir / "open_clip_config.json").is_file()
-    if spec.pretrained is None:
-        return True  # random init; arch validity is checked at load
+    if spec.pretrained is None:  # random init; arch validity is checked at load
+        from mirada.vlm.open_clip_family import missing_text_repo
+
+        # ...but a text side from the HF Hub (the SigLIP configs' tokenizers) must be cached
+        return missing_text_repo(spec.source) is None
     known = OPEN_CLIP_TAG_REPOS.get((spec.source, spec.pretrained))
     if known is not None:
         repo, text_repo = known
