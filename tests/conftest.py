@@ -93,6 +93,18 @@ def postgres_unavailable_reason() -> str | None:
     return None
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for a module of tiny models (CPUs are shared between the test
+    processes; tiny models gain nothing from more): `pytestmark = usefixtures(...)`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One SQLite file migrated to head for the whole session. Migrating a new file costs about

@@ -11,7 +11,6 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers/huggingface_hub read it
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +44,7 @@ SETTINGS = {  # greedy and beam search, never sampled
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # CPUs are shared; tiny models gain nothing from more
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ load, so two runs of "the same" model disagreed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +28,7 @@ def arch(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"open-clip:{name}"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _embed(model_id: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:

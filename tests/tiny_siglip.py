@@ -94,11 +94,11 @@ def _calibrate(model: Any) -> None:
         model.logit_bias.fill_(-3.0)
 
 
-def make_siglip(directory: Path, seed: int = 0) -> Path:
-    """A tiny SiglipModel with SiglipTokenizer and SiglipImageProcessor (SigLIP v1 layout)."""
+def _save_fixed_resolution(directory: Path, tokenizer: Any, seed: int) -> Path:
+    """A tiny SiglipModel with `tokenizer` and SiglipImageProcessor, saved to `directory`
+    (the layout of SigLIP v1 and of SigLIP 2's fixed-resolution checkpoints)."""
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
 
-    tokenizer = write_siglip_tokenizer(directory)
     vision = {**TOWER, "image_size": IMAGE, "patch_size": 8}
     config = SiglipConfig(text_config=_text(len(tokenizer)), vision_config=vision)
     torch.manual_seed(seed)
@@ -111,25 +111,17 @@ def make_siglip(directory: Path, seed: int = 0) -> Path:
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory
+
+
+def make_siglip(directory: Path, seed: int = 0) -> Path:
+    """A tiny SiglipModel with SiglipTokenizer and SiglipImageProcessor (SigLIP v1 layout)."""
+    return _save_fixed_resolution(directory, write_siglip_tokenizer(directory), seed)
 
 
 def make_siglip2_fixres(directory: Path, seed: int = 0) -> Path:
     """A tiny SigLIP 2 fixed-resolution checkpoint: SiglipModel with a Gemma tokenizer."""
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
-
     tokenizer = write_siglip2_tokenizer(directory, "GemmaTokenizer")
-    vision = {**TOWER, "image_size": IMAGE, "patch_size": 8}
-    config = SiglipConfig(text_config=_text(len(tokenizer)), vision_config=vision)
-    torch.manual_seed(seed)
-    model = SiglipModel(config).eval()
-    _calibrate(model)
-    processor = SiglipProcessor(
-        image_processor=SiglipImageProcessor(size={"height": IMAGE, "width": IMAGE}),
-        tokenizer=tokenizer,
-    )
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
-    return directory
+    return _save_fixed_resolution(directory, tokenizer, seed)
 
 
 # NaFlex at the published patch size and patch budget: Siglip2Processor's own defaults
