@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
@@ -26,8 +25,8 @@ from mirada.metrics.names import (
 )
 from mirada.metrics.probe import ITEM_KEYS, PROBE_ARTIFACT
 from mirada.queries.common import item_frame, run_info
+from mirada.queries.results import confusion_frame
 
-CONFUSION_COLUMNS = ["true", "predicted", "count", "share"]
 RECALL_COLUMNS = ["category", "metric", "label", "n", "value", "ci_low", "ci_high", "interval"]
 RECALL_COLUMNS += ["chance", "note"]
 FOLD_COLUMNS = ["fold", "metric", "label", "accuracy", "chosen_c"]
@@ -72,20 +71,6 @@ class ProbeView:
     per_fold: pd.DataFrame  # FOLD_COLUMNS: accuracy per fold and classifier, the probe's C
     recall: pd.DataFrame  # RECALL_COLUMNS: per-category recall, Wilson interval, 1/K chance
     confusion: dict[str, pd.DataFrame]  # metric key -> CONFUSION_COLUMNS (rows: true category)
-
-
-def _confusion(labels: list[str], matrix: Any) -> pd.DataFrame:
-    m = np.asarray(matrix, dtype=np.float64).reshape(len(labels), len(labels))
-    totals = m.sum(axis=1, keepdims=True)
-    share = np.divide(m, totals, out=np.zeros_like(m), where=totals > 0)
-    return pd.DataFrame(
-        [
-            {"true": a, "predicted": b, "count": int(m[i, j]), "share": float(share[i, j])}
-            for i, a in enumerate(labels)
-            for j, b in enumerate(labels)
-        ],
-        columns=CONFUSION_COLUMNS,
-    )
 
 
 def probe_view(run_id: int) -> ProbeView | None:
@@ -176,7 +161,7 @@ def probe_view(run_id: int) -> ProbeView | None:
         reason=doc.get("reason"),
         per_fold=pd.DataFrame(folds, columns=FOLD_COLUMNS),
         recall=pd.DataFrame(recall, columns=RECALL_COLUMNS),
-        confusion={key: _confusion(labels, m["matrix"]) for key, m in methods.items()},
+        confusion={key: confusion_frame(labels, m["matrix"]) for key, m in methods.items()},
     )
 
 

@@ -197,17 +197,25 @@ def zeroshot_confusion(run_id: int) -> pd.DataFrame | None:
     if blob is None:
         return None
     doc = json.loads(blob)
-    labels = [str(x) for x in doc.get("labels", [])]
-    matrix = np.asarray(doc.get("matrix", []), dtype=np.float64).reshape(len(labels), len(labels))
-    totals = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    return confusion_frame([str(x) for x in doc.get("labels", [])], doc.get("matrix", []))
+
+
+CONFUSION_COLUMNS = ["true", "predicted", "count", "share"]
+
+
+def confusion_frame(labels: list[str], matrix: Any) -> pd.DataFrame:
+    """A confusion matrix (rows: true label) as long rows: true, predicted, count, and share
+    of the true label's row (0 for an empty row)."""
+    m = np.asarray(matrix, dtype=np.float64).reshape(len(labels), len(labels))
+    totals = m.sum(axis=1, keepdims=True)
+    share = np.divide(m, totals, out=np.zeros_like(m), where=totals > 0)
     return pd.DataFrame(
         [
-            {"true": a, "predicted": b, "count": int(matrix[i, j]), "share": float(share[i, j])}
+            {"true": a, "predicted": b, "count": int(m[i, j]), "share": float(share[i, j])}
             for i, a in enumerate(labels)
             for j, b in enumerate(labels)
         ],
-        columns=["true", "predicted", "count", "share"],
+        columns=CONFUSION_COLUMNS,
     )
 
 
