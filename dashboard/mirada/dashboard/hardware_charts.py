@@ -70,16 +70,7 @@ def latency_log(df: pd.DataFrame, *, title: str) -> alt.LayerChart:
     lines = base.mark_line(point=True, strokeWidth=1.5).encode(
         x=x, y=y, color=color, detail="series:N", tooltip=tooltip
     )
-    ci = (
-        base.transform_filter("isValid(datum.latency_p50_ci_low)")
-        .mark_rule(strokeWidth=2)
-        .encode(
-            x=x,
-            y=alt.Y("latency_p50_ci_low:Q", scale=y_scale),
-            y2="latency_p50_ci_high:Q",
-            color=color,
-        )
-    )
+    ci = _whiskers(base, x, "latency_p50", y_scale, color)
     p95 = (
         base.transform_filter(f"isValid(datum['{LATENCY_P95_MS}'])")
         .mark_tick(thickness=2, size=10, opacity=0.7)
@@ -114,16 +105,7 @@ def throughput_ci(df: pd.DataFrame, *, title: str, unit: str) -> alt.LayerChart:
         color=color,
         tooltip=tooltip,
     )
-    whiskers = (
-        base.transform_filter("isValid(datum.throughput_ci_low)")
-        .mark_rule(strokeWidth=2)
-        .encode(
-            x=x,
-            y=alt.Y("throughput_ci_low:Q", scale=y_scale),
-            y2="throughput_ci_high:Q",
-            color=color,
-        )
-    )
+    whiskers = _whiskers(base, x, "throughput", y_scale, color)
     return alt.LayerChart(layer=[lines, whiskers]).properties(
         title=title, height=_legend_height(series)
     )
@@ -189,4 +171,16 @@ def speed_vs_accuracy(
     return alt.LayerChart(layer=layers).properties(
         title=title,
         height=_legend_height([*labels, *variants]) + 60,  # two legends
+    )
+
+
+def _whiskers(base: alt.Chart, x: Any, field: str, y_scale: alt.Scale, color: Any) -> alt.Chart:
+    """`field`'s 95% CI (columns `<field>_ci_low`/`_ci_high`) as vertical rules, for the rows
+    that have one (series measured before rounds have none)."""
+    return (
+        base.transform_filter(f"isValid(datum.{field}_ci_low)")
+        .mark_rule(strokeWidth=2)
+        .encode(
+            x=x, y=alt.Y(f"{field}_ci_low:Q", scale=y_scale), y2=f"{field}_ci_high:Q", color=color
+        )
     )
