@@ -36,7 +36,7 @@ from mirada.domain import (
 from mirada.errors import MiradaError, NotFoundError
 from mirada.results import RunResults, write_results
 from mirada.run_options import BenchmarkRunOptions, RunOptions, check_dtype, pinned
-from mirada.tasks import TASKS, parse_options
+from mirada.tasks import parse_options, task_fit
 
 # Queue-time bounds: a run outside them could only fail later, or kill the worker that takes
 # it (a batch of 10^8 images is an out-of-memory kill that comes back with every attempt).
@@ -86,9 +86,8 @@ def validate_run_request(
 
     Takes values already parsed at the edge (CLI, dashboard, bundle); returns the run's
     options as they are stored (`options` or the task's defaults, local model paths pinned)."""
-    from mirada.vlm.registry import capabilities_for, device_refusal, latency_only_refusal
+    from mirada.vlm.registry import device_refusal
 
-    spec = TASKS[task]
     _check_batch_size(batch_size, "--batch-size")
     if isinstance(max_attempts, bool) or not 1 <= max_attempts <= MAX_ATTEMPTS:
         raise MiradaError(
@@ -106,19 +105,13 @@ def validate_run_request(
     if isinstance(typed, BenchmarkRunOptions):
         for size in typed.batch_sizes or ():
             _check_batch_size(size, "--batch-sizes")
-    caps = capabilities_for(model_id)  # raises a MiradaError for malformed ids
-    missing = spec.needs - caps
-    if missing:
-        able = [
-            t
-            for t, other in TASKS.items()
-            if other.needs <= caps and latency_only_refusal(model_id, t) is None
-        ]
+    fit = task_fit(model_id, task)  # raises a MiradaError for malformed ids
+    if fit.missing:
         raise MiradaError(
             f"model {model_id} cannot run task {str(task)!r} (it lacks "
-            f"{', '.join(sorted(missing))}); it can run: {', '.join(able)}"
+            f"{', '.join(sorted(fit.missing))}); it can run: {', '.join(fit.able)}"
         )
-    refusal = latency_only_refusal(model_id, task) or device_refusal(model_id, device)
+    refusal = fit.latency_only or device_refusal(model_id, device)
     if refusal:
         raise MiradaError(refusal)
     # local model paths: absolute from here, their files fingerprinted (mirada.vlm.local_files)

@@ -70,6 +70,30 @@ TASKS: dict[Task, TaskSpec] = {
 }
 
 
+@dataclass(frozen=True)
+class TaskFit:
+    """Whether a model can run a task, from its id alone: the one rule the queue refuses by
+    and the dashboard's queue form offers by (each words it its own way)."""
+
+    capabilities: frozenset[Capability]  # what the model's family can do
+    missing: frozenset[Capability]  # what the task needs that it cannot
+    latency_only: str | None  # why its random weights refuse this task (registry), or None
+    able: tuple[Task, ...]  # the tasks this model can run
+
+
+def task_fit(model_id: str, task: Task) -> TaskFit:
+    """`model_id` against `task`; a malformed id raises the id parser's MiradaError."""
+    from mirada.vlm.registry import capabilities_for, latency_only_refusal
+
+    caps = capabilities_for(model_id)
+    able = tuple(
+        t
+        for t, spec in TASKS.items()
+        if spec.needs <= caps and latency_only_refusal(model_id, t) is None
+    )
+    return TaskFit(caps, TASKS[task].needs - caps, latency_only_refusal(model_id, task), able)
+
+
 def parse_options(task: Task, data: Any) -> RunOptions:
     """`task`'s typed options from stored or requested JSON (checked), or an options object
     of that task as it is."""

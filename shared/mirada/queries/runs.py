@@ -476,26 +476,19 @@ def task_refusal(model_id: str, task: Task) -> str | None:
     can do, which tasks it can run instead); None when it can. The rules are the queue's own:
     the Task table's `needs` against the family's capabilities, and the registry's
     latency-only rule. A malformed id gets the id parser's message."""
-    from mirada.tasks import TASKS
-    from mirada.vlm.registry import capabilities_for, latency_only_refusal
+    from mirada.tasks import TASKS, task_fit
 
     try:
-        caps = capabilities_for(model_id)
+        fit = task_fit(model_id, task)
     except MiradaError as exc:
         return str(exc)
-    missing = TASKS[task].needs - caps
-    if missing:
-        able = [
-            str(t)
-            for t, spec in TASKS.items()
-            if spec.needs <= caps and latency_only_refusal(model_id, t) is None
-        ]
+    if fit.missing:
         return (
             f"{model_id} cannot {TASK_WORDS.get(task, f'run {task}')}: that takes a model that "
-            f"can {_words(TASKS[task].needs)}, and this one can only {_words(caps)}. "
-            f"It can run: {', '.join(able)}."
+            f"can {_words(TASKS[task].needs)}, and this one can only {_words(fit.capabilities)}. "
+            f"It can run: {', '.join(fit.able)}."
         )
-    if latency_only_refusal(model_id, task) is not None:
+    if fit.latency_only is not None:
         return (
             f"{model_id} has random weights at a real model's size: its outputs mean nothing, "
             f"so it is for benchmark runs (speed and memory) only, not {task}."
